@@ -1,0 +1,86 @@
+"""Pounce: a pure-Python ASGI server built as a composable stack of layers.
+
+``pounce.run("myapp:app")`` serves the standard stack; ``Server.builder()``
+composes exactly the layers asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from pounce.asgi.types import ASGIApp
+from pounce.builder import ServerBuilder
+from pounce.errors import (
+    ASGIContractError,
+    BuildError,
+    LimitExceededError,
+    LocalProtocolError,
+    OverloadedError,
+    PounceError,
+    ProtocolError,
+    RateLimitedError,
+    RemoteProtocolError,
+    TLSError,
+    TransportError,
+)
+from pounce.layer import AppLayer, Conn, ConnectionHandler, ConnectionInfo, StreamLayer
+from pounce.protocol import ProtocolFactory
+from pounce.server import Server
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ASGIContractError",
+    "AppLayer",
+    "BuildError",
+    "Conn",
+    "ConnectionHandler",
+    "ConnectionInfo",
+    "LimitExceededError",
+    "LocalProtocolError",
+    "OverloadedError",
+    "PounceError",
+    "ProtocolError",
+    "ProtocolFactory",
+    "RateLimitedError",
+    "RemoteProtocolError",
+    "Server",
+    "ServerBuilder",
+    "StreamLayer",
+    "TLSError",
+    "TransportError",
+    "__version__",
+    "run",
+]
+
+
+def run(
+    app: ASGIApp | str,
+    *,
+    factory: bool = False,
+    app_dir: str | None = None,
+    log_level: str = "info",
+    **options: Any,
+) -> None:
+    """Serve `app` (a callable or ``"module:attr"``) with the standard preset.
+
+    `options` are the fields of `pounce.presets.StandardOptions` (Uvicorn's
+    names: ``host``, ``port``, ``uds``, ``timeout_keep_alive`` …).
+    """
+    from pounce.importer import import_app
+    from pounce.logs import configure_logging
+    from pounce.presets import StandardOptions, standard
+
+    known = {f.name for f in fields(StandardOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BuildError(
+            f"pounce.run(): unknown option(s) {', '.join(unknown)}",
+            hint=f"known options: {', '.join(sorted(known))}",
+        )
+    opts = StandardOptions(**options)
+    configure_logging(log_level, access_log=opts.access_log)
+    name = app if isinstance(app, str) else None
+    loaded = import_app(app, factory=factory, app_dir=app_dir) if isinstance(app, str) else app
+    standard(opts).asgi(loaded, name=name).run()

@@ -1,0 +1,1 @@
+"""The ASGI adapter: scopes, receive/send, lifespan."""

@@ -1,0 +1,309 @@
+"""One HTTP request/response as an ASGI call: scope, ``receive`` and ``send``.
+
+The `Exchange` is protocol-neutral: it speaks Pounce events to a
+`StreamOwner` (the driver) and never sees bytes of a wire format, so HTTP/1.1
+and HTTP/2 share it. It enforces the ASGI response contract with a
+transition table; a message that has no entry for the current state raises
+`ASGIContractError`.
+
+Failure policy (DESIGN.md): the app fails before ``http.response.start`` →
+500; after → the stream is reset (HTTP/1.1: the connection closes); the app
+returns without finishing → logged, then the same as a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from typing import Any, Protocol
+from urllib.parse import unquote_to_bytes
+
+from pounce.asgi.headers import validate_response_headers
+from pounce.asgi.types import ASGIApp, Message, Scope
+from pounce.errors import ASGIContractError, ClientDisconnectedError, PounceError
+from pounce.layer import ConnectionInfo
+from pounce.protocols.events import (
+    Headers,
+    OutboundEvent,
+    RequestReceived,
+    ResetStream,
+    SendData,
+    SendInformational,
+    SendResponse,
+)
+
+error_log = logging.getLogger("pounce.error")
+
+ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.4"}
+
+
+class StreamOwner(Protocol):
+    """What an exchange needs from the driver that owns its stream."""
+
+    def send_event(self, event: OutboundEvent) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def body_consumed(self, stream_id: int, size: int) -> None: ...
+
+    def stream_done(self, stream_id: int) -> None: ...
+
+
+class ResponseState(enum.Enum):
+    STARTING = "starting"  # waiting for http.response.start
+    STARTED = "started"  # head sent (or held), body may follow
+    DONE = "done"  # final body sent
+    FAILED = "failed"  # aborted: reset, disconnected or errored
+
+
+# The response contract, as a table: (state, message type) → next state.
+TRANSITIONS: dict[tuple[ResponseState, str], ResponseState] = {
+    (ResponseState.STARTING, "http.response.start"): ResponseState.STARTED,
+    (ResponseState.STARTED, "http.response.body"): ResponseState.STARTED,
+}
+
+
+class Exchange:
+    """Owns one request's ASGI state; driven by the driver and the app."""
+
+    def __init__(
+        self,
+        owner: StreamOwner,
+        request: RequestReceived,
+        info: ConnectionInfo,
+        context: ExchangeContext,
+    ) -> None:
+        self.stream_id = request.stream_id
+        self._owner = owner
+        self._context = context
+        self._is_head = request.method == b"HEAD"
+        self.scope = build_scope(request, info, context)
+        self.state = ResponseState.STARTING
+        self._status = 0
+        self._held_head: SendResponse | None = None
+        self._expects_continue = request.expects_continue
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._body_complete = not request.has_body
+        self._body_delivered = False
+        self._disconnected = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.keep_alive_refused = False
+        self.bytes_sent = 0
+
+    # -- driver side ------------------------------------------------------------
+
+    def feed_body(self, data: bytes) -> None:
+        self._body.append(data)
+        self._body_size += len(data)
+        self._wake()
+
+    def end_body(self) -> None:
+        self._body_complete = True
+        self._wake()
+
+    def disconnect(self) -> None:
+        """The client is gone or the stream was reset: unblock and refuse further sends."""
+        self._disconnected = True
+        if self.state is not ResponseState.DONE:
+            self.state = ResponseState.FAILED
+        self._wake()
+
+    @property
+    def response_started(self) -> bool:
+        return self.state is not ResponseState.STARTING
+
+    @property
+    def unread_body(self) -> int:
+        return self._body_size
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- app side: receive ---------------------------------------------------------
+
+    async def receive(self) -> Message:
+        while True:
+            message = self._next_message()
+            if message is not None:
+                return message
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+
+    def _next_message(self) -> Message | None:
+        if self._disconnected or self.state is ResponseState.DONE:
+            return {"type": "http.disconnect"}
+        if self._expects_continue:
+            self._expects_continue = False
+            if self.state is ResponseState.STARTING:
+                self._owner.send_event(SendInformational(stream_id=self.stream_id, status=100))
+        if self._body or (self._body_complete and not self._body_delivered):
+            body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
+            self._body.clear()
+            size, self._body_size = self._body_size, 0
+            if size:
+                self._owner.body_consumed(self.stream_id, size)
+            self._body_delivered = self._body_complete
+            return {"type": "http.request", "body": body, "more_body": not self._body_complete}
+        return None
+
+    # -- app side: send --------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        if self._disconnected:
+            raise ClientDisconnectedError("the client disconnected; the response cannot be sent")
+        kind = message.get("type")
+        following = TRANSITIONS.get((self.state, str(kind)))
+        if following is None:
+            raise ASGIContractError(
+                f"unexpected ASGI message {kind!r} in response state {self.state.value!r}",
+                hint="send http.response.start once, then http.response.body messages",
+            )
+        if kind == "http.response.start":
+            self._start(message)
+            self.state = following
+            return
+        await self._body_message(message)
+
+    def _start(self, message: Message) -> None:
+        status = message.get("status")
+        if not isinstance(status, int) or not 100 <= status <= 599 or 100 <= status < 200:
+            raise ASGIContractError(f"invalid response status {status!r}")
+        app_headers = validate_response_headers(message.get("headers", ()))
+        headers = self._context.response_headers(app_headers)
+        if self.keep_alive_refused:
+            headers.append((b"connection", b"close"))
+        self._status = status
+        self._held_head = SendResponse(stream_id=self.stream_id, status=status, headers=headers)
+
+    async def _body_message(self, message: Message) -> None:
+        body = message.get("body", b"")
+        if not isinstance(body, bytes | bytearray | memoryview):
+            raise ASGIContractError(f"http.response.body 'body' must be bytes, not {type(body)}")
+        more = bool(message.get("more_body", False))
+        if self._is_head:
+            body = b""
+        owner = self._owner
+        head = self._held_head
+        if head is not None:
+            # The head waits for the first body message so both leave in one
+            # write; a whole body in one message gets a Content-Length instead
+            # of chunked framing (HTTP/1.0 clients can then keep the connection).
+            if not more and not self._is_head and not _has_framing(head.headers):
+                head.headers.append((b"content-length", b"%d" % len(body)))
+            owner.send_event(head)
+            self._held_head = None
+        if body or not more:
+            owner.send_event(SendData(stream_id=self.stream_id, data=bytes(body), end_stream=not more))
+            self.bytes_sent += len(body)
+        if not more:
+            self.state = ResponseState.DONE
+            self._wake()
+            owner.stream_done(self.stream_id)
+        else:
+            await owner.drain()
+
+    # -- running the app ---------------------------------------------------------------
+
+    async def run(self, app: ASGIApp) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except ClientDisconnectedError:
+            pass
+        except Exception as exc:
+            self._fail(exc)
+        else:
+            if self.state is not ResponseState.DONE and not self._disconnected:
+                error_log.error(
+                    "ASGI app returned without completing the response (%s %s)",
+                    self.scope["method"],
+                    self.scope["path"],
+                )
+                self._abort()
+
+    def _fail(self, exc: Exception) -> None:
+        if isinstance(exc, PounceError):
+            error_log.error("ASGI app error: %s", exc)
+        else:
+            error_log.error("Exception in ASGI application", exc_info=exc)
+        if not self._disconnected:
+            self._abort()
+
+    def _abort(self) -> None:
+        if self.state is ResponseState.STARTING or self._held_head is not None:
+            self._send_internal_error()
+        elif self.state is not ResponseState.DONE:
+            self.state = ResponseState.FAILED
+            self._owner.send_event(ResetStream(stream_id=self.stream_id))
+            self._owner.stream_done(self.stream_id)
+
+    def _send_internal_error(self) -> None:
+        body = b"Internal Server Error\n"
+        headers = self._context.response_headers(
+            [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+                (b"connection", b"close"),
+            ]
+        )
+        self._held_head = None
+        self.state = ResponseState.DONE
+        self._status = 500
+        owner = self._owner
+        owner.send_event(SendResponse(stream_id=self.stream_id, status=500, headers=headers))
+        owner.send_event(
+            SendData(stream_id=self.stream_id, data=b"" if self._is_head else body, end_stream=True)
+        )
+        owner.stream_done(self.stream_id)
+
+    @property
+    def status(self) -> int:
+        return self._status
+
+
+class ExchangeContext(Protocol):
+    """Per-server facts an exchange needs; implemented by the service context."""
+
+    @property
+    def root_path(self) -> str: ...
+
+    @property
+    def state(self) -> dict[str, Any] | None: ...
+
+    def response_headers(self, app_headers: Headers) -> Headers: ...
+
+
+def build_scope(request: RequestReceived, info: ConnectionInfo, context: ExchangeContext) -> Scope:
+    """The ASGI ``http`` scope for a request (ASGI spec 2.4)."""
+    raw_path, _, query = request.target.partition(b"?")
+    root_path = context.root_path
+    path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    if root_path:
+        # As Uvicorn: `path` and `raw_path` include the mount point (ASGI 2.4).
+        path = root_path + path
+        raw_path = root_path.encode("utf-8") + raw_path
+    scope: Scope = {
+        "type": "http",
+        "asgi": ASGI_VERSIONS,
+        "http_version": request.http_version,
+        "method": request.method.decode("ascii"),
+        "scheme": request.scheme.decode("ascii") if request.scheme else info.scheme,
+        "path": path,
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": root_path,
+        "headers": request.headers,
+        "client": info.client,
+        "server": info.server,
+    }
+    state = context.state
+    if state is not None:
+        scope["state"] = dict(state)
+    return scope
+
+
+def _has_framing(headers: Headers) -> bool:
+    return any(name in (b"content-length", b"transfer-encoding") for name, _ in headers)

@@ -1,0 +1,153 @@
+"""Listening sockets: TCP (IPv4/IPv6), Unix domain sockets and inherited fds.
+
+Sockets are opened here, once, before any connection is served, so that a
+port in use or a bad path is a clear `TransportError` at start-up, and so a
+future supervisor can open them once and share them with its workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+from dataclasses import dataclass
+
+from pounce.errors import TransportError
+
+DEFAULT_BACKLOG = 2048  # connections; Uvicorn's and Hypercorn's default
+
+
+@dataclass(frozen=True, slots=True)
+class TCPBind:
+    host: str
+    port: int
+
+    def describe(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp {host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnixBind:
+    path: str
+    mode: int | None = None
+    """File mode for the socket file (e.g. ``0o660``); ``None`` keeps the umask's."""
+
+    def describe(self) -> str:
+        return f"unix {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class FdBind:
+    fd: int
+
+    def describe(self) -> str:
+        return f"fd {self.fd}"
+
+
+Bind = TCPBind | UnixBind | FdBind
+
+
+def open_socket(bind: Bind, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
+    """Open, bind and listen; raise `TransportError` with what to do on failure."""
+    if isinstance(bind, TCPBind):
+        sock = _open_tcp(bind)
+    elif isinstance(bind, UnixBind):
+        sock = _open_unix(bind)
+    else:
+        sock = _open_fd(bind)
+    try:
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise TransportError(f"cannot listen on {bind.describe()}: {exc.strerror}") from exc
+    sock.setblocking(False)
+    return sock
+
+
+def _open_tcp(bind: TCPBind) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        # An explicit IPv6 bind means IPv6 only; bind 0.0.0.0 as well for both.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind((bind.host, bind.port))
+    except OSError as exc:
+        sock.close()
+        hint = "is another server running? pick another --port" if exc.errno == 98 else None
+        raise TransportError(
+            f"cannot bind {bind.describe()}: {exc.strerror or exc}", hint=hint
+        ) from exc
+    return sock
+
+
+def _open_unix(bind: UnixBind) -> socket.socket:
+    _remove_stale_socket(bind.path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(bind.path)
+        if bind.mode is not None:
+            os.chmod(bind.path, bind.mode)
+    except OSError as exc:
+        sock.close()
+        raise TransportError(f"cannot bind {bind.describe()}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a socket file left by a dead server; refuse to touch a live one or a file."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise TransportError(
+            f"cannot bind unix {path}: the path exists and is not a socket",
+            hint="remove it or choose another --uds path",
+        )
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: stale
+        return
+    finally:
+        probe.close()
+    raise TransportError(
+        f"cannot bind unix {path}: another server is listening on it",
+        hint="stop it or choose another --uds path",
+    )
+
+
+def _open_fd(bind: FdBind) -> socket.socket:
+    try:
+        sock = socket.socket(fileno=bind.fd)
+    except OSError as exc:
+        raise TransportError(
+            f"cannot use inherited fd {bind.fd}: {exc.strerror or exc}",
+            hint="pass the number of a listening socket the parent process left open",
+        ) from exc
+    if sock.type != socket.SOCK_STREAM:
+        raise TransportError(f"inherited fd {bind.fd} is not a stream socket")
+    return sock
+
+
+def cleanup(bind: Bind) -> None:
+    """Remove what a bind left on disk (the Unix socket file)."""
+    if isinstance(bind, UnixBind):
+        with contextlib.suppress(OSError):
+            os.unlink(bind.path)
+
+
+def display_address(sock: socket.socket) -> str:
+    """How the startup line names a listening socket."""
+    name = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"unix:{name}"
+    if sock.family == socket.AF_INET6:
+        return f"http://[{name[0]}]:{name[1]}"
+    return f"http://{name[0]}:{name[1]}"

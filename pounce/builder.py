@@ -1,0 +1,272 @@
+"""`ServerBuilder`: the one way every front end describes a server.
+
+The builder is immutable: each method returns a new builder, so a partial
+description can be shared and extended safely. **Call order is wire-to-app
+order**: the first layer call is outermost. ``.asgi(app)`` (or ``.build()``
+for a server with no ASGI app, e.g. a raw line protocol) checks everything and
+returns a `Server`; nothing is bound until it is served.
+
+Example — access log outside a custom header layer::
+
+    Server.builder()
+        .bind("127.0.0.1", 8000)      # listener
+        .h1()                         # protocol set
+        .access_log()                 # app layer, outer
+        .layer(AddHeader(b"x-a", b"1"))  # app layer, inner
+        .asgi(app)                    # the app, innermost
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from pounce.asgi.lifespan import LIFESPAN_MODES, LifespanMode
+from pounce.asgi.types import ASGIApp
+from pounce.binds import DEFAULT_BACKLOG, Bind, FdBind, TCPBind, UnixBind
+from pounce.errors import BuildError
+from pounce.http1 import HTTP1Protocol
+from pounce.layer import AppLayer, StreamLayer
+from pounce.layers.access_log import AccessLogLayer
+from pounce.protocol import ProtocolFactory
+from pounce.protocols.h1 import DEFAULT_MAX_HEAD, DEFAULT_MAX_REQUEST_LINE, H1Limits
+from pounce.service import HTTPOptions
+
+if TYPE_CHECKING:
+    from pounce.server import Server
+
+Layer = StreamLayer | AppLayer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSpec:
+    """Everything a `Server` is made of; checked and frozen."""
+
+    binds: tuple[Bind, ...]
+    backlog: int
+    stream_layers: tuple[StreamLayer, ...]
+    protocols: tuple[ProtocolFactory, ...]
+    app_layers: tuple[AppLayer, ...]
+    app: ASGIApp | None
+    app_name: str
+    http: HTTPOptions
+    lifespan: LifespanMode
+    graceful_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class ServerBuilder:
+    """An immutable, chainable description of a server; see the module docstring."""
+
+    _binds: tuple[Bind, ...] = ()
+    _backlog: int = DEFAULT_BACKLOG
+    _layers: tuple[Layer, ...] = ()
+    _protocols: tuple[ProtocolFactory, ...] = ()
+    _http: HTTPOptions = field(default_factory=HTTPOptions)
+    _lifespan: LifespanMode = "auto"
+    _graceful_timeout: float = 30.0  # seconds; Uvicorn has no default, Hypercorn 5 s
+
+    # -- listeners ----------------------------------------------------------------
+
+    def bind(self, host: str, port: int) -> ServerBuilder:
+        """Listen on TCP `host`:`port` (IPv4 or IPv6 literal; port 0 = any free port)."""
+        if not isinstance(port, int) or not 0 <= port <= 65535:
+            raise BuildError(f".bind({host!r}, {port!r}): port must be an integer 0-65535")
+        if not host:
+            raise BuildError(".bind(): host must not be empty", hint='use "0.0.0.0" for all')
+        return replace(self, _binds=(*self._binds, TCPBind(host.strip("[]"), port)))
+
+    def bind_unix(self, path: str, *, mode: int | None = None) -> ServerBuilder:
+        """Listen on a Unix domain socket; `mode` (e.g. ``0o660``) sets the file mode."""
+        if not path:
+            raise BuildError(".bind_unix(): path must not be empty")
+        return replace(self, _binds=(*self._binds, UnixBind(path, mode)))
+
+    def bind_fd(self, fd: int) -> ServerBuilder:
+        """Serve on a listening socket inherited as file descriptor `fd`."""
+        if not isinstance(fd, int) or fd < 0:
+            raise BuildError(f".bind_fd({fd!r}): fd must be a non-negative integer")
+        return replace(self, _binds=(*self._binds, FdBind(fd)))
+
+    def backlog(self, size: int) -> ServerBuilder:
+        """Pending-connection queue per listener (connections; default 2048)."""
+        if not isinstance(size, int) or size < 1:
+            raise BuildError(f".backlog({size!r}): must be a positive integer")
+        return replace(self, _backlog=size)
+
+    # -- protocols ------------------------------------------------------------------
+
+    def h1(
+        self,
+        *,
+        max_incomplete_event_size: int = DEFAULT_MAX_HEAD,
+        max_request_line: int = DEFAULT_MAX_REQUEST_LINE,
+    ) -> ServerBuilder:
+        """Serve HTTP/1.0 and HTTP/1.1 (h11). Limits in bytes: head 16 KiB (431), line 8 KiB (414)."""
+        for name, value in (
+            ("max_incomplete_event_size", max_incomplete_event_size),
+            ("max_request_line", max_request_line),
+        ):
+            if not isinstance(value, int) or value < 64:
+                raise BuildError(f".h1({name}={value!r}): must be an integer of at least 64 bytes")
+        limits = H1Limits(
+            max_incomplete_event_size=max_incomplete_event_size,
+            max_request_line=max_request_line,
+        )
+        return self.protocol(HTTP1Protocol(limits))
+
+    def protocol(self, factory: ProtocolFactory) -> ServerBuilder:
+        """Add a protocol to the set the bridge picks from per connection."""
+        if not isinstance(factory, ProtocolFactory):
+            raise BuildError(
+                f".protocol({factory!r}): expected a ProtocolFactory",
+                hint="subclass pounce.ProtocolFactory and implement handler()",
+            )
+        kept = tuple(p for p in self._protocols if p.name != factory.name)
+        return replace(self, _protocols=(*kept, factory))
+
+    # -- layers -----------------------------------------------------------------------
+
+    def layer(self, layer: Layer) -> ServerBuilder:
+        """Add a `StreamLayer` or `AppLayer`; call order is wire-to-app order."""
+        if not isinstance(layer, StreamLayer | AppLayer):
+            raise BuildError(
+                f".layer({layer!r}): expected a StreamLayer or AppLayer",
+                hint="subclass pounce.StreamLayer (bytes) or pounce.AppLayer (ASGI)",
+            )
+        return replace(self, _layers=(*self._layers, layer))
+
+    def access_log(self) -> ServerBuilder:
+        """Log one line per response on the ``pounce.access`` logger."""
+        return self.layer(AccessLogLayer())
+
+    # -- HTTP behaviour -------------------------------------------------------------------
+
+    def timeouts(
+        self,
+        *,
+        keep_alive: float | None = None,
+        request_head: float | None = None,
+        graceful_shutdown: float | None = None,
+    ) -> ServerBuilder:
+        """Seconds: idle keep-alive (5), whole request head (10), graceful shutdown (30)."""
+        for name, value in (
+            ("keep_alive", keep_alive),
+            ("request_head", request_head),
+            ("graceful_shutdown", graceful_shutdown),
+        ):
+            if value is not None and (not isinstance(value, int | float) or not value > 0):
+                raise BuildError(f".timeouts({name}={value!r}): must be a positive number of seconds")
+        http = self._http
+        if keep_alive is not None:
+            http = replace(http, keep_alive_timeout=float(keep_alive))
+        if request_head is not None:
+            http = replace(http, request_head_timeout=float(request_head))
+        graceful = self._graceful_timeout if graceful_shutdown is None else float(graceful_shutdown)
+        return replace(self, _http=http, _graceful_timeout=graceful)
+
+    def response_headers(
+        self,
+        *,
+        server: bool = True,
+        date: bool = True,
+        extra: tuple[tuple[str, str], ...] | list[tuple[str, str]] = (),
+    ) -> ServerBuilder:
+        """Default headers on every response: ``server``, ``date`` and `extra` pairs."""
+        pairs: list[tuple[bytes, bytes]] = []
+        for pair in extra:
+            if len(pair) != 2 or not all(isinstance(part, str) for part in pair):
+                raise BuildError(f".response_headers(extra=...): {pair!r} is not a (name, value) pair")
+            name, value = pair
+            if not name or any(c in name for c in " \t:\r\n") or any(c in value for c in "\r\n\0"):
+                raise BuildError(f".response_headers(extra=...): invalid header {name!r}: {value!r}")
+            pairs.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        http = replace(self._http, server_header=server, date_header=date, extra_headers=tuple(pairs))
+        return replace(self, _http=http)
+
+    def limit_request_body(self, max_bytes: int | None) -> ServerBuilder:
+        """Answer 413 to request bodies over `max_bytes` (None: no limit, the default)."""
+        if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 0):
+            raise BuildError(f".limit_request_body({max_bytes!r}): must be bytes >= 0 or None")
+        return replace(self, _http=replace(self._http, max_request_body=max_bytes))
+
+    def root_path(self, path: str) -> ServerBuilder:
+        """ASGI ``root_path``: the URL prefix the app is mounted under behind a proxy."""
+        if path and (not path.startswith("/") or path.endswith("/")):
+            raise BuildError(
+                f".root_path({path!r}): must start with '/' and not end with it",
+                hint='e.g. "/api"',
+            )
+        return replace(self, _http=replace(self._http, root_path=path))
+
+    def lifespan(self, mode: LifespanMode) -> ServerBuilder:
+        """Lifespan protocol: ``auto`` (default), ``on`` or ``off``."""
+        if mode not in LIFESPAN_MODES:
+            raise BuildError(f".lifespan({mode!r}): must be one of {', '.join(LIFESPAN_MODES)}")
+        return replace(self, _lifespan=mode)
+
+    # -- finishing ---------------------------------------------------------------------------
+
+    def asgi(self, app: ASGIApp, *, name: str | None = None) -> Server:
+        """Serve `app` beneath everything configured so far; checks and builds."""
+        if not callable(app):
+            raise BuildError(
+                f".asgi({app!r}): the app must be an ASGI callable",
+                hint='to load "module:attr" use pounce.run() or the pounce CLI',
+            )
+        return self._build(app, name or _app_name(app))
+
+    def build(self) -> Server:
+        """Build a server without an ASGI app (its protocols must not need one)."""
+        return self._build(None, "(none)")
+
+    def _build(self, app: ASGIApp | None, app_name: str) -> Server:
+        from pounce.server import Server
+
+        stream_layers, app_layers = self._split_layers()
+        if not self._binds:
+            raise BuildError(
+                "no listener configured", hint='call .bind("127.0.0.1", 8000) or .bind_unix(path)'
+            )
+        if not self._protocols:
+            raise BuildError("no protocol configured", hint="call .h1() (HTTP/1.1)")
+        if app is None and app_layers:
+            raise BuildError("app layers need an ASGI app", hint="finish with .asgi(app)")
+        if not math.isfinite(self._graceful_timeout):
+            raise BuildError(".timeouts(graceful_shutdown=...): must be finite")
+        spec = ServerSpec(
+            binds=self._binds,
+            backlog=self._backlog,
+            stream_layers=stream_layers,
+            protocols=self._protocols,
+            app_layers=app_layers,
+            app=app,
+            app_name=app_name,
+            http=self._http,
+            lifespan=self._lifespan if app is not None else "off",
+            graceful_timeout=self._graceful_timeout,
+        )
+        return Server(spec)
+
+    def _split_layers(self) -> tuple[tuple[StreamLayer, ...], tuple[AppLayer, ...]]:
+        stream: list[StreamLayer] = []
+        app: list[AppLayer] = []
+        for layer in self._layers:
+            if isinstance(layer, StreamLayer):
+                if app:
+                    raise BuildError(
+                        f".layer({layer.describe()}): a stream layer cannot come after "
+                        f"the app layer {app[-1].describe()}",
+                        hint="call order is wire-to-app: add stream layers before app layers",
+                    )
+                stream.append(layer)
+            else:
+                app.append(layer)
+        return tuple(stream), tuple(app)
+
+
+def _app_name(app: object) -> str:
+    module = getattr(app, "__module__", None)
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    return f"{module}:{name}" if module else str(name)

@@ -1,0 +1,264 @@
+"""The driver: where protocol events meet the event loop.
+
+One `HTTPDriver` per connection. It feeds the sans-I/O core the bytes that
+arrive, turns each `RequestReceived` into an `Exchange` whose app runs as a
+task, writes what the core produces, and owns everything that needs a clock
+or a socket: the request-head and keep-alive timers, read-side flow control
+(reading pauses while more than `body_high_water` bytes of body are unread, or
+while the core holds a pipelined request behind a running response) and the
+answers to bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pounce.asgi.exchange import Exchange
+from pounce.errors import RemoteProtocolError
+from pounce.layer import Conn
+from pounce.protocols.base import ProtocolCore
+from pounce.protocols.events import (
+    DataReceived,
+    InboundEvent,
+    OutboundEvent,
+    RejectRequest,
+    RequestReceived,
+    ResetStream,
+    StreamEnded,
+    StreamReset,
+    UpgradeRequested,
+)
+from pounce.service import ServiceContext
+
+error_log = logging.getLogger("pounce.error")
+
+
+class HTTPDriver:
+    """A `ConnectionHandler` that serves HTTP through a protocol core."""
+
+    def __init__(self, core: ProtocolCore, service: ServiceContext) -> None:
+        self._core = core
+        self._service = service
+        self._options = service.options
+        self._conn: Conn | None = None
+        self._exchanges: dict[int, Exchange] = {}
+        self._received: dict[int, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unread = 0
+        self._reading_paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting_for_head = False
+        self._closed = False
+
+    # -- ConnectionHandler ---------------------------------------------------------
+
+    def connection_made(self, conn: Conn) -> None:
+        self._conn = conn
+        self._service.drivers.add(self)
+        self._arm_head_timer()
+        if self._service.shutting_down:
+            self.begin_shutdown()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._exchanges and not self._waiting_for_head:
+            self._arm_head_timer()
+        try:
+            events = self._core.receive_data(data)
+        except RemoteProtocolError as exc:
+            self._bad_request(exc)
+            return
+        self._handle(events)
+
+    def eof_received(self) -> None:
+        self._handle(self._core.receive_eof())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._cancel_timer()
+        self._service.drivers.discard(self)
+        for exchange in self._exchanges.values():
+            exchange.disconnect()
+
+    # -- inbound events ------------------------------------------------------------------
+
+    def _handle(self, events: list[InboundEvent]) -> None:
+        for event in events:
+            if isinstance(event, DataReceived):
+                self._on_data(event)
+            elif isinstance(event, RequestReceived):
+                self._on_request(event)
+            elif isinstance(event, StreamEnded):
+                exchange = self._exchanges.get(event.stream_id)
+                if exchange is not None:
+                    exchange.end_body()
+            elif isinstance(event, StreamReset):
+                self._on_reset(event.stream_id)
+            elif isinstance(event, UpgradeRequested):
+                self._on_request(event.request)
+            else:  # ConnectionLost
+                for exchange in self._exchanges.values():
+                    exchange.disconnect()
+        self._update_reading()
+
+    def _on_request(self, request: RequestReceived) -> None:
+        self._cancel_timer()
+        self._waiting_for_head = False
+        if self._body_too_large(_content_length(request)):
+            self._reject(request.stream_id, 413)
+            return
+        assert self._conn is not None
+        exchange = Exchange(self, request, self._conn.info, self._service)
+        if self._service.shutting_down:
+            exchange.keep_alive_refused = True
+        self._exchanges[request.stream_id] = exchange
+        self._received[request.stream_id] = 0
+        task = asyncio.get_running_loop().create_task(exchange.run(self._service.app))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_data(self, event: DataReceived) -> None:
+        exchange = self._exchanges.get(event.stream_id)
+        if exchange is None:
+            return
+        received = self._received[event.stream_id] + len(event.data)
+        self._received[event.stream_id] = received
+        if self._body_too_large(received):
+            self._reject(event.stream_id, 413)
+            return
+        self._unread += len(event.data)
+        exchange.feed_body(event.data)
+
+    def _on_reset(self, stream_id: int) -> None:
+        exchange = self._exchanges.pop(stream_id, None)
+        if exchange is not None:
+            self._unread -= exchange.unread_body
+            exchange.disconnect()
+
+    def _body_too_large(self, size: int | None) -> bool:
+        limit = self._options.max_request_body
+        return limit is not None and size is not None and size > limit
+
+    # -- answers to bad input ------------------------------------------------------------
+
+    def _bad_request(self, exc: RemoteProtocolError) -> None:
+        client = self._conn.info.client if self._conn is not None else None
+        error_log.warning("Invalid HTTP request from %s: %s", _fmt(client), exc)
+        stream_ids = list(self._exchanges) or [0]
+        self._reject(stream_ids[-1], exc.status)
+
+    def _reject(self, stream_id: int, status: int) -> None:
+        """Answer `status` if no response has started, else reset; then close."""
+        exchange = self._exchanges.pop(stream_id, None)
+        if exchange is not None and exchange.response_started:
+            self.send_event(ResetStream(stream_id=stream_id))
+        else:
+            headers = self._service.response_headers([])
+            self.send_event(RejectRequest(stream_id=stream_id, status=status, headers=headers))
+        if exchange is not None:
+            exchange.disconnect()
+        self._close()
+
+    # -- StreamOwner (called by exchanges) ---------------------------------------------
+
+    def send_event(self, event: OutboundEvent) -> None:
+        if self._closed:
+            return
+        self._core.send(event)
+        data = self._core.data_to_send()
+        if data and self._conn is not None:
+            self._conn.write(data)
+
+    async def drain(self) -> None:
+        if self._conn is not None:
+            await self._conn.drain()
+
+    def body_consumed(self, stream_id: int, size: int) -> None:
+        self._unread -= size
+        self._update_reading()
+
+    def stream_done(self, stream_id: int) -> None:
+        exchange = self._exchanges.pop(stream_id, None)
+        self._received.pop(stream_id, None)
+        if exchange is not None:
+            self._unread -= exchange.unread_body
+        if self._core.must_close or self._service.shutting_down:
+            self._close()
+            return
+        if self._closed:
+            return
+        try:
+            events = self._core.receive_data(b"")
+        except RemoteProtocolError as exc:
+            self._bad_request(exc)
+            return
+        self._handle(events)
+        if not self._exchanges and self._core.idle:
+            self._arm_keep_alive_timer()
+
+    # -- flow control, timers, closing -----------------------------------------------------
+
+    def _update_reading(self) -> None:
+        conn = self._conn
+        if conn is None or self._closed:
+            return
+        pause = self._core.read_paused or self._unread > self._options.body_high_water
+        if pause != self._reading_paused:
+            self._reading_paused = pause
+            if pause:
+                conn.pause_reading()
+            else:
+                conn.resume_reading()
+
+    def _arm_head_timer(self) -> None:
+        self._waiting_for_head = True
+        self._set_timer(self._options.request_head_timeout, self._head_timed_out)
+
+    def _arm_keep_alive_timer(self) -> None:
+        self._waiting_for_head = False
+        self._set_timer(self._options.keep_alive_timeout, self._close)
+
+    def _set_timer(self, delay: float, callback: object) -> None:
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay, callback)  # type: ignore[arg-type]
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_timed_out(self) -> None:
+        self._timer = None
+        if self._exchanges:
+            return
+        client = self._conn.info.client if self._conn is not None else None
+        error_log.info("Closing %s: no complete request head in time", _fmt(client))
+        self._close()
+
+    def begin_shutdown(self) -> None:
+        """Graceful shutdown: close when idle, else after the responses in flight."""
+        if not self._exchanges:
+            self._close()
+            return
+        for exchange in self._exchanges.values():
+            exchange.keep_alive_refused = True
+
+    def _close(self) -> None:
+        self._cancel_timer()
+        if self._conn is not None and not self._conn.is_closing():
+            data = self._core.data_to_send()
+            if data:
+                self._conn.write(data)
+            self._conn.close()
+
+
+def _content_length(request: RequestReceived) -> int | None:
+    for name, value in request.headers:
+        if name == b"content-length":
+            return int(value)
+    return None
+
+
+def _fmt(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "unix socket"

@@ -1,0 +1,1 @@
+"""Built-in layers: each a small immutable object with one job."""

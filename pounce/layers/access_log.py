@@ -1,0 +1,77 @@
+"""Access log: one line per response on the ``pounce.access`` logger.
+
+An `AppLayer`, so a server without it pays nothing. Every part of the line
+that comes from the client is escaped: a request for ``/%1b[31m`` must not
+colour an operator's terminal (CVE-2020-7694, Uvicorn's log injection).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
+from pounce.layer import AppLayer
+
+access_log = logging.getLogger("pounce.access")
+
+# C0 controls, DEL and C1 controls → \xNN; the backslash itself is doubled so
+# an escaped sequence cannot be forged by sending a literal "\x1b".
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES[ord("\\")] = "\\\\"
+
+
+def escape(text: str) -> str:
+    """Make client-supplied text safe to print on a terminal."""
+    return text.translate(_ESCAPES)
+
+
+class AccessLogLayer(AppLayer):
+    """Logs client, method, path, version, status, bytes and duration."""
+
+    def wrap(self, inner: ASGIApp) -> ASGIApp:
+        async def logged(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+                await inner(scope, receive, send)
+                return
+            started = time.perf_counter()
+            response = {"status": 0, "bytes": 0}
+
+            async def send_and_count(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    response["status"] = message["status"]
+                elif message["type"] == "http.response.body":
+                    response["bytes"] += len(message.get("body", b""))
+                await send(message)
+
+            try:
+                await inner(scope, receive, send_and_count)
+            except BaseException:
+                if not response["status"]:
+                    response["status"] = 500
+                raise
+            finally:
+                _log(scope, response["status"], response["bytes"], time.perf_counter() - started)
+
+        return logged
+
+    def describe(self) -> str:
+        return "access log (pounce.access)"
+
+
+def _log(scope: Scope, status: int, size: int, seconds: float) -> None:
+    client = scope.get("client")
+    who = f"{client[0]}:{client[1]}" if client else "-"
+    target = scope["path"]
+    if scope.get("query_string"):
+        target += "?" + scope["query_string"].decode("latin-1")
+    access_log.info(
+        '%s - "%s %s HTTP/%s" %d %d %.1fms',
+        who,
+        escape(scope["method"]),
+        escape(target),
+        scope["http_version"],
+        status,
+        size,
+        seconds * 1000,
+    )

@@ -1,0 +1,164 @@
+"""Events exchanged between a protocol core and the driver.
+
+Inbound events (core → driver) are past-tense nouns: something happened on
+the wire. Outbound events (driver → core) are imperative: something to put on
+the wire. All are frozen, slotted, keyword-only dataclasses carrying the
+`stream_id` they belong to (HTTP/1.1 numbers its requests 1, 2, 3 … in the
+order they arrive, so the driver treats both HTTP versions alike).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Headers = list[tuple[bytes, bytes]]
+"""Header pairs as on the wire: names lower-cased, values untouched bytes."""
+
+
+# -- inbound ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestReceived:
+    """A complete request head arrived."""
+
+    stream_id: int
+    method: bytes
+    target: bytes
+    headers: Headers
+    http_version: str
+    """"1.0", "1.1" or "2"."""
+    authority: bytes | None = None
+    """HTTP/2 ``:authority``; HTTP/1.1 carries it in the ``host`` header."""
+    scheme: bytes | None = None
+    """HTTP/2 ``:scheme``; ``None`` where the connection decides it."""
+    expects_continue: bool = False
+    """The client sent ``Expect: 100-continue`` and waits for a 100."""
+    has_body: bool = True
+    """False when the framing says there is no body at all."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataReceived:
+    """A chunk of request body arrived."""
+
+    stream_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamEnded:
+    """The request body is complete (trailers, if any, are ignored)."""
+
+    stream_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamReset:
+    """The peer abandoned the stream; the app should stop."""
+
+    stream_id: int
+    error_code: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeRequested:
+    """The request asks to switch protocols (HTTP/1.1 Upgrade or CONNECT).
+
+    Switching is an event, never an exception: the driver decides whether a
+    registered protocol takes over, with `trailing_data` handed to it.
+    """
+
+    stream_id: int
+    request: RequestReceived
+    protocol: bytes
+    trailing_data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionLost:
+    """The peer closed its side; no more events will come."""
+
+    stream_id: int = 0
+
+
+InboundEvent = (
+    RequestReceived | DataReceived | StreamEnded | StreamReset | UpgradeRequested | ConnectionLost
+)
+
+
+# -- outbound ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendInformational:
+    """Send a 1xx response (100 Continue, 103 Early Hints)."""
+
+    stream_id: int
+    status: int
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendResponse:
+    """Send the response head."""
+
+    stream_id: int
+    status: int
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendData:
+    """Send response body bytes; `end_stream` finishes the response."""
+
+    stream_id: int
+    data: bytes
+    end_stream: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendTrailers:
+    """Finish the response with trailing headers."""
+
+    stream_id: int
+    headers: Headers
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetStream:
+    """Abort the stream (HTTP/1.1: the connection must close)."""
+
+    stream_id: int
+    error_code: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectRequest:
+    """Answer a request that could not be parsed or accepted, then close.
+
+    Used where no well-formed request exists to answer (bad bytes, a timeout
+    mid-head), so the core writes a minimal ``status`` response itself.
+    """
+
+    stream_id: int
+    status: int
+    headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseConnection:
+    """Finish what is queued, then the connection closes."""
+
+    stream_id: int = 0
+
+
+OutboundEvent = (
+    SendInformational
+    | SendResponse
+    | SendData
+    | SendTrailers
+    | ResetStream
+    | RejectRequest
+    | CloseConnection
+)

@@ -1,0 +1,168 @@
+"""`Server`: a built, checked stack, and the loop that serves it.
+
+Serving goes: lifespan startup → open every listener (a port in use is a
+`TransportError` before anything is served) → one asyncio server per listener
+whose connections enter the outermost stream layer → wait for a stop signal
+→ graceful shutdown: stop accepting, close idle keep-alive connections at
+once, let in-flight responses finish up to the graceful timeout, abort the
+rest → lifespan shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from pounce.asgi.lifespan import Lifespan
+from pounce.asgi.types import ASGIApp
+from pounce.binds import cleanup, display_address, open_socket
+from pounce.builder import ServerBuilder, ServerSpec
+from pounce.layer import HandlerFactory
+from pounce.protocol import bridge_factory
+from pounce.service import ServiceContext
+from pounce.transport import ConnectionTracker, TransportAdapter
+
+error_log = logging.getLogger("pounce.error")
+
+ReadyCallback = Callable[[list[Any]], None]
+"""Called once listening, with each listener's ``getsockname()``."""
+
+
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError("this server has no ASGI app")
+
+
+class Server:
+    """A server description that has passed every check; serve it as often as you like."""
+
+    def __init__(self, spec: ServerSpec) -> None:
+        self.spec = spec
+        app = spec.app or _no_app
+        for layer in reversed(spec.app_layers):
+            app = layer.wrap(app)
+        self._app: ASGIApp = app
+
+    @staticmethod
+    def builder() -> ServerBuilder:
+        return ServerBuilder()
+
+    def describe(self) -> str:
+        """The stack, outer → inner, one line each (tests pin this)."""
+        spec = self.spec
+        http = spec.http
+        lines = [f"listen   {b.describe()} (backlog {spec.backlog})" for b in spec.binds]
+        lines += [f"stream   {layer.describe()}" for layer in spec.stream_layers]
+        lines += [f"protocol {factory.describe()}" for factory in spec.protocols]
+        headers = [name for name, on in (("server", http.server_header), ("date", http.date_header)) if on]
+        headers += [name.decode() for name, _ in http.extra_headers]
+        body = "none" if http.max_request_body is None else f"{http.max_request_body} B"
+        lines.append(
+            f"http     keep-alive {http.keep_alive_timeout:g} s, request head "
+            f"{http.request_head_timeout:g} s, body limit {body}, "
+            f"headers [{', '.join(headers)}], root path {http.root_path or '-'!s}"
+        )
+        lines += [f"app      {layer.describe()}" for layer in spec.app_layers]
+        lines.append(f"app      {spec.app_name} (lifespan {spec.lifespan})")
+        return "\n".join(lines)
+
+    # -- serving -----------------------------------------------------------------------
+
+    async def serve(
+        self, *, stop: asyncio.Event | None = None, ready: ReadyCallback | None = None
+    ) -> None:
+        """Serve until `stop` is set, then shut down gracefully."""
+        stop = stop or asyncio.Event()
+        lifespan = Lifespan(self._app, self.spec.lifespan)
+        await lifespan.startup()
+        try:
+            await self._serve_listening(lifespan, stop, ready)
+        finally:
+            await lifespan.shutdown()
+
+    async def _serve_listening(
+        self, lifespan: Lifespan, stop: asyncio.Event, ready: ReadyCallback | None
+    ) -> None:
+        spec = self.spec
+        sockets: list[socket.socket] = []
+        try:
+            for bind in spec.binds:
+                sockets.append(open_socket(bind, spec.backlog))
+            service = ServiceContext(self._app, spec.http, state=lifespan.state)
+            tracker = ConnectionTracker()
+            factory = self._handler_factory(service)
+            loop = asyncio.get_running_loop()
+            servers = [
+                await loop.create_server(
+                    lambda: TransportAdapter(factory, tracker), sock=sock, backlog=spec.backlog
+                )
+                for sock in sockets
+            ]
+            for sock in sockets:
+                error_log.info("Pounce running on %s (Press CTRL+C to quit)", display_address(sock))
+            if ready is not None:
+                ready([sock.getsockname() for sock in sockets])
+            await stop.wait()
+            await self._shut_down(servers, service, tracker)
+        finally:
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            for bind in spec.binds:
+                cleanup(bind)
+
+    def _handler_factory(self, service: ServiceContext) -> HandlerFactory:
+        factory = bridge_factory(self.spec.protocols, service)
+        for layer in reversed(self.spec.stream_layers):
+            factory = layer.wrap(factory)
+        return factory
+
+    async def _shut_down(
+        self,
+        servers: list[asyncio.Server],
+        service: ServiceContext,
+        tracker: ConnectionTracker,
+    ) -> None:
+        error_log.info("Shutting down")
+        for server in servers:
+            server.close()
+        service.begin_shutdown()
+        timeout = self.spec.graceful_timeout
+        if len(tracker) and not await tracker.wait_closed(timeout):
+            error_log.warning(
+                "Graceful shutdown timed out after %g s; closing %d connection(s)",
+                timeout,
+                len(tracker),
+            )
+            tracker.abort_all()
+
+    def run(self) -> None:
+        """Serve in a new event loop until SIGINT or SIGTERM; a second signal forces exit."""
+        asyncio.run(self._serve_until_signalled())
+
+    async def _serve_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+
+        def on_signal() -> None:
+            if stop.is_set() and task is not None:
+                task.cancel()  # second signal: do not wait for the graceful timeout
+            stop.set()
+
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, on_signal)
+                installed.append(sig)
+        try:
+            await self.serve(stop=stop)
+        except asyncio.CancelledError:
+            error_log.warning("Forced exit")
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)

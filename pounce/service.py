@@ -1,0 +1,109 @@
+"""Options of the HTTP service and the per-server context every driver shares.
+
+`HTTPOptions` is frozen configuration set through the builder (timeouts,
+default headers, body limits). `ServiceContext` is what one running server —
+one worker — hands each of its connection drivers: the wrapped app, the
+options, the lifespan state and a cached ``Date`` header. It is created per
+server run, never at module level, so thread workers never share it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any, Protocol
+
+from pounce.asgi.types import ASGIApp
+from pounce.protocols.events import Headers
+
+KiB = 1024
+
+SERVER_HEADER = b"pounce"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPOptions:
+    """Behaviour shared by every HTTP protocol driver, each with default and unit."""
+
+    keep_alive_timeout: float = 5.0  # seconds idle between requests; Uvicorn's default
+    request_head_timeout: float = 10.0  # seconds to receive a whole request head (slowloris)
+    max_request_body: int | None = None  # bytes; None = unlimited (answer 413 past it)
+    body_high_water: int = 64 * KiB  # bytes of unread request body before reading pauses
+    root_path: str = ""  # ASGI root_path: where the app is mounted behind a proxy
+    server_header: bool = True  # send "server: pounce"
+    date_header: bool = True  # send "date: …" (RFC 9110 §6.6.1 says origin servers MUST)
+    extra_headers: tuple[tuple[bytes, bytes], ...] = field(default_factory=tuple)
+
+
+class DateHeader:
+    """The ``Date`` value, formatted at most once a second.
+
+    `clock` is injected so tests can control it; per server, so no lock.
+    """
+
+    __slots__ = ("_clock", "_second", "_value")
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._second = -1
+        self._value = b""
+
+    def value(self) -> bytes:
+        now = int(self._clock())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True).encode("ascii")
+        return self._value
+
+
+class Draining(Protocol):
+    """A connection driver that can wind down gracefully."""
+
+    def begin_shutdown(self) -> None: ...
+
+
+class ServiceContext:
+    """The running service as its connection drivers see it."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        options: HTTPOptions,
+        state: dict[str, Any] | None = None,
+        date: DateHeader | None = None,
+    ) -> None:
+        self.app = app
+        self.options = options
+        self.state = state
+        self.shutting_down = False
+        self.drivers: set[Draining] = set()
+        self._date = date or DateHeader()
+        defaults: Headers = []
+        if options.server_header:
+            defaults.append((b"server", SERVER_HEADER))
+        defaults.extend(options.extra_headers)
+        self._static_headers = defaults
+
+    def begin_shutdown(self) -> None:
+        """Stop keep-alive everywhere; idle connections close at once."""
+        self.shutting_down = True
+        for driver in list(self.drivers):
+            driver.begin_shutdown()
+
+    @property
+    def root_path(self) -> str:
+        return self.options.root_path
+
+    def response_headers(self, app_headers: Headers) -> Headers:
+        """Default headers, then the app's; an app header replaces a default of its name."""
+        defaults: Headers = list(self._static_headers)
+        if self.options.date_header:
+            defaults.append((b"date", self._date.value()))
+        if not defaults:
+            return list(app_headers)
+        names = {name for name, _ in app_headers}
+        result = [pair for pair in defaults if pair[0] not in names]
+        result.extend(app_headers)
+        return result
