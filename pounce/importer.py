@@ -26,11 +26,17 @@ def import_app(target: str, *, factory: bool = False, app_dir: str | None = None
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name != module_name and not module_name.startswith(f"{exc.name}."):
-            raise  # the module exists but one of its own imports failed
+        if exc.name == module_name or module_name.startswith(f"{exc.name}."):
+            raise AppImportError(
+                f'could not import module "{module_name}"',
+                hint="check the name and --app-dir (the current directory is searched by default)",
+            ) from exc
+        raise AppImportError(f'error while importing "{module_name}": {exc}') from exc
+    except Exception as exc:
+        # The module exists but raised while being imported (a bug in the app).
         raise AppImportError(
-            f'could not import module "{module_name}"',
-            hint="check the name and --app-dir (the current directory is searched by default)",
+            f'error while importing "{module_name}": {type(exc).__name__}: {exc}',
+            hint="run with --log-level debug for the traceback",
         ) from exc
     obj: object = module
     for part in attr.split("."):

@@ -1,0 +1,173 @@
+"""The ``pounce`` command: Uvicorn's flag names over the standard preset.
+
+Every flag can also come from the environment as ``POUNCE_<NAME>`` (e.g.
+``POUNCE_PORT=9000``), as Uvicorn reads ``UVICORN_<NAME>``; a flag on the
+command line wins. Exit codes: 0 after a clean shutdown, 2 for a bad flag,
+1 for an app that cannot be imported or a listener that cannot be opened,
+3 for a failed lifespan startup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from pounce import __version__
+from pounce.asgi.lifespan import LIFESPAN_MODES
+from pounce.binds import DEFAULT_BACKLOG
+from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
+from pounce.importer import import_app
+from pounce.logs import LOG_LEVELS, configure_logging
+from pounce.presets import StandardOptions, standard
+from pounce.protocols.h1 import DEFAULT_MAX_HEAD
+
+ENV_PREFIX = "POUNCE_"
+
+EXIT_OK = 0
+EXIT_STARTUP = 1
+EXIT_USAGE = 2
+EXIT_LIFESPAN = 3
+
+error_log = logging.getLogger("pounce.error")
+
+
+def _env(name: str, default: Any) -> Any:
+    """Default for flag `name` from ``POUNCE_<NAME>``, else `default`."""
+    return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"), default)
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, None)
+    if raw is None:
+        return default
+    return str(raw).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _header(value: str) -> tuple[str, str]:
+    name, sep, content = value.partition(":")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME:VALUE, got {value!r}")
+    return name.strip(), content.strip()
+
+
+def _octal(value: str) -> int:
+    try:
+        return int(value, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an octal file mode like 660, got {value!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pounce",
+        description="Serve an ASGI application. Every flag may also be set as POUNCE_<FLAG>.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("app", metavar="APP", nargs="?", default=_env("app", None),
+        help='the ASGI app as "module:attribute", e.g. myapp:app or pounce.demo:app')
+    add("--factory", action=argparse.BooleanOptionalAction, default=_env_bool("factory", False),
+        help="treat APP as a zero-argument callable that returns the app")
+    add("--app-dir", default=_env("app_dir", "."),
+        help="directory put first on sys.path to import APP from")
+    add("--host", default=_env("host", "127.0.0.1"),
+        help="address to bind (IPv4 or IPv6 literal; 0.0.0.0 for all IPv4)")
+    add("--port", type=int, default=int(_env("port", 8000)), help="TCP port to bind (0: any free)")
+    add("--uds", default=_env("uds", None), help="bind to this Unix domain socket path instead")
+    add("--uds-mode", type=_octal, default=_env("uds_mode", None),
+        help="file mode of the --uds socket file, in octal (e.g. 660)")
+    add("--fd", type=int, default=_env("fd", None),
+        help="serve on this inherited listening socket file descriptor instead")
+    add("--backlog", type=int, default=int(_env("backlog", DEFAULT_BACKLOG)),
+        help="pending-connection queue length per listener")
+    add("--lifespan", choices=LIFESPAN_MODES, default=_env("lifespan", "auto"),
+        help="ASGI lifespan: auto tolerates apps without it, on requires it, off skips it")
+    add("--root-path", default=_env("root_path", ""),
+        help="ASGI root_path, the prefix the app is mounted under behind a proxy")
+    add("--timeout-keep-alive", type=float, default=float(_env("timeout_keep_alive", 5.0)),
+        help="seconds an idle keep-alive connection stays open")
+    add("--timeout-request-head", type=float, default=float(_env("timeout_request_head", 10.0)),
+        help="seconds a client has to send a complete request head (slowloris guard)")
+    add("--timeout-graceful-shutdown", type=float,
+        default=float(_env("timeout_graceful_shutdown", 30.0)),
+        help="seconds in-flight requests get to finish on shutdown")
+    add("--limit-request-body", type=int, default=_env("limit_request_body", None),
+        help="largest request body in bytes; larger ones get 413 (default: no limit)")
+    add("--header", dest="headers", action="append", type=_header, default=None,
+        metavar="NAME:VALUE", help="extra default response header; repeat for several")
+    add("--server-header", action=argparse.BooleanOptionalAction,
+        default=_env_bool("server_header", True), help="send 'server: pounce'")
+    add("--date-header", action=argparse.BooleanOptionalAction,
+        default=_env_bool("date_header", True), help="send the Date header")
+    add("--h11-max-incomplete-event-size", type=int,
+        default=int(_env("h11_max_incomplete_event_size", DEFAULT_MAX_HEAD)),
+        help="largest request head in bytes before answering 431")
+    add("--log-level", choices=LOG_LEVELS, default=_env("log_level", "info"),
+        help="log level of the pounce loggers")
+    add("--access-log", action=argparse.BooleanOptionalAction,
+        default=_env_bool("access_log", True), help="log one line per response")
+    add("--version", action="version", version=f"pounce {__version__}")
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> StandardOptions:
+    headers = args.headers
+    if headers is None:
+        env_headers = _env("header", None)
+        headers = [_header(h) for h in env_headers.split(",")] if env_headers else []
+    return StandardOptions(
+        host=args.host,
+        port=args.port,
+        uds=args.uds,
+        uds_mode=int(args.uds_mode, 8) if isinstance(args.uds_mode, str) else args.uds_mode,
+        fd=None if args.fd is None else int(args.fd),
+        backlog=args.backlog,
+        lifespan=args.lifespan,
+        root_path=args.root_path,
+        timeout_keep_alive=args.timeout_keep_alive,
+        timeout_request_head=args.timeout_request_head,
+        timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+        limit_request_body=None if args.limit_request_body is None else int(args.limit_request_body),
+        headers=tuple(headers),
+        server_header=args.server_header,
+        date_header=args.date_header,
+        h11_max_incomplete_event_size=args.h11_max_incomplete_event_size,
+        access_log=args.access_log,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.app:
+        parser.error("the APP argument is required (e.g. pounce pounce.demo:app)")
+    configure_logging(args.log_level, access_log=args.access_log)
+    debug = args.log_level in ("debug", "trace")
+    try:
+        options = options_from(args)
+        app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
+        server = standard(options).asgi(app, name=args.app)
+        if debug:
+            error_log.debug("Stack:\n%s", server.describe())
+        server.run()
+    except BuildError as exc:
+        return _fail(exc, EXIT_USAGE, debug)
+    except (AppImportError, TransportError) as exc:
+        return _fail(exc, EXIT_STARTUP, debug)
+    except LifespanError as exc:
+        return _fail(exc, EXIT_LIFESPAN, debug)
+    except PounceError as exc:
+        return _fail(exc, EXIT_STARTUP, debug)
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def _fail(exc: PounceError, code: int, debug: bool) -> int:
+    """One line, no traceback, unless --log-level debug asks for it."""
+    error_log.error("%s", exc, exc_info=exc if debug else None)
+    return code
+
