@@ -103,7 +103,10 @@ class ServerBuilder:
         max_incomplete_event_size: int = DEFAULT_MAX_HEAD,
         max_request_line: int = DEFAULT_MAX_REQUEST_LINE,
     ) -> ServerBuilder:
-        """Serve HTTP/1.0 and HTTP/1.1 (h11). Limits in bytes: head 16 KiB (431), line 8 KiB (414)."""
+        """Serve HTTP/1.0 and HTTP/1.1 (h11).
+
+        Limits in bytes: request head 16 KiB (answer 431), request line 8 KiB (414).
+        """
         for name, value in (
             ("max_incomplete_event_size", max_incomplete_event_size),
             ("max_request_line", max_request_line),
@@ -157,7 +160,9 @@ class ServerBuilder:
             ("graceful_shutdown", graceful_shutdown),
         ):
             if value is not None and (not isinstance(value, int | float) or not value > 0):
-                raise BuildError(f".timeouts({name}={value!r}): must be a positive number of seconds")
+                raise BuildError(
+                    f".timeouts({name}={value!r}): must be a positive number of seconds"
+                )
         http = self._http
         if keep_alive is not None:
             http = replace(http, keep_alive_timeout=float(keep_alive))
@@ -177,12 +182,18 @@ class ServerBuilder:
         pairs: list[tuple[bytes, bytes]] = []
         for pair in extra:
             if len(pair) != 2 or not all(isinstance(part, str) for part in pair):
-                raise BuildError(f".response_headers(extra=...): {pair!r} is not a (name, value) pair")
+                raise BuildError(
+                    f".response_headers(extra=...): {pair!r} is not a (name, value) pair"
+                )
             name, value = pair
             if not name or any(c in name for c in " \t:\r\n") or any(c in value for c in "\r\n\0"):
-                raise BuildError(f".response_headers(extra=...): invalid header {name!r}: {value!r}")
+                raise BuildError(
+                    f".response_headers(extra=...): invalid header {name!r}: {value!r}"
+                )
             pairs.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-        http = replace(self._http, server_header=server, date_header=date, extra_headers=tuple(pairs))
+        http = replace(
+            self._http, server_header=server, date_header=date, extra_headers=tuple(pairs)
+        )
         return replace(self, _http=http)
 
     def limit_request_body(self, max_bytes: int | None) -> ServerBuilder:

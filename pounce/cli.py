@@ -57,7 +57,9 @@ def _octal(value: str) -> int:
     try:
         return int(value, 8)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an octal file mode like 660, got {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected an octal file mode like 660, got {value!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,48 +69,123 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument
-    add("app", metavar="APP", nargs="?", default=_env("app", None),
-        help='the ASGI app as "module:attribute", e.g. myapp:app or pounce.demo:app')
-    add("--factory", action=argparse.BooleanOptionalAction, default=_env_bool("factory", False),
-        help="treat APP as a zero-argument callable that returns the app")
-    add("--app-dir", default=_env("app_dir", "."),
-        help="directory put first on sys.path to import APP from")
-    add("--host", default=_env("host", "127.0.0.1"),
-        help="address to bind (IPv4 or IPv6 literal; 0.0.0.0 for all IPv4)")
+    add(
+        "app",
+        metavar="APP",
+        nargs="?",
+        default=_env("app", None),
+        help='the ASGI app as "module:attribute", e.g. myapp:app or pounce.demo:app',
+    )
+    add(
+        "--factory",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("factory", False),
+        help="treat APP as a zero-argument callable that returns the app",
+    )
+    add(
+        "--app-dir",
+        default=_env("app_dir", "."),
+        help="directory put first on sys.path to import APP from",
+    )
+    add(
+        "--host",
+        default=_env("host", "127.0.0.1"),
+        help="address to bind (IPv4 or IPv6 literal; 0.0.0.0 for all IPv4)",
+    )
     add("--port", type=int, default=int(_env("port", 8000)), help="TCP port to bind (0: any free)")
     add("--uds", default=_env("uds", None), help="bind to this Unix domain socket path instead")
-    add("--uds-mode", type=_octal, default=_env("uds_mode", None),
-        help="file mode of the --uds socket file, in octal (e.g. 660)")
-    add("--fd", type=int, default=_env("fd", None),
-        help="serve on this inherited listening socket file descriptor instead")
-    add("--backlog", type=int, default=int(_env("backlog", DEFAULT_BACKLOG)),
-        help="pending-connection queue length per listener")
-    add("--lifespan", choices=LIFESPAN_MODES, default=_env("lifespan", "auto"),
-        help="ASGI lifespan: auto tolerates apps without it, on requires it, off skips it")
-    add("--root-path", default=_env("root_path", ""),
-        help="ASGI root_path, the prefix the app is mounted under behind a proxy")
-    add("--timeout-keep-alive", type=float, default=float(_env("timeout_keep_alive", 5.0)),
-        help="seconds an idle keep-alive connection stays open")
-    add("--timeout-request-head", type=float, default=float(_env("timeout_request_head", 10.0)),
-        help="seconds a client has to send a complete request head (slowloris guard)")
-    add("--timeout-graceful-shutdown", type=float,
+    add(
+        "--uds-mode",
+        type=_octal,
+        default=_env("uds_mode", None),
+        help="file mode of the --uds socket file, in octal (e.g. 660)",
+    )
+    add(
+        "--fd",
+        type=int,
+        default=_env("fd", None),
+        help="serve on this inherited listening socket file descriptor instead",
+    )
+    add(
+        "--backlog",
+        type=int,
+        default=int(_env("backlog", DEFAULT_BACKLOG)),
+        help="pending-connection queue length per listener",
+    )
+    add(
+        "--lifespan",
+        choices=LIFESPAN_MODES,
+        default=_env("lifespan", "auto"),
+        help="ASGI lifespan: auto tolerates apps without it, on requires it, off skips it",
+    )
+    add(
+        "--root-path",
+        default=_env("root_path", ""),
+        help="ASGI root_path, the prefix the app is mounted under behind a proxy",
+    )
+    add(
+        "--timeout-keep-alive",
+        type=float,
+        default=float(_env("timeout_keep_alive", 5.0)),
+        help="seconds an idle keep-alive connection stays open",
+    )
+    add(
+        "--timeout-request-head",
+        type=float,
+        default=float(_env("timeout_request_head", 10.0)),
+        help="seconds a client has to send a complete request head (slowloris guard)",
+    )
+    add(
+        "--timeout-graceful-shutdown",
+        type=float,
         default=float(_env("timeout_graceful_shutdown", 30.0)),
-        help="seconds in-flight requests get to finish on shutdown")
-    add("--limit-request-body", type=int, default=_env("limit_request_body", None),
-        help="largest request body in bytes; larger ones get 413 (default: no limit)")
-    add("--header", dest="headers", action="append", type=_header, default=None,
-        metavar="NAME:VALUE", help="extra default response header; repeat for several")
-    add("--server-header", action=argparse.BooleanOptionalAction,
-        default=_env_bool("server_header", True), help="send 'server: pounce'")
-    add("--date-header", action=argparse.BooleanOptionalAction,
-        default=_env_bool("date_header", True), help="send the Date header")
-    add("--h11-max-incomplete-event-size", type=int,
+        help="seconds in-flight requests get to finish on shutdown",
+    )
+    add(
+        "--limit-request-body",
+        type=int,
+        default=_env("limit_request_body", None),
+        help="largest request body in bytes; larger ones get 413 (default: no limit)",
+    )
+    add(
+        "--header",
+        dest="headers",
+        action="append",
+        type=_header,
+        default=None,
+        metavar="NAME:VALUE",
+        help="extra default response header; repeat for several",
+    )
+    add(
+        "--server-header",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("server_header", True),
+        help="send 'server: pounce'",
+    )
+    add(
+        "--date-header",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("date_header", True),
+        help="send the Date header",
+    )
+    add(
+        "--h11-max-incomplete-event-size",
+        type=int,
         default=int(_env("h11_max_incomplete_event_size", DEFAULT_MAX_HEAD)),
-        help="largest request head in bytes before answering 431")
-    add("--log-level", choices=LOG_LEVELS, default=_env("log_level", "info"),
-        help="log level of the pounce loggers")
-    add("--access-log", action=argparse.BooleanOptionalAction,
-        default=_env_bool("access_log", True), help="log one line per response")
+        help="largest request head in bytes before answering 431",
+    )
+    add(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default=_env("log_level", "info"),
+        help="log level of the pounce loggers",
+    )
+    add(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("access_log", True),
+        help="log one line per response",
+    )
     add("--version", action="version", version=f"pounce {__version__}")
     return parser
 
@@ -130,7 +207,9 @@ def options_from(args: argparse.Namespace) -> StandardOptions:
         timeout_keep_alive=args.timeout_keep_alive,
         timeout_request_head=args.timeout_request_head,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
-        limit_request_body=None if args.limit_request_body is None else int(args.limit_request_body),
+        limit_request_body=None
+        if args.limit_request_body is None
+        else int(args.limit_request_body),
         headers=tuple(headers),
         server_header=args.server_header,
         date_header=args.date_header,
@@ -170,4 +249,3 @@ def _fail(exc: PounceError, code: int, debug: bool) -> int:
     """One line, no traceback, unless --log-level debug asks for it."""
     error_log.error("%s", exc, exc_info=exc if debug else None)
     return code
-

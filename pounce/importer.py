@@ -43,9 +43,7 @@ def import_app(target: str, *, factory: bool = False, app_dir: str | None = None
         try:
             obj = getattr(obj, part)
         except AttributeError as exc:
-            raise AppImportError(
-                f'attribute "{attr}" not found in module "{module_name}"'
-            ) from exc
+            raise AppImportError(f'attribute "{attr}" not found in module "{module_name}"') from exc
     if factory:
         if not callable(obj):
             raise AppImportError(f'"{target}" is not callable, so it cannot be a --factory')

@@ -20,7 +20,7 @@ from typing import Any
 
 from pounce.asgi.lifespan import Lifespan
 from pounce.asgi.types import ASGIApp
-from pounce.binds import cleanup, display_address, open_socket
+from pounce.binds import Bind, cleanup, display_address, open_socket
 from pounce.builder import ServerBuilder, ServerSpec
 from pounce.layer import HandlerFactory
 from pounce.protocol import bridge_factory
@@ -58,7 +58,9 @@ class Server:
         lines = [f"listen   {b.describe()} (backlog {spec.backlog})" for b in spec.binds]
         lines += [f"stream   {layer.describe()}" for layer in spec.stream_layers]
         lines += [f"protocol {factory.describe()}" for factory in spec.protocols]
-        headers = [name for name, on in (("server", http.server_header), ("date", http.date_header)) if on]
+        headers = [
+            name for name, on in (("server", http.server_header), ("date", http.date_header)) if on
+        ]
         headers += [name.decode() for name, _ in http.extra_headers]
         body = "none" if http.max_request_body is None else f"{http.max_request_body} B"
         lines.append(
@@ -89,9 +91,11 @@ class Server:
     ) -> None:
         spec = self.spec
         sockets: list[socket.socket] = []
+        opened: list[Bind] = []
         try:
             for bind in spec.binds:
                 sockets.append(open_socket(bind, spec.backlog))
+                opened.append(bind)
             service = ServiceContext(self._app, spec.http, state=lifespan.state)
             tracker = ConnectionTracker()
             factory = self._handler_factory(service)
@@ -112,7 +116,7 @@ class Server:
             for sock in sockets:
                 with contextlib.suppress(OSError):
                     sock.close()
-            for bind in spec.binds:
+            for bind in opened:
                 cleanup(bind)
 
     def _handler_factory(self, service: ServiceContext) -> HandlerFactory:

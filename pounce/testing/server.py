@@ -8,6 +8,7 @@ hanging it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from types import TracebackType
 from typing import Any
@@ -72,10 +73,8 @@ class TestServer:
     def stop(self) -> None:
         """Trigger graceful shutdown and wait for the server to finish."""
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 self._loop.call_soon_threadsafe(self._stop.set)
-            except RuntimeError:
-                pass  # loop already closed
         if self._thread is not None:
             self._thread.join(self._timeout + self.server.spec.graceful_timeout)
             if self._thread.is_alive():

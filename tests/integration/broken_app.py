@@ -1,0 +1,3 @@
+"""An app module that fails while being imported."""
+
+raise RuntimeError("boom at import time")

@@ -1,0 +1,194 @@
+"""Listeners over real sockets: IPv4, IPv6, several binds, Unix sockets, inherited fds."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pounce import Server, TransportError
+from pounce.asgi.types import Receive, Scope, Send
+from pounce.testing import TestServer
+
+
+async def hello(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        return
+    server = scope["server"]
+    body = f"hello from {server[0]}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def test_ipv4() -> None:
+    with TestServer(Server.builder().bind("127.0.0.1", 0).h1().asgi(hello)) as ts:
+        response = httpx.get(ts.url + "/", timeout=5)
+    assert response.text == "hello from 127.0.0.1"
+
+
+@pytest.mark.skipif(not ipv6_available(), reason="no IPv6 loopback on this machine")
+def test_ipv6() -> None:
+    with TestServer(Server.builder().bind("::1", 0).h1().asgi(hello)) as ts:
+        assert ts.url.startswith("http://[::1]:")
+        response = httpx.get(ts.url + "/", timeout=5)
+    assert response.text == "hello from ::1"
+
+
+def test_several_binds_in_one_server(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sock")
+    server = Server.builder().bind("127.0.0.1", 0).bind("127.0.0.2", 0).bind_unix(path).h1()
+    with TestServer(server.asgi(hello)) as ts:
+        first, second, unix = ts.addresses
+        assert httpx.get(f"http://127.0.0.1:{first[1]}/", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.2:{second[1]}/", timeout=5).text == "hello from 127.0.0.2"
+        transport = httpx.HTTPTransport(uds=unix)
+        with httpx.Client(transport=transport, timeout=5) as client:
+            assert client.get("http://local/").text == f"hello from {path}"
+
+
+def test_unix_socket_mode_and_cleanup(tmp_path: Path) -> None:
+    path = tmp_path / "pounce.sock"
+    server = Server.builder().bind_unix(str(path), mode=0o600).h1().asgi(hello)
+    with TestServer(server):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=5) as client:
+            response = client.get("http://local/")
+        assert response.status_code == 200
+        scope_client = response  # the scope's client is None on a Unix socket
+        assert scope_client.text.startswith("hello from ")
+    assert not path.exists(), "the socket file is removed on shutdown"
+
+
+def test_stale_unix_socket_file_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "stale.sock"
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(path))
+    dead.close()  # the file stays, nobody listens: stale
+    server = Server.builder().bind_unix(str(path)).h1().asgi(hello)
+    transport = httpx.HTTPTransport(uds=str(path))
+    with TestServer(server), httpx.Client(transport=transport, timeout=5) as client:
+        assert client.get("http://local/").status_code == 200
+
+
+def test_live_unix_socket_is_not_stolen(tmp_path: Path) -> None:
+    path = tmp_path / "live.sock"
+    live = socket.socket(socket.AF_UNIX)
+    live.bind(str(path))
+    live.listen()
+    try:
+        server = Server.builder().bind_unix(str(path)).h1().asgi(hello)
+        with pytest.raises(TransportError, match="another server is listening"):
+            TestServer(server).start()
+    finally:
+        live.close()
+
+
+def test_regular_file_at_unix_path_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-socket"
+    path.write_text("data")
+    server = Server.builder().bind_unix(str(path)).h1().asgi(hello)
+    with pytest.raises(TransportError, match="not a socket"):
+        TestServer(server).start()
+    assert path.read_text() == "data"
+
+
+def test_inherited_fd() -> None:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    fd = os.dup(listener.fileno())
+    listener.close()
+    with TestServer(Server.builder().bind_fd(fd).h1().asgi(hello)):
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+
+
+def test_bad_fd_is_a_transport_error() -> None:
+    r, w = os.pipe()
+    try:
+        server = Server.builder().bind_fd(r).h1().asgi(hello)
+        with pytest.raises(TransportError, match="fd"):
+            TestServer(server).start()
+    finally:
+        os.close(w)
+
+
+def test_port_in_use_is_a_clear_transport_error() -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        server = Server.builder().bind("127.0.0.1", port).h1().asgi(hello)
+        with pytest.raises(TransportError, match="cannot bind") as info:
+            TestServer(server).start()
+        assert info.value.hint and "--port" in info.value.hint
+    finally:
+        holder.close()
+
+
+def listen_queue_limit(port: int) -> int | None:
+    """The backlog of the listener on `port`, from /proc/net/tcp's view via ss."""
+    out = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, timeout=5
+    ).stdout.split()
+    return int(out[2]) if len(out) > 2 else None
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+def test_backlog_is_passed_to_listen() -> None:
+    with TestServer(Server.builder().bind("127.0.0.1", 0).backlog(7).h1().asgi(hello)) as ts:
+        assert listen_queue_limit(ts.port) == 7
+        assert httpx.get(ts.url + "/", timeout=5).status_code == 200
+
+
+async def test_tcp_nodelay_is_set_on_accepted_sockets() -> None:
+    import asyncio
+
+    from pounce.layer import Conn, ConnectionHandler
+    from pounce.transport import ConnectionTracker, TransportAdapter
+
+    accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
+
+    class Record:
+        def connection_made(self, conn: Conn) -> None:
+            accepted.set_result(conn)
+
+        def data_received(self, data: bytes) -> None: ...
+
+        def eof_received(self) -> None: ...
+
+        def connection_lost(self, exc: Exception | None) -> None: ...
+
+    def factory() -> ConnectionHandler:
+        return Record()
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # pre-bound: the case where asyncio does not set TCP_NODELAY itself
+    loop = asyncio.get_running_loop()
+    tracker = ConnectionTracker()
+    server = await loop.create_server(lambda: TransportAdapter(factory, tracker), sock=listener)
+    _reader, writer = await asyncio.open_connection(*listener.getsockname())
+    conn = await asyncio.wait_for(accepted, 5)
+    assert isinstance(conn, TransportAdapter)
+    sock = conn._transport.get_extra_info("socket") if conn._transport else None
+    assert sock is not None
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    writer.close()
+    server.close()
