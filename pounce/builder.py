@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pounce.asgi.lifespan import LIFESPAN_MODES, LifespanMode
 from pounce.asgi.types import ASGIApp
 from pounce.binds import DEFAULT_BACKLOG, Bind, FdBind, TCPBind, UnixBind
 from pounce.errors import BuildError
-from pounce.http1 import HTTP1Protocol
+from pounce.http1 import H1_PARSERS, H1Parser, HTTP1Protocol
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
+from pounce.loops import LoopChoice, resolve_loop
 from pounce.protocol import ProtocolFactory
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD, DEFAULT_MAX_REQUEST_LINE, H1Limits
 from pounce.service import HTTPOptions
@@ -53,6 +54,7 @@ class ServerSpec:
     http: HTTPOptions
     lifespan: LifespanMode
     graceful_timeout: float
+    loop: Literal["asyncio", "uvloop"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class ServerBuilder:
     _http: HTTPOptions = field(default_factory=HTTPOptions)
     _lifespan: LifespanMode = "auto"
     _graceful_timeout: float = 30.0  # seconds; Uvicorn has no default, Hypercorn 5 s
+    _loop: LoopChoice = "auto"
 
     # -- listeners ----------------------------------------------------------------
 
@@ -102,11 +105,16 @@ class ServerBuilder:
         *,
         max_incomplete_event_size: int = DEFAULT_MAX_HEAD,
         max_request_line: int = DEFAULT_MAX_REQUEST_LINE,
+        parser: H1Parser = "auto",
     ) -> ServerBuilder:
         """Serve HTTP/1.0 and HTTP/1.1 (h11).
 
         Limits in bytes: request head 16 KiB (answer 431), request line 8 KiB (414).
+        `parser`: ``"fast"`` (pure-Python, the default for ``"auto"``) or
+        ``"h11"`` (the reference implementation); both are equally strict.
         """
+        if parser not in H1_PARSERS:
+            raise BuildError(f".h1(parser={parser!r}): must be one of {', '.join(H1_PARSERS)}")
         for name, value in (
             ("max_incomplete_event_size", max_incomplete_event_size),
             ("max_request_line", max_request_line),
@@ -117,7 +125,7 @@ class ServerBuilder:
             max_incomplete_event_size=max_incomplete_event_size,
             max_request_line=max_request_line,
         )
-        return self.protocol(HTTP1Protocol(limits))
+        return self.protocol(HTTP1Protocol(limits, parser))
 
     def protocol(self, factory: ProtocolFactory) -> ServerBuilder:
         """Add a protocol to the set the bridge picks from per connection."""
@@ -217,6 +225,11 @@ class ServerBuilder:
             raise BuildError(f".lifespan({mode!r}): must be one of {', '.join(LIFESPAN_MODES)}")
         return replace(self, _lifespan=mode)
 
+    def loop(self, choice: LoopChoice) -> ServerBuilder:
+        """Event loop for `Server.run()`: ``auto`` (uvloop if installed), ``asyncio``, ``uvloop``."""
+        resolve_loop(choice)  # fail here, at the call that asked for it
+        return replace(self, _loop=choice)
+
     # -- finishing ---------------------------------------------------------------------------
 
     def asgi(self, app: ASGIApp, *, name: str | None = None) -> Server:
@@ -257,6 +270,7 @@ class ServerBuilder:
             http=self._http,
             lifespan=self._lifespan if app is not None else "off",
             graceful_timeout=self._graceful_timeout,
+            loop=resolve_loop(self._loop),
         )
         return Server(spec)
 

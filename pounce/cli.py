@@ -19,7 +19,9 @@ from pounce import __version__
 from pounce.asgi.lifespan import LIFESPAN_MODES
 from pounce.binds import DEFAULT_BACKLOG
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
+from pounce.http1 import H1_PARSERS
 from pounce.importer import import_app
+from pounce.loops import LOOP_CHOICES
 from pounce.logs import LOG_LEVELS, configure_logging
 from pounce.presets import StandardOptions, standard
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
@@ -175,6 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="largest request head in bytes before answering 431",
     )
     add(
+        "--http",
+        choices=H1_PARSERS,
+        default=_env("http", "auto"),
+        help="HTTP/1.1 implementation: fast (pure Python) or h11; auto = fast",
+    )
+    add(
+        "--loop",
+        choices=LOOP_CHOICES,
+        default=_env("loop", "auto"),
+        help="event loop: asyncio, or uvloop (pip install pounce[uvloop]); auto = uvloop if installed",
+    )
+    add(
         "--log-level",
         choices=LOG_LEVELS,
         default=_env("log_level", "info"),
@@ -215,6 +229,8 @@ def options_from(args: argparse.Namespace) -> StandardOptions:
         date_header=args.date_header,
         h11_max_incomplete_event_size=args.h11_max_incomplete_event_size,
         access_log=args.access_log,
+        http=args.http,
+        loop=args.loop,
     )
 
 

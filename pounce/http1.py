@@ -1,14 +1,25 @@
-"""The HTTP/1.1 protocol factory: the h11 core under the shared HTTP driver."""
+"""The HTTP/1.1 protocol factory: a sans-I/O core under the shared HTTP driver.
+
+Two cores implement HTTP/1.1 with the same events and the same strictness:
+``fast`` (`FastH1Core`, the default) and ``h11`` (`H11Core`, the reference
+implementation, which the fast one is differentially tested against).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pounce.connection import HTTPDriver
 from pounce.layer import ConnectionHandler
 from pounce.protocol import ProtocolFactory
+from pounce.protocols.base import ProtocolCore
 from pounce.protocols.h1 import H1Limits, H11Core
+from pounce.protocols.h1_fast import FastH1Core
 from pounce.service import ServiceContext
+
+H1Parser = Literal["auto", "fast", "h11"]
+H1_PARSERS: tuple[H1Parser, ...] = ("auto", "fast", "h11")
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,16 +27,23 @@ class HTTP1Protocol(ProtocolFactory):
     """HTTP/1.0 and HTTP/1.1; the fallback when nothing else claims a connection."""
 
     limits: H1Limits = field(default_factory=H1Limits)
+    parser: H1Parser = "auto"
     name = "http/1.1"
     alpn_ids = ("http/1.1",)
     fallback = True
 
     def handler(self, service: ServiceContext) -> ConnectionHandler:
-        return HTTPDriver(H11Core(self.limits), service)
+        core: ProtocolCore
+        if self.parser == "h11":
+            core = H11Core(self.limits)
+        else:
+            core = FastH1Core(self.limits)
+        return HTTPDriver(core, service)
 
     def describe(self) -> str:
         limits = self.limits
+        parser = "fast" if self.parser == "auto" else self.parser
         return (
-            f"http/1.1 (h11; max head {limits.max_incomplete_event_size} B, "
+            f"http/1.1 ({parser}; max head {limits.max_incomplete_event_size} B, "
             f"max request line {limits.max_request_line} B)"
         )

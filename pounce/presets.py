@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pounce.asgi.lifespan import LifespanMode
 from pounce.binds import DEFAULT_BACKLOG
 from pounce.builder import ServerBuilder
+from pounce.http1 import H1Parser
+from pounce.loops import LoopChoice
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
 
 
@@ -36,6 +38,8 @@ class StandardOptions:
     date_header: bool = True
     h11_max_incomplete_event_size: int = DEFAULT_MAX_HEAD  # bytes
     access_log: bool = True
+    http: H1Parser = "auto"
+    loop: LoopChoice = "auto"
 
 
 def standard(options: StandardOptions | None = None) -> ServerBuilder:
@@ -50,7 +54,7 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.bind(o.host, o.port)
     builder = (
         builder.backlog(o.backlog)
-        .h1(max_incomplete_event_size=o.h11_max_incomplete_event_size)
+        .h1(max_incomplete_event_size=o.h11_max_incomplete_event_size, parser=o.http)
         .timeouts(
             keep_alive=o.timeout_keep_alive,
             request_head=o.timeout_request_head,
@@ -60,6 +64,7 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         .limit_request_body(o.limit_request_body)
         .root_path(o.root_path)
         .lifespan(o.lifespan)
+        .loop(o.loop)
     )
     if o.access_log:
         builder = builder.access_log()

@@ -23,6 +23,7 @@ from pounce.asgi.types import ASGIApp
 from pounce.binds import Bind, cleanup, display_address, open_socket
 from pounce.builder import ServerBuilder, ServerSpec
 from pounce.layer import HandlerFactory
+from pounce.loops import loop_factory
 from pounce.protocol import bridge_factory
 from pounce.service import ServiceContext
 from pounce.transport import ConnectionTracker, TransportAdapter
@@ -70,6 +71,7 @@ class Server:
         )
         lines += [f"app      {layer.describe()}" for layer in spec.app_layers]
         lines.append(f"app      {spec.app_name} (lifespan {spec.lifespan})")
+        lines.append(f"loop     {spec.loop}")
         return "\n".join(lines)
 
     # -- serving -----------------------------------------------------------------------
@@ -146,7 +148,8 @@ class Server:
 
     def run(self) -> None:
         """Serve in a new event loop until SIGINT or SIGTERM; a second signal forces exit."""
-        asyncio.run(self._serve_until_signalled())
+        with asyncio.Runner(loop_factory=loop_factory(self.spec.loop)) as runner:
+            runner.run(self._serve_until_signalled())
 
     async def _serve_until_signalled(self) -> None:
         stop = asyncio.Event()

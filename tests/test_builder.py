@@ -7,6 +7,7 @@ import pytest
 from pounce import AppLayer, BuildError, ProtocolFactory, Server, StreamLayer
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.layer import ConnectionHandler, HandlerFactory
+from pounce.loops import uvloop_installed
 from pounce.presets import StandardOptions, standard
 from pounce.service import ServiceContext
 
@@ -37,15 +38,17 @@ class Passthrough(StreamLayer):
 
 STANDARD_DESCRIBE = """\
 listen   tcp 127.0.0.1:8000 (backlog 2048)
-protocol http/1.1 (h11; max head 16384 B, max request line 8192 B)
+protocol http/1.1 (fast; max head 16384 B, max request line 8192 B)
 http     keep-alive 5 s, request head 10 s, body limit none, headers [server, date], root path -
 app      access log (pounce.access)
-app      myapp:app (lifespan auto)"""
+app      myapp:app (lifespan auto)
+loop     {loop}"""
 
 
 def test_standard_preset_describe_is_pinned() -> None:
     server = standard().asgi(app, name="myapp:app")
-    assert server.describe() == STANDARD_DESCRIBE
+    loop = "uvloop" if uvloop_installed() else "asyncio"
+    assert server.describe() == STANDARD_DESCRIBE.format(loop=loop)
 
 
 def test_standard_preset_options_reach_the_stack() -> None:
@@ -124,6 +127,7 @@ async def send_nothing(message: object) -> None:
         (lambda b: b.backlog(0), "positive integer"),
         (lambda b: b.h1(max_incomplete_event_size=1), "at least 64 bytes"),
         (lambda b: b.h1(max_request_line="x"), "at least 64 bytes"),
+        (lambda b: b.h1(parser="httptools"), "must be one of auto, fast, h11"),
         (lambda b: b.protocol(object()), "expected a ProtocolFactory"),
         (lambda b: b.layer(object()), "expected a StreamLayer or AppLayer"),
         (lambda b: b.timeouts(keep_alive=0), "positive number"),
