@@ -259,3 +259,32 @@ def test_uds_flag(tmp_path: Path) -> None:
             proc.kill()
         proc.communicate(timeout=10)
     assert not path.exists()
+
+
+def test_pounce_run_serves_the_standard_stack() -> None:
+    code = (
+        "import pounce; "
+        f"pounce.run('cli_apps:app', app_dir={str(HERE)!r}, port=0, timeout_keep_alive=1)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    running = Running(proc)
+    try:
+        running.wait_started()
+        assert httpx.get(running.url + "/r", timeout=5).text == "hi /r"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def test_pounce_run_rejects_unknown_options() -> None:
+    import pounce
+    from pounce.errors import BuildError
+
+    with pytest.raises(BuildError, match="unknown option\\(s\\) prot") as info:
+        pounce.run("cli_apps:app", prot=8000)
+    assert info.value.hint and "port" in info.value.hint
