@@ -226,7 +226,7 @@ class ServerBuilder:
         return replace(self, _lifespan=mode)
 
     def loop(self, choice: LoopChoice) -> ServerBuilder:
-        """Event loop for `Server.run()`: ``auto`` (uvloop if installed), ``asyncio``, ``uvloop``."""
+        """Event loop for run(): ``auto`` (uvloop if installed), ``asyncio`` or ``uvloop``."""
         resolve_loop(choice)  # fail here, at the call that asked for it
         return replace(self, _loop=choice)
 

@@ -21,8 +21,8 @@ from pounce.binds import DEFAULT_BACKLOG
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.http1 import H1_PARSERS
 from pounce.importer import import_app
-from pounce.loops import LOOP_CHOICES
 from pounce.logs import LOG_LEVELS, configure_logging
+from pounce.loops import LOOP_CHOICES
 from pounce.presets import StandardOptions, standard
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
 
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--loop",
         choices=LOOP_CHOICES,
         default=_env("loop", "auto"),
-        help="event loop: asyncio, or uvloop (pip install pounce[uvloop]); auto = uvloop if installed",
+        help="event loop: asyncio or uvloop (pounce[uvloop] extra); auto = uvloop if installed",
     )
     add(
         "--log-level",

@@ -33,11 +33,8 @@ class HTTP1Protocol(ProtocolFactory):
     fallback = True
 
     def handler(self, service: ServiceContext) -> ConnectionHandler:
-        core: ProtocolCore
-        if self.parser == "h11":
-            core = H11Core(self.limits)
-        else:
-            core = FastH1Core(self.limits)
+        limits = self.limits
+        core: ProtocolCore = H11Core(limits) if self.parser == "h11" else FastH1Core(limits)
         return HTTPDriver(core, service)
 
     def describe(self) -> str:

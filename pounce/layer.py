@@ -81,6 +81,14 @@ class ConnectionHandler(Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None: ...
 
+    def begin_shutdown(self) -> None:
+        """The server is shutting down gracefully: finish what is in flight, then close.
+
+        Close at once when idle. Stream layers pass the call inward; a handler
+        that ignores it is aborted when the graceful timeout runs out.
+        """
+        ...
+
 
 HandlerFactory = Callable[[], ConnectionHandler]
 """Makes one `ConnectionHandler` per accepted connection."""

@@ -28,7 +28,9 @@ def resolve_loop(choice: LoopChoice) -> Literal["asyncio", "uvloop"]:
     if choice not in LOOP_CHOICES:
         raise BuildError(f".loop({choice!r}): must be one of {', '.join(LOOP_CHOICES)}")
     if choice == "uvloop" and not uvloop_installed():
-        raise BuildError(".loop('uvloop'): uvloop is not installed", hint="pip install pounce[uvloop]")
+        raise BuildError(
+            ".loop('uvloop'): uvloop is not installed", hint="pip install pounce[uvloop]"
+        )
     if choice == "auto":
         return "uvloop" if uvloop_installed() else "asyncio"
     return choice

@@ -30,10 +30,11 @@ class ProtocolFactory(ABC):
     def sniff(self, data: bytes) -> bool | None:
         """Does a connection that starts with `data` speak this protocol?
 
-        Return None while `data` is too short to tell. The default claims every
-        connection, which suits a server that speaks only this protocol.
+        Return None while `data` is too short to tell. The default claims
+        nothing: a protocol that is the only one registered is chosen without
+        sniffing, and one that shares a port must say how to recognise it.
         """
-        return True
+        return False
 
     @abstractmethod
     def handler(self, service: ServiceContext) -> ConnectionHandler:
@@ -46,7 +47,7 @@ class ProtocolFactory(ABC):
 class ProtocolBridge:
     """The innermost `ConnectionHandler`: hands the connection to one protocol."""
 
-    __slots__ = ("_buffer", "_chosen", "_conn", "_factories", "_service")
+    __slots__ = ("_buffer", "_chosen", "_conn", "_factories", "_rejected", "_service")
 
     def __init__(self, factories: Sequence[ProtocolFactory], service: ServiceContext) -> None:
         self._factories = factories
@@ -54,6 +55,7 @@ class ProtocolBridge:
         self._conn: Conn | None = None
         self._chosen: ConnectionHandler | None = None
         self._buffer = b""
+        self._rejected = False
 
     def connection_made(self, conn: Conn) -> None:
         self._conn = conn
@@ -70,6 +72,8 @@ class ProtocolBridge:
     def data_received(self, data: bytes) -> None:
         if self._chosen is not None:
             self._chosen.data_received(data)
+            return
+        if self._rejected:
             return
         self._buffer += data
         factory = self._sniff()
@@ -92,6 +96,7 @@ class ProtocolBridge:
         for factory in self._factories:
             if factory.fallback:
                 return factory
+        self._rejected = True
         if self._conn is not None:
             self._conn.close()
         return None
@@ -108,6 +113,12 @@ class ProtocolBridge:
     def connection_lost(self, exc: Exception | None) -> None:
         if self._chosen is not None:
             self._chosen.connection_lost(exc)
+
+    def begin_shutdown(self) -> None:
+        if self._chosen is not None:
+            self._chosen.begin_shutdown()
+        elif self._conn is not None:
+            self._conn.close()  # no request has even started: nothing to finish
 
 
 def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext) -> HandlerFactory:

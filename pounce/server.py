@@ -137,6 +137,7 @@ class Server:
         for server in servers:
             server.close()
         service.begin_shutdown()
+        tracker.begin_shutdown()
         timeout = self.spec.graceful_timeout
         if len(tracker) and not await tracker.wait_closed(timeout):
             error_log.warning(

@@ -50,6 +50,10 @@ class ConnectionTracker:
             return False
         return True
 
+    def begin_shutdown(self) -> None:
+        for adapter in list(self._adapters):
+            adapter.begin_shutdown()
+
     def abort_all(self) -> None:
         for adapter in list(self._adapters):
             adapter.abort()
@@ -113,6 +117,9 @@ class TransportAdapter(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         self._wake_drain()
+
+    def begin_shutdown(self) -> None:
+        self._handler.begin_shutdown()
 
     def _wake_drain(self) -> None:
         waiter, self._drain_waiter = self._drain_waiter, None

@@ -8,7 +8,10 @@ transition table; a message that has no entry for the current state raises
 
 Failure policy (DESIGN.md): the app fails before ``http.response.start`` →
 500; after → the stream is reset (HTTP/1.1: the connection closes); the app
-returns without finishing → logged, then the same as a failure.
+returns without finishing → logged, then the same as a failure. The head is
+held until the first body message, so a failure between the two still gets
+a clean 500. If the protocol core refuses even the 500, the stream is reset:
+every path ends in `stream_done`, so a connection never hangs.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from functools import lru_cache
 from typing import Any, Protocol
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from pounce.asgi.headers import validate_response_headers
 from pounce.asgi.types import ASGIApp, Message, Scope
@@ -35,7 +39,12 @@ from pounce.protocols.events import (
 
 error_log = logging.getLogger("pounce.error")
 
-ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.4"}
+ASGI_VERSION = "3.0"
+HTTP_SPEC_VERSION = "2.4"
+
+# RFC 9110 §15.3.5, §15.4.5: these responses never carry content, and a 204
+# MUST NOT carry Content-Length (§8.6); a body the app sends is dropped.
+NO_CONTENT_STATUSES = frozenset({204, 304})
 
 
 class StreamOwner(Protocol):
@@ -88,13 +97,15 @@ class Exchange:
         self._body_complete = not request.has_body
         self._body_delivered = False
         self._disconnected = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self.keep_alive_refused = False
         self.bytes_sent = 0
 
     # -- driver side ------------------------------------------------------------
 
     def feed_body(self, data: bytes) -> None:
+        if not data:
+            return
         self._body.append(data)
         self._body_size += len(data)
         self._wake()
@@ -119,9 +130,10 @@ class Exchange:
         return self._body_size
 
     def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # -- app side: receive ---------------------------------------------------------
 
@@ -130,8 +142,11 @@ class Exchange:
             message = self._next_message()
             if message is not None:
                 return message
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+            # One future per call: a cancelled receive (Starlette cancels its
+            # disconnect listener) must not cancel another caller's wait.
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
 
     def _next_message(self) -> Message | None:
         if self._disconnected or self.state is ResponseState.DONE:
@@ -170,8 +185,12 @@ class Exchange:
 
     def _start(self, message: Message) -> None:
         status = message.get("status")
-        if not isinstance(status, int) or not 100 <= status <= 599 or 100 <= status < 200:
-            raise ASGIContractError(f"invalid response status {status!r}")
+        # 1xx are not final responses; ASGI has no message that sends one.
+        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+            raise ASGIContractError(
+                f"invalid response status {status!r}", hint="an int from 200 to 599"
+            )
+        status = int(status)
         app_headers = validate_response_headers(message.get("headers", ()))
         headers = self._context.response_headers(app_headers)
         if self.keep_alive_refused:
@@ -184,20 +203,24 @@ class Exchange:
         if not isinstance(body, bytes | bytearray | memoryview):
             raise ASGIContractError(f"http.response.body 'body' must be bytes, not {type(body)}")
         more = bool(message.get("more_body", False))
-        if self._is_head:
-            body = b""
+        bodiless = self._status in NO_CONTENT_STATUSES
+        if self._is_head or bodiless:
+            body = b""  # ASGI: the server strips the body of a HEAD response
         owner = self._owner
         head = self._held_head
         if head is not None:
             # The head waits for the first body message so both leave in one
             # write; a whole body in one message gets a Content-Length instead
             # of chunked framing (HTTP/1.0 clients can then keep the connection).
-            if not more and not self._is_head and not _has_framing(head.headers):
+            # HEAD: the length of the GET body is unknown here, so none is made up.
+            if not (more or self._is_head or bodiless or _has_framing(head.headers)):
                 head.headers.append((b"content-length", b"%d" % len(body)))
             owner.send_event(head)
             self._held_head = None
         if body or not more:
-            owner.send_event(SendData(stream_id=self.stream_id, data=bytes(body), end_stream=not more))
+            owner.send_event(
+                SendData(stream_id=self.stream_id, data=bytes(body), end_stream=not more)
+            )
             self.bytes_sent += len(body)
         if not more:
             self.state = ResponseState.DONE
@@ -226,18 +249,28 @@ class Exchange:
 
     def _fail(self, exc: Exception) -> None:
         if isinstance(exc, PounceError):
-            error_log.error("ASGI app error: %s", exc)
+            error_log.error("ASGI app error (%s): %s", exc.code, exc)
         else:
             error_log.error("Exception in ASGI application", exc_info=exc)
         if not self._disconnected:
             self._abort()
 
     def _abort(self) -> None:
+        """500 while nothing is on the wire, else reset; always ends the stream."""
+        if self.state is ResponseState.DONE:
+            return
         if self.state is ResponseState.STARTING or self._held_head is not None:
-            self._send_internal_error()
-        elif self.state is not ResponseState.DONE:
-            self.state = ResponseState.FAILED
+            try:
+                self._send_internal_error()
+                return
+            except PounceError as exc:  # the core refused even the 500
+                error_log.error("Could not send a 500 response: %s", exc)
+        self.state = ResponseState.FAILED
+        try:
             self._owner.send_event(ResetStream(stream_id=self.stream_id))
+        except PounceError as exc:
+            error_log.error("Could not reset the stream: %s", exc)
+        finally:
             self._owner.stream_done(self.stream_id)
 
     def _send_internal_error(self) -> None:
@@ -249,14 +282,15 @@ class Exchange:
                 (b"connection", b"close"),
             ]
         )
-        self._held_head = None
-        self.state = ResponseState.DONE
-        self._status = 500
         owner = self._owner
         owner.send_event(SendResponse(stream_id=self.stream_id, status=500, headers=headers))
+        self._held_head = None
+        self._status = 500
         owner.send_event(
             SendData(stream_id=self.stream_id, data=b"" if self._is_head else body, end_stream=True)
         )
+        self.state = ResponseState.DONE
+        self._wake()
         owner.stream_done(self.stream_id)
 
     @property
@@ -284,10 +318,11 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
     if root_path:
         # As Uvicorn: `path` and `raw_path` include the mount point (ASGI 2.4).
         path = root_path + path
-        raw_path = root_path.encode("utf-8") + raw_path
+        raw_path = _encoded_root_path(root_path) + raw_path
     scope: Scope = {
         "type": "http",
-        "asgi": ASGI_VERSIONS,
+        # A fresh dict per scope: an app that edits it must not change the next one's.
+        "asgi": {"version": ASGI_VERSION, "spec_version": HTTP_SPEC_VERSION},
         "http_version": request.http_version,
         "method": request.method.decode("ascii"),
         "scheme": request.scheme.decode("ascii") if request.scheme else info.scheme,
@@ -303,6 +338,12 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
     if state is not None:
         scope["state"] = dict(state)
     return scope
+
+
+@lru_cache(maxsize=8)
+def _encoded_root_path(root_path: str) -> bytes:
+    """`root_path` as it appears on the wire (percent-encoded UTF-8), for `raw_path`."""
+    return quote(root_path, safe="/!$&'()*+,;=:@").encode("ascii")
 
 
 def _has_framing(headers: Headers) -> bool:

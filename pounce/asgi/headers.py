@@ -4,6 +4,15 @@ A header value with CR or LF would let an app (fed by an attacker) split the
 response in two (response splitting, CVE-2020-7695 in Uvicorn); NUL and
 non-token names are as bad. We refuse them with `ASGIContractError`, which
 turns into a 500, rather than trusting every protocol core to catch it.
+
+Framing is the server's job, so the app may only state it in the two ways
+every protocol core can honour: a ``content-length`` of digits, or
+``transfer-encoding: chunked`` (HTTP/1.1's; an HTTP/2 core drops it, RFC 9113 §8.2.2).
+Any other transfer coding would leave the client unable to find the end of
+the body (RFC 9112 §6.3), and both together are forbidden (RFC 9112 §6.2).
+
+Invariants of what this returns: names are lower-cased tokens; values hold
+no control character but HTAB and no leading or trailing whitespace.
 """
 
 from __future__ import annotations
@@ -16,12 +25,21 @@ from pounce.protocols.events import Headers
 
 # RFC 9110 §5.6.2: token = 1*tchar
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 §5.5: field-value excludes CR, LF and NUL (other controls are obsolete).
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r\n]")
+# RFC 9110 §5.5: field-value is visible characters, SP and HTAB. CR, LF and NUL
+# MUST be refused; the other controls are refused too (as Uvicorn's httptools
+# path does), since intermediaries treat them unpredictably.
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 §5.5: leading and trailing whitespace is not part of a field value.
+_OWS = b" \t"
+# RFC 9110 §8.6: Content-Length = 1*DIGIT
+_DIGITS = re.compile(rb"[0-9]+")
+_FRAMING_HINT = "let the server frame the body; compress with content-encoding instead"
 
 
 def validate_response_headers(headers: Iterable[object]) -> Headers:
     """Return the headers as a list of lower-cased byte pairs, or raise."""
+    if not isinstance(headers, Iterable) or isinstance(headers, bytes | str):
+        raise ASGIContractError(f"response headers must be an iterable of pairs, not {headers!r}")
     result: Headers = []
     for pair in headers:
         if not isinstance(pair, list | tuple) or len(pair) != 2:
@@ -33,8 +51,29 @@ def validate_response_headers(headers: Iterable[object]) -> Headers:
             raise ASGIContractError(f"invalid response header name {name!r}")
         if _FORBIDDEN_IN_VALUE.search(value) is not None:
             raise ASGIContractError(
-                f"response header {name!r} has CR, LF or NUL in its value",
+                f"response header {name!r} has a control character (CR, LF, NUL …) in its value",
                 hint="never put untrusted input into headers unescaped (response splitting)",
             )
-        result.append((name.lower(), value))
+        name = name.lower()
+        value = value.strip(_OWS)
+        _check_framing(name, value)
+        result.append((name, value))
+    if _has_both_framings(result):
+        raise ASGIContractError(
+            "response has both content-length and transfer-encoding", hint=_FRAMING_HINT
+        )
     return result
+
+
+def _check_framing(name: bytes, value: bytes) -> None:
+    if name == b"content-length" and _DIGITS.fullmatch(value) is None:
+        raise ASGIContractError(f"invalid content-length value {value!r}")
+    if name == b"transfer-encoding" and value.lower() != b"chunked":
+        raise ASGIContractError(
+            f"unsupported transfer-encoding {value!r} (only 'chunked')", hint=_FRAMING_HINT
+        )
+
+
+def _has_both_framings(headers: Headers) -> bool:
+    names = {name for name, _ in headers}
+    return b"content-length" in names and b"transfer-encoding" in names

@@ -3,7 +3,9 @@
 Lifespan is not a layer: it runs beside the request plane, against the same
 wrapped app. Modes follow Uvicorn: ``auto`` tolerates apps that do not speak
 lifespan (an exception before any lifespan message means "unsupported"),
-``on`` treats that as a failure, ``off`` never calls the app.
+``on`` treats that as a failure, ``off`` never calls the app. A
+``lifespan.*.failed`` message fails in both ``auto`` and ``on``, with the
+app's message in the `LifespanError`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class Lifespan:
         self._task: asyncio.Task[None] | None = None
         self._unsupported = mode == "off"
         self._messages_sent = False
+        self._failure_reported = False
         self._error: BaseException | None = None
 
     @property
@@ -69,7 +72,14 @@ class Lifespan:
             raise LifespanError(f"lifespan {phase} failed: {reason}")
         if kind == "pounce.lifespan.unsupported":
             return
-        raise LifespanError(f"lifespan {phase} failed: the application raised an exception")
+        if kind == "pounce.lifespan.error":
+            raise LifespanError(
+                f"lifespan {phase} failed: the application raised {self._error!r}"
+            ) from self._error
+        raise LifespanError(
+            f"lifespan {phase} failed: unexpected message {kind!r}",
+            hint=f"answer lifespan.{phase} with lifespan.{phase}.complete or .failed",
+        )
 
     async def _run(self, scope: Scope) -> None:
         try:
@@ -83,6 +93,10 @@ class Lifespan:
                 self._unsupported = True
                 await self._from_app.put({"type": "pounce.lifespan.unsupported"})
                 return
+            if self._failure_reported:
+                # Starlette re-raises after sending .failed; the failure is
+                # already on its way to the server, so no second report.
+                return
             error_log.error("Exception in 'lifespan' protocol", exc_info=exc)
             await self._from_app.put({"type": "pounce.lifespan.error"})
         else:
@@ -94,4 +108,6 @@ class Lifespan:
 
     async def _send(self, message: Message) -> None:
         self._messages_sent = True
+        if str(message.get("type", "")).endswith(".failed"):
+            self._failure_reported = True
         await self._from_app.put(message)

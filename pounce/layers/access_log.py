@@ -35,23 +35,22 @@ class AccessLogLayer(AppLayer):
                 await inner(scope, receive, send)
                 return
             started = time.perf_counter()
+            counts_body = scope["method"] != "HEAD"
             response = {"status": 0, "bytes": 0}
 
             async def send_and_count(message: Message) -> None:
+                await send(message)  # count only what the server accepted
                 if message["type"] == "http.response.start":
                     response["status"] = message["status"]
-                elif message["type"] == "http.response.body":
+                elif message["type"] == "http.response.body" and counts_body:
                     response["bytes"] += len(message.get("body", b""))
-                await send(message)
 
             try:
                 await inner(scope, receive, send_and_count)
-            except BaseException:
-                if not response["status"]:
-                    response["status"] = 500
-                raise
             finally:
-                _log(scope, response["status"], response["bytes"], time.perf_counter() - started)
+                # No accepted response start: the server answered 500 itself.
+                status = response["status"] or 500
+                _log(scope, status, response["bytes"], time.perf_counter() - started)
 
         return logged
 
