@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from pounce.asgi.types import ASGIApp
+from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.builder import ServerBuilder
 from pounce.errors import (
     ASGIContractError,
@@ -24,29 +24,44 @@ from pounce.errors import (
     TLSError,
     TransportError,
 )
-from pounce.layer import AppLayer, Conn, ConnectionHandler, ConnectionInfo, StreamLayer
+from pounce.layer import (
+    AppLayer,
+    Conn,
+    ConnectionHandler,
+    ConnectionInfo,
+    HandlerFactory,
+    StreamLayer,
+)
 from pounce.protocol import ProtocolFactory
 from pounce.server import Server
+from pounce.service import ServiceContext
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ASGIApp",
     "ASGIContractError",
     "AppLayer",
     "BuildError",
     "Conn",
     "ConnectionHandler",
     "ConnectionInfo",
+    "HandlerFactory",
     "LimitExceededError",
     "LocalProtocolError",
+    "Message",
     "OverloadedError",
     "PounceError",
     "ProtocolError",
     "ProtocolFactory",
     "RateLimitedError",
+    "Receive",
     "RemoteProtocolError",
+    "Scope",
+    "Send",
     "Server",
     "ServerBuilder",
+    "ServiceContext",
     "StreamLayer",
     "TLSError",
     "TransportError",
