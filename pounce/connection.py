@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from pounce.asgi.exchange import Exchange
+from pounce.deadline import Deadline
 from pounce.errors import RemoteProtocolError
 from pounce.layer import Conn
 from pounce.protocols.base import ProtocolCore
@@ -47,7 +49,7 @@ class HTTPDriver:
         self._tasks: set[asyncio.Task[None]] = set()
         self._unread = 0
         self._reading_paused = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = Deadline(asyncio.get_running_loop())
         self._waiting_for_head = False
         self._closed = False
 
@@ -75,7 +77,7 @@ class HTTPDriver:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._cancel_timer()
+        self._deadline.cancel()
         self._service.drivers.discard(self)
         for exchange in self._exchanges.values():
             exchange.disconnect()
@@ -104,7 +106,9 @@ class HTTPDriver:
     def _on_request(self, request: RequestReceived) -> None:
         self._cancel_timer()
         self._waiting_for_head = False
-        if self._body_too_large(_content_length(request)):
+        if self._options.max_request_body is not None and self._body_too_large(
+            _content_length(request)
+        ):
             self._reject(request.stream_id, 413)
             return
         assert self._conn is not None
@@ -161,10 +165,13 @@ class HTTPDriver:
 
     # -- StreamOwner (called by exchanges) ---------------------------------------------
 
-    def send_event(self, event: OutboundEvent) -> None:
+    def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
+        """Hand `event` to the core; `flush=False` lets the next event share the write."""
         if self._closed:
             return
         self._core.send(event)
+        if not flush:
+            return
         data = self._core.data_to_send()
         if data and self._conn is not None:
             self._conn.write(data)
@@ -193,8 +200,14 @@ class HTTPDriver:
             self._bad_request(exc)
             return
         self._handle(events)
-        if not self._exchanges and self._core.idle:
+        if self._exchanges or self._conn is None or self._conn.is_closing():
+            return
+        if self._core.idle:
             self._arm_keep_alive_timer()
+        else:
+            # Part of a pipelined head is already buffered: it gets the head
+            # timeout, or a slow client could hold the connection forever.
+            self._arm_head_timer()
 
     # -- flow control, timers, closing -----------------------------------------------------
 
@@ -218,18 +231,13 @@ class HTTPDriver:
         self._waiting_for_head = False
         self._set_timer(self._options.keep_alive_timeout, self._close)
 
-    def _set_timer(self, delay: float, callback: object) -> None:
-        self._cancel_timer()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(delay, callback)  # type: ignore[arg-type]
+    def _set_timer(self, delay: float, callback: Callable[[], None]) -> None:
+        self._deadline.set(delay, callback)
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline.clear()
 
     def _head_timed_out(self) -> None:
-        self._timer = None
         if self._exchanges:
             return
         client = self._conn.info.client if self._conn is not None else None

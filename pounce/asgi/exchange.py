@@ -50,7 +50,7 @@ NO_CONTENT_STATUSES = frozenset({204, 304})
 class StreamOwner(Protocol):
     """What an exchange needs from the driver that owns its stream."""
 
-    def send_event(self, event: OutboundEvent) -> None: ...
+    def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None: ...
 
     async def drain(self) -> None: ...
 
@@ -215,7 +215,7 @@ class Exchange:
             # HEAD: the length of the GET body is unknown here, so none is made up.
             if not (more or self._is_head or bodiless or _has_framing(head.headers)):
                 head.headers.append((b"content-length", b"%d" % len(body)))
-            owner.send_event(head)
+            owner.send_event(head, flush=not (body or not more))
             self._held_head = None
         if body or not more:
             owner.send_event(

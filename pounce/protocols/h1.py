@@ -2,18 +2,24 @@
 
 h11 does the parsing and framing; this module maps its events onto Pounce's
 (`RequestReceived`, `DataReceived`, …), numbers requests as streams 1, 2, 3 …,
-adds the limits h11 does not have (request-line length → 414, HTTP major
-version → 505) and translates every h11 exception into Pounce's own error tree
-at this seam. Invariants:
+adds the limits and checks h11 does not have (request-line length → 414, a
+head over the limit even when it arrives in one read → 431, HTTP major version
+→ 505, obs-fold and Content-Length beside Transfer-Encoding → 400) and
+translates every h11 exception into Pounce's own error tree at this seam.
+Invariants:
 
 * At most one request is in flight: h11 pauses after a complete request until
   its response is done, which is what answers pipelined requests in order.
 * A response that ends while the request body is still unread closes the
   connection: we never guess where the next request starts.
+* A broken request breaks the connection: after a `RemoteProtocolError` every
+  further `receive_data` raises again. Bytes after a request that closes the
+  connection (HTTP/1.0, ``Connection: close``) are ignored, not an error.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -45,6 +51,11 @@ DEFAULT_MAX_HEAD = 16 * KiB  # bytes
 DEFAULT_MAX_REQUEST_LINE = 8 * KiB  # bytes
 
 REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+
+# RFC 9112 §5.2: a line of the head that starts with SP or HTAB is obs-fold.
+_OBS_FOLD = re.compile(rb"\n[ \t]")
+# The blank line that ends a head (h11 accepts bare LF line ends as well).
+_HEAD_END = re.compile(rb"\n\r?\n")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,18 +98,28 @@ class H11Core:
         self._out: list[bytes] = []
         self._closing = False
         self._paused = False
+        self._error: RemoteProtocolError | None = None
 
     # -- inbound --------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[InboundEvent]:
+        if self._error is not None:
+            # Whatever follows a broken request cannot be framed: stay broken.
+            self._closing = True
+            raise RemoteProtocolError(self._error.message, status=self._error.status)
         if data:
             self._conn.receive_data(data)
-        return self._drain_events()
+        try:
+            return self._drain_events()
+        except RemoteProtocolError as exc:
+            self._error = exc
+            self._closing = True
+            raise
 
     def receive_eof(self) -> list[InboundEvent]:
         self._conn.receive_data(b"")
         try:
-            events = self._drain_events()
+            events = [] if self._error is not None else self._drain_events()
         except RemoteProtocolError:
             # A request cut off by EOF is not worth an answer: nobody reads it.
             events = []
@@ -110,7 +131,16 @@ class H11Core:
     def _drain_events(self) -> list[InboundEvent]:
         events: list[InboundEvent] = []
         while True:
+            state = self._conn.their_state
+            if state is h11.MUST_CLOSE and self._conn.trailing_data[0]:
+                # RFC 9112 §9.6: after a request that closes the connection
+                # (HTTP/1.0, "Connection: close") the server "MUST NOT process
+                # any further requests": that one is answered, the rest ignored.
+                self._paused = True
+                return events
             try:
+                if state is h11.IDLE:
+                    self._check_head()
                 event = self._conn.next_event()
             except h11.RemoteProtocolError as exc:
                 raise self._translate(exc) from exc
@@ -118,7 +148,13 @@ class H11Core:
                 self._paused = False
                 return events
             if event is h11.PAUSED:
-                self._paused = True
+                # Paused with nothing buffered (an Upgrade or CONNECT request
+                # waiting for its answer) holds back nothing: reading goes on
+                # until a byte of a next request is actually waiting. (In DONE
+                # h11 pauses only when bytes are buffered.)
+                self._paused = self._conn.their_state is h11.DONE or bool(
+                    self._conn.trailing_data[0]
+                )
                 return events
             events.append(self._map(event))
             if isinstance(events[-1], ConnectionLost):
@@ -133,15 +169,42 @@ class H11Core:
             return StreamEnded(stream_id=self._stream_id)
         return ConnectionLost(stream_id=self._stream_id)
 
+    def _check_head(self) -> None:
+        """Check the buffered head of the next request before h11 parses it.
+
+        h11 bounds only an *incomplete* head, so a huge head that arrives in
+        one read would pass; and it quietly unfolds obs-fold, which RFC 9112
+        §5.2 lets us refuse instead. A proxy in front of us may unfold
+        differently or not at all, so a 400 is the answer that cannot be
+        misread.
+        """
+        buffered, _ = self._conn.trailing_data
+        end = _HEAD_END.search(buffered)
+        head_size = len(buffered) if end is None else end.end()
+        line_end = buffered.find(b"\n", 0, head_size)
+        if line_end == -1:
+            line_size = head_size
+        else:
+            line_size = line_end - (buffered[line_end - 1 : line_end] == b"\r")
+        if line_size > self._limits.max_request_line:
+            raise RemoteProtocolError("request line too long", status=414)
+        if head_size > self._limits.max_incomplete_event_size:
+            raise RemoteProtocolError("request head too large", status=431)
+        if _OBS_FOLD.search(buffered, 0, head_size):
+            raise RemoteProtocolError("obsolete line folding in request head", status=400)
+
     def _request(self, event: h11.Request) -> RequestReceived:
         self._stream_id += 1
         version = event.http_version
         if not version.startswith(b"1."):
             # RFC 9110 §15.6.6: we only speak HTTP/1.x on this core.
             raise RemoteProtocolError(f"unsupported HTTP version {version!r}", status=505)
-        if len(event.target) > self._limits.max_request_line:
-            raise RemoteProtocolError("request target too long", status=414)
         headers = list(event.headers)
+        names = {name for name, _ in headers}
+        if b"transfer-encoding" in names and b"content-length" in names:
+            # RFC 9112 §6.1: a request smuggling vector; h11 would go by
+            # Transfer-Encoding and keep the connection open. Refuse it.
+            raise RemoteProtocolError("both Content-Length and Transfer-Encoding", status=400)
         return RequestReceived(
             stream_id=self._stream_id,
             method=bytes(event.method),
@@ -153,15 +216,7 @@ class H11Core:
         )
 
     def _translate(self, exc: h11.RemoteProtocolError) -> RemoteProtocolError:
-        status = exc.error_status_hint
-        if status == 431 and self._request_line_too_long():
-            status = 414
-        return RemoteProtocolError(str(exc) or "malformed request", status=status)
-
-    def _request_line_too_long(self) -> bool:
-        buffered, _ = self._conn.trailing_data
-        end = buffered.find(b"\n", 0, self._limits.max_request_line + 1)
-        return end == -1
+        return RemoteProtocolError(str(exc) or "malformed request", status=exc.error_status_hint)
 
     # -- outbound -------------------------------------------------------------
 
@@ -185,7 +240,7 @@ class H11Core:
             response = h11.Response(status_code=event.status, headers=event.headers, reason=reason)
             self._out.append(conn.send(response) or b"")
         elif isinstance(event, SendInformational):
-            if conn.our_state is h11.SEND_RESPONSE and conn.their_http_version != b"1.0":
+            if self._informational_allowed(event.status):
                 reason = REASONS.get(event.status, b"")
                 info = h11.InformationalResponse(
                     status_code=event.status, headers=event.headers, reason=reason
@@ -199,6 +254,13 @@ class H11Core:
             self._closing = True
         elif isinstance(event, ResetStream | CloseConnection):
             self._closing = True
+
+    def _informational_allowed(self, status: int) -> bool:
+        conn = self._conn
+        if conn.our_state is not h11.SEND_RESPONSE or conn.their_http_version == b"1.0":
+            return False  # RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
+        # RFC 9110 §10.1.1: a 100 is pointless once the body is on its way.
+        return status != 100 or conn.they_are_waiting_for_100_continue
 
     def _end_cycle(self) -> None:
         conn = self._conn
@@ -226,7 +288,10 @@ class H11Core:
 
     @property
     def idle(self) -> bool:
-        return self._conn.our_state is h11.IDLE and self._conn.their_state is h11.IDLE
+        conn = self._conn
+        if conn.our_state is not h11.IDLE or conn.their_state is not h11.IDLE:
+            return False
+        return not conn.trailing_data[0]  # no part of a next request buffered
 
 
 def _declares_body(headers: Headers) -> bool:

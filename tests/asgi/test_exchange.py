@@ -51,7 +51,7 @@ class RecordingOwner:
         self.done: list[int] = []
         self.drains = 0
 
-    def send_event(self, event: OutboundEvent) -> None:
+    def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
         self.events.append(event)
 
     async def drain(self) -> None:
@@ -80,10 +80,10 @@ class RecordingOwner:
 class RefusingOwner(RecordingOwner):
     """A core that refuses every response head, as h11 does once it is in ERROR."""
 
-    def send_event(self, event: OutboundEvent) -> None:
+    def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
         if isinstance(event, SendResponse):
             raise LocalProtocolError("refused", status=500)
-        super().send_event(event)
+        super().send_event(event, flush=flush)
 
 
 def context(

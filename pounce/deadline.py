@@ -1,0 +1,61 @@
+"""`Deadline`: one connection timer that can be moved without a new timer handle.
+
+A keep-alive server re-arms its timer twice per request (request head, then
+keep-alive). Creating and cancelling an `asyncio.TimerHandle` each time costs
+more than the rest of the timer logic; here moving the deadline only stores a
+number, and the one handle re-schedules itself when it fires early.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+
+class Deadline:
+    """Calls the callback once the deadline passes, unless cleared or moved first."""
+
+    __slots__ = ("_callback", "_handle", "_loop", "_when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handle: asyncio.TimerHandle | None = None
+        self._when = 0.0
+        self._callback: Callable[[], None] | None = None
+
+    def set(self, delay: float, callback: Callable[[], None]) -> None:
+        """Fire `callback` `delay` seconds from now (replacing any earlier setting)."""
+        when = self._loop.time() + delay
+        self._when = when
+        self._callback = callback
+        handle = self._handle
+        if handle is not None and handle.when() <= when:
+            return  # it fires in time and will re-check then
+        if handle is not None:
+            handle.cancel()
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def clear(self) -> None:
+        """Nothing to time now; the handle, if any, fires later and does nothing."""
+        self._callback = None
+
+    def cancel(self) -> None:
+        self._callback = None
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    @property
+    def active(self) -> bool:
+        return self._callback is not None
+
+    def _fire(self) -> None:
+        self._handle = None
+        callback = self._callback
+        if callback is None:
+            return
+        if self._loop.time() < self._when:
+            self._handle = self._loop.call_at(self._when, self._fire)
+            return
+        self._callback = None
+        callback()
