@@ -1,0 +1,105 @@
+"""The ASGI app every server runs in the benchmarks; the path picks the scenario.
+
+    GET  /hello    13 bytes, "Hello, world!"
+    GET  /64k      a 64 KiB body with Content-Length
+    POST /upload   reads the whole request body, answers its length in bytes
+    GET  /stream   100 chunks of 1 KiB, each its own ``more_body`` message
+
+Standard library only, and as little work per request as an app can do, so the
+numbers measure the server. The run harness imports the same constants to
+check every response before timing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+HELLO_BODY = b"Hello, world!"
+LARGE_BODY = bytes(range(256)) * 256  # 64 KiB; a pattern, so reordering shows
+STREAM_CHUNK = b"0123456789abcdef" * 64  # 1 KiB
+STREAM_CHUNKS = 100
+STREAM_BODY = STREAM_CHUNK * STREAM_CHUNKS
+UPLOAD_SIZE = 1024 * 1024
+
+_TEXT = (b"content-type", b"text/plain")
+_OCTETS = (b"content-type", b"application/octet-stream")
+
+
+# Messages are built per request: a server may keep or change what it is given.
+def _start(headers: list[tuple[bytes, bytes]], status: int = 200) -> Message:
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+def _body(body: bytes, more: bool = False) -> Message:
+    return {"type": "http.response.body", "body": body, "more_body": more}
+
+
+_HELLO_LENGTH = (b"content-length", str(len(HELLO_BODY)).encode())
+_LARGE_LENGTH = (b"content-length", str(len(LARGE_BODY)).encode())
+
+
+async def hello(receive: Receive, send: Send) -> None:
+    await send(_start([_TEXT, _HELLO_LENGTH]))
+    await send(_body(HELLO_BODY))
+
+
+async def large(receive: Receive, send: Send) -> None:
+    await send(_start([_OCTETS, _LARGE_LENGTH]))
+    await send(_body(LARGE_BODY))
+
+
+async def upload(receive: Receive, send: Send) -> None:
+    total = 0
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # the client went away
+        total += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    answer = str(total).encode()
+    await send(_start([_TEXT, (b"content-length", str(len(answer)).encode())]))
+    await send(_body(answer))
+
+
+async def stream(receive: Receive, send: Send) -> None:
+    await send(_start([_OCTETS]))
+    for _ in range(STREAM_CHUNKS):
+        await send(_body(STREAM_CHUNK, more=True))
+    await send(_body(b""))
+
+
+async def not_found(receive: Receive, send: Send) -> None:
+    await send(_start([_TEXT, (b"content-length", b"9")], status=404))
+    await send(_body(b"not found"))
+
+
+ROUTES: dict[str, Callable[[Receive, Send], Awaitable[None]]] = {
+    "/hello": hello,
+    "/64k": large,
+    "/upload": upload,
+    "/stream": stream,
+}
+
+
+async def lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await ROUTES.get(scope["path"], not_found)(receive, send)
+    elif scope["type"] == "lifespan":
+        await lifespan(receive, send)

@@ -1,0 +1,1 @@
+"""The pieces of benchmarks/run.py: environment, servers, scenarios, wrk, memory, report."""
