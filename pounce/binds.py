@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pounce.errors import TransportError
@@ -134,6 +135,29 @@ def _open_fd(bind: FdBind) -> socket.socket:
     if sock.type != socket.SOCK_STREAM:
         raise TransportError(f"inherited fd {bind.fd} is not a stream socket")
     return sock
+
+
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): passed sockets start at fd 3
+
+
+def systemd_fds(
+    environ: Mapping[str, str] | None = None, pid: int | None = None
+) -> tuple[int, ...]:
+    """The listening sockets systemd passed (socket activation), as inherited fds.
+
+    sd_listen_fds(3): ``LISTEN_FDS`` sockets from fd 3 on, meant for the process
+    named by ``LISTEN_PID`` — any other process (a child that inherited the
+    environment) gets none. The environment is left as it is.
+    """
+    env = os.environ if environ is None else environ
+    try:
+        count = int(env.get("LISTEN_FDS", "0"))
+        target = int(env.get("LISTEN_PID", "0"))
+    except ValueError:
+        return ()
+    if count < 1 or target != (os.getpid() if pid is None else pid):
+        return ()
+    return tuple(range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + count))
 
 
 def cleanup(bind: Bind) -> None:

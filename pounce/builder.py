@@ -19,6 +19,8 @@ Example — access log outside a custom header layer::
 from __future__ import annotations
 
 import math
+import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -29,6 +31,16 @@ from pounce.errors import BuildError
 from pounce.http1 import H1_PARSERS, H1Parser, HTTP1Protocol
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.proxy_headers import ProxyHeadersLayer
+from pounce.layers.proxy_protocol import DEFAULT_HEADER_TIMEOUT, ProxyProtocolLayer
+from pounce.layers.tls import TLSLayer
+from pounce.layers.tls_config import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    TLSConfig,
+    client_certs_mode,
+    min_tls_version,
+)
+from pounce.layers.trust import DEFAULT_TRUSTED
 from pounce.loops import LoopChoice, resolve_loop
 from pounce.protocol import ProtocolFactory
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD, DEFAULT_MAX_REQUEST_LINE, H1Limits
@@ -127,6 +139,52 @@ class ServerBuilder:
         )
         return self.protocol(HTTP1Protocol(limits, parser))
 
+    def h2(
+        self,
+        *,
+        max_concurrent_streams: int = 100,
+        initial_window_size: int = 65_535,
+        connection_window_size: int = 1024 * 1024,
+        max_frame_size: int = 16_384,
+        max_header_list_size: int = 64 * 1024,
+        max_resets: int = 200,
+    ) -> ServerBuilder:
+        """Serve HTTP/2: ALPN ``h2`` over TLS, prior knowledge on cleartext (needs ``h2``).
+
+        Defaults: 100 concurrent streams per connection; windows of 65 535 B
+        per stream and 1 MiB per connection, credited as the app reads; frames
+        up to 16 384 B; decoded header lists up to 64 KiB; 200 reset streams
+        (beyond half the completed ones) before GOAWAY ENHANCE_YOUR_CALM.
+        See docs/http2.md.
+        """
+        try:
+            from pounce.http2 import HTTP2Protocol
+            from pounce.protocols.h2 import H2Settings
+        except ImportError as exc:
+            raise BuildError(
+                ".h2(): HTTP/2 needs the h2 package", hint="pip install pounce[h2]"
+            ) from exc
+        bounds = {
+            "max_concurrent_streams": (max_concurrent_streams, 1, 2**31 - 1),
+            "initial_window_size": (initial_window_size, 1, 2**31 - 1),
+            "connection_window_size": (connection_window_size, 65_535, 2**31 - 1),
+            "max_frame_size": (max_frame_size, 16_384, 2**24 - 1),  # RFC 9113 §6.5.2
+            "max_header_list_size": (max_header_list_size, 1024, 2**31 - 1),
+            "max_resets": (max_resets, 1, 2**31 - 1),
+        }
+        for name, (value, low, high) in bounds.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise BuildError(f".h2({name}={value!r}): must be an integer {low}-{high}")
+        settings = H2Settings(
+            max_concurrent_streams=max_concurrent_streams,
+            initial_window_size=initial_window_size,
+            connection_window_size=connection_window_size,
+            max_frame_size=max_frame_size,
+            max_header_list_size=max_header_list_size,
+            max_resets=max_resets,
+        )
+        return self.protocol(HTTP2Protocol(settings))
+
     def protocol(self, factory: ProtocolFactory) -> ServerBuilder:
         """Add a protocol to the set the bridge picks from per connection."""
         if not isinstance(factory, ProtocolFactory):
@@ -151,6 +209,85 @@ class ServerBuilder:
     def access_log(self) -> ServerBuilder:
         """Log one line per response on the ``pounce.access`` logger."""
         return self.layer(AccessLogLayer())
+
+    # -- the edge: PROXY protocol, TLS, forwarded headers (docs/tls.md, docs/proxies.md) --
+
+    def proxy_protocol(
+        self,
+        *,
+        trusted: Iterable[str] = DEFAULT_TRUSTED,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    ) -> ServerBuilder:
+        """Read a HAProxy PROXY v1/v2 header first; the client is the one it names.
+
+        `trusted`: peers allowed to send one (IPs, CIDR networks, ``*``,
+        ``unix``; default loopback); others are closed unserved.
+        `header_timeout`: seconds for the whole header (default 5).
+        Must be the first stream layer: it reads the raw connection.
+        """
+        _positive(".proxy_protocol(header_timeout=...)", header_timeout)
+        if self._layers:
+            raise BuildError(
+                ".proxy_protocol(): must come before every other layer",
+                hint="the header is the first thing on the wire: call it first",
+            )
+        layer = ProxyProtocolLayer(trusted, header_timeout=float(header_timeout))
+        return self.layer(layer)
+
+    def tls(
+        self,
+        *,
+        cert: str,
+        key: str | None = None,
+        password: str | None = None,
+        client_certs: str | int = "none",
+        ca: str | None = None,
+        ciphers: str | None = None,
+        min_version: str | int | ssl.TLSVersion = "1.2",
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    ) -> ServerBuilder:
+        """Serve TLS with the event loop's own TLS; files are loaded and checked now.
+
+        `cert`/`key`: PEM files (`key` may be inside `cert`); `password` for
+        an encrypted key. `client_certs`: ``none`` (default), ``optional`` or
+        ``required`` (also 0/1/2), checked against `ca` — or the system store
+        through truststore (``pounce[tls]``) when `ca` is None. `ciphers`: an
+        OpenSSL cipher string for TLS 1.2 (default OpenSSL's). `min_version`:
+        ``"1.2"`` (default) or ``"1.3"``. `handshake_timeout`: seconds (10).
+        ALPN offers every registered protocol's ids, ``h2`` first.
+        Must be the first stream layer, or come right after `.proxy_protocol()`.
+        """
+        _positive(".tls(handshake_timeout=...)", handshake_timeout)
+        if not cert:
+            raise BuildError(".tls(): cert= is required", hint="--ssl-certfile PATH on the CLI")
+        if any(isinstance(layer, TLSLayer) for layer in self._layers):
+            raise BuildError(".tls(): called twice")
+        if any(not isinstance(layer, ProxyProtocolLayer) for layer in self._layers):
+            raise BuildError(
+                ".tls(): must come before every other layer except .proxy_protocol()",
+                hint="call order is wire-to-app and TLS is next to the wire",
+            )
+        config = TLSConfig(
+            cert=str(cert),
+            key=None if key is None else str(key),
+            password=password,
+            client_certs=client_certs_mode(client_certs),
+            ca=None if ca is None else str(ca),
+            ciphers=ciphers or None,
+            min_version=min_tls_version(min_version),
+            handshake_timeout=float(handshake_timeout),
+        )
+        return self.layer(TLSLayer(config))
+
+    def proxy_headers(self, *, trusted: Iterable[str] = DEFAULT_TRUSTED) -> ServerBuilder:
+        """Take client, scheme and host from a trusted proxy's forwarding headers.
+
+        RFC 7239 ``Forwarded``, else ``X-Forwarded-For/-Proto/-Host``; only
+        from peers in `trusted` (IPs, CIDR networks, ``*``, ``unix``; default
+        loopback). An app layer: call it before the other app layers (access
+        log) so they see the real client.
+        """
+        return self.layer(ProxyHeadersLayer(trusted))
 
     # -- HTTP behaviour -------------------------------------------------------------------
 
@@ -262,7 +399,7 @@ class ServerBuilder:
         spec = ServerSpec(
             binds=self._binds,
             backlog=self._backlog,
-            stream_layers=stream_layers,
+            stream_layers=_offer_alpn(stream_layers, self._protocols),
             protocols=self._protocols,
             app_layers=app_layers,
             app=app,
@@ -277,7 +414,8 @@ class ServerBuilder:
     def _split_layers(self) -> tuple[tuple[StreamLayer, ...], tuple[AppLayer, ...]]:
         stream: list[StreamLayer] = []
         app: list[AppLayer] = []
-        for layer in self._layers:
+        for index, layer in enumerate(self._layers):
+            _check_edge_position(layer, index, self._layers[:index])
             if isinstance(layer, StreamLayer):
                 if app:
                     raise BuildError(
@@ -289,6 +427,37 @@ class ServerBuilder:
             else:
                 app.append(layer)
         return tuple(stream), tuple(app)
+
+
+def _check_edge_position(layer: Layer, index: int, before: tuple[Layer, ...]) -> None:
+    """PROXY protocol and TLS read the raw connection (`SetupConn`): outermost only."""
+    if isinstance(layer, ProxyProtocolLayer) and index != 0:
+        raise BuildError(
+            f".layer({layer.describe()}): the PROXY protocol layer must be the first layer"
+        )
+    if isinstance(layer, TLSLayer) and not all(isinstance(b, ProxyProtocolLayer) for b in before):
+        raise BuildError(
+            f".layer({layer.describe()}): the TLS layer must be first, or right after "
+            ".proxy_protocol()"
+        )
+
+
+def _positive(call: str, value: object) -> None:
+    if not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise BuildError(f"{call}: {value!r} must be a positive number of seconds")
+
+
+def _offer_alpn(
+    layers: tuple[StreamLayer, ...], protocols: tuple[ProtocolFactory, ...]
+) -> tuple[StreamLayer, ...]:
+    """TLS layers offer every registered protocol's ALPN ids, h2 first (RFC 7540 §3.3)."""
+    ids: list[str] = []
+    for factory in protocols:
+        ids.extend(i for i in factory.alpn_ids if i not in ids)
+    ids.sort(key=lambda i: i != "h2")  # stable: otherwise registration order
+    return tuple(
+        layer.for_protocols(ids) if isinstance(layer, TLSLayer) else layer for layer in layers
+    )
 
 
 def _app_name(app: object) -> str:

@@ -21,9 +21,11 @@ from pounce.binds import DEFAULT_BACKLOG
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.http1 import H1_PARSERS
 from pounce.importer import import_app
+from pounce.layers.tls_config import DEFAULT_HANDSHAKE_TIMEOUT
+from pounce.layers.trust import DEFAULT_TRUSTED, split_list
 from pounce.logs import LOG_LEVELS, configure_logging
 from pounce.loops import LOOP_CHOICES
-from pounce.presets import StandardOptions, standard
+from pounce.presets import StandardOptions, h2_installed, standard
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
 
 ENV_PREFIX = "POUNCE_"
@@ -183,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP/1.1 implementation: fast (pure Python) or h11; auto = fast",
     )
     add(
+        "--http2",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("http2", h2_installed()),
+        help="serve HTTP/2 too (ALPN h2, prior knowledge on cleartext); needs pounce[h2]",
+    )
+    add(
         "--loop",
         choices=LOOP_CHOICES,
         default=_env("loop", "auto"),
@@ -200,8 +208,68 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env_bool("access_log", True),
         help="log one line per response",
     )
+    _add_edge_flags(parser)
     add("--version", action="version", version=f"pounce {__version__}")
     return parser
+
+
+def _add_edge_flags(parser: argparse.ArgumentParser) -> None:
+    """TLS and proxy flags, with Uvicorn's names (docs/tls.md, docs/proxies.md)."""
+    tls = parser.add_argument_group("TLS (docs/tls.md)")
+    add = tls.add_argument
+    add("--ssl-certfile", default=_env("ssl_certfile", None), help="PEM certificate; turns TLS on")
+    add("--ssl-keyfile", default=_env("ssl_keyfile", None), help="PEM private key")
+    add(
+        "--ssl-keyfile-password",
+        default=_env("ssl_keyfile_password", None),
+        help="password of an encrypted --ssl-keyfile",
+    )
+    add(
+        "--ssl-version",
+        default=_env("ssl_version", "1.2"),
+        help="minimum TLS version: 1.2 or 1.3 (Uvicorn's 17 means 1.2)",
+    )
+    add(
+        "--ssl-cert-reqs",
+        default=_env("ssl_cert_reqs", "none"),
+        help="client certificates (mTLS): none, optional, required (or 0, 1, 2)",
+    )
+    add(
+        "--ssl-ca-certs",
+        default=_env("ssl_ca_certs", None),
+        help="CA file to verify client certificates (default: the system store)",
+    )
+    add(
+        "--ssl-ciphers",
+        default=_env("ssl_ciphers", None),
+        help="OpenSSL cipher string for TLS 1.2 (default: OpenSSL's)",
+    )
+    add(
+        "--ssl-handshake-timeout",
+        type=float,
+        default=float(_env("ssl_handshake_timeout", DEFAULT_HANDSHAKE_TIMEOUT)),
+        help="seconds a client has to finish the TLS handshake",
+    )
+    proxy = parser.add_argument_group("proxies (docs/proxies.md)")
+    add = proxy.add_argument
+    add(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("proxy_headers", False),
+        help="take client, scheme and host from Forwarded / X-Forwarded-* of trusted proxies",
+    )
+    add(
+        "--forwarded-allow-ips",
+        default=_env("forwarded_allow_ips", os.environ.get("FORWARDED_ALLOW_IPS"))
+        or ",".join(DEFAULT_TRUSTED),
+        help="trusted proxies, comma-separated: IPs, CIDR networks, * (any peer), unix",
+    )
+    add(
+        "--proxy-protocol",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("proxy_protocol", False),
+        help="expect a HAProxy PROXY v1/v2 header from the trusted proxies on every connection",
+    )
 
 
 def options_from(args: argparse.Namespace) -> StandardOptions:
@@ -231,6 +299,18 @@ def options_from(args: argparse.Namespace) -> StandardOptions:
         access_log=args.access_log,
         http=args.http,
         loop=args.loop,
+        http2=args.http2,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+        ssl_keyfile_password=args.ssl_keyfile_password,
+        ssl_version=args.ssl_version,
+        ssl_cert_reqs=args.ssl_cert_reqs,
+        ssl_ca_certs=args.ssl_ca_certs,
+        ssl_ciphers=args.ssl_ciphers,
+        ssl_handshake_timeout=args.ssl_handshake_timeout,
+        proxy_headers=args.proxy_headers,
+        proxy_protocol=args.proxy_protocol,
+        forwarded_allow_ips=split_list(args.forwarded_allow_ips),
     )
 
 

@@ -49,7 +49,8 @@ class HTTPDriver:
         self._tasks: set[asyncio.Task[None]] = set()
         self._unread = 0
         self._reading_paused = False
-        self._deadline = Deadline(asyncio.get_running_loop())
+        self._loop = asyncio.get_running_loop()
+        self._deadline = Deadline(self._loop)
         self._waiting_for_head = False
         self._closed = False
 
@@ -57,7 +58,6 @@ class HTTPDriver:
 
     def connection_made(self, conn: Conn) -> None:
         self._conn = conn
-        self._service.drivers.add(self)
         self._arm_head_timer()
         if self._service.shutting_down:
             self.begin_shutdown()
@@ -78,7 +78,6 @@ class HTTPDriver:
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._deadline.cancel()
-        self._service.drivers.discard(self)
         for exchange in self._exchanges.values():
             exchange.disconnect()
 
@@ -117,7 +116,7 @@ class HTTPDriver:
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
         self._received[request.stream_id] = 0
-        task = asyncio.get_running_loop().create_task(exchange.run(self._service.app))
+        task = self._loop.create_task(exchange.run(self._service.app))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -176,7 +175,8 @@ class HTTPDriver:
         if data and self._conn is not None:
             self._conn.write(data)
 
-    async def drain(self) -> None:
+    async def drain(self, stream_id: int = 0) -> None:
+        """Wait until `stream_id` may send more (HTTP/1.1: the socket's buffer)."""
         if self._conn is not None:
             await self._conn.drain()
 
@@ -194,12 +194,14 @@ class HTTPDriver:
             return
         if self._closed:
             return
-        try:
-            events = self._core.receive_data(b"")
-        except RemoteProtocolError as exc:
-            self._bad_request(exc)
-            return
-        self._handle(events)
+        if not self._core.idle:
+            # A pipelined request may wait in the core's buffer.
+            try:
+                events = self._core.receive_data(b"")
+            except RemoteProtocolError as exc:
+                self._bad_request(exc)
+                return
+            self._handle(events)
         if self._exchanges or self._conn is None or self._conn.is_closing():
             return
         if self._core.idle:

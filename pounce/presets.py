@@ -7,12 +7,15 @@ by hand with `Server.builder()`.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 
 from pounce.asgi.lifespan import LifespanMode
-from pounce.binds import DEFAULT_BACKLOG
+from pounce.binds import DEFAULT_BACKLOG, systemd_fds
 from pounce.builder import ServerBuilder
 from pounce.http1 import H1Parser
+from pounce.layers.tls_config import DEFAULT_HANDSHAKE_TIMEOUT
+from pounce.layers.trust import DEFAULT_TRUSTED
 from pounce.loops import LoopChoice
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
 
@@ -40,6 +43,20 @@ class StandardOptions:
     access_log: bool = True
     http: H1Parser = "auto"
     loop: LoopChoice = "auto"
+    http2: bool | None = None  # None: HTTP/2 on when the h2 extra is installed (docs/http2.md)
+    # TLS (docs/tls.md); TLS is on when ssl_certfile is set.
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_keyfile_password: str | None = None
+    ssl_version: str | int = "1.2"  # minimum TLS version; Uvicorn's 17 also means 1.2
+    ssl_cert_reqs: str | int = "none"  # client certificates: none / optional / required (0/1/2)
+    ssl_ca_certs: str | None = None
+    ssl_ciphers: str | None = None  # OpenSSL cipher string; None = OpenSSL's default
+    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT  # seconds
+    # Proxies (docs/proxies.md): off unless asked; trust loopback by default.
+    proxy_headers: bool = False
+    proxy_protocol: bool = False
+    forwarded_allow_ips: tuple[str, ...] = DEFAULT_TRUSTED
 
 
 def standard(options: StandardOptions | None = None) -> ServerBuilder:
@@ -51,7 +68,24 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
     if o.fd is not None:
         builder = builder.bind_fd(o.fd)
     if o.uds is None and o.fd is None:
-        builder = builder.bind(o.host, o.port)
+        activated = systemd_fds()  # socket activation replaces host/port
+        for fd in activated:
+            builder = builder.bind_fd(fd)
+        if not activated:
+            builder = builder.bind(o.host, o.port)
+    if o.proxy_protocol:
+        builder = builder.proxy_protocol(trusted=o.forwarded_allow_ips)
+    if o.ssl_certfile is not None or o.ssl_keyfile is not None:
+        builder = builder.tls(
+            cert=o.ssl_certfile or "",
+            key=o.ssl_keyfile,
+            password=o.ssl_keyfile_password,
+            client_certs=o.ssl_cert_reqs,
+            ca=o.ssl_ca_certs,
+            ciphers=o.ssl_ciphers,
+            min_version=o.ssl_version,
+            handshake_timeout=o.ssl_handshake_timeout,
+        )
     builder = (
         builder.backlog(o.backlog)
         .h1(max_incomplete_event_size=o.h11_max_incomplete_event_size, parser=o.http)
@@ -66,6 +100,15 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         .lifespan(o.lifespan)
         .loop(o.loop)
     )
+    if o.proxy_headers:
+        builder = builder.proxy_headers(trusted=o.forwarded_allow_ips)
+    if o.http2 if o.http2 is not None else h2_installed():
+        builder = builder.h2()
     if o.access_log:
         builder = builder.access_log()
     return builder
+
+
+def h2_installed() -> bool:
+    """Is the ``h2`` package (the ``pounce[h2]`` extra) importable?"""
+    return importlib.util.find_spec("h2") is not None

@@ -22,7 +22,9 @@ from pounce.asgi.lifespan import Lifespan
 from pounce.asgi.types import ASGIApp
 from pounce.binds import Bind, cleanup, display_address, open_socket
 from pounce.builder import ServerBuilder, ServerSpec
+from pounce.errors import TLSError
 from pounce.layer import HandlerFactory
+from pounce.layers.tls import TLSLayer
 from pounce.loops import loop_factory
 from pounce.protocol import bridge_factory
 from pounce.service import ServiceContext
@@ -51,6 +53,30 @@ class Server:
     @staticmethod
     def builder() -> ServerBuilder:
         return ServerBuilder()
+
+    # -- TLS ---------------------------------------------------------------------------
+
+    @property
+    def uses_tls(self) -> bool:
+        """Does every connection start with a TLS handshake (``.tls()``)?"""
+        return any(isinstance(layer, TLSLayer) for layer in self.spec.stream_layers)
+
+    def reload_tls(self) -> None:
+        """Re-read every TLS certificate and key; new connections use them, open ones keep theirs.
+
+        Raises `TLSError` (and keeps serving the old certificate) when the
+        files are now missing or broken. SIGHUP does the same under `run()`.
+        """
+        for layer in self.spec.stream_layers:
+            if isinstance(layer, TLSLayer):
+                layer.reload()
+                error_log.info("Reloaded TLS certificate %s", layer.config.cert)
+
+    def _on_sighup(self) -> None:
+        try:
+            self.reload_tls()
+        except TLSError as exc:
+            error_log.error("%s", exc)
 
     def describe(self) -> str:
         """The stack, outer → inner, one line each (tests pin this)."""
@@ -109,7 +135,10 @@ class Server:
                 for sock in sockets
             ]
             for sock in sockets:
-                error_log.info("Pounce running on %s (Press CTRL+C to quit)", display_address(sock))
+                address = display_address(sock)
+                if self.uses_tls:
+                    address = address.replace("http://", "https://", 1)
+                error_log.info("Pounce running on %s (Press CTRL+C to quit)", address)
             if ready is not None:
                 ready([sock.getsockname() for sock in sockets])
             await stop.wait()
@@ -167,6 +196,10 @@ class Server:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, on_signal)
                 installed.append(sig)
+        if self.uses_tls:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+                loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+                installed.append(signal.SIGHUP)
         try:
             await self.serve(stop=stop)
         except asyncio.CancelledError:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any, Protocol
+from typing import Any
 
 from pounce.asgi.types import ASGIApp
 from pounce.protocols.events import Headers
@@ -58,12 +58,6 @@ class DateHeader:
         return self._value
 
 
-class Draining(Protocol):
-    """A connection driver that can wind down gracefully."""
-
-    def begin_shutdown(self) -> None: ...
-
-
 class ServiceContext:
     """The running service as its connection drivers see it."""
 
@@ -78,7 +72,6 @@ class ServiceContext:
         self.options = options
         self.state = state
         self.shutting_down = False
-        self.drivers: set[Draining] = set()
         self._date = date or DateHeader()
         defaults: Headers = []
         if options.server_header:
@@ -87,10 +80,12 @@ class ServiceContext:
         self._static_headers = defaults
 
     def begin_shutdown(self) -> None:
-        """Stop keep-alive everywhere; idle connections close at once."""
+        """From now on, new requests are answered with ``connection: close``.
+
+        Open connections hear of the shutdown through their handlers'
+        ``begin_shutdown()``, which the server calls on each one.
+        """
         self.shutting_down = True
-        for driver in list(self.drivers):
-            driver.begin_shutdown()
 
     @property
     def root_path(self) -> str:

@@ -7,6 +7,14 @@ asyncio transport directly. It also implements write-side flow control
 (`drain` waits while the transport's buffer is above its high-water mark) and
 sets ``TCP_NODELAY`` explicitly: on a pre-bound listening socket asyncio does
 not, and small responses would then wait out Nagle's delay.
+
+It is also the `SetupConn` seam for the layers that speak before any protocol
+(the PROXY protocol header, the TLS handshake): exact reads that consume
+nothing past a header, and the event loop's own ``start_tls`` on the same
+connection. Neither is reachable through a plain `Conn`, so those layers must
+be outermost (the builder checks it). Invariant: the handler's
+``connection_lost`` is called exactly once, even when a handshake fails
+before asyncio would report the loss itself.
 """
 
 from __future__ import annotations
@@ -14,9 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from typing import cast
+import ssl
+import types
+from collections.abc import Coroutine, Generator
+from typing import Any, TypeVar, cast
 
 from pounce.layer import ConnectionHandler, ConnectionInfo, HandlerFactory
+
+T = TypeVar("T")
 
 
 class ConnectionTracker:
@@ -78,10 +91,117 @@ def _peer(transport: asyncio.BaseTransport) -> ConnectionInfo:
     return ConnectionInfo(client=client, server=server, scheme=scheme)
 
 
+def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Run `coro` up to its first suspension now, then as a task (3.12's ``eager_start``).
+
+    ``loop.start_tls()`` swaps the transport's protocol before its first
+    ``await``. Done now, inside ``connection_made``, the swap precedes the
+    loop's first read; done a loop iteration later, uvloop (which starts
+    reading right after ``connection_made`` and ignores a ``pause_reading``
+    made there) would hand the ClientHello to the wrong protocol.
+    """
+    try:
+        pending = coro.send(None)
+    except StopIteration as done:
+        return asyncio.get_running_loop().create_task(_finished(done.value))
+    except BaseException as exc:  # failed before suspending: surface it through the task
+        return asyncio.get_running_loop().create_task(_failed(exc))
+    return asyncio.get_running_loop().create_task(_resume(coro, pending))
+
+
+async def _finished(value: T) -> T:
+    return value
+
+
+async def _failed(exc: BaseException) -> Any:
+    raise exc
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, T], pending: Any) -> Generator[Any, None, T]:
+    """Hand each future `coro` waits on to the task, and resume `coro` when it is done."""
+    while True:
+        thrown: BaseException | None = None
+        try:
+            yield pending
+        except BaseException as exc:  # the task was cancelled
+            thrown = exc
+        try:
+            pending = coro.send(None) if thrown is None else coro.throw(thrown)
+        except StopIteration as done:
+            return cast(T, done.value)
+
+
+class _ExactReader(asyncio.BufferedProtocol):
+    """Stands in for the adapter while a header is read: never reads past `size` bytes.
+
+    asyncio (and uvloop) read into the buffer `get_buffer` returns, so a buffer
+    of exactly the missing size is what keeps the bytes after a PROXY header
+    (say, a TLS ClientHello) in the socket for whoever reads next.
+    """
+
+    __slots__ = ("_adapter", "_buffer", "_done", "_transport", "_waiter")
+
+    def __init__(self, adapter: TransportAdapter, transport: asyncio.Transport) -> None:
+        self._adapter = adapter
+        self._transport = transport
+        self._buffer = bytearray()
+        self._done = 0
+        self._waiter: asyncio.Future[bytes] | None = None
+
+    def expect(self, size: int) -> asyncio.Future[bytes]:
+        if self._waiter is not None or size < 1:
+            raise RuntimeError("one exact read of at least one byte at a time")
+        self._buffer = bytearray(size)
+        self._done = 0
+        self._waiter = asyncio.get_running_loop().create_future()
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
+        return self._waiter
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._waiter is None:  # never asked for: read one byte and fail below
+            self._buffer, self._done = bytearray(1), 0
+        return memoryview(self._buffer)[self._done :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._done += nbytes
+        if self._done < len(self._buffer):
+            return
+        self._transport.pause_reading()
+        waiter, self._waiter = self._waiter, None
+        if waiter is None:
+            self._transport.abort()  # bytes nobody asked for
+        elif not waiter.done():
+            waiter.set_result(bytes(self._buffer))
+
+    def eof_received(self) -> bool | None:
+        self._fail(ConnectionResetError("the peer closed the connection mid-header"))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or ConnectionResetError("the connection closed mid-header"))
+        self._adapter.connection_lost(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+
+
 class TransportAdapter(asyncio.Protocol):
     """Bridges one asyncio transport to a `ConnectionHandler` chain."""
 
-    __slots__ = ("_drain_waiter", "_handler", "_info", "_tracker", "_transport", "_write_paused")
+    __slots__ = (
+        "_drain_waiter",
+        "_handler",
+        "_info",
+        "_lost",
+        "_reader",
+        "_tracker",
+        "_transport",
+        "_write_paused",
+    )
 
     def __init__(self, factory: HandlerFactory, tracker: ConnectionTracker) -> None:
         self._handler: ConnectionHandler = factory()
@@ -90,6 +210,8 @@ class TransportAdapter(asyncio.Protocol):
         self._info = ConnectionInfo(client=None, server=None)
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._reader: _ExactReader | None = None
+        self._lost = False
 
     # -- asyncio.Protocol callbacks -------------------------------------------
 
@@ -107,6 +229,9 @@ class TransportAdapter(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
         self._tracker.discard(self)
         self._wake_drain()
         self._handler.connection_lost(exc)
@@ -125,6 +250,53 @@ class TransportAdapter(asyncio.Protocol):
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    # -- SetupConn: PROXY header and TLS handshake on the raw connection ----------
+
+    def update_info(self, **changes: object) -> None:
+        self._info = self._info.with_changes(**changes)
+
+    def read_exactly(self, size: int) -> asyncio.Future[bytes]:
+        # Safe to call in connection_made: the reader is in place before the first read.
+        transport = self._transport
+        if transport is None:
+            raise RuntimeError("read_exactly() before connection_made()")
+        if self._reader is None:
+            self._reader = _ExactReader(self, transport)
+            transport.set_protocol(self._reader)
+        return self._reader.expect(size)
+
+    def end_exact_reads(self) -> None:
+        if self._reader is not None and self._transport is not None:
+            self._reader = None
+            self._transport.set_protocol(self)
+
+    def start_tls(
+        self, context: ssl.SSLContext, *, handshake_timeout: float
+    ) -> asyncio.Task[ssl.SSLObject]:
+        if self._transport is None:
+            raise RuntimeError("start_tls() before connection_made()")
+        # Eagerly: the SSL protocol must own the socket before the loop reads it.
+        return start_eagerly(self._start_tls(self._transport, context, handshake_timeout))
+
+    async def _start_tls(
+        self, transport: asyncio.Transport, context: ssl.SSLContext, timeout: float
+    ) -> ssl.SSLObject:
+        loop = asyncio.get_running_loop()
+        self._reader = None
+        try:
+            tls = await loop.start_tls(
+                transport, self, context, server_side=True, ssl_handshake_timeout=timeout
+            )
+            if tls is None:  # closed (aborted) while the handshake was under way
+                raise ConnectionResetError("the connection closed during the TLS handshake")
+        except BaseException as exc:
+            # asyncio does not report a connection lost mid-handshake to us.
+            transport.abort()
+            self.connection_lost(exc if isinstance(exc, Exception) else None)
+            raise
+        self._transport = tls
+        return cast(ssl.SSLObject, tls.get_extra_info("ssl_object"))
 
     # -- Conn -------------------------------------------------------------------
 

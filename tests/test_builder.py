@@ -8,7 +8,7 @@ from pounce import AppLayer, BuildError, ProtocolFactory, Server, StreamLayer
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.layer import ConnectionHandler, HandlerFactory
 from pounce.loops import uvloop_installed
-from pounce.presets import StandardOptions, standard
+from pounce.presets import StandardOptions, h2_installed, standard
 from pounce.service import ServiceContext
 
 
@@ -39,7 +39,7 @@ class Passthrough(StreamLayer):
 STANDARD_DESCRIBE = """\
 listen   tcp 127.0.0.1:8000 (backlog 2048)
 protocol http/1.1 (fast; max head 16384 B, max request line 8192 B)
-http     keep-alive 5 s, request head 10 s, body limit none, headers [server, date], root path -
+{h2}http     keep-alive 5 s, request head 10 s, body limit none, headers [server, date], root path -
 app      access log (pounce.access)
 app      myapp:app (lifespan auto)
 loop     {loop}"""
@@ -48,7 +48,15 @@ loop     {loop}"""
 def test_standard_preset_describe_is_pinned() -> None:
     server = standard().asgi(app, name="myapp:app")
     loop = "uvloop" if uvloop_installed() else "asyncio"
-    assert server.describe() == STANDARD_DESCRIBE.format(loop=loop)
+    h2 = (
+        ""
+        if not h2_installed()
+        else (
+            "protocol h2 (max streams 100, window 65535 B / connection 1048576 B, "
+            "max frame 16384 B, max header list 65536 B, max resets 200)\n"
+        )
+    )
+    assert server.describe() == STANDARD_DESCRIBE.format(loop=loop, h2=h2)
 
 
 def test_standard_preset_options_reach_the_stack() -> None:

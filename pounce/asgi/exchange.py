@@ -52,7 +52,9 @@ class StreamOwner(Protocol):
 
     def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None: ...
 
-    async def drain(self) -> None: ...
+    async def drain(self, stream_id: int = 0) -> None:
+        """Wait until `stream_id` may send more: socket buffer, HTTP/2 window."""
+        ...
 
     def body_consumed(self, stream_id: int, size: int) -> None: ...
 
@@ -75,6 +77,27 @@ TRANSITIONS: dict[tuple[ResponseState, str], ResponseState] = {
 
 class Exchange:
     """Owns one request's ASGI state; driven by the driver and the app."""
+
+    __slots__ = (
+        "__weakref__",
+        "_body",
+        "_body_complete",
+        "_body_delivered",
+        "_body_size",
+        "_context",
+        "_disconnected",
+        "_expects_continue",
+        "_held_head",
+        "_is_head",
+        "_owner",
+        "_status",
+        "_waiters",
+        "bytes_sent",
+        "keep_alive_refused",
+        "scope",
+        "state",
+        "stream_id",
+    )
 
     def __init__(
         self,
@@ -130,6 +153,8 @@ class Exchange:
         return self._body_size
 
     def _wake(self) -> None:
+        if not self._waiters:
+            return
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -211,7 +236,7 @@ class Exchange:
         if head is not None:
             # The head waits for the first body message so both leave in one
             # write; a whole body in one message gets a Content-Length instead
-            # of chunked framing (HTTP/1.0 clients can then keep the connection).
+            # of chunked framing (cheaper for every client to read).
             # HEAD: the length of the GET body is unknown here, so none is made up.
             if not (more or self._is_head or bodiless or _has_framing(head.headers)):
                 head.headers.append((b"content-length", b"%d" % len(body)))
@@ -227,7 +252,7 @@ class Exchange:
             self._wake()
             owner.stream_done(self.stream_id)
         else:
-            await owner.drain()
+            await owner.drain(self.stream_id)
 
     # -- running the app ---------------------------------------------------------------
 
@@ -314,7 +339,10 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
     """The ASGI ``http`` scope for a request (ASGI spec 2.4)."""
     raw_path, _, query = request.target.partition(b"?")
     root_path = context.root_path
-    path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    if b"%" in raw_path:
+        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    else:
+        path = raw_path.decode("utf-8", "replace")  # nothing to unquote: skip the scan
     if root_path:
         # As Uvicorn: `path` and `raw_path` include the mount point (ASGI 2.4).
         path = root_path + path
@@ -337,6 +365,9 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
     state = context.state
     if state is not None:
         scope["state"] = dict(state)
+    # -- TLS (issue 6): the ASGI "tls" extension, filled by pounce/layers/tls.py --
+    if info.tls is not None:
+        scope.setdefault("extensions", {})["tls"] = info.tls.asgi_extension()
     return scope
 
 
@@ -347,4 +378,7 @@ def _encoded_root_path(root_path: str) -> bytes:
 
 
 def _has_framing(headers: Headers) -> bool:
-    return any(name in (b"content-length", b"transfer-encoding") for name, _ in headers)
+    for name, _ in headers:  # noqa: SIM110 - a plain loop is faster than any() on the hot path
+        if name == b"content-length" or name == b"transfer-encoding":
+            return True
+    return False

@@ -147,6 +147,18 @@ class RejectRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AcknowledgeData:
+    """The app consumed `size` bytes of request body: credit the peer's windows.
+
+    HTTP/2 only (a WINDOW_UPDATE); HTTP/1.1 cores never see it, their flow
+    control is the socket's.
+    """
+
+    stream_id: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CloseConnection:
     """Finish what is queued, then the connection closes."""
 
@@ -160,5 +172,6 @@ OutboundEvent = (
     | SendTrailers
     | ResetStream
     | RejectRequest
+    | AcknowledgeData
     | CloseConnection
 )

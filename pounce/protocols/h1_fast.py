@@ -1,26 +1,33 @@
 """A fast HTTP/1.1 server core in pure Python, exactly as strict as `H11Core`.
 
-Same interface and events as the h11 core; differential tests feed both the
-same bytes and require the same accept/reject decision and the same events.
-The speed comes from doing per request what h11 does per line or per header
-in C instead: one regex search finds the end of the head, one ``fullmatch``
-validates the whole header block with h11's own grammar, one ``findall``
-extracts every (name, value) pair, and the response head is a single
-``b"".join``. Where a request needs h11's rarer paths (obs-fold, a bare LF),
-the line-by-line path below handles it with h11's rules.
+Same interface and events as the h11 core; `tests/protocols/test_h1_differential.py`
+feeds both the same bytes and requires the same accept/reject decision (and
+status), the same events and flags, and responses that read back the same.
+The speed comes from doing per request what h11 does per line or per header in
+Python: one regex search finds the end of the head, one ``fullmatch`` validates
+the whole header block with h11's own grammar, one ``findall`` extracts every
+(name, value) pair, and a response head is written as given unless its framing
+needs h11's rewriting. Rarer shapes (bare LF line ends, trailers, odd framing
+fields, HTTP/1.0 clients, ``Connection: close``) take slower paths with h11's
+rules.
 
 Grammar (h11 ``_abnf.py``, RFC 9110/9112) reproduced exactly:
 
 * request line ``method SP target SP HTTP/d.d`` with ``target`` = 1*VCHAR;
 * header ``token ":" OWS field-value OWS``, field-value chars ``[^\\x00\\s]``
-  with inner ``[ \\t]`` runs; obs-fold lines are joined with one space;
-* lines end in CRLF or a bare LF, the head in an empty line;
+  with inner ``[ \\t]`` runs;
+* lines end in CRLF or a bare LF, the head in an empty line; obs-fold in the
+  head is refused (as `H11Core` does), in trailers unfolded (as h11 does);
 * chunk header ``1*20HEXDIG [";" ext] OWS CRLF``, chunk data followed by
-  exactly CRLF (h11 CVE-2025-43859).
+  exactly CRLF (h11 CVE-2025-43859); trailer fields obey a head's framing rules.
 
 Invariants: at most one request is in flight (the next is parsed only after
 the response to this one ends); a response that ends before the request body
-was fully read closes the connection.
+was fully read closes the connection; after a request that closes the
+connection, nothing more is parsed. Outbound fields are taken as `Headers`
+documents them (lower-case names), already checked against the field grammar
+where the app hands them over (`pounce.asgi.headers`); this core refuses only
+what would split a response (CR, LF, NUL), where h11 re-checks everything.
 """
 
 from __future__ import annotations
@@ -74,11 +81,18 @@ _ERROR = 7  # the peer broke the protocol
 _FRAMING_LENGTH = 0
 _FRAMING_CHUNKED = 1
 _FRAMING_EOF = 2  # HTTP/1.0 client, no length: the body ends when we close
+_FRAMING_SWITCHED = 3  # 101 or 2xx to CONNECT: the bytes are no longer HTTP's
+
+# Protocol switches a request proposes: h11 allows a 101 only after Upgrade,
+# and a 2xx to CONNECT turns the connection into a tunnel.
+_UPGRADE = 1
+_CONNECT = 2
 
 _NO_BODY_STATUSES = frozenset((204, 304))
 _SPECIAL = frozenset(
-    (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect")
+    (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
+_FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 
 def _comma_values(headers: Headers, name: bytes) -> list[bytes]:
@@ -91,6 +105,11 @@ def _comma_values(headers: Headers, name: bytes) -> list[bytes]:
                 if part:
                     out.append(part)
     return out
+
+
+def _comma_split(value: bytes) -> list[bytes]:
+    """The members of one comma-separated field value, lower-cased and stripped."""
+    return [part.strip() for part in value.lower().split(b",")]
 
 
 def _split_lines(head: bytes) -> list[bytes]:
@@ -135,6 +154,59 @@ def _parse_header_block(block: bytes) -> Headers:
     return _decode_header_lines(_split_lines(block))
 
 
+def _normalize_fields(headers: Headers, *, remote: bool) -> tuple[Headers, bytes | None, bool]:
+    """h11's ``normalize_and_validate`` of framing fields: (fields, content-length, chunked).
+
+    Content-Length lists of one value collapse to it and identical repeats
+    are dropped; anything else about Content-Length is a 400, a
+    Transfer-Encoding other than one ``chunked`` a 501 (RFC 9112 §6.1).
+    `remote` picks the error: the peer's fields, or ours.
+    """
+    error = RemoteProtocolError if remote else LocalProtocolError
+    bad, unsupported = (400, 501) if remote else (500, 500)
+    out: Headers = []
+    length: bytes | None = None
+    chunked = False
+    for name, value in headers:
+        lname = name.lower()
+        if lname == b"content-length":
+            lengths = {part.strip() for part in value.split(b",")}
+            value = lengths.pop()
+            if lengths or (length is not None and length != value):
+                raise error("conflicting Content-Length headers", status=bad)
+            if _CONTENT_LENGTH_RE.fullmatch(value) is None:
+                raise error("bad Content-Length", status=bad)
+            if length is not None:
+                continue  # an identical repeat is dropped
+            length = value
+        elif lname == b"transfer-encoding":
+            value = value.lower()
+            if chunked or value != b"chunked":
+                raise error("only one Transfer-Encoding: chunked", status=unsupported)
+            chunked = True
+        out.append((name, value))
+    return out, length, chunked
+
+
+def _check_outbound(fields: bytes, count: int) -> None:
+    """Refuse a CR, LF or NUL inside an outbound name or value (response splitting).
+
+    `fields` is `count` fields as written: each adds one CRLF, so any more is
+    smuggled. The rest of the field grammar (token names, lower-cased; no
+    other control bytes; no whitespace at a value's ends) is checked once,
+    where an app hands fields over (`pounce.asgi.headers`), not again here:
+    three C-level scans instead of a regex over every response head.
+    """
+    if fields.count(b"\n") != count or fields.count(b"\r") != count or b"\x00" in fields:
+        raise LocalProtocolError(f"CR, LF or NUL in a header field: {fields!r}", status=500)
+
+
+def _checked_lines(headers: Headers) -> bytes:
+    """The fields of a 1xx head or of trailers, checked and normalized as h11 does."""
+    _check_outbound(_header_lines(headers), len(headers))
+    return _header_lines(_normalize_fields(headers, remote=False)[0])
+
+
 class FastH1Core:
     """A `ProtocolCore` for HTTP/1.0 and 1.1; see the module docstring."""
 
@@ -151,6 +223,7 @@ class FastH1Core:
         "_method",
         "_out",
         "_paused",
+        "_proposals",
         "_response_done",
         "_response_remaining",
         "_response_started",
@@ -169,10 +242,11 @@ class FastH1Core:
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
-        self._method = b""
+        self._method = b""  # empty until a request head arrives
         self._client_version = b"1.1"
         self._keep_alive = True
         self._expects_continue = False
+        self._proposals = 0
         self._body_remaining = 0
         self._chunk_remaining = 0
         self._response_started = False
@@ -193,11 +267,13 @@ class FastH1Core:
             return self._parse()
         except RemoteProtocolError:
             self._state = _ERROR
+            self._closing = True
             raise
 
     def receive_eof(self) -> list[InboundEvent]:
         # A request cut off by EOF is not worth an answer: nobody would read it.
-        self._state = _CLOSED
+        if self._state != _ERROR:
+            self._state = _CLOSED
         self._closing = True
         return [ConnectionLost(stream_id=self._stream_id)]
 
@@ -211,7 +287,7 @@ class FastH1Core:
             elif state == _BODY_LENGTH:
                 if not self._read_length_body(events):
                     break
-            elif state == _BODY_CHUNKED or state == _CHUNK_CRLF:
+            elif state in (_BODY_CHUNKED, _CHUNK_CRLF):
                 if not self._read_chunked_body(events):
                     break
             elif state == _TRAILER:
@@ -219,13 +295,15 @@ class FastH1Core:
                     break
             else:
                 break
-        self._paused = self._state == _DONE and bool(self._buffer)
-        if not self._paused and len(self._buffer) > self._limits.max_incomplete_event_size:
-            self._raise_too_long()
+        # A finished request with bytes behind it pauses reading until it is
+        # answered (RFC 9112 §9.6: after one that closes, for good); only an
+        # unpaused buffer is bounded.
+        buffer = self._buffer
+        paused = self._state == _DONE and bool(buffer)
+        if not paused and len(buffer) > self._limits.max_incomplete_event_size:
+            raise RemoteProtocolError("Receive buffer too long", status=431)
+        self._paused = paused
         return events
-
-    def _raise_too_long(self) -> None:
-        raise RemoteProtocolError("Receive buffer too long", status=431)
 
     def _parse_head(self, events: list[InboundEvent]) -> bool:
         buffer = self._buffer
@@ -246,10 +324,9 @@ class FastH1Core:
         if request_line.endswith(b"\r"):
             request_line = request_line[:-1]
         line = _REQUEST_LINE_RE.fullmatch(request_line)
-        block = buffer[line_end + 1 : head_size]
-        headers = _parse_header_block(block) if line_end + 1 < head_size else []
         if line is None:
             raise RemoteProtocolError(f"illegal request line: {request_line!r}")
+        headers = _parse_header_block(buffer[line_end + 1 : head_size])
         events.append(self._request(line[1], line[2], line[3], headers))
         return True
 
@@ -269,17 +346,19 @@ class FastH1Core:
     def _request(
         self, method: bytes, target: bytes, version: bytes, headers: Headers
     ) -> RequestReceived:
-        headers = [(name.lower(), value) for name, value in headers]
         length: bytes | None = None
         chunked = False
         host_count = 0
+        proposals = _CONNECT if method == b"CONNECT" else 0
+        keep_alive = version >= b"1.1"  # h11 keeps no HTTP/1.0 connection alive
+        expects = False
         normalized: Headers = []
-        for pair in headers:
-            name = pair[0]
+        append = normalized.append
+        for name, value in headers:
+            name = name.lower()
             if name not in _SPECIAL:
-                normalized.append(pair)
+                append((name, value))
                 continue
-            value = pair[1]
             if name == b"content-length":
                 lengths = {part.strip() for part in value.split(b",")}
                 if len(lengths) != 1:
@@ -304,7 +383,14 @@ class FastH1Core:
                 chunked = True
             elif name == b"host":
                 host_count += 1
-            normalized.append((name, value))
+            elif name == b"connection":
+                if b"close" in _comma_split(value):
+                    keep_alive = False
+            elif name == b"expect":
+                expects = expects or b"100-continue" in _comma_split(value)
+            elif name == b"upgrade" and value.replace(b",", b" ").strip():
+                proposals |= _UPGRADE
+            append((name, value))
         if version == b"1.1" and host_count == 0:
             raise RemoteProtocolError("Missing mandatory Host: header")
         if host_count > 1:
@@ -319,11 +405,10 @@ class FastH1Core:
             raise RemoteProtocolError("both Content-Length and Transfer-Encoding")
         self._method = method
         self._client_version = version
-        keep_alive = version >= b"1.1"
-        if keep_alive and b"close" in _comma_values(normalized, b"connection"):
-            keep_alive = False
+        self._proposals = proposals
         self._keep_alive = keep_alive
-        expects = version >= b"1.1" and b"100-continue" in _comma_values(normalized, b"expect")
+        # RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored.
+        expects = expects and version >= b"1.1"
         self._expects_continue = expects
         if chunked:
             self._state = _BODY_CHUNKED
@@ -364,6 +449,7 @@ class FastH1Core:
             buffer = self._buffer
             take = buffer[:2]
             if take != b"\r\n"[: len(take)]:
+                # h11 CVE-2025-43859: chunk data ends in exactly CRLF.
                 raise RemoteProtocolError(f"malformed chunk footer: {take!r} (expected b'\\r\\n')")
             if len(take) < 2:
                 # Keep the partial CR; h11 checks byte by byte as they come.
@@ -380,7 +466,6 @@ class FastH1Core:
                 raise RemoteProtocolError(f"illegal chunk header: {header!r}")
             self._buffer = self._buffer[end + 2 :]
             size = int(match[1], 16)
-            self._expects_continue = False
             if size == 0:
                 self._state = _TRAILER
                 return True
@@ -394,6 +479,7 @@ class FastH1Core:
         else:
             data, self._buffer = buffer[:remaining], buffer[remaining:]
         self._chunk_remaining = remaining - len(data)
+        self._expects_continue = False  # h11: the first body byte ends the wait
         events.append(DataReceived(stream_id=self._stream_id, data=data))
         if self._chunk_remaining == 0:
             self._state = _CHUNK_CRLF
@@ -410,7 +496,9 @@ class FastH1Core:
             if match is None:
                 return False
             self._buffer = buffer[match.end() :]
-            _decode_header_lines(_split_lines(buffer[: match.end()]))
+            # h11 holds trailer fields to the rules of a head's (framing included).
+            trailers = _decode_header_lines(_split_lines(buffer[: match.end()]))
+            _normalize_fields(trailers, remote=True)
         self._finish_request(events)
         return True
 
@@ -431,108 +519,151 @@ class FastH1Core:
     # -- outbound -------------------------------------------------------------
 
     def send(self, event: OutboundEvent) -> None:
-        if isinstance(event, SendData):
-            self._send_data(event.data, event.end_stream)
-        elif isinstance(event, SendResponse):
-            self._send_head(event.status, event.headers)
-        elif isinstance(event, SendInformational):
-            if (
-                not self._response_started
-                and self._client_version >= b"1.1"
-                and self._state not in (_IDLE, _ERROR)
-            ):
-                self._out.append(_status_line(event.status) + _header_lines(event.headers) + b"\r\n")
-        elif isinstance(event, SendTrailers):
-            self._send_trailers(event.headers)
-        elif isinstance(event, RejectRequest):
-            self._out.append(error_response_bytes(event.status, event.headers))
+        try:
+            if isinstance(event, SendData):
+                self._send_data(event.data, event.end_stream)
+            elif isinstance(event, SendResponse):
+                self._send_head(event.status, event.headers)
+            elif isinstance(event, SendInformational):
+                self._send_informational(event.status, event.headers)
+            elif isinstance(event, SendTrailers):
+                self._send_trailers(event.headers)
+            elif isinstance(event, RejectRequest):
+                self._out.append(error_response_bytes(event.status, event.headers))
+                self._closing = True
+            elif isinstance(event, ResetStream | CloseConnection):
+                self._closing = True
+        except LocalProtocolError:
+            # As h11 goes to ERROR: nothing more may be sent, and we close.
             self._closing = True
-        elif isinstance(event, ResetStream | CloseConnection):
-            self._closing = True
+            self._response_started = self._response_done = True
+            raise
+
+    def _may_respond(self) -> bool:
+        """A request head arrived, it is unanswered and the peer broke nothing."""
+        return bool(self._method) and not self._response_started and self._state != _ERROR
+
+    def _send_informational(self, status: int, headers: Headers) -> None:
+        if not self._may_respond() or self._client_version < b"1.1":
+            return  # RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
+        if status == 100 and not self._expects_continue:
+            return  # RFC 9110 §10.1.1: a 100 is pointless once the body is on its way
+        if not 100 <= status < 200:
+            raise LocalProtocolError(f"invalid informational status {status}", status=500)
+        fields = _checked_lines(headers)
+        if status == 101:
+            if not self._proposals & _UPGRADE:
+                raise LocalProtocolError("101 Switching Protocols without Upgrade", status=500)
+            self._response_started = True
+            self._framing = _FRAMING_SWITCHED
+        self._expects_continue = False
+        self._out.append(_status_line(status) + fields + b"\r\n")
 
     def _send_head(self, status: int, headers: Headers) -> None:
-        if self._response_started or self._state in (_IDLE, _ERROR):
-            self._closing = True
+        if self._response_started or not self._method or self._state == _ERROR:
             raise LocalProtocolError("cannot send a response now", status=500)
-        if not 200 <= status <= 999:
+        if not 200 <= status < 1000:
             raise LocalProtocolError(f"invalid final response status {status}", status=500)
+        fields = _header_lines(headers)
+        count = len(headers)
+        if fields.count(b"\n") != count or fields.count(b"\r") != count or b"\x00" in fields:
+            _check_outbound(fields, count)  # raises, with the message
         self._response_started = True
+        self._expects_continue = False
         method = self._method
-        no_body = (
-            status in _NO_BODY_STATUSES
-            or method == b"HEAD"
-            or (method == b"CONNECT" and 200 <= status < 300)
-        )
-        length: int | None = None
-        chunked = False
-        connection_close = False
-        kept: Headers = []
-        for pair in headers:
-            name = pair[0]
-            if name == b"content-length":
-                if _CONTENT_LENGTH_RE.fullmatch(pair[1]) is None:
-                    self._closing = True
-                    raise LocalProtocolError(f"bad Content-Length {pair[1]!r}", status=500)
-                length = int(pair[1])
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"connection" and b"close" in pair[1].lower():
-                connection_close = True
-            kept.append(pair)
-        if chunked or length is None:
-            kept = [p for p in kept if p[0] not in (b"content-length", b"transfer-encoding")]
-            if self._client_version < b"1.1":
-                framing = _FRAMING_EOF
-                if method != b"HEAD":
-                    connection_close = True
-            else:
-                framing = _FRAMING_CHUNKED
-                kept.append((b"transfer-encoding", b"chunked"))
+        # RFC 9110 §6.4.1: these carry no body whatever the fields say.
+        tunnel = method == b"CONNECT" and status < 300
+        bodiless = tunnel or status in _NO_BODY_STATUSES
+        plain = _plain_framing(headers) if self._keep_alive else None
+        if plain is None:
+            fields, length, chunked, close = self._rare_head(headers, bodiless)
+            if close:
+                self._keep_alive = False
         else:
-            framing = _FRAMING_LENGTH
-            self._response_remaining = length
-        if no_body:
-            framing = _FRAMING_LENGTH
-            self._response_remaining = 0
-        if connection_close or not self._keep_alive:
-            self._keep_alive = False
-            if not connection_close:
-                kept = [p for p in kept if p[0] != b"connection"]
-                kept.append((b"connection", b"close"))
-        self._framing = framing
-        self._out.append(_status_line(status) + _header_lines(kept) + b"\r\n")
+            length, chunked = plain
+            if length is None and not chunked and not bodiless:
+                fields += b"transfer-encoding: chunked\r\n"
+                chunked = True
+        self._out.append(_status_line(status) + fields + b"\r\n")
+        # h11's _body_framing, on the fields as written.
+        self._response_remaining = 0
+        if tunnel:
+            # RFC 9110 §9.3.6: the connection becomes a tunnel, no more HTTP.
+            self._framing = _FRAMING_SWITCHED
+            return
+        self._proposals = 0  # h11: any other final response declines a switch
+        if bodiless or method == b"HEAD":
+            self._framing = _FRAMING_LENGTH
+        elif chunked:
+            self._framing = _FRAMING_CHUNKED
+        elif length is not None:
+            self._framing = _FRAMING_LENGTH
+            self._response_remaining = int(length)
+        else:
+            self._framing = _FRAMING_EOF
+
+    def _rare_head(
+        self, headers: Headers, bodiless: bool
+    ) -> tuple[bytes, bytes | None, bool, bool]:
+        """h11's ``_clean_up_response_headers_for_sending`` for every head off the fast path.
+
+        Returns the fields to write, their Content-Length, whether they are
+        chunked and whether they say ``Connection: close``.
+        """
+        headers, length, chunked = _normalize_fields(headers, remote=False)
+        need_close = False
+        if not bodiless and (chunked or length is None):
+            # Unknown length: chunked for HTTP/1.1, until-close for HTTP/1.0.
+            headers = [p for p in headers if p[0] not in (b"content-length", b"transfer-encoding")]
+            length = None
+            chunked = self._client_version >= b"1.1"
+            if chunked:
+                headers.append((b"transfer-encoding", b"chunked"))
+            else:
+                need_close = self._method != b"HEAD"
+        tokens = set(_comma_values(headers, b"connection"))
+        if not self._keep_alive or need_close:
+            tokens.discard(b"keep-alive")
+            tokens.add(b"close")
+            headers = [p for p in headers if p[0] != b"connection"]
+            headers.extend((b"connection", token) for token in sorted(tokens))
+        return _header_lines(headers), length, chunked, b"close" in tokens
 
     def _send_data(self, data: bytes, end: bool) -> None:
-        if not self._response_started or self._response_done:
-            self._closing = True
-            raise LocalProtocolError("cannot send body data now", status=500)
+        if not data and not end:
+            return  # nothing to send, as in h11
         framing = self._framing
+        if not self._response_started or self._response_done or framing == _FRAMING_SWITCHED:
+            raise LocalProtocolError("cannot send body data now", status=500)
         if data:
             if framing == _FRAMING_CHUNKED:
                 self._out.append(b"%x\r\n%b\r\n" % (len(data), data))
             elif framing == _FRAMING_LENGTH:
                 if len(data) > self._response_remaining:
-                    self._closing = True
-                    raise LocalProtocolError("Too much data for declared Content-Length", status=500)
+                    raise LocalProtocolError("Too much data for declared Content-Length")
                 self._response_remaining -= len(data)
                 self._out.append(data)
             else:
                 self._out.append(data)
         if end:
-            self._end_response(None)
+            self._end_response(b"")
 
     def _send_trailers(self, headers: Headers) -> None:
-        if self._framing != _FRAMING_CHUNKED and headers:
-            self._closing = True
+        framing = self._framing
+        if not self._response_started or self._response_done or framing == _FRAMING_SWITCHED:
+            raise LocalProtocolError("cannot send trailers now", status=500)
+        fields = _checked_lines(headers)
+        if fields and framing != _FRAMING_CHUNKED:
+            if framing == _FRAMING_LENGTH and self._response_remaining:
+                raise LocalProtocolError("Too little data for declared Content-Length", status=500)
             raise LocalProtocolError("trailers need a chunked response", status=500)
-        self._end_response(headers)
+        self._end_response(fields)
 
-    def _end_response(self, trailers: Headers | None) -> None:
+    def _end_response(self, trailer_fields: bytes) -> None:
         framing = self._framing
         if framing == _FRAMING_CHUNKED:
-            self._out.append(b"0\r\n" + _header_lines(trailers or []) + b"\r\n")
+            self._out.append(b"0\r\n" + trailer_fields + b"\r\n")
         elif framing == _FRAMING_LENGTH and self._response_remaining:
-            self._closing = True
             raise LocalProtocolError("Too little data for declared Content-Length", status=500)
         elif framing == _FRAMING_EOF:
             self._closing = True
@@ -564,6 +695,31 @@ class FastH1Core:
     @property
     def idle(self) -> bool:
         return self._state == _IDLE and not self._buffer and not self._response_started
+
+
+def _plain_framing(headers: Headers) -> tuple[bytes | None, bool] | None:
+    """(Content-Length, chunked) of a head h11 would send as given, else None.
+
+    That is at most one plain Content-Length or one ``transfer-encoding:
+    chunked``, not both, and no ``connection`` field; `FastH1Core._rare_head`
+    takes the rest.
+    """
+    length: bytes | None = None
+    chunked = False
+    for name, value in headers:
+        if name not in _FRAMING_FIELDS:
+            continue
+        if name == b"content-length" and length is None and not chunked:
+            if not value.isdigit() or len(value) > 20:  # bytes: ASCII digits only
+                return None
+            length = value
+        elif name == b"transfer-encoding" and value == b"chunked" and length is None:
+            if chunked:
+                return None
+            chunked = True
+        else:
+            return None
+    return length, chunked
 
 
 def _status_line(status: int) -> bytes:

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
+from pounce.loops import loop_factory
 from pounce.server import Server
 
 
@@ -21,9 +22,17 @@ class TestServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, server: Server, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        server: Server,
+        *,
+        timeout: float = 10.0,
+        loop: Literal["asyncio", "uvloop"] = "asyncio",
+    ) -> None:
+        """`loop`: the event loop to serve on (``uvloop`` needs ``pounce[uvloop]``)."""
         self.server = server
         self._timeout = timeout
+        self._loop_factory = loop_factory(loop)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -41,8 +50,12 @@ class TestServer:
 
     @property
     def url(self) -> str:
+        """``http://host:port``, or ``https://`` for a server with ``.tls()``."""
         host = self.host
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = "https" if self.server.uses_tls else "http"
+        return (
+            f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
+        )
 
     def start(self) -> TestServer:
         self._thread = threading.Thread(target=self._main, name="pounce-test-server", daemon=True)
@@ -55,7 +68,8 @@ class TestServer:
 
     def _main(self) -> None:
         try:
-            asyncio.run(self._serve())
+            with asyncio.Runner(loop_factory=self._loop_factory) as runner:
+                runner.run(self._serve())
         except BaseException as exc:
             self.error = exc
         finally:

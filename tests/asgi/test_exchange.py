@@ -54,7 +54,7 @@ class RecordingOwner:
     def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
         self.events.append(event)
 
-    async def drain(self) -> None:
+    async def drain(self, stream_id: int = 0) -> None:
         self.drains += 1
 
     def body_consumed(self, stream_id: int, size: int) -> None:

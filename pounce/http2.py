@@ -1,0 +1,206 @@
+"""The HTTP/2 protocol factory and what the shared driver does differently for it.
+
+`HTTP2Protocol` claims a connection by ALPN ``h2`` or, on cleartext, by the
+client preface (prior knowledge, RFC 9113 §3.3). `HTTP2Driver` is the
+shared `HTTPDriver` with the overrides many streams on one connection need:
+
+* reading never pauses on unread body: the core credits windows only as the
+  app consumes (`body_consumed` → `AcknowledgeData`), which bounds buffering
+  per stream and per connection, and reading must go on for PING, RST_STREAM
+  and WINDOW_UPDATE;
+* ``drain(stream_id)`` waits for the transport *and* for that stream's
+  response bytes to fit the peer's window, so one stalled stream never holds
+  up another;
+* a 413 or a failed app ends one stream, not the connection; shutdown and
+  the keep-alive timeout send GOAWAY; a connection error sends GOAWAY, and a
+  peer that floods us while not reading is aborted.
+
+h2 is imported only by `pounce.protocols.h2`; importing this module without it
+installed raises ImportError, which the builder turns into a `BuildError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from pounce.connection import HTTPDriver
+from pounce.errors import RemoteProtocolError
+from pounce.layer import Conn, ConnectionHandler
+from pounce.protocol import ProtocolFactory
+from pounce.protocols.events import (
+    AcknowledgeData,
+    CloseConnection,
+    InboundEvent,
+    RejectRequest,
+    ResetStream,
+)
+from pounce.protocols.h2 import ENHANCE_YOUR_CALM, PREFACE, H2Core, H2Settings
+from pounce.service import ServiceContext
+
+error_log = logging.getLogger("pounce.error")
+
+
+@dataclass(frozen=True, slots=True)
+class HTTP2Protocol(ProtocolFactory):
+    """HTTP/2 by ALPN ``h2`` or by prior knowledge (the preface on the first bytes)."""
+
+    settings: H2Settings = field(default_factory=H2Settings)
+    name = "h2"
+    alpn_ids = ("h2",)
+
+    def sniff(self, data: bytes) -> bool | None:
+        if len(data) < len(PREFACE):
+            return None if PREFACE.startswith(data) else False
+        return data.startswith(PREFACE)
+
+    def handler(self, service: ServiceContext) -> ConnectionHandler:
+        return HTTP2Driver(H2Core(self.settings), service)
+
+    def describe(self) -> str:
+        s = self.settings
+        return (
+            f"h2 (max streams {s.max_concurrent_streams}, window {s.initial_window_size} B "
+            f"/ connection {s.connection_window_size} B, max frame {s.max_frame_size} B, "
+            f"max header list {s.max_header_list_size} B, max resets {s.max_resets})"
+        )
+
+
+class HTTP2Driver(HTTPDriver):
+    """`HTTPDriver` over an `H2Core`: many streams, windows, GOAWAY."""
+
+    def __init__(self, core: H2Core, service: ServiceContext) -> None:
+        super().__init__(core, service)
+        self._h2 = core
+        self._window_waiters: dict[int, asyncio.Future[None]] = {}
+        self._drain_watch: asyncio.Task[None] | None = None
+
+    def connection_made(self, conn: Conn) -> None:
+        super().connection_made(conn)
+        self._flush()  # our SETTINGS: the server preface (RFC 9113 §3.4)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._flush()
+        self._wake_windows()
+        self._close_if_done()
+        if self._h2.control_backlog and self._drain_watch is None and self._conn is not None:
+            self._drain_watch = asyncio.get_running_loop().create_task(self._watch_drain())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._wake_windows()
+        if self._drain_watch is not None:
+            self._drain_watch.cancel()
+
+    def _handle(self, events: list[InboundEvent]) -> None:
+        had_streams = bool(self._exchanges)
+        super()._handle(events)
+        self._wake_windows()  # a reset stream's sender must not wait on
+        if had_streams and not self._exchanges:
+            self._maybe_idle()  # the last stream was reset
+
+    async def _watch_drain(self) -> None:
+        """Tell the core when what we wrote has left, so owed acks stop counting."""
+        try:
+            if self._conn is not None:
+                await self._conn.drain()
+            self._h2.output_drained()
+        finally:
+            self._drain_watch = None
+
+    # -- answers --------------------------------------------------------------------
+
+    def _bad_request(self, exc: RemoteProtocolError) -> None:
+        client = self._conn.info.client if self._conn is not None else None
+        error_log.warning("HTTP/2 connection error from %s: %s", _fmt(client), exc)
+        for exchange in self._exchanges.values():
+            exchange.disconnect()
+        self._exchanges.clear()
+        self._flush()
+        if self._conn is not None:
+            if exc.error_code == ENHANCE_YOUR_CALM and self._h2.control_backlog:
+                self._conn.abort()  # it does not read: the GOAWAY would never leave
+            else:
+                self._conn.close()
+
+    def _reject(self, stream_id: int, status: int) -> None:
+        """Answer `status` (or reset) on this stream only; the connection goes on."""
+        exchange = self._exchanges.pop(stream_id, None)
+        if exchange is not None and exchange.response_started:
+            self.send_event(ResetStream(stream_id=stream_id))
+        else:
+            headers = self._service.response_headers([])
+            self.send_event(RejectRequest(stream_id=stream_id, status=status, headers=headers))
+        if exchange is not None:
+            exchange.disconnect()
+
+    # -- StreamOwner ------------------------------------------------------------------
+
+    async def drain(self, stream_id: int = 0) -> None:
+        await super().drain(stream_id)
+        while self._h2.buffered(stream_id) and not self._closed:
+            waiter = self._window_waiters.get(stream_id)
+            if waiter is None:
+                waiter = asyncio.get_running_loop().create_future()
+                self._window_waiters[stream_id] = waiter
+            await waiter
+
+    def body_consumed(self, stream_id: int, size: int) -> None:
+        self._unread -= size
+        self.send_event(AcknowledgeData(stream_id=stream_id, size=size))
+
+    def stream_done(self, stream_id: int) -> None:
+        exchange = self._exchanges.pop(stream_id, None)
+        self._received.pop(stream_id, None)
+        if exchange is not None:
+            self._unread -= exchange.unread_body
+        self._flush()
+        self._maybe_idle()
+
+    def _maybe_idle(self) -> None:
+        """No stream left: close if we are going away, else start the keep-alive clock."""
+        if self._exchanges or self._closed:
+            return
+        if self._h2.must_close:
+            self._close()
+        elif self._h2.idle:
+            self._arm_keep_alive_timer()
+
+    def _close_if_done(self) -> None:
+        if not self._exchanges and not self._closed and self._h2.must_close:
+            self._close()
+
+    # -- flow control, closing ----------------------------------------------------------
+
+    def _update_reading(self) -> None:
+        """Never pause: the windows bound what a peer can send us."""
+
+    def _wake_windows(self) -> None:
+        core = self._h2
+        for stream_id, waiter in list(self._window_waiters.items()):
+            if self._closed or not core.buffered(stream_id) or not core.is_active(stream_id):
+                del self._window_waiters[stream_id]
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    def begin_shutdown(self) -> None:
+        """GOAWAY naming the last stream we took; those finish, newer ones are refused."""
+        self.send_event(CloseConnection())
+        for exchange in self._exchanges.values():
+            exchange.keep_alive_refused = True
+        self._maybe_idle()
+
+    def _close(self) -> None:
+        self._core.send(CloseConnection())
+        super()._close()
+
+    def _flush(self) -> None:
+        data = self._core.data_to_send()
+        if data and self._conn is not None and not self._closed:
+            self._conn.write(data)
+
+
+def _fmt(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "unix socket"

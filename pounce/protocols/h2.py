@@ -1,0 +1,489 @@
+"""HTTP/2 server core over the `h2` library (RFC 9113, RFC 7541).
+
+h2 does framing, HPACK, the stream state machine and header validation; this
+module maps its events onto Pounce's, owns the per-stream response buffers
+that wait for flow-control window, and adds what h2 leaves to its user:
+
+* request windows are credited only as the app consumes the body
+  (`AcknowledgeData`), never on arrival, so a slow app bounds what we buffer;
+* a graceful GOAWAY (`CloseConnection`) names the highest stream we accepted,
+  lets those finish and refuses newer ones with REFUSED_STREAM (§6.8);
+* the abuse budgets of `H2Settings` (Rapid Reset CVE-2023-44487, MadeYouReset
+  CVE-2025-8671, the 2019 flood family CVE-2019-9512/9515/9518): past one, the
+  connection ends with GOAWAY ENHANCE_YOUR_CALM;
+* request checks h2 does not make (``host`` beside a different ``:authority``,
+  RFC 9113 §8.3.1) as stream errors, before any app sees the request.
+
+Every h2, hpack and hyperframe exception is translated here: a connection
+error is a `RemoteProtocolError` whose `error_code` is the GOAWAY code (the
+GOAWAY is already queued), and it is sticky, as in the HTTP/1.1 cores.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import hpack
+import hyperframe.exceptions
+import hyperframe.frame
+
+from pounce.errors import LocalProtocolError, RemoteProtocolError
+from pounce.protocols.events import (
+    AcknowledgeData,
+    CloseConnection,
+    ConnectionLost,
+    DataReceived,
+    Headers,
+    InboundEvent,
+    OutboundEvent,
+    RejectRequest,
+    RequestReceived,
+    ResetStream,
+    SendData,
+    SendInformational,
+    SendResponse,
+    SendTrailers,
+    StreamEnded,
+    StreamReset,
+)
+
+KiB = 1024
+MiB = 1024 * KiB
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
+
+NO_ERROR = 0x0
+PROTOCOL_ERROR = 0x1
+INTERNAL_ERROR = 0x2
+FRAME_SIZE_ERROR = 0x6
+REFUSED_STREAM = 0x7
+COMPRESSION_ERROR = 0x9
+ENHANCE_YOUR_CALM = 0xB
+
+_SETTINGS = 0x4
+_GOAWAY = 0x7
+_GOAWAY_SIZE = 9 + 8  # a GOAWAY h2 queues has no debug data
+_PREFACE_AND_HEADER = len(PREFACE) + 9
+
+# RFC 9113 §8.2.2: connection-specific fields have no place in HTTP/2; the
+# exchange may add "connection: close", which HTTP/2 says with GOAWAY instead.
+_CONNECTION_SPECIFIC = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
+)
+_H2_ERRORS = (h2.exceptions.H2Error, hpack.HPACKError, hyperframe.exceptions.HyperframeError)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class H2Settings:
+    """What we advertise in SETTINGS, and the abuse budgets; each with its precedent.
+
+    `max_resets`: streams a connection may see reset (by the client, or by us
+    because of its frames) beyond half the streams it completed; nghttp2 and
+    Go bound the same thing. `max_control_backlog`: PING/SETTINGS acks we owe
+    while the peer is not reading what we write (Go's ``maxQueuedControlFrames``
+    is 10 000). `max_empty_frames`: DATA frames with neither payload nor
+    END_STREAM (CVE-2019-9518).
+    """
+
+    max_concurrent_streams: int = 100  # streams; h2's, Hypercorn's and nginx's default
+    initial_window_size: int = 65_535  # bytes per stream; RFC 9113 §6.9.2 default
+    connection_window_size: int = 1 * MiB  # bytes of request body per connection
+    max_frame_size: int = 16_384  # bytes; RFC 9113 §4.2 default and minimum
+    max_header_list_size: int = 64 * KiB  # bytes, decoded; Hypercorn's 65 536
+    max_resets: int = 200  # streams
+    max_control_backlog: int = 10_000  # frames
+    max_empty_frames: int = 1_000  # frames
+
+
+class _Outbox:
+    """Response bytes of one stream waiting for flow-control window."""
+
+    __slots__ = ("chunks", "end", "offset", "size", "trailers")
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes] = deque()
+        self.offset = 0  # bytes of chunks[0] already sent
+        self.size = 0
+        self.end = False
+        self.trailers: Headers | None = None
+
+    def take(self, limit: int) -> bytes:
+        head = self.chunks[0]
+        piece = head[self.offset : self.offset + limit]
+        self.offset += len(piece)
+        if self.offset == len(head):
+            self.chunks.popleft()
+            self.offset = 0
+        self.size -= len(piece)
+        return piece
+
+
+class H2Core:
+    """A `ProtocolCore` for HTTP/2 server connections (prior knowledge or ALPN h2)."""
+
+    def __init__(self, settings: H2Settings | None = None) -> None:
+        self.settings = s = settings or H2Settings()
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        conn = h2.connection.H2Connection(config=config)
+        codes = h2.settings.SettingCodes
+        conn.local_settings = h2.settings.Settings(
+            client=False,
+            initial_values={
+                codes.MAX_CONCURRENT_STREAMS: s.max_concurrent_streams,
+                codes.INITIAL_WINDOW_SIZE: s.initial_window_size,
+                codes.MAX_FRAME_SIZE: s.max_frame_size,
+                codes.MAX_HEADER_LIST_SIZE: s.max_header_list_size,
+                codes.ENABLE_PUSH: 0,
+            },
+        )
+        conn.max_inbound_frame_size = s.max_frame_size
+        conn.decoder.max_header_list_size = s.max_header_list_size
+        conn.initiate_connection()
+        extra = s.connection_window_size - 65_535
+        if extra > 0:
+            conn.increment_flow_control_window(extra)
+        self._conn = conn
+        self._out: list[bytes] = []
+        self._active: set[int] = set()  # streams handed to the driver, response not done
+        self._ended: set[int] = set()  # ... whose request body is complete
+        self._unacked: dict[int, int] = {}  # body bytes delivered, not yet consumed
+        self._outboxes: dict[int, _Outbox] = {}
+        self._goaway_last: int | None = None  # set once our GOAWAY is queued
+        self._peer_gone = False
+        self._error: RemoteProtocolError | None = None
+        self._last_served = 0
+        self._head: bytes | None = b""  # the first bytes, until the preface is checked
+        self.resets = 0  # streams reset by the peer, or by us because of its frames
+        self.completed = 0
+        self.control_backlog = 0  # acks owed since the driver last saw output drain
+        self._empty_frames = 0
+
+    # -- inbound ----------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[InboundEvent]:
+        if self._error is not None:
+            raise RemoteProtocolError(self._error.message, error_code=self._error.error_code)
+        events: list[InboundEvent] = []
+        try:
+            if self._head is not None:
+                self._check_preface(data)
+            for event in self._conn.receive_data(data) if data else ():
+                self._map(event, events)
+            self._flush_all()
+            self._check_budgets()
+        except _H2_ERRORS as exc:
+            raise self._connection_error(exc) from exc
+        return events
+
+    def _check_preface(self, data: bytes) -> None:
+        """RFC 9113 §3.4: the preface MUST be followed by a SETTINGS frame (h2 does not check)."""
+        assert self._head is not None
+        head = self._head = self._head + data[: _PREFACE_AND_HEADER - len(self._head)]
+        if len(head) < _PREFACE_AND_HEADER:
+            return
+        self._head = None
+        if head[len(PREFACE) + 3] != _SETTINGS or head[len(PREFACE) + 4] & 0x1:
+            raise h2.exceptions.ProtocolError("the client preface is not followed by SETTINGS")
+
+    def receive_eof(self) -> list[InboundEvent]:
+        self._peer_gone = True
+        return [ConnectionLost()]
+
+    def _map(self, event: h2.events.Event, out: list[InboundEvent]) -> None:
+        if isinstance(event, h2.events.DataReceived):
+            self._on_data(event, out)
+        elif isinstance(event, h2.events.RequestReceived):
+            self._on_request(event, out)
+        elif isinstance(event, h2.events.StreamEnded):
+            sid = event.stream_id
+            if sid in self._active:
+                self._ended.add(sid)
+                out.append(StreamEnded(stream_id=sid))
+        elif isinstance(event, h2.events.StreamReset):
+            self.resets += 1  # remote (Rapid Reset) or h2's own (MadeYouReset)
+            self._check_budgets()  # now, not after the read: no stream past it is served
+            if self._forget(event.stream_id):
+                out.append(StreamReset(stream_id=event.stream_id, error_code=event.error_code))
+        elif isinstance(event, h2.events.PingReceived | h2.events.RemoteSettingsChanged):
+            self.control_backlog += 1  # h2 queued the ACK
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._peer_gone = True
+            if event.error_code:
+                out.append(ConnectionLost())
+        # WindowUpdated: _flush_all follows. Priority, trailers, unknown frames: ignored.
+
+    def _on_request(self, event: h2.events.RequestReceived, out: list[InboundEvent]) -> None:
+        sid = event.stream_id
+        if self._goaway_last is not None and sid > self._goaway_last:
+            self._reset(sid, REFUSED_STREAM)  # RFC 9113 §6.8: newer than our GOAWAY
+            return
+        request = _request(sid, event.headers or [], ended=event.stream_ended is not None)
+        if request is None:
+            self.resets += 1
+            self._reset(sid, PROTOCOL_ERROR)  # RFC 9113 §8.1.1: malformed → stream error
+            self._check_budgets()
+            return
+        self._active.add(sid)
+        self._last_served = sid
+        self._unacked[sid] = 0
+        out.append(request)
+
+    def _on_data(self, event: h2.events.DataReceived, out: list[InboundEvent]) -> None:
+        sid = event.stream_id
+        data = event.data or b""
+        length = event.flow_controlled_length or 0
+        if not data and event.stream_ended is None:
+            self._empty_frames += 1
+        if sid not in self._active or sid in self._ended:
+            if length:
+                self._conn.acknowledge_received_data(length, sid)
+            return
+        if length > len(data):  # padding is ours to credit at once
+            self._conn.acknowledge_received_data(length - len(data), sid)
+        if data:
+            self._unacked[sid] += len(data)
+            out.append(DataReceived(stream_id=sid, data=data))
+
+    def _check_budgets(self) -> None:
+        s = self.settings
+        if self.resets > s.max_resets + self.completed // 2:
+            raise _Calm("too many reset streams (Rapid Reset / MadeYouReset)")
+        if self.control_backlog > s.max_control_backlog:
+            raise _Calm("control frames flood while not reading (PING/SETTINGS)")
+        if self._empty_frames > s.max_empty_frames:
+            raise _Calm("too many empty DATA frames")
+
+    def _connection_error(self, exc: Exception) -> RemoteProtocolError:
+        code = getattr(exc, "error_code", None)
+        if isinstance(exc, _Calm):
+            code = ENHANCE_YOUR_CALM
+        code = _wire_code(exc, int(code) if code is not None else PROTOCOL_ERROR)
+        if self._conn.state_machine.state is h2.connection.ConnectionState.CLOSED:
+            self._recode_goaway(code)
+        else:  # h2 queued no GOAWAY for our own errors: name the last stream we served
+            self._conn.close_connection(error_code=code, last_stream_id=self._last_served)
+        self._error = RemoteProtocolError(str(exc) or "HTTP/2 protocol error", error_code=code)
+        for sid in list(self._active):
+            self._forget(sid)
+        return self._error
+
+    def _recode_goaway(self, code: int) -> None:
+        """Put `code` into the GOAWAY h2 just queued, where h2 picked a less exact one."""
+        data = self._conn.data_to_send()
+        if len(data) >= _GOAWAY_SIZE and data[-_GOAWAY_SIZE + 3] == _GOAWAY:
+            last = int.from_bytes(data[-8:-4], "big")
+            data = data[:-_GOAWAY_SIZE]
+            frame = hyperframe.frame.GoAwayFrame(0, last_stream_id=last, error_code=code)
+            data += frame.serialize()
+        self._out.append(data)
+
+    # -- outbound -----------------------------------------------------------------
+
+    def send(self, event: OutboundEvent) -> None:
+        if self._error is not None and not isinstance(event, CloseConnection):
+            return  # the connection is dead; the driver closes it
+        try:
+            self._send(event)
+        except _H2_ERRORS as exc:
+            raise LocalProtocolError(f"HTTP/2: {exc}", status=500) from exc
+
+    def _send(self, event: OutboundEvent) -> None:
+        if isinstance(event, CloseConnection):
+            self._go_away()
+            return
+        sid = event.stream_id
+        if sid not in self._active:
+            return  # reset meanwhile: what the app still says goes nowhere
+        if isinstance(event, SendData):
+            box = self._outboxes.setdefault(sid, _Outbox())
+            if event.data:
+                box.chunks.append(event.data)
+                box.size += len(event.data)
+            box.end = event.end_stream
+            self._flush(sid, box)
+        elif isinstance(event, AcknowledgeData):
+            self._acknowledge(sid, event.size)
+        elif isinstance(event, SendResponse):
+            self._conn.send_headers(sid, _head(event.status, event.headers))
+        elif isinstance(event, SendInformational):
+            if 100 < event.status < 200 or (event.status == 100 and sid not in self._ended):
+                self._conn.send_headers(sid, _head(event.status, event.headers))
+        elif isinstance(event, SendTrailers):
+            box = self._outboxes.setdefault(sid, _Outbox())
+            box.trailers = [pair for pair in event.headers if pair[0] not in _CONNECTION_SPECIFIC]
+            box.end = True
+            self._flush(sid, box)
+        elif isinstance(event, RejectRequest):
+            self._conn.send_headers(sid, _head(event.status, event.headers), end_stream=True)
+            self._finish(sid)
+        elif isinstance(event, ResetStream):
+            self._reset(sid, event.error_code or INTERNAL_ERROR)
+            self._forget(sid)
+
+    def _flush_all(self) -> None:
+        for sid, box in list(self._outboxes.items()):
+            self._flush(sid, box)
+
+    def _flush(self, sid: int, box: _Outbox) -> None:
+        conn = self._conn
+        ended = False
+        while box.size:
+            window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+            if window <= 0:
+                return
+            piece = box.take(window)
+            ended = box.end and not box.size and box.trailers is None
+            conn.send_data(sid, piece, end_stream=ended)
+        if not box.end:
+            return
+        if box.trailers is not None:
+            conn.send_headers(sid, box.trailers, end_stream=True)
+        elif not ended:
+            conn.send_data(sid, b"", end_stream=True)
+        self._finish(sid)
+
+    def _finish(self, sid: int) -> None:
+        """Our side of `sid` is complete (RFC 9113 §8.1: reset a body we will not read)."""
+        self.completed += 1
+        if sid not in self._ended:
+            self._reset(sid, NO_ERROR)
+        self._forget(sid)
+
+    def _reset(self, sid: int, code: int) -> None:
+        stream = self._conn.streams.get(sid)
+        if stream is not None and not stream.closed:
+            self._conn.reset_stream(sid, code)
+
+    def _forget(self, sid: int) -> bool:
+        """Drop every trace of `sid`; credit the body nobody will read. True if it was ours."""
+        self._outboxes.pop(sid, None)
+        self._ended.discard(sid)
+        unacked = self._unacked.pop(sid, 0)
+        if unacked:
+            self._conn.acknowledge_received_data(unacked, sid)
+        if sid in self._active:
+            self._active.discard(sid)
+            return True
+        return False
+
+    def _acknowledge(self, sid: int, size: int) -> None:
+        unacked = self._unacked.get(sid, 0)
+        size = min(size, unacked)
+        if size:
+            self._unacked[sid] = unacked - size
+            self._conn.acknowledge_received_data(size, sid)
+
+    def _go_away(self) -> None:
+        """Graceful GOAWAY (RFC 9113 §6.8): streams up to the last one we took finish."""
+        if self._goaway_last is not None or self._error is not None:
+            return
+        last = self._conn.highest_inbound_stream_id
+        self._goaway_last = last
+        self._out.append(self._conn.data_to_send())
+        frame = hyperframe.frame.GoAwayFrame(0, last_stream_id=last, error_code=NO_ERROR)
+        self._out.append(frame.serialize())
+
+    def data_to_send(self) -> bytes:
+        data = self._conn.data_to_send()
+        if self._out:
+            self._out.append(data)
+            data = b"".join(self._out)
+            self._out.clear()
+        return data
+
+    # -- the driver's view ----------------------------------------------------------
+
+    def buffered(self, stream_id: int) -> int:
+        """Response bytes of `stream_id` still waiting for the peer's window."""
+        box = self._outboxes.get(stream_id)
+        return box.size if box is not None else 0
+
+    def is_active(self, stream_id: int) -> bool:
+        return stream_id in self._active
+
+    def output_drained(self) -> None:
+        """The driver saw our output leave: the acks we owed are on their way."""
+        self.control_backlog = 0
+
+    @property
+    def must_close(self) -> bool:
+        if self._error is not None:
+            return True
+        return (self._goaway_last is not None or self._peer_gone) and self.idle
+
+    @property
+    def read_paused(self) -> bool:
+        return False  # flow control is the windows'; reading must go on for PING, RST …
+
+    @property
+    def idle(self) -> bool:
+        return not self._active
+
+
+def _wire_code(exc: BaseException, code: int) -> int:
+    """The error code RFC 9113 asks for, where h2 answers PROTOCOL_ERROR for everything."""
+    cause = exc.__cause__
+    if isinstance(cause, hpack.HPACKError) and not isinstance(
+        exc, h2.exceptions.DenialOfServiceError
+    ):
+        return COMPRESSION_ERROR  # §4.3: a field block that does not decode
+    if isinstance(cause, hyperframe.exceptions.InvalidDataError) and "ack" in str(cause):
+        return FRAME_SIZE_ERROR  # §6.5: SETTINGS ACK with a payload
+    return code
+
+
+class _Calm(h2.exceptions.ProtocolError):
+    """An abuse budget ran out: GOAWAY ENHANCE_YOUR_CALM."""
+
+    error_code = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def _head(status: int, headers: Headers) -> Headers:
+    out: Headers = [(b":status", b"%d" % status)]
+    out.extend(pair for pair in headers if pair[0] not in _CONNECTION_SPECIFIC)
+    return out
+
+
+def _request(sid: int, raw: list[tuple[bytes, bytes]], *, ended: bool) -> RequestReceived | None:
+    """Our event for h2's validated header block, or None when it is malformed."""
+    pseudo: dict[bytes, bytes] = {}
+    headers: Headers = []
+    host: bytes | None = None
+    for name, value in raw:
+        name, value = bytes(name), bytes(value)
+        if name.startswith(b":"):
+            pseudo[name] = value
+            continue
+        if name == b"host":
+            if host is not None:
+                return None  # CVE-2026-71554: two hosts, two readings
+            host = value
+        headers.append((name, value))
+    method = pseudo.get(b":method", b"")
+    authority = pseudo.get(b":authority")
+    path = pseudo.get(b":path")
+    if path is None or method == b"CONNECT":
+        return None  # CONNECT tunnels (RFC 9113 §8.5) are not served
+    if authority is not None and host is not None and host != authority:
+        return None  # RFC 9113 §8.3.1: the two MUST agree
+    if authority is not None and host is None:
+        headers.insert(0, (b"host", authority))  # ASGI: :authority becomes host
+    expects = any(n == b"expect" and v.lower() == b"100-continue" for n, v in headers)
+    return RequestReceived(
+        stream_id=sid,
+        method=method,
+        target=path,
+        headers=headers,
+        http_version="2",
+        authority=authority,
+        scheme=pseudo.get(b":scheme"),
+        expects_continue=expects and not ended,
+        has_body=not ended,
+    )

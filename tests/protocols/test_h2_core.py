@@ -1,0 +1,278 @@
+"""The HTTP/2 core, bytes in → events out, against h2's own client `H2Connection`."""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+import pytest
+
+from pounce.errors import RemoteProtocolError
+from pounce.protocols.events import (
+    AcknowledgeData,
+    CloseConnection,
+    ConnectionLost,
+    DataReceived,
+    InboundEvent,
+    RejectRequest,
+    RequestReceived,
+    ResetStream,
+    SendData,
+    SendInformational,
+    SendResponse,
+    SendTrailers,
+    StreamEnded,
+    StreamReset,
+)
+from pounce.protocols.h2 import ENHANCE_YOUR_CALM, H2Core, H2Settings
+
+GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/p?q=1")]
+POST = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/up")]
+
+
+class Pair:
+    """A server core and an h2 client wired back to back in memory."""
+
+    def __init__(self, settings: H2Settings | None = None) -> None:
+        self.core = H2Core(settings)
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self.client = h2.connection.H2Connection(config)
+        self.client.initiate_connection()
+        self.to_server()
+        self.to_client()
+
+    def to_server(self) -> list[InboundEvent]:
+        return self.core.receive_data(self.client.data_to_send())
+
+    def to_client(self) -> list[h2.events.Event]:
+        return self.client.receive_data(self.core.data_to_send())
+
+    def request(self, headers: list[tuple[bytes, bytes]] = GET, *, end: bool = True) -> int:
+        sid = self.client.get_next_available_stream_id()
+        self.client.send_headers(sid, headers, end_stream=end)
+        return sid
+
+    def respond(self, sid: int, body: bytes = b"ok", status: int = 200) -> None:
+        self.core.send(SendResponse(stream_id=sid, status=status, headers=[(b"x-a", b"1")]))
+        self.core.send(SendData(stream_id=sid, data=body, end_stream=True))
+
+
+def of(events: list[object], kind: type) -> list[object]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+def test_get_request_event_and_response() -> None:
+    pair = Pair()
+    sid = pair.request()
+    events = pair.to_server()
+    request = events[0]
+    assert isinstance(request, RequestReceived)
+    assert request.method == b"GET" and request.target == b"/p?q=1"
+    assert request.http_version == "2" and request.authority == b"x"
+    assert request.scheme == b"http" and not request.has_body
+    assert request.headers == [(b"host", b"x")]  # ASGI: :authority becomes host
+    assert isinstance(events[1], StreamEnded)
+    pair.respond(sid, b"hello")
+    got = pair.to_client()
+    response = of(got, h2.events.ResponseReceived)[0]
+    assert isinstance(response, h2.events.ResponseReceived)
+    assert (b":status", b"200") in response.headers and (b"x-a", b"1") in response.headers
+    assert b"".join(e.data for e in of(got, h2.events.DataReceived)) == b"hello"  # type: ignore[attr-defined]
+    assert of(got, h2.events.StreamEnded)
+    assert pair.core.idle
+
+
+def test_request_body_and_window_credit_only_as_consumed() -> None:
+    pair = Pair()
+    sid = pair.request(POST, end=False)
+    for _ in range(3):
+        pair.client.send_data(sid, b"a" * 15_000)
+    events = pair.to_server()
+    assert isinstance(events[0], RequestReceived) and events[0].has_body
+    assert [len(e.data) for e in of(events, DataReceived)] == [15_000] * 3  # type: ignore[attr-defined]
+    pair.to_client()
+    window = pair.client.local_flow_control_window(sid)
+    assert window == 65_535 - 45_000  # nothing credited on arrival
+    pair.core.send(AcknowledgeData(stream_id=sid, size=45_000))
+    pair.to_client()
+    assert pair.client.local_flow_control_window(sid) == 65_535
+
+
+def test_many_concurrent_streams_interleave() -> None:
+    pair = Pair()
+    sids = [pair.request() for _ in range(10)]
+    events = pair.to_server()
+    assert [e.stream_id for e in of(events, RequestReceived)] == sids  # type: ignore[attr-defined]
+    for sid in reversed(sids):
+        pair.respond(sid, str(sid).encode())
+    got = pair.to_client()
+    ended = {e.stream_id for e in of(got, h2.events.StreamEnded)}  # type: ignore[attr-defined]
+    assert ended == set(sids)
+
+
+def test_response_waits_for_window_and_other_streams_go_on() -> None:
+    pair = Pair()
+    pair.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1000})
+    pair.client.increment_flow_control_window(1_000_000)
+    pair.to_server()
+    pair.to_client()
+    big, small = pair.request(), pair.request()
+    pair.to_server()
+    pair.core.send(SendResponse(stream_id=big, status=200, headers=[]))
+    pair.core.send(SendData(stream_id=big, data=b"b" * 5000, end_stream=True))
+    assert pair.core.buffered(big) == 4000  # the stream window is 1000
+    pair.respond(small, b"s")
+    got = pair.to_client()
+    assert {e.stream_id for e in of(got, h2.events.StreamEnded)} == {small}  # type: ignore[attr-defined]
+    while pair.core.buffered(big):
+        for event in of(got, h2.events.DataReceived):
+            pair.client.acknowledge_received_data(event.flow_controlled_length, event.stream_id)  # type: ignore[attr-defined]
+        pair.to_server()
+        got = pair.to_client()
+    assert big in {e.stream_id for e in of(got, h2.events.StreamEnded)}  # type: ignore[attr-defined]
+    assert pair.core.idle
+
+
+def test_client_reset_gives_stream_reset_and_drops_pending_data() -> None:
+    pair = Pair()
+    sid = pair.request()
+    pair.to_server()
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=[]))
+    pair.core.send(SendData(stream_id=sid, data=b"x" * 200_000))
+    pair.to_client()
+    pair.client.reset_stream(sid, 0x8)  # CANCEL
+    events = pair.to_server()
+    assert events == [StreamReset(stream_id=sid, error_code=0x8)]
+    assert pair.core.buffered(sid) == 0 and pair.core.idle
+    pair.core.send(SendData(stream_id=sid, data=b"late", end_stream=True))  # ignored
+    assert pair.core.data_to_send() == b""
+
+
+def test_trailers_and_informational() -> None:
+    pair = Pair()
+    sid = pair.request()
+    pair.to_server()
+    pair.core.send(SendInformational(stream_id=sid, status=103, headers=[(b"link", b"</a>")]))
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=[(b"trailer", b"x-t")]))
+    pair.core.send(SendData(stream_id=sid, data=b"body"))
+    pair.core.send(SendTrailers(stream_id=sid, headers=[(b"x-t", b"done")]))
+    got = pair.to_client()
+    assert of(got, h2.events.InformationalResponseReceived)
+    trailers = of(got, h2.events.TrailersReceived)[0]
+    assert trailers.headers == [(b"x-t", b"done")]  # type: ignore[attr-defined]
+
+
+def test_connection_specific_response_headers_are_dropped() -> None:
+    pair = Pair()
+    sid = pair.request()
+    pair.to_server()
+    headers = [(b"connection", b"close"), (b"transfer-encoding", b"chunked"), (b"x", b"1")]
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=headers))
+    pair.core.send(SendData(stream_id=sid, data=b"", end_stream=True))
+    response = of(pair.to_client(), h2.events.ResponseReceived)[0]
+    assert response.headers == [(b":status", b"200"), (b"x", b"1")]  # type: ignore[attr-defined]
+
+
+def test_reject_answers_and_resets_unread_body() -> None:
+    pair = Pair()
+    sid = pair.request(POST, end=False)
+    pair.client.send_data(sid, b"x" * 10)
+    pair.to_server()
+    pair.core.send(RejectRequest(stream_id=sid, status=413, headers=[]))
+    got = pair.to_client()
+    assert (b":status", b"413") in of(got, h2.events.ResponseReceived)[0].headers  # type: ignore[attr-defined]
+    assert of(got, h2.events.StreamReset)[0].error_code == 0  # type: ignore[attr-defined]
+    assert pair.core.idle
+
+
+def test_app_reset_is_internal_error() -> None:
+    pair = Pair()
+    sid = pair.request()
+    pair.to_server()
+    pair.core.send(ResetStream(stream_id=sid))
+    assert of(pair.to_client(), h2.events.StreamReset)[0].error_code == 0x2  # type: ignore[attr-defined]
+
+
+def test_graceful_goaway_names_last_stream_and_refuses_newer() -> None:
+    pair = Pair()
+    first = pair.request()
+    pair.to_server()
+    pair.core.send(CloseConnection())
+    got = pair.to_client()
+    goaway = of(got, h2.events.ConnectionTerminated)[0]
+    assert goaway.last_stream_id == first and goaway.error_code == 0  # type: ignore[attr-defined]
+    assert not pair.core.must_close  # stream 1 is still in flight
+    pair.respond(first)
+    assert pair.core.must_close
+
+
+def test_stream_after_goaway_is_refused() -> None:
+    pair = Pair()
+    pair.core.send(CloseConnection())
+    pair.core.data_to_send()  # the client will not see it in time
+    pair.request()
+    assert pair.to_server() == []
+    raw = pair.core.data_to_send()
+    assert raw[3] == 0x3 and raw[-4:] == b"\x00\x00\x00\x07"  # RST_STREAM REFUSED_STREAM
+
+
+def test_peer_goaway_with_error_is_connection_lost() -> None:
+    pair = Pair()
+    pair.client.close_connection(error_code=0x2)
+    assert pair.to_server() == [ConnectionLost()]
+
+
+def test_eof_is_connection_lost() -> None:
+    assert Pair().core.receive_eof() == [ConnectionLost()]
+
+
+def test_connection_error_is_translated_and_sticky() -> None:
+    pair = Pair()
+    with pytest.raises(RemoteProtocolError) as info:
+        pair.core.receive_data(b"\x00\x00\x00\x09\x00\x00\x00\x00\x00")  # CONTINUATION, naked
+    assert info.value.error_code == 0x1
+    assert pair.core.must_close
+    with pytest.raises(RemoteProtocolError):
+        pair.core.receive_data(b"")
+
+
+def test_rapid_reset_budget() -> None:
+    pair = Pair(H2Settings(max_resets=10))
+    with pytest.raises(RemoteProtocolError) as info:
+        for _ in range(50):
+            sid = pair.request()
+            pair.client.reset_stream(sid, 0x8)
+            pair.to_server()
+    assert info.value.error_code == ENHANCE_YOUR_CALM
+    goaway = of(pair.to_client(), h2.events.ConnectionTerminated)[0]
+    assert goaway.error_code == ENHANCE_YOUR_CALM  # type: ignore[attr-defined]
+
+
+def test_completed_streams_earn_resets() -> None:
+    pair = Pair(H2Settings(max_resets=2))
+    for _ in range(20):
+        sid = pair.request()
+        pair.to_server()
+        pair.respond(sid)
+        pair.to_client()
+    for _ in range(10):  # 2 + 20 // 2 = 12 allowed
+        sid = pair.request()
+        pair.client.reset_stream(sid)
+        pair.to_server()
+
+
+def test_control_backlog_budget_and_drain() -> None:
+    pair = Pair(H2Settings(max_control_backlog=100))
+    for _ in range(90):
+        pair.client.ping(b"12345678")
+    pair.to_server()
+    pair.core.output_drained()
+    for _ in range(90):
+        pair.client.ping(b"12345678")
+    pair.to_server()
+    with pytest.raises(RemoteProtocolError) as info:
+        for _ in range(20):
+            pair.client.ping(b"12345678")
+        pair.to_server()
+    assert info.value.error_code == ENHANCE_YOUR_CALM
