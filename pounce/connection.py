@@ -46,6 +46,8 @@ class HTTPDriver:
         self._conn: Conn | None = None
         self._exchanges: dict[int, Exchange] = {}
         self._received: dict[int, int] = {}
+        # Strong references to running app tasks (the loop keeps only weak
+        # ones); each task removes itself when its app returns.
         self._tasks: set[asyncio.Task[None]] = set()
         self._unread = 0
         self._reading_paused = False
@@ -85,14 +87,15 @@ class HTTPDriver:
 
     def _handle(self, events: list[InboundEvent]) -> None:
         for event in events:
-            if isinstance(event, DataReceived):
-                self._on_data(event)
-            elif isinstance(event, RequestReceived):
+            # Ordered by frequency: a request head, its end, body chunks.
+            if isinstance(event, RequestReceived):
                 self._on_request(event)
             elif isinstance(event, StreamEnded):
                 exchange = self._exchanges.get(event.stream_id)
                 if exchange is not None:
                     exchange.end_body()
+            elif isinstance(event, DataReceived):
+                self._on_data(event)
             elif isinstance(event, StreamReset):
                 self._on_reset(event.stream_id)
             elif isinstance(event, UpgradeRequested):
@@ -103,7 +106,7 @@ class HTTPDriver:
         self._update_reading()
 
     def _on_request(self, request: RequestReceived) -> None:
-        self._cancel_timer()
+        self._deadline.clear()
         self._waiting_for_head = False
         if self._options.max_request_body is not None and self._body_too_large(
             _content_length(request)
@@ -116,9 +119,16 @@ class HTTPDriver:
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
         self._received[request.stream_id] = 0
-        task = self._loop.create_task(exchange.run(self._service.app))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(self._loop.create_task(self._run_app(exchange)))
+
+    async def _run_app(self, exchange: Exchange) -> None:
+        try:
+            await exchange.run(self._service.app)
+        finally:
+            # Cheaper than a done-callback, which costs the loop one more turn.
+            task = asyncio.current_task()
+            if task is not None:
+                self._tasks.discard(task)
 
     def _on_data(self, event: DataReceived) -> None:
         exchange = self._exchanges.get(event.stream_id)
@@ -205,7 +215,8 @@ class HTTPDriver:
         if self._exchanges or self._conn is None or self._conn.is_closing():
             return
         if self._core.idle:
-            self._arm_keep_alive_timer()
+            self._waiting_for_head = False
+            self._deadline.set(self._options.keep_alive_timeout, self._close)
         else:
             # Part of a pipelined head is already buffered: it gets the head
             # timeout, or a slow client could hold the connection forever.

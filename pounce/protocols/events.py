@@ -2,14 +2,21 @@
 
 Inbound events (core → driver) are past-tense nouns: something happened on
 the wire. Outbound events (driver → core) are imperative: something to put on
-the wire. All are frozen, slotted, keyword-only dataclasses carrying the
+the wire. All are slotted, keyword-only dataclasses carrying the
 `stream_id` they belong to (HTTP/1.1 numbers its requests 1, 2, 3 … in the
 order they arrive, so the driver treats both HTTP versions alike).
+
+Events are immutable by contract: nobody assigns to a field after
+construction. They are not ``frozen=True`` because a frozen dataclass builds
+each field through ``object.__setattr__``, which made constructing the four
+events of every request (head, end, response, data) about 2.5× slower — a
+measurable share of the whole request path (docs/performance.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 
 Headers = list[tuple[bytes, bytes]]
 """Header pairs as on the wire: names lower-cased, values untouched bytes."""
@@ -18,7 +25,7 @@ Headers = list[tuple[bytes, bytes]]
 # -- inbound ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RequestReceived:
     """A complete request head arrived."""
 
@@ -38,7 +45,7 @@ class RequestReceived:
     """False when the framing says there is no body at all."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class DataReceived:
     """A chunk of request body arrived."""
 
@@ -46,14 +53,14 @@ class DataReceived:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StreamEnded:
     """The request body is complete (trailers, if any, are ignored)."""
 
     stream_id: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class StreamReset:
     """The peer abandoned the stream; the app should stop."""
 
@@ -61,7 +68,7 @@ class StreamReset:
     error_code: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class UpgradeRequested:
     """The request asks to switch protocols (HTTP/1.1 Upgrade or CONNECT).
 
@@ -75,7 +82,7 @@ class UpgradeRequested:
     trailing_data: bytes = b""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ConnectionLost:
     """The peer closed its side; no more events will come."""
 
@@ -90,7 +97,7 @@ InboundEvent = (
 # -- outbound ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendInformational:
     """Send a 1xx response (100 Continue, 103 Early Hints)."""
 
@@ -99,7 +106,7 @@ class SendInformational:
     headers: Headers = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendResponse:
     """Send the response head."""
 
@@ -108,7 +115,7 @@ class SendResponse:
     headers: Headers
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendData:
     """Send response body bytes; `end_stream` finishes the response."""
 
@@ -117,7 +124,7 @@ class SendData:
     end_stream: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class SendTrailers:
     """Finish the response with trailing headers."""
 
@@ -125,7 +132,7 @@ class SendTrailers:
     headers: Headers
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class ResetStream:
     """Abort the stream (HTTP/1.1: the connection must close)."""
 
@@ -133,7 +140,7 @@ class ResetStream:
     error_code: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class RejectRequest:
     """Answer a request that could not be parsed or accepted, then close.
 
@@ -146,7 +153,7 @@ class RejectRequest:
     headers: Headers = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class AcknowledgeData:
     """The app consumed `size` bytes of request body: credit the peer's windows.
 
@@ -158,7 +165,7 @@ class AcknowledgeData:
     size: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class CloseConnection:
     """Finish what is queued, then the connection closes."""
 
