@@ -223,7 +223,9 @@ class H11Core:
     def send(self, event: OutboundEvent) -> None:
         try:
             self._send(event)
-        except h11.LocalProtocolError as exc:
+        except (h11.LocalProtocolError, AttributeError) as exc:
+            # AttributeError: h11 0.16 fails while wording its own error for a
+            # response after a switch to a CONNECT tunnel; it is the same refusal.
             self._closing = True
             raise LocalProtocolError(str(exc), status=500) from exc
 
@@ -236,6 +238,10 @@ class H11Core:
                 self._out.append(conn.send(h11.EndOfMessage()) or b"")
                 self._end_cycle()
         elif isinstance(event, SendResponse):
+            if conn.our_state is not h11.SEND_RESPONSE:
+                # h11 would write a head in IDLE that answers no request; the
+                # client would take it for the answer to its next one.
+                raise LocalProtocolError("no request is waiting for a response", status=500)
             reason = REASONS.get(event.status, b"")
             response = h11.Response(status_code=event.status, headers=event.headers, reason=reason)
             self._out.append(conn.send(response) or b"")

@@ -819,16 +819,7 @@ def test_body_not_matching_content_length_is_a_local_error(
 @pytest.mark.parametrize(
     "factory",
     [
-        pytest.param(
-            H11Core,
-            marks=pytest.mark.xfail(
-                raises=AttributeError,
-                strict=True,
-                reason="after a switch to a CONNECT tunnel, h11 0.16 fails to format its "
-                "own error for a response (a tuple has no __name__): H11Core lets the "
-                "AttributeError escape",
-            ),
-        ),
+        H11Core,
         FastH1Core,
     ],
 )
@@ -850,14 +841,7 @@ def test_a_response_after_a_switch_is_a_local_error(
         core.send(SendResponse(stream_id=1, status=200, headers=[]))
 
 
-H11_ANSWERS_NOTHING = pytest.mark.xfail(
-    strict=True,
-    reason="h11 lets a server send a Response in IDLE, so H11Core writes a head that "
-    "answers no request (the client takes it for the answer to its next one)",
-)
-
-
-@pytest.mark.parametrize("factory", [pytest.param(H11Core, marks=H11_ANSWERS_NOTHING), FastH1Core])
+@pytest.mark.parametrize("factory", [H11Core, FastH1Core])
 def test_a_response_without_a_request_is_a_local_error(factory: CoreFactory) -> None:
     core = factory(DEFAULT)
     core.receive_data(GET)
