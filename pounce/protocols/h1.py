@@ -241,6 +241,7 @@ class H11Core:
             if conn.our_state is not h11.SEND_RESPONSE:
                 # h11 would write a head in IDLE that answers no request; the
                 # client would take it for the answer to its next one.
+                self._closing = True
                 raise LocalProtocolError("no request is waiting for a response", status=500)
             reason = REASONS.get(event.status, b"")
             response = h11.Response(status_code=event.status, headers=event.headers, reason=reason)
