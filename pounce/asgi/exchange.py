@@ -68,6 +68,8 @@ class ResponseState(enum.Enum):
     FAILED = "failed"  # aborted: reset, disconnected or errored
 
 
+_STARTED = ResponseState.STARTED
+
 # The response contract, as a table: (state, message type) → next state.
 TRANSITIONS: dict[tuple[ResponseState, str], ResponseState] = {
     (ResponseState.STARTING, "http.response.start"): ResponseState.STARTED,
@@ -196,7 +198,13 @@ class Exchange:
         if self._disconnected:
             raise ClientDisconnectedError("the client disconnected; the response cannot be sent")
         kind = message.get("type")
-        following = TRANSITIONS.get((self.state, str(kind)))
+        state = self.state
+        # The two legal moves first, without hashing an enum (Enum.__hash__ is
+        # Python code); the table still decides everything else.
+        if kind == "http.response.body" and state is _STARTED:
+            await self._body_message(message)
+            return
+        following = TRANSITIONS.get((state, str(kind)))
         if following is None:
             raise ASGIContractError(
                 f"unexpected ASGI message {kind!r} in response state {self.state.value!r}",
