@@ -255,7 +255,7 @@ def _add_edge_flags(parser: argparse.ArgumentParser) -> None:
     add(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
-        default=_env_bool("proxy_headers", False),
+        default=_env_bool("proxy_headers", True),
         help="take client, scheme and host from Forwarded / X-Forwarded-* of trusted proxies",
     )
     add(

@@ -54,7 +54,7 @@ class StandardOptions:
     ssl_ciphers: str | None = None  # OpenSSL cipher string; None = OpenSSL's default
     ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT  # seconds
     # Proxies (docs/proxies.md): off unless asked; trust loopback by default.
-    proxy_headers: bool = False
+    proxy_headers: bool = True  # as Uvicorn; only loopback peers are trusted by default
     proxy_protocol: bool = False
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_TRUSTED
 

@@ -81,10 +81,14 @@ def test_environment_twins(pki: PKI, monkeypatch: pytest.MonkeyPatch) -> None:
     assert options_from(build_parser().parse_args(["m:app"])).forwarded_allow_ips == ("10.1.2.3",)
 
 
-def test_defaults_add_nothing() -> None:
+def test_defaults_trust_forwarded_headers_from_loopback_only() -> None:
     spec = standard(StandardOptions()).asgi(app).spec
-    assert spec.stream_layers == ()
-    assert not any(isinstance(layer, ProxyHeadersLayer) for layer in spec.app_layers)
+    assert spec.stream_layers == ()  # no TLS, no PROXY protocol unless asked
+    layers = [layer for layer in spec.app_layers if isinstance(layer, ProxyHeadersLayer)]
+    assert len(layers) == 1, "proxy headers are on by default, as in Uvicorn"
+    assert layers[0].describe() == "proxy headers (trusted 127.0.0.1, ::1)"
+    off = standard(StandardOptions(proxy_headers=False)).asgi(app).spec
+    assert not any(isinstance(layer, ProxyHeadersLayer) for layer in off.app_layers)
 
 
 def test_bad_certificate_exits_2_naming_the_file(tmp_path: Path) -> None:
