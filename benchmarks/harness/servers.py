@@ -213,8 +213,23 @@ def pounce_help(python: Path) -> str:
     return done.stdout
 
 
+# Goal 5: the same parser and loop as pounce (fast, uvloop) through the minimal
+# builder stack, to price the standard preset's extra layers.
+POUNCE_MINIMAL = ServerSpec(
+    key="pounce-minimal-fast-uvloop",
+    label="pounce minimal (fast, uvloop)",
+    family="pounce",
+    http="fast",
+    loop="uvloop",
+    args=("minimal_server", "--host", HOST, "--port", "{port}"),
+)
+
+
 def all_servers(python: Path) -> tuple[ServerSpec, ...]:
-    return pounce_variants(pounce_help(python)) + PEERS
+    variants = pounce_variants(pounce_help(python))
+    if any(spec.key == "pounce-fast-uvloop" for spec in variants):
+        variants += (POUNCE_MINIMAL,)
+    return variants + PEERS
 
 
 def select(servers: tuple[ServerSpec, ...], patterns: list[str] | None) -> tuple[ServerSpec, ...]:
