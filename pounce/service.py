@@ -78,6 +78,13 @@ class ServiceContext:
             defaults.append((b"server", SERVER_HEADER))
         defaults.extend(options.extra_headers)
         self._static_headers = defaults
+        names = {name for name, _ in defaults}
+        if options.date_header:
+            names.add(b"date")
+        self._default_names = frozenset(names)
+        # The defaults with the current Date; rebuilt when DateHeader hands out a
+        # new value (once a second), recognised by identity.
+        self._defaults_cache: Headers = []
 
     def begin_shutdown(self) -> None:
         """From now on, new requests are answered with ``connection: close``.
@@ -92,13 +99,26 @@ class ServiceContext:
         return self.options.root_path
 
     def response_headers(self, app_headers: Headers) -> Headers:
-        """Default headers, then the app's; an app header replaces a default of its name."""
-        defaults: Headers = list(self._static_headers)
-        if self.options.date_header:
-            defaults.append((b"date", self._date.value()))
-        if not defaults:
-            return list(app_headers)
-        names = {name for name, _ in app_headers}
-        result = [pair for pair in defaults if pair[0] not in names]
-        result.extend(app_headers)
-        return result
+        """Default headers, then the app's; an app header replaces a default of its name.
+
+        Returns a new list the caller may extend.
+        """
+        defaults = self._current_defaults()
+        default_names = self._default_names
+        for name, _ in app_headers:
+            if name in default_names:
+                names = {name for name, _ in app_headers}
+                result = [pair for pair in defaults if pair[0] not in names]
+                result.extend(app_headers)
+                return result
+        return defaults + app_headers
+
+    def _current_defaults(self) -> Headers:
+        if not self.options.date_header:
+            return self._static_headers
+        date = self._date.value()
+        cached = self._defaults_cache
+        if not cached or cached[-1][1] is not date:
+            cached = [*self._static_headers, (b"date", date)]
+            self._defaults_cache = cached
+        return cached
