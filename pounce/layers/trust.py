@@ -11,6 +11,7 @@ client can name any address it likes; PEERS.md §5.)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -32,7 +33,7 @@ def split_list(value: str | Iterable[str]) -> tuple[str, ...]:
 class TrustedProxies:
     """An immutable set of trusted proxy addresses."""
 
-    __slots__ = ("_any", "_networks", "_unix", "entries")
+    __slots__ = ("_any", "_hop_cache", "_networks", "_unix", "entries")
 
     def __init__(self, entries: Iterable[str], *, call: str = ".proxy_headers") -> None:
         self.entries = split_list(entries)
@@ -53,6 +54,9 @@ class TrustedProxies:
                     hint='e.g. ["127.0.0.1", "10.0.0.0/8", "unix"] or ["*"]',
                 ) from None
         self._networks = tuple(networks)
+        # Parsing an address costs microseconds and every request from a proxy
+        # asks about the same few; lru_cache is thread-safe and bounded.
+        self._hop_cache = functools.lru_cache(maxsize=4096)(self._trusts_hop)
 
     def trusts_peer(self, client: tuple[str, int] | None) -> bool:
         """Is the direct peer (``scope["client"]``; None on a Unix socket) a proxy we trust?"""
@@ -62,6 +66,9 @@ class TrustedProxies:
 
     def trusts_hop(self, address: str) -> bool:
         """Is an address named inside a forwarded chain a trusted proxy? (``*`` does not count.)"""
+        return bool(self._hop_cache(address))
+
+    def _trusts_hop(self, address: str) -> bool:
         if not self._networks:
             return False
         try:
