@@ -49,6 +49,13 @@ from pounce.service import HTTPOptions
 if TYPE_CHECKING:
     from pounce.server import Server
 
+MiB = 1024 * 1024
+# WebSocket defaults (docs/websocket.md), here so the CLI needs no wsproto to show them.
+WS_MAX_SIZE = 16 * MiB  # bytes per message after decompression; Uvicorn's and Hypercorn's
+WS_MAX_QUEUE = 32  # received messages waiting for the app; Uvicorn's
+WS_PING_INTERVAL = 20.0  # seconds; Uvicorn's and daphne's
+WS_PING_TIMEOUT = 20.0  # seconds; Uvicorn's
+
 Layer = StreamLayer | AppLayer
 
 
@@ -184,6 +191,45 @@ class ServerBuilder:
             max_resets=max_resets,
         )
         return self.protocol(HTTP2Protocol(settings))
+
+    def websocket(
+        self,
+        *,
+        max_size: int = WS_MAX_SIZE,
+        max_queue: int = WS_MAX_QUEUE,
+        ping_interval: float | None = WS_PING_INTERVAL,
+        ping_timeout: float | None = WS_PING_TIMEOUT,
+        per_message_deflate: bool = True,
+    ) -> ServerBuilder:
+        """Serve WebSocket (RFC 6455) over HTTP/1.1 Upgrade (needs ``wsproto``; docs/websocket.md).
+
+        Defaults: messages up to 16 MiB after decompression (`max_size`,
+        bytes; larger → close 1009); 32 received messages queued for the app
+        before reading pauses (`max_queue`); a ping every 20 s
+        (`ping_interval`, None: off) and close 1011 when its pong takes over
+        20 s (`ping_timeout`, None: wait forever); permessage-deflate accepted
+        when offered (`per_message_deflate`). Needs `.h1()`.
+        """
+        try:
+            from pounce.websocket import WebSocketOptions, WebSocketProtocol
+        except ImportError as exc:
+            raise BuildError(
+                ".websocket(): WebSocket needs the wsproto package", hint="pip install pounce[ws]"
+            ) from exc
+        for name, value, low in (("max_size", max_size, 1), ("max_queue", max_queue, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise BuildError(f".websocket({name}={value!r}): must be a positive integer")
+        for name, seconds in (("ping_interval", ping_interval), ("ping_timeout", ping_timeout)):
+            if seconds is not None:
+                _positive(f".websocket({name}=...)", seconds)
+        options = WebSocketOptions(
+            max_size=max_size,
+            max_queue=max_queue,
+            ping_interval=None if ping_interval is None else float(ping_interval),
+            ping_timeout=None if ping_timeout is None else float(ping_timeout),
+            per_message_deflate=bool(per_message_deflate),
+        )
+        return self.protocol(WebSocketProtocol(options))
 
     def protocol(self, factory: ProtocolFactory) -> ServerBuilder:
         """Add a protocol to the set the bridge picks from per connection."""
@@ -392,6 +438,7 @@ class ServerBuilder:
             )
         if not self._protocols:
             raise BuildError("no protocol configured", hint="call .h1() (HTTP/1.1)")
+        _check_upgrades(self._protocols)
         if app is None and app_layers:
             raise BuildError("app layers need an ASGI app", hint="finish with .asgi(app)")
         if not math.isfinite(self._graceful_timeout):
@@ -440,6 +487,18 @@ def _check_edge_position(layer: Layer, index: int, before: tuple[Layer, ...]) ->
             f".layer({layer.describe()}): the TLS layer must be first, or right after "
             ".proxy_protocol()"
         )
+
+
+def _check_upgrades(protocols: tuple[ProtocolFactory, ...]) -> None:
+    """A protocol reached by HTTP/1.1 Upgrade (WebSocket) needs HTTP/1.1 to upgrade from."""
+    if any(p.name == "http/1.1" for p in protocols):
+        return
+    for factory in protocols:
+        if factory.upgrade_tokens:
+            raise BuildError(
+                f"{factory.name}: reached by an HTTP/1.1 Upgrade, but HTTP/1.1 is not served",
+                hint="call .h1() too",
+            )
 
 
 def _positive(call: str, value: object) -> None:

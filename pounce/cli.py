@@ -18,6 +18,7 @@ from typing import Any
 from pounce import __version__
 from pounce.asgi.lifespan import LIFESPAN_MODES
 from pounce.binds import DEFAULT_BACKLOG
+from pounce.builder import WS_MAX_QUEUE, WS_MAX_SIZE, WS_PING_INTERVAL, WS_PING_TIMEOUT
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.http1 import H1_PARSERS
 from pounce.importer import import_app
@@ -25,7 +26,7 @@ from pounce.layers.tls_config import DEFAULT_HANDSHAKE_TIMEOUT
 from pounce.layers.trust import DEFAULT_TRUSTED, split_list
 from pounce.logs import LOG_LEVELS, configure_logging
 from pounce.loops import LOOP_CHOICES
-from pounce.presets import StandardOptions, h2_installed, standard
+from pounce.presets import WS_CHOICES, StandardOptions, h2_installed, standard
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
 
 ENV_PREFIX = "POUNCE_"
@@ -209,8 +210,64 @@ def build_parser() -> argparse.ArgumentParser:
         help="log one line per response",
     )
     _add_edge_flags(parser)
+    _add_websocket_flags(parser)
     add("--version", action="version", version=f"pounce {__version__}")
     return parser
+
+
+def _seconds_or_off(value: str) -> float | None:
+    """Seconds, or ``0`` / ``none`` / ``off`` for no timer."""
+    if value.strip().lower() in ("0", "none", "off"):
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds or 'none', got {value!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
+
+
+def _add_websocket_flags(parser: argparse.ArgumentParser) -> None:
+    """WebSocket flags, with Uvicorn's names (docs/websocket.md)."""
+    ws = parser.add_argument_group("WebSocket (docs/websocket.md)")
+    add = ws.add_argument
+    add(
+        "--ws",
+        choices=WS_CHOICES,
+        default=_env("ws", "auto"),
+        help="WebSocket implementation: wsproto (pounce[ws]), none; auto = wsproto if installed",
+    )
+    add(
+        "--ws-max-size",
+        type=int,
+        default=int(_env("ws_max_size", WS_MAX_SIZE)),
+        help="largest WebSocket message in bytes, after decompression (larger: close 1009)",
+    )
+    add(
+        "--ws-max-queue",
+        type=int,
+        default=int(_env("ws_max_queue", WS_MAX_QUEUE)),
+        help="received messages queued for the app before reading pauses",
+    )
+    add(
+        "--ws-ping-interval",
+        type=_seconds_or_off,
+        default=_seconds_or_off(str(_env("ws_ping_interval", WS_PING_INTERVAL))),
+        help="seconds between pings (0 or none: no pings)",
+    )
+    add(
+        "--ws-ping-timeout",
+        type=_seconds_or_off,
+        default=_seconds_or_off(str(_env("ws_ping_timeout", WS_PING_TIMEOUT))),
+        help="seconds a pong may take before closing with 1011 (0 or none: no limit)",
+    )
+    add(
+        "--ws-per-message-deflate",
+        action=argparse.BooleanOptionalAction,
+        default=_env_bool("ws_per_message_deflate", True),
+        help="accept permessage-deflate compression (RFC 7692) when a client offers it",
+    )
 
 
 def _add_edge_flags(parser: argparse.ArgumentParser) -> None:
@@ -311,6 +368,12 @@ def options_from(args: argparse.Namespace) -> StandardOptions:
         proxy_headers=args.proxy_headers,
         proxy_protocol=args.proxy_protocol,
         forwarded_allow_ips=split_list(args.forwarded_allow_ips),
+        ws=args.ws,
+        ws_max_size=args.ws_max_size,
+        ws_max_queue=args.ws_max_queue,
+        ws_ping_interval=args.ws_ping_interval,
+        ws_ping_timeout=args.ws_ping_timeout,
+        ws_per_message_deflate=args.ws_per_message_deflate,
     )
 
 

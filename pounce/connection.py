@@ -19,6 +19,7 @@ from pounce.asgi.exchange import Exchange
 from pounce.deadline import Deadline
 from pounce.errors import RemoteProtocolError
 from pounce.layer import Conn
+from pounce.protocol import Upgradable
 from pounce.protocols.base import ProtocolCore
 from pounce.protocols.events import (
     DataReceived,
@@ -36,7 +37,7 @@ from pounce.service import ServiceContext
 error_log = logging.getLogger("pounce.error")
 
 
-class HTTPDriver:
+class HTTPDriver(Upgradable):
     """A `ConnectionHandler` that serves HTTP through a protocol core."""
 
     def __init__(self, core: ProtocolCore, service: ServiceContext) -> None:
@@ -99,7 +100,11 @@ class HTTPDriver:
             elif isinstance(event, StreamReset):
                 self._on_reset(event.stream_id)
             elif isinstance(event, UpgradeRequested):
-                self._on_request(event.request)
+                switch = self.protocol_switch
+                if switch is not None and switch.accepts(event.protocol):
+                    self._hand_over(event)
+                    return
+                self._on_request(event.request)  # nobody speaks it: plain HTTP
             else:  # ConnectionLost
                 for exchange in self._exchanges.values():
                     exchange.disconnect()
@@ -129,6 +134,20 @@ class HTTPDriver:
             task = asyncio.current_task()
             if task is not None:
                 self._tasks.discard(task)
+
+    def _hand_over(self, upgrade: UpgradeRequested) -> None:
+        """The connection speaks another protocol from here on: step aside for good.
+
+        HTTP/1.1 has no request in flight here (the next one is parsed only
+        after the last response), so there is nothing to finish.
+        """
+        self._closed = True
+        self._deadline.cancel()
+        if self._reading_paused and self._conn is not None:
+            self._reading_paused = False
+            self._conn.resume_reading()
+        assert self.protocol_switch is not None
+        self.protocol_switch.switch(upgrade)
 
     def _on_data(self, event: DataReceived) -> None:
         exchange = self._exchanges.get(event.stream_id)
@@ -212,8 +231,8 @@ class HTTPDriver:
                 self._bad_request(exc)
                 return
             self._handle(events)
-        if self._exchanges or self._conn is None or self._conn.is_closing():
-            return
+        if self._exchanges or self._closed or self._conn is None or self._conn.is_closing():
+            return  # (closed: a pipelined Upgrade handed the connection over)
         if self._core.idle:
             self._waiting_for_head = False
             self._deadline.set(self._options.keep_alive_timeout, self._close)

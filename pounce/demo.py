@@ -13,6 +13,9 @@ Endpoints:
 * ``GET /download?size=N`` — N zero bytes (default 10 MiB, at most 1 GiB) in
   64 KiB chunks, with ``Content-Length``, as an attachment;
 * ``POST /echo`` — the request body back (at most 1 MiB);
+* ``GET /websocket`` — a page that talks to the WebSocket echo at ``/ws``
+  (text and binary messages back as sent, at most 64 KiB each; needs a server
+  with WebSocket, e.g. ``pounce[ws]``);
 * anything else — a 404 page.
 
 Invariants: every client-supplied string that reaches HTML is escaped; every
@@ -23,6 +26,8 @@ as soon as the client disconnects. The app answers the ``lifespan`` scope.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import html
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -61,6 +66,7 @@ class DemoApp:
             "/stream": (("GET",), self.stream),
             "/download": (("GET", "HEAD"), self.download),
             "/echo": (("POST",), self.echo),
+            "/websocket": (("GET", "HEAD"), self.websocket_page),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,7 +75,7 @@ class DemoApp:
         elif scope["type"] == "http":
             await self._route(scope, receive, send)
         elif scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1000})  # 403 before accept
+            await ws_echo(scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self._routes.get(scope["path"])
@@ -132,6 +138,12 @@ class DemoApp:
             await send(_more(_ZEROS))
             remaining -= DOWNLOAD_CHUNK
         await send({"type": "http.response.body", "body": _ZEROS[:remaining]})
+
+    async def websocket_page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = render_websocket_page().encode("utf-8")
+        await respond(
+            send, 200, body, b"text/html; charset=utf-8", [(b"content-security-policy", _WS_CSP)]
+        )
 
     async def echo(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive, MAX_ECHO_SIZE)
@@ -201,6 +213,7 @@ _LINKS = (
     ("/stream", "server-sent events (5 ticks)"),
     ("/download?size=1048576", "1 MiB download"),
     ("/download", "10 MiB download"),
+    ("/websocket", "WebSocket echo"),
 )
 
 
@@ -319,6 +332,73 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+# -- WebSocket echo ----------------------------------------------------------------------
+
+MAX_WS_MESSAGE = 64 * KiB  # bytes (or characters) per echoed message; more → close 1009
+
+# The page's one script, allowed by its hash; it shows messages with textContent
+# only, so nothing a peer sends can become markup.
+_WS_SCRIPT = """
+const log = document.getElementById("log");
+const form = document.getElementById("send");
+const status = document.getElementById("status");
+const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+const socket = new WebSocket(scheme + location.host + "/ws");
+function show(text) {
+  const line = document.createElement("li");
+  line.textContent = text;
+  log.appendChild(line);
+}
+socket.onopen = () => { status.textContent = "connected"; };
+socket.onclose = (e) => { status.textContent = "closed (" + e.code + ")"; };
+socket.onmessage = (e) => { show("echo: " + e.data); };
+form.onsubmit = (e) => {
+  e.preventDefault();
+  const text = form.elements.message.value;
+  socket.send(text);
+  show("sent: " + text);
+};
+"""
+_WS_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_WS_SCRIPT.encode("utf-8")).digest())
+_WS_CSP = (
+    b"default-src 'none'; style-src 'unsafe-inline'; connect-src 'self'; "
+    b"script-src 'sha256-" + _WS_SCRIPT_HASH + b"'"
+)
+
+
+def render_websocket_page() -> str:
+    """The ``/websocket`` page: a form, a log, and the script that echoes through ``/ws``."""
+    return _document(
+        "WebSocket echo",
+        "<h1>WebSocket echo</h1>"
+        '<p class="muted">Messages go to <code>/ws</code> and come back as sent.</p>'
+        '<p>Status: <span id="status">connecting</span></p>'
+        '<form id="send"><input name="message" value="hello" maxlength="1000">'
+        "<button>Send</button></form>"
+        f'<ul id="log"></ul><script>{_WS_SCRIPT}</script>'
+        '<p><a href="/">Back to the demo</a></p>',
+    )
+
+
+async def ws_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/ws``: accept and echo every message; any other path is refused (403)."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    if scope["path"] != "/ws":
+        await send({"type": "websocket.close"})  # before the accept: 403
+        return
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text, data = message.get("text"), message.get("bytes")
+        if len(text if text is not None else data or b"") > MAX_WS_MESSAGE:
+            await send({"type": "websocket.close", "code": 1009, "reason": "message too big"})
+            return
+        await send({"type": "websocket.send", "text": text, "bytes": data})
 
 
 def main() -> None:

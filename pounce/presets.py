@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pounce.asgi.lifespan import LifespanMode
 from pounce.binds import DEFAULT_BACKLOG, systemd_fds
-from pounce.builder import ServerBuilder
+from pounce.builder import (
+    WS_MAX_QUEUE,
+    WS_MAX_SIZE,
+    WS_PING_INTERVAL,
+    WS_PING_TIMEOUT,
+    ServerBuilder,
+)
 from pounce.http1 import H1Parser
 from pounce.layers.tls_config import DEFAULT_HANDSHAKE_TIMEOUT
 from pounce.layers.trust import DEFAULT_TRUSTED
 from pounce.loops import LoopChoice
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
+
+WSChoice = Literal["auto", "wsproto", "none"]
+WS_CHOICES: tuple[WSChoice, ...] = ("auto", "wsproto", "none")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +67,13 @@ class StandardOptions:
     proxy_headers: bool = True  # as Uvicorn; only loopback peers are trusted by default
     proxy_protocol: bool = False
     forwarded_allow_ips: tuple[str, ...] = DEFAULT_TRUSTED
+    # WebSocket (docs/websocket.md): "auto" serves it when wsproto is installed.
+    ws: WSChoice = "auto"
+    ws_max_size: int = WS_MAX_SIZE  # bytes per message, after decompression
+    ws_max_queue: int = WS_MAX_QUEUE  # messages
+    ws_ping_interval: float | None = WS_PING_INTERVAL  # seconds; None: no pings
+    ws_ping_timeout: float | None = WS_PING_TIMEOUT  # seconds
+    ws_per_message_deflate: bool = True
 
 
 def standard(options: StandardOptions | None = None) -> ServerBuilder:
@@ -104,6 +121,14 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.proxy_headers(trusted=o.forwarded_allow_ips)
     if o.http2 if o.http2 is not None else h2_installed():
         builder = builder.h2()
+    if o.ws == "wsproto" or (o.ws == "auto" and wsproto_installed()):
+        builder = builder.websocket(
+            max_size=o.ws_max_size,
+            max_queue=o.ws_max_queue,
+            ping_interval=o.ws_ping_interval,
+            ping_timeout=o.ws_ping_timeout,
+            per_message_deflate=o.ws_per_message_deflate,
+        )
     if o.access_log:
         builder = builder.access_log()
     return builder
@@ -112,3 +137,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
 def h2_installed() -> bool:
     """Is the ``h2`` package (the ``pounce[h2]`` extra) importable?"""
     return importlib.util.find_spec("h2") is not None
+
+
+def wsproto_installed() -> bool:
+    """Is the ``wsproto`` package (the ``pounce[ws]`` extra) importable?"""
+    return importlib.util.find_spec("wsproto") is not None

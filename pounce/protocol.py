@@ -6,14 +6,23 @@ Protocols are a set, not a stack: `.h1()`, `.h2()`, `.websocket()` and
 per connection: by ALPN when TLS negotiated one, else by sniffing the first
 bytes (an HTTP/2 preface, a custom protocol's greeting), falling back to the
 factory marked `fallback` (HTTP/1.1).
+
+A protocol can also take a connection over mid-way: a handler that is
+`Upgradable` (the HTTP driver) asks the bridge, its `ProtocolSwitch`, whether
+a factory is registered for the token of an `UpgradeRequested`; if so the
+bridge hands the connection to that factory's `upgrade()` handler, and every
+later callback goes there. No registered token, no switch: the request is
+served as plain HTTP.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from pounce.layer import Conn, ConnectionHandler, HandlerFactory
+from pounce.protocols.events import UpgradeRequested
 from pounce.service import ServiceContext
 
 MAX_SNIFF_BYTES = 64  # bytes buffered while no protocol has claimed a connection
@@ -26,6 +35,8 @@ class ProtocolFactory(ABC):
     alpn_ids: tuple[str, ...] = ()
     fallback: bool = False
     """Picked when no other protocol claims the connection (HTTP/1.1)."""
+    upgrade_tokens: tuple[bytes, ...] = ()
+    """HTTP/1.1 ``Upgrade`` tokens (lower-case) this protocol takes a connection over for."""
 
     def sniff(self, data: bytes) -> bool | None:
         """Does a connection that starts with `data` speak this protocol?
@@ -40,18 +51,54 @@ class ProtocolFactory(ABC):
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         """A new handler for one connection."""
 
+    def upgrade(self, service: ServiceContext, upgrade: UpgradeRequested) -> ConnectionHandler:
+        """The handler that takes a connection over after `upgrade` (one of `upgrade_tokens`).
+
+        Its ``connection_made`` comes next; `upgrade.trailing_data` are the
+        first bytes of the new protocol, already received, and are its to read.
+        """
+        raise NotImplementedError(f"{self.name} has no upgrade_tokens")
+
     def describe(self) -> str:
         return self.name
+
+
+class ProtocolSwitch(Protocol):
+    """What an `Upgradable` handler asks to switch its connection to another protocol."""
+
+    def accepts(self, protocol: bytes) -> bool:
+        """Is a protocol registered for a token of `protocol` (a comma-separated list)?"""
+        ...
+
+    def switch(self, upgrade: UpgradeRequested) -> None:
+        """Hand the connection to that protocol's handler; the caller must step aside."""
+        ...
+
+
+class Upgradable:
+    """A handler whose protocol can propose a switch (the HTTP/1.1 driver).
+
+    The bridge lends it its `ProtocolSwitch` when any protocol is registered
+    for an Upgrade token; without one, `protocol_switch` stays None.
+    """
+
+    protocol_switch: ProtocolSwitch | None = None
 
 
 class ProtocolBridge:
     """The innermost `ConnectionHandler`: hands the connection to one protocol."""
 
-    __slots__ = ("_buffer", "_chosen", "_conn", "_factories", "_rejected", "_service")
+    __slots__ = ("_buffer", "_chosen", "_conn", "_factories", "_rejected", "_service", "_upgrades")
 
-    def __init__(self, factories: Sequence[ProtocolFactory], service: ServiceContext) -> None:
+    def __init__(
+        self,
+        factories: Sequence[ProtocolFactory],
+        service: ServiceContext,
+        upgrades: Mapping[bytes, ProtocolFactory] | None = None,
+    ) -> None:
         self._factories = factories
         self._service = service
+        self._upgrades = upgrades if upgrades is not None else upgrade_map(factories)
         self._conn: Conn | None = None
         self._chosen: ConnectionHandler | None = None
         self._buffer = b""
@@ -103,8 +150,30 @@ class ProtocolBridge:
 
     def _choose(self, factory: ProtocolFactory) -> None:
         assert self._conn is not None
-        self._chosen = factory.handler(self._service)
-        self._chosen.connection_made(self._conn)
+        handler = factory.handler(self._service)
+        if self._upgrades and isinstance(handler, Upgradable):
+            handler.protocol_switch = self
+        self._chosen = handler
+        handler.connection_made(self._conn)
+
+    # -- ProtocolSwitch ----------------------------------------------------------------
+
+    def accepts(self, protocol: bytes) -> bool:
+        return self._upgrade_factory(protocol) is not None
+
+    def switch(self, upgrade: UpgradeRequested) -> None:
+        factory = self._upgrade_factory(upgrade.protocol)
+        assert factory is not None and self._conn is not None
+        handler = factory.upgrade(self._service, upgrade)
+        self._chosen = handler
+        handler.connection_made(self._conn)
+
+    def _upgrade_factory(self, protocol: bytes) -> ProtocolFactory | None:
+        for token in protocol.split(b","):
+            factory = self._upgrades.get(token.strip())
+            if factory is not None:
+                return factory
+        return None
 
     def eof_received(self) -> None:
         if self._chosen is not None:
@@ -124,8 +193,18 @@ class ProtocolBridge:
 def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext) -> HandlerFactory:
     """The handler factory at the bottom of the stream layers."""
     chosen = tuple(factories)
+    upgrades = upgrade_map(chosen)
 
     def make() -> ConnectionHandler:
-        return ProtocolBridge(chosen, service)
+        return ProtocolBridge(chosen, service, upgrades)
 
     return make
+
+
+def upgrade_map(factories: Sequence[ProtocolFactory]) -> dict[bytes, ProtocolFactory]:
+    """Upgrade token → the factory registered for it (the first one wins)."""
+    upgrades: dict[bytes, ProtocolFactory] = {}
+    for factory in factories:
+        for token in factory.upgrade_tokens:
+            upgrades.setdefault(token.lower(), factory)
+    return upgrades

@@ -8,7 +8,7 @@ from pounce import AppLayer, BuildError, ProtocolFactory, Server, StreamLayer
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.layer import ConnectionHandler, HandlerFactory
 from pounce.loops import uvloop_installed
-from pounce.presets import StandardOptions, h2_installed, standard
+from pounce.presets import StandardOptions, h2_installed, standard, wsproto_installed
 from pounce.service import ServiceContext
 
 
@@ -57,7 +57,17 @@ def test_standard_preset_describe_is_pinned() -> None:
             "max frame 16384 B, max header list 65536 B, max resets 200)\n"
         )
     )
-    assert server.describe() == STANDARD_DESCRIBE.format(loop=loop, h2=h2)
+    ws = (
+        ""
+        if not wsproto_installed()
+        else (
+            "protocol websocket (wsproto; max message 16777216 B, queue 32, "
+            "ping 20 s / timeout 20 s, permessage-deflate on)\n"
+        )
+    )
+    assert server.describe() == STANDARD_DESCRIBE.format(
+        loop=loop, h2=h2 + ws
+    )  # the protocol lines
 
 
 def test_standard_preset_options_reach_the_stack() -> None:
@@ -188,3 +198,61 @@ def test_protocol_registered_twice_is_replaced() -> None:
 def test_ipv6_literal_in_brackets_is_accepted() -> None:
     server = Server.builder().bind("[::1]", 8000).h1().asgi(app)
     assert "listen   tcp [::1]:8000" in server.describe()
+
+
+# -- WebSocket (docs/websocket.md) ------------------------------------------------------------
+
+
+def test_websocket_needs_http1() -> None:
+    with pytest.raises(BuildError, match=r"HTTP/1.1 is not served") as info:
+        Server.builder().bind("127.0.0.1", 0).websocket().asgi(app)
+    assert info.value.hint == "call .h1() too"
+
+
+def test_websocket_without_wsproto_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m == "wsproto" or m.startswith("wsproto.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # import wsproto → ImportError
+    monkeypatch.setitem(sys.modules, "wsproto", None)
+    monkeypatch.delitem(sys.modules, "pounce.websocket", raising=False)
+    monkeypatch.delitem(sys.modules, "pounce.protocols.ws", raising=False)
+    monkeypatch.delitem(sys.modules, "pounce.asgi.websocket", raising=False)
+    with pytest.raises(BuildError) as info:
+        Server.builder().h1().websocket()
+    assert info.value.hint == "pip install pounce[ws]"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_size": 0}, "max_size"),
+        ({"max_queue": True}, "max_queue"),
+        ({"ping_interval": -1}, "ping_interval"),
+        ({"ping_timeout": float("inf")}, "ping_timeout"),
+    ],
+)
+def test_websocket_options_are_checked(options: dict[str, object], message: str) -> None:
+    with pytest.raises(BuildError, match=message):
+        Server.builder().h1().websocket(**options)  # type: ignore[arg-type]
+
+
+def test_websocket_options_reach_describe() -> None:
+    server = (
+        Server.builder()
+        .bind("127.0.0.1", 0)
+        .h1()
+        .websocket(max_size=1024, max_queue=4, ping_interval=None, per_message_deflate=False)
+        .asgi(app)
+    )
+    assert (
+        "protocol websocket (wsproto; max message 1024 B, queue 4, ping off / timeout 20 s, "
+        "permessage-deflate off)"
+    ) in server.describe()
+
+
+def test_standard_preset_ws_choice() -> None:
+    off = standard(StandardOptions(ws="none")).asgi(app).describe()
+    on = standard(StandardOptions(ws="wsproto", ws_max_size=99)).asgi(app).describe()
+    assert "websocket" not in off
+    assert "max message 99 B" in on

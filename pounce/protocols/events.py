@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-
 Headers = list[tuple[bytes, bytes]]
 """Header pairs as on the wire: names lower-cased, values untouched bytes."""
 

@@ -41,6 +41,7 @@ from pounce.protocols.events import (
     SendResponse,
     SendTrailers,
     StreamEnded,
+    UpgradeRequested,
 )
 
 KiB = 1024
@@ -193,7 +194,7 @@ class H11Core:
         if _OBS_FOLD.search(buffered, 0, head_size):
             raise RemoteProtocolError("obsolete line folding in request head", status=400)
 
-    def _request(self, event: h11.Request) -> RequestReceived:
+    def _request(self, event: h11.Request) -> InboundEvent:
         self._stream_id += 1
         version = event.http_version
         if not version.startswith(b"1."):
@@ -205,7 +206,7 @@ class H11Core:
             # RFC 9112 §6.1: a request smuggling vector; h11 would go by
             # Transfer-Encoding and keep the connection open. Refuse it.
             raise RemoteProtocolError("both Content-Length and Transfer-Encoding", status=400)
-        return RequestReceived(
+        request = RequestReceived(
             stream_id=self._stream_id,
             method=bytes(event.method),
             target=bytes(event.target),
@@ -214,6 +215,9 @@ class H11Core:
             expects_continue=self._conn.they_are_waiting_for_100_continue,
             has_body=_declares_body(headers),
         )
+        if b"upgrade" in names:
+            return upgrade_event(request, self._conn.trailing_data[0])
+        return request
 
     def _translate(self, exc: h11.RemoteProtocolError) -> RemoteProtocolError:
         return RemoteProtocolError(str(exc) or "malformed request", status=exc.error_status_hint)
@@ -299,6 +303,38 @@ class H11Core:
         if conn.our_state is not h11.IDLE or conn.their_state is not h11.IDLE:
             return False
         return not conn.trailing_data[0]  # no part of a next request buffered
+
+
+def upgrade_event(request: RequestReceived, trailing_data: bytes) -> InboundEvent:
+    """`request` as an `UpgradeRequested` when it proposes a protocol switch, else itself.
+
+    RFC 9110 §7.8: Upgrade counts only beside ``Connection: upgrade``, and a
+    server MUST ignore it in an HTTP/1.0 request. A request with a body, or a
+    CONNECT, stays plain HTTP. `protocol` is the Upgrade list lower-cased
+    (``b"websocket"``); `trailing_data` is every byte received after the head.
+    Both HTTP/1.1 cores call this, so they agree on when a switch is proposed.
+    """
+    if request.http_version != "1.1" or request.has_body or request.method == b"CONNECT":
+        return request
+    protocols: list[bytes] = []
+    connection_upgrade = False
+    for name, value in request.headers:
+        if name == b"upgrade":
+            protocols.extend(p for p in (p.strip() for p in value.lower().split(b",")) if p)
+        elif name == b"connection":
+            connection_upgrade = connection_upgrade or b"upgrade" in _tokens(value)
+    if not protocols or not connection_upgrade:
+        return request
+    return UpgradeRequested(
+        stream_id=request.stream_id,
+        request=request,
+        protocol=b", ".join(protocols),
+        trailing_data=trailing_data,
+    )
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [part.strip() for part in value.lower().split(b",")]
 
 
 def _declares_body(headers: Headers) -> bool:

@@ -51,7 +51,7 @@ from pounce.protocols.events import (
     SendTrailers,
     StreamEnded,
 )
-from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes
+from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes, upgrade_event
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _FIELD_VALUE = rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?"
@@ -93,6 +93,13 @@ _SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
 _FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+# Every field name that needs more than lower-casing, found in one C call over
+# the head (each field line starts after a LF; whitespace before ":" is refused).
+_SPECIAL_NAME_RE = re.compile(
+    rb"\n(content-length|transfer-encoding|host|connection|expect|upgrade):", re.IGNORECASE
+)
+# Final status lines, formatted once (immutable after import).
+_STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status]) for status in REASONS}
 
 
 def _comma_values(headers: Headers, name: bytes) -> list[bytes]:
@@ -309,7 +316,9 @@ class FastH1Core:
         buffer = self._buffer
         match = _BLANK_LINE_RE.search(buffer)
         head_size = len(buffer) if match is None else match.end()
-        self._check_head(buffer, head_size)
+        limits = self._limits
+        if head_size > limits.max_request_line or head_size > limits.max_incomplete_event_size:
+            self._check_head(buffer, head_size)  # only a head this long can break a limit
         if buffer[:1] == b"\n" or buffer[:2] == b"\r\n":
             raise RemoteProtocolError("no request line received")
         if match is None:
@@ -327,8 +336,46 @@ class FastH1Core:
         if line is None:
             raise RemoteProtocolError(f"illegal request line: {request_line!r}")
         headers = _parse_header_block(buffer[line_end + 1 : head_size])
-        events.append(self._request(line[1], line[2], line[3], headers))
+        special = _SPECIAL_NAME_RE.findall(buffer, line_end, head_size)
+        if (
+            len(special) == 1
+            and line[3] == b"1.1"
+            and special[0].lower() == b"host"
+            and line[1] != b"CONNECT"
+        ):
+            self._plain_request(line[1], line[2], headers, events)
+        else:
+            events.append(self._request(line[1], line[2], line[3], headers))
         return True
+
+    def _plain_request(
+        self, method: bytes, target: bytes, headers: Headers, events: list[InboundEvent]
+    ) -> None:
+        """The common request: HTTP/1.1, one Host, no body, Connection, Expect or Upgrade.
+
+        `_request` would reach the same state and events; this skips its
+        per-field checks, which none of these fields needs.
+        """
+        self._stream_id += 1
+        stream_id = self._stream_id
+        self._method = method
+        self._client_version = b"1.1"
+        self._proposals = 0
+        self._keep_alive = True
+        self._expects_continue = False
+        self._state = _DONE
+        events.append(
+            RequestReceived(
+                stream_id=stream_id,
+                method=method,
+                target=target,
+                headers=[(name.lower(), value) for name, value in headers],
+                http_version="1.1",
+                expects_continue=False,
+                has_body=False,
+            )
+        )
+        events.append(StreamEnded(stream_id=stream_id))
 
     def _check_head(self, buffer: bytes, head_size: int) -> None:
         """Size limits on the (possibly incomplete) head: line → 414, whole head → 431."""
@@ -345,7 +392,7 @@ class FastH1Core:
 
     def _request(
         self, method: bytes, target: bytes, version: bytes, headers: Headers
-    ) -> RequestReceived:
+    ) -> InboundEvent:
         length: bytes | None = None
         chunked = False
         host_count = 0
@@ -416,7 +463,7 @@ class FastH1Core:
         else:
             self._body_remaining = int(length) if length is not None else 0
             self._state = _BODY_LENGTH
-        return RequestReceived(
+        request = RequestReceived(
             stream_id=self._stream_id,
             method=method,
             target=target,
@@ -425,6 +472,9 @@ class FastH1Core:
             expects_continue=expects,
             has_body=chunked or (length is not None and length != b"0"),
         )
+        if proposals & _UPGRADE:  # rare: only a request with an Upgrade field pays more
+            return upgrade_event(request, self._buffer)
+        return request
 
     def _read_length_body(self, events: list[InboundEvent]) -> bool:
         remaining = self._body_remaining
@@ -723,7 +773,10 @@ def _plain_framing(headers: Headers) -> tuple[bytes | None, bool] | None:
 
 
 def _status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, b""))
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d \r\n" % status
+    return line
 
 
 def _header_lines(headers: Headers) -> bytes:

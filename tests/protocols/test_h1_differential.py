@@ -41,6 +41,7 @@ from pounce.protocols.events import (
     SendResponse,
     SendTrailers,
     StreamEnded,
+    UpgradeRequested,
 )
 from pounce.protocols.h1 import H1Limits, H11Core
 from pounce.protocols.h1_fast import FastH1Core
@@ -132,6 +133,8 @@ class Driver:
         """Answer every request `events` complete; None once the core refused to send."""
         answered = False
         for event in events:
+            if isinstance(event, UpgradeRequested):
+                event = event.request  # as HTTPDriver does with no protocol registered for it
             if isinstance(event, RequestReceived) and event.expects_continue:
                 self.send(SendInformational(stream_id=event.stream_id, status=100))
             if isinstance(event, RequestReceived):
