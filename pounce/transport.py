@@ -189,6 +189,12 @@ class _ExactReader(asyncio.BufferedProtocol):
             waiter.set_exception(exc)
 
 
+# How long a closing connection keeps reading (and dropping) what the client
+# still sends, so its last response is not destroyed by a reset: Apache's
+# lingering close waits 2 s as well (RFC 9112 §9.6).
+LINGER_TIMEOUT = 2.0  # seconds
+
+
 class TransportAdapter(asyncio.Protocol):
     """Bridges one asyncio transport to a `ConnectionHandler` chain."""
 
@@ -196,6 +202,7 @@ class TransportAdapter(asyncio.Protocol):
         "_drain_waiter",
         "_handler",
         "_info",
+        "_linger",
         "_lost",
         "_reader",
         "_tracker",
@@ -212,6 +219,7 @@ class TransportAdapter(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reader: _ExactReader | None = None
         self._lost = False
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol callbacks -------------------------------------------
 
@@ -222,13 +230,19 @@ class TransportAdapter(asyncio.Protocol):
         self._handler.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        self._handler.data_received(data)
+        if self._linger is None:
+            self._handler.data_received(data)
+        # else: closing; what the client still sends is dropped
 
     def eof_received(self) -> bool | None:
+        if self._linger is not None:
+            return None  # the client has seen our end and closed too: done
         self._handler.eof_received()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
         if self._lost:
             return
         self._lost = True
@@ -305,26 +319,40 @@ class TransportAdapter(asyncio.Protocol):
         return self._info
 
     def write(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if self._transport is not None and not self.is_closing():
             self._transport.write(data)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        """Close after flushing: send FIN, then linger, reading and dropping.
+
+        Closing a socket with unread input makes the kernel send RST, and a
+        RST can destroy the response still in flight (a 413 before the body
+        was read, an HTTP/2 GOAWAY). So the write side ends first, and the
+        socket closes when the client closes or after `LINGER_TIMEOUT`.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._linger is not None:
+            return
+        if self._reader is not None or not transport.can_write_eof():
+            transport.close()  # TLS has no half-close; exact reads own the protocol
+            return
+        transport.write_eof()
+        transport.resume_reading()
+        self._linger = asyncio.get_running_loop().call_later(LINGER_TIMEOUT, transport.close)
 
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
 
     def is_closing(self) -> bool:
-        return self._transport is None or self._transport.is_closing()
+        return self._transport is None or self._linger is not None or self._transport.is_closing()
 
     def pause_reading(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if self._transport is not None and not self.is_closing():
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if self._transport is not None and not self.is_closing():
             self._transport.resume_reading()
 
     async def drain(self) -> None:
