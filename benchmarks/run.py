@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness import env, report
+from harness import env, h2load, report
 from harness.memory import idle_rss, raise_fd_limit, rss_with_connections
 from harness.procs import CpuSample, CpuShares, free_port
 from harness.report import Cell, MemoryCell
@@ -311,6 +311,56 @@ def _memory_progress(cell: MemoryCell) -> str:
 # --- output -----------------------------------------------------------------------------------
 
 
+def run_h2(
+    specs: Sequence[ServerSpec], python: Path, settings: Settings, logs: Path
+) -> list[tuple[str, h2load.H2Result | str]]:
+    """h2load -c16 -m10 against every server that speaks HTTP/2; ratios to Hypercorn."""
+    print(f"\n== {h2load.H2_HELLO}: h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}", flush=True)
+    if not h2load.available():
+        print(h2load.missing_message(), flush=True)
+        return []
+    rows: list[tuple[str, h2load.H2Result | str]] = []
+    for spec in h2load.h2_specs(list(specs)):
+        try:
+            server = _start(spec, python, settings, logs / h2load.H2_HELLO)
+        except ServerFailed as exc:
+            rows.append((spec.label, f"did not start: {exc}"))
+            continue
+        try:
+            h2load.run(server.port, 1, settings.client_cpu)  # warm-up and check
+            best = max(
+                (
+                    h2load.run(server.port, settings.duration_s, settings.client_cpu)
+                    for _ in range(settings.repeat)
+                ),
+                key=lambda r: r.rps,
+            )
+            rows.append((spec.label, best))
+        except h2load.H2LoadFailed as exc:
+            rows.append((spec.label, str(exc)))
+        finally:
+            server.stop()
+        print(f"  {spec.label}: {rows[-1][1]}", flush=True)
+    return rows
+
+
+def print_h2(rows: list[tuple[str, h2load.H2Result | str]]) -> None:
+    if not rows:
+        return
+    base = next(
+        (r.rps for label, r in rows if label.startswith("hypercorn") and not isinstance(r, str)),
+        None,
+    )
+    print(f"\n{h2load.H2_HELLO}: h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}, best run")
+    for label, result in rows:
+        if isinstance(result, str):
+            print(f"  {label:<32} FAILED: {result.splitlines()[0]}")
+            continue
+        ratio = f"{result.rps / base:5.2f}x hypercorn" if base else ""
+        bad = f"  ({result.non_2xx} non-2xx!)" if result.non_2xx else ""
+        print(f"  {label:<32} {result.rps:>10,.0f} req/s  {ratio}{bad}")
+
+
 def print_summary(cells: list[Cell], memory: list[MemoryCell], settings: Settings) -> None:
     print("\n" + "=" * 78)
     if cells:
@@ -461,6 +511,7 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
     _warn_if_busy(machine["cpu_busy_before_start"])
     cells: list[Cell] = []
     memory: list[MemoryCell] = []
+    h2_rows: list[tuple[str, h2load.H2Result | str]] = []
     complete = False
     began = time.monotonic()
     try:
@@ -469,11 +520,14 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
         for scenario in SCENARIOS:
             if scenario.key in settings.scenarios:
                 cells += run_scenario(scenario, specs, python, settings, logs)
+        if h2load.H2_HELLO in settings.scenarios:
+            h2_rows = run_h2(specs, python, settings, logs)
         complete = True
     finally:
         doc = document(settings, machine, specs, python, cells, memory, started, complete)
         report.write_json(out, doc)
         print_summary(cells, memory, settings)
+        print_h2(h2_rows)
         if not complete:
             print("\nINTERRUPTED: the tables and the JSON hold what finished")
         print(f"\ntook {(time.monotonic() - began) / 60:.1f} min; JSON: {out}; server logs: {logs}")

@@ -494,7 +494,7 @@ def _check_upgrades(protocols: tuple[ProtocolFactory, ...]) -> None:
     if any(p.name == "http/1.1" for p in protocols):
         return
     for factory in protocols:
-        if factory.upgrade_tokens:
+        if factory.upgrade_only:
             raise BuildError(
                 f"{factory.name}: reached by an HTTP/1.1 Upgrade, but HTTP/1.1 is not served",
                 hint="call .h1() too",

@@ -28,6 +28,7 @@ from pounce.protocols.events import (
     RejectRequest,
     RequestReceived,
     ResetStream,
+    SendData,
     StreamEnded,
     StreamReset,
     UpgradeRequested,
@@ -35,6 +36,10 @@ from pounce.protocols.events import (
 from pounce.service import ServiceContext
 
 error_log = logging.getLogger("pounce.error")
+
+# Streamed body bytes gathered before a write (below the asyncio transport's
+# 64 KiB high-water mark, so `drain()` still sees the backpressure).
+COALESCE_LIMIT = 16 * 1024  # bytes
 
 
 class HTTPDriver(Upgradable):
@@ -53,6 +58,8 @@ class HTTPDriver(Upgradable):
         self._unread = 0
         self._reading_paused = False
         self._loop = asyncio.get_running_loop()
+        self._coalesced = 0  # bytes of streamed body waiting for the end of this loop turn
+        self._flush_scheduled = False
         self._deadline = Deadline(self._loop)
         self._waiting_for_head = False
         self._closed = False
@@ -66,14 +73,16 @@ class HTTPDriver(Upgradable):
             self.begin_shutdown()
 
     def data_received(self, data: bytes) -> None:
-        if not self._exchanges and not self._waiting_for_head:
-            self._arm_head_timer()
         try:
             events = self._core.receive_data(data)
         except RemoteProtocolError as exc:
             self._bad_request(exc)
             return
         self._handle(events)
+        if not self._exchanges and not self._waiting_for_head and not self._closed:
+            # Only part of a head came: its clock starts with its first byte.
+            # (A whole request in one read never pays for arming the timer.)
+            self._arm_head_timer()
 
     def eof_received(self) -> None:
         self._handle(self._core.receive_eof())
@@ -101,7 +110,7 @@ class HTTPDriver(Upgradable):
                 self._on_reset(event.stream_id)
             elif isinstance(event, UpgradeRequested):
                 switch = self.protocol_switch
-                if switch is not None and switch.accepts(event.protocol):
+                if switch is not None and switch.accepts(event):
                     self._hand_over(event)
                     return
                 self._on_request(event.request)  # nobody speaks it: plain HTTP
@@ -124,16 +133,13 @@ class HTTPDriver(Upgradable):
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
         self._received[request.stream_id] = 0
-        self._tasks.add(self._loop.create_task(self._run_app(exchange)))
+        self._tasks.add(self._loop.create_task(exchange.run(self._service.app, self._app_exited)))
 
-    async def _run_app(self, exchange: Exchange) -> None:
-        try:
-            await exchange.run(self._service.app)
-        finally:
-            # Cheaper than a done-callback, which costs the loop one more turn.
-            task = asyncio.current_task()
-            if task is not None:
-                self._tasks.discard(task)
+    def _app_exited(self) -> None:
+        # Cheaper than a done-callback, which costs the loop one more turn.
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)
 
     def _hand_over(self, upgrade: UpgradeRequested) -> None:
         """The connection speaks another protocol from here on: step aside for good.
@@ -194,11 +200,34 @@ class HTTPDriver(Upgradable):
     # -- StreamOwner (called by exchanges) ---------------------------------------------
 
     def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
-        """Hand `event` to the core; `flush=False` lets the next event share the write."""
+        """Hand `event` to the core; `flush=False` lets the next event share the write.
+
+        A streamed body chunk is not written at once: chunks sent in one turn
+        of the loop leave in one write at its end (or as soon as
+        `COALESCE_LIMIT` bytes wait), instead of one system call each. The
+        end of a response is written at once.
+        """
         if self._closed:
             return
         self._core.send(event)
         if not flush:
+            return
+        if type(event) is SendData and not event.end_stream:
+            self._coalesced += len(event.data)
+            if self._coalesced < COALESCE_LIMIT:
+                if not self._flush_scheduled:
+                    self._flush_scheduled = True
+                    self._loop.call_soon(self._write_coalesced)
+                return
+        self._write_out()
+
+    def _write_coalesced(self) -> None:
+        self._flush_scheduled = False
+        self._write_out()
+
+    def _write_out(self) -> None:
+        self._coalesced = 0
+        if self._closed:
             return
         data = self._core.data_to_send()
         if data and self._conn is not None:

@@ -1,7 +1,8 @@
 """The HTTP/2 protocol factory and what the shared driver does differently for it.
 
 `HTTP2Protocol` claims a connection by ALPN ``h2`` or, on cleartext, by the
-client preface (prior knowledge, RFC 9113 §3.3). `HTTP2Driver` is the
+client preface (prior knowledge, RFC 9113 §3.3) or by ``Upgrade: h2c`` from
+HTTP/1.1 (RFC 7540 §3.2): the upgrading request is answered on stream 1. `HTTP2Driver` is the
 shared `HTTPDriver` with the overrides many streams on one connection need:
 
 * reading never pauses on unread body: the core credits windows only as the
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 
 from pounce.connection import HTTPDriver
 from pounce.errors import RemoteProtocolError
-from pounce.layer import Conn, ConnectionHandler
+from pounce.layer import Conn, ConnectionHandler, ConnectionInfo
 from pounce.protocol import ProtocolFactory
 from pounce.protocols.events import (
     AcknowledgeData,
@@ -35,8 +36,16 @@ from pounce.protocols.events import (
     InboundEvent,
     RejectRequest,
     ResetStream,
+    StreamEnded,
+    UpgradeRequested,
 )
-from pounce.protocols.h2 import ENHANCE_YOUR_CALM, PREFACE, H2Core, H2Settings
+from pounce.protocols.h2 import (
+    ENHANCE_YOUR_CALM,
+    PREFACE,
+    H2Core,
+    H2Settings,
+    valid_upgrade_settings,
+)
 from pounce.service import ServiceContext
 
 error_log = logging.getLogger("pounce.error")
@@ -44,11 +53,12 @@ error_log = logging.getLogger("pounce.error")
 
 @dataclass(frozen=True, slots=True)
 class HTTP2Protocol(ProtocolFactory):
-    """HTTP/2 by ALPN ``h2`` or by prior knowledge (the preface on the first bytes)."""
+    """HTTP/2 by ALPN ``h2``, prior knowledge (the preface on the first bytes) or h2c upgrade."""
 
     settings: H2Settings = field(default_factory=H2Settings)
     name = "h2"
     alpn_ids = ("h2",)
+    upgrade_tokens = (b"h2c",)
 
     def sniff(self, data: bytes) -> bool | None:
         if len(data) < len(PREFACE):
@@ -57,6 +67,17 @@ class HTTP2Protocol(ProtocolFactory):
 
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         return HTTP2Driver(H2Core(self.settings), service)
+
+    def accepts_upgrade(self, upgrade: UpgradeRequested, info: ConnectionInfo) -> bool:
+        """RFC 7540 §3.2: h2c only on cleartext, and with exactly one valid HTTP2-Settings."""
+        if info.tls is not None:
+            return False
+        values = _settings_headers(upgrade)
+        return len(values) == 1 and valid_upgrade_settings(values[0])
+
+    def upgrade(self, service: ServiceContext, upgrade: UpgradeRequested) -> ConnectionHandler:
+        core = H2Core(self.settings, upgrade_settings=_settings_headers(upgrade)[0])
+        return HTTP2Driver(core, service, upgrade=upgrade)
 
     def describe(self) -> str:
         s = self.settings
@@ -70,15 +91,25 @@ class HTTP2Protocol(ProtocolFactory):
 class HTTP2Driver(HTTPDriver):
     """`HTTPDriver` over an `H2Core`: many streams, windows, GOAWAY."""
 
-    def __init__(self, core: H2Core, service: ServiceContext) -> None:
+    def __init__(
+        self, core: H2Core, service: ServiceContext, *, upgrade: UpgradeRequested | None = None
+    ) -> None:
+        """`upgrade`: the HTTP/1.1 request this connection switched from (h2c)."""
         super().__init__(core, service)
         self._h2 = core
+        self._upgrade = upgrade
         self._window_waiters: dict[int, asyncio.Future[None]] = {}
         self._drain_watch: asyncio.Task[None] | None = None
 
     def connection_made(self, conn: Conn) -> None:
         super().connection_made(conn)
+        upgrade, self._upgrade = self._upgrade, None
+        if upgrade is not None:  # h2c: 101, then stream 1 answers the request
+            request = self._h2.upgraded(upgrade.request)
+            self._handle([request, StreamEnded(stream_id=1)])
         self._flush()  # our SETTINGS: the server preface (RFC 9113 §3.4)
+        if upgrade is not None and upgrade.trailing_data:
+            self.data_received(upgrade.trailing_data)  # the client preface, already read
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
@@ -200,6 +231,10 @@ class HTTP2Driver(HTTPDriver):
         data = self._core.data_to_send()
         if data and self._conn is not None and not self._closed:
             self._conn.write(data)
+
+
+def _settings_headers(upgrade: UpgradeRequested) -> list[bytes]:
+    return [value for name, value in upgrade.request.headers if name == b"http2-settings"]
 
 
 def _fmt(client: tuple[str, int] | None) -> str:

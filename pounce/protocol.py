@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from pounce.layer import Conn, ConnectionHandler, HandlerFactory
+from pounce.layer import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory
 from pounce.protocols.events import UpgradeRequested
 from pounce.service import ServiceContext
 
@@ -37,6 +37,8 @@ class ProtocolFactory(ABC):
     """Picked when no other protocol claims the connection (HTTP/1.1)."""
     upgrade_tokens: tuple[bytes, ...] = ()
     """HTTP/1.1 ``Upgrade`` tokens (lower-case) this protocol takes a connection over for."""
+    upgrade_only: bool = False
+    """Reached only by an HTTP/1.1 Upgrade (WebSocket): `handler` is never called."""
 
     def sniff(self, data: bytes) -> bool | None:
         """Does a connection that starts with `data` speak this protocol?
@@ -50,6 +52,14 @@ class ProtocolFactory(ABC):
     @abstractmethod
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         """A new handler for one connection."""
+
+    def accepts_upgrade(self, upgrade: UpgradeRequested, info: ConnectionInfo) -> bool:
+        """May this protocol take over after `upgrade` on a connection with `info`?
+
+        Called before the switch, while the request can still be served as
+        plain HTTP (the answer when this says no). The default says yes.
+        """
+        return True
 
     def upgrade(self, service: ServiceContext, upgrade: UpgradeRequested) -> ConnectionHandler:
         """The handler that takes a connection over after `upgrade` (one of `upgrade_tokens`).
@@ -66,8 +76,8 @@ class ProtocolFactory(ABC):
 class ProtocolSwitch(Protocol):
     """What an `Upgradable` handler asks to switch its connection to another protocol."""
 
-    def accepts(self, protocol: bytes) -> bool:
-        """Is a protocol registered for a token of `protocol` (a comma-separated list)?"""
+    def accepts(self, upgrade: UpgradeRequested) -> bool:
+        """Will a protocol registered for a token of ``upgrade.protocol`` take it over?"""
         ...
 
     def switch(self, upgrade: UpgradeRequested) -> None:
@@ -158,20 +168,22 @@ class ProtocolBridge:
 
     # -- ProtocolSwitch ----------------------------------------------------------------
 
-    def accepts(self, protocol: bytes) -> bool:
-        return self._upgrade_factory(protocol) is not None
+    def accepts(self, upgrade: UpgradeRequested) -> bool:
+        return self._upgrade_factory(upgrade) is not None
 
     def switch(self, upgrade: UpgradeRequested) -> None:
-        factory = self._upgrade_factory(upgrade.protocol)
+        factory = self._upgrade_factory(upgrade)
         assert factory is not None and self._conn is not None
         handler = factory.upgrade(self._service, upgrade)
         self._chosen = handler
         handler.connection_made(self._conn)
 
-    def _upgrade_factory(self, protocol: bytes) -> ProtocolFactory | None:
-        for token in protocol.split(b","):
+    def _upgrade_factory(self, upgrade: UpgradeRequested) -> ProtocolFactory | None:
+        """The first registered token, in the client's order, whose protocol accepts."""
+        assert self._conn is not None
+        for token in upgrade.protocol.split(b","):
             factory = self._upgrades.get(token.strip())
-            if factory is not None:
+            if factory is not None and factory.accepts_upgrade(upgrade, self._conn.info):
                 return factory
         return None
 

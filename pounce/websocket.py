@@ -82,6 +82,7 @@ class WebSocketProtocol(ProtocolFactory):
     options: WebSocketOptions = field(default_factory=WebSocketOptions)
     name = "websocket"
     upgrade_tokens = (b"websocket",)
+    upgrade_only = True
 
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         raise NotImplementedError("WebSocket connections start as HTTP/1.1: register .h1() too")

@@ -233,4 +233,5 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 MEMORY_KEY = "memory"
-ALL_KEYS = (MEMORY_KEY, *(scenario.key for scenario in SCENARIOS))
+H2_KEY = "h2-hello"  # h2load, not wrk: harness/h2load.py
+ALL_KEYS = (MEMORY_KEY, *(scenario.key for scenario in SCENARIOS), H2_KEY)

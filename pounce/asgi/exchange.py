@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, Protocol
 from urllib.parse import quote, unquote_to_bytes
@@ -35,6 +36,7 @@ from pounce.protocols.events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
 )
 
 error_log = logging.getLogger("pounce.error")
@@ -64,7 +66,8 @@ class StreamOwner(Protocol):
 class ResponseState(enum.Enum):
     STARTING = "starting"  # waiting for http.response.start
     STARTED = "started"  # head sent (or held), body may follow
-    DONE = "done"  # final body sent
+    TRAILING = "trailing"  # final body sent, trailers to come (``trailers: True``)
+    DONE = "done"  # response complete
     FAILED = "failed"  # aborted: reset, disconnected or errored
 
 
@@ -74,7 +77,15 @@ _STARTED = ResponseState.STARTED
 TRANSITIONS: dict[tuple[ResponseState, str], ResponseState] = {
     (ResponseState.STARTING, "http.response.start"): ResponseState.STARTED,
     (ResponseState.STARTED, "http.response.body"): ResponseState.STARTED,
+    # ASGI extensions (advertised in scope["extensions"]):
+    (ResponseState.STARTING, "http.response.early_hint"): ResponseState.STARTING,
+    (ResponseState.TRAILING, "http.response.trailers"): ResponseState.TRAILING,
 }
+
+# What the response does with the trailers an app announced (``trailers: True``).
+_TRAILERS_NONE = 0  # none announced: the last body message ends the response
+_TRAILERS_SEND = 1  # sent after the body (HTTP/2; HTTP/1.1 chunked)
+_TRAILERS_DROP = 2  # accepted and dropped: the framing cannot carry them
 
 
 class Exchange:
@@ -93,6 +104,8 @@ class Exchange:
         "_is_head",
         "_owner",
         "_status",
+        "_trailer_fields",
+        "_trailers",
         "_waiters",
         "bytes_sent",
         "keep_alive_refused",
@@ -116,6 +129,7 @@ class Exchange:
         self.state = ResponseState.STARTING
         self._status = 0
         self._held_head: SendResponse | None = None
+        self._trailers = _TRAILERS_NONE
         self._expects_continue = request.expects_continue
         self._body: list[bytes] = []
         self._body_size = 0
@@ -214,7 +228,12 @@ class Exchange:
             self._start(message)
             self.state = following
             return
-        await self._body_message(message)
+        if kind == "http.response.body":
+            await self._body_message(message)
+        elif kind == "http.response.trailers":
+            self._trailers_message(message)
+        else:
+            self._early_hint(message)
 
     def _start(self, message: Message) -> None:
         status = message.get("status")
@@ -230,6 +249,8 @@ class Exchange:
             headers.append((b"connection", b"close"))
         self._status = status
         self._held_head = SendResponse(stream_id=self.stream_id, status=status, headers=headers)
+        if message.get("trailers"):
+            self._announce_trailers(app_headers)
 
     async def _body_message(self, message: Message) -> None:
         body = message.get("body", b"")
@@ -246,10 +267,15 @@ class Exchange:
             # write; a whole body in one message gets a Content-Length instead
             # of chunked framing (cheaper for every client to read).
             # HEAD: the length of the GET body is unknown here, so none is made up.
-            if not (more or self._is_head or bodiless or _has_framing(head.headers)):
+            if not (
+                more or self._is_head or bodiless or self._trailers or _has_framing(head.headers)
+            ):
                 head.headers.append((b"content-length", b"%d" % len(body)))
             owner.send_event(head, flush=not (body or not more))
             self._held_head = None
+        if self._trailers and not more:
+            self._body_before_trailers(bytes(body))
+            return
         if body or not more:
             owner.send_event(
                 SendData(stream_id=self.stream_id, data=bytes(body), end_stream=not more)
@@ -262,9 +288,59 @@ class Exchange:
         else:
             await owner.drain(self.stream_id)
 
+    # -- ASGI extensions: http.response.trailers, http.response.early_hint ---------------
+
+    def _announce_trailers(self, app_headers: Headers) -> None:
+        """``trailers: True``: the body will not end the response, trailers will.
+
+        HTTP/1.1 carries trailers only in a chunked body (RFC 9112 §7.1.2):
+        none for an HTTP/1.0 client, a HEAD or a 204/304 (no body at all), or
+        a head with the app's own Content-Length. Those trailers are dropped.
+        """
+        can_send = not (self._is_head or self._status in NO_CONTENT_STATUSES)
+        if self.scope["http_version"] != "2":
+            can_send = can_send and self.scope["http_version"] != "1.0"
+            can_send = can_send and not any(n == b"content-length" for n, _ in app_headers)
+        self._trailers = _TRAILERS_SEND if can_send else _TRAILERS_DROP
+        self._trailer_fields: Headers = []
+
+    def _body_before_trailers(self, body: bytes) -> None:
+        """The last body message when trailers follow: the stream stays open for them."""
+        # Also when empty: it flushes the head that went before it.
+        self._owner.send_event(SendData(stream_id=self.stream_id, data=body))
+        self.bytes_sent += len(body)
+        self.state = ResponseState.TRAILING
+
+    def _trailers_message(self, message: Message) -> None:
+        self._trailer_fields += validate_response_headers(message.get("headers", ()))
+        if message.get("more_trailers", False):
+            return
+        owner = self._owner
+        if self._trailers == _TRAILERS_SEND:
+            owner.send_event(SendTrailers(stream_id=self.stream_id, headers=self._trailer_fields))
+        else:
+            owner.send_event(SendData(stream_id=self.stream_id, data=b"", end_stream=True))
+        self.state = ResponseState.DONE
+        self._wake()
+        owner.stream_done(self.stream_id)
+
+    def _early_hint(self, message: Message) -> None:
+        """103 Early Hints (RFC 8297) with one ``link`` field per entry of ``links``.
+
+        The cores drop it where a 1xx may not go (an HTTP/1.0 client).
+        """
+        links = message.get("links", ())
+        if isinstance(links, bytes | str):
+            raise ASGIContractError("http.response.early_hint 'links' must be a list of bytes")
+        headers = validate_response_headers([(b"link", link) for link in links])
+        self._owner.send_event(
+            SendInformational(stream_id=self.stream_id, status=103, headers=headers)
+        )
+
     # -- running the app ---------------------------------------------------------------
 
-    async def run(self, app: ASGIApp) -> None:
+    async def run(self, app: ASGIApp, on_exit: Callable[[], None] | None = None) -> None:
+        """Run the app to its end; `on_exit` is called last, whatever happened."""
         try:
             await app(self.scope, self.receive, self.send)
         except ClientDisconnectedError:
@@ -279,6 +355,9 @@ class Exchange:
                     self.scope["path"],
                 )
                 self._abort()
+        finally:
+            if on_exit is not None:
+                on_exit()
 
     def _fail(self, exc: Exception) -> None:
         if isinstance(exc, PounceError):
@@ -369,13 +448,15 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
         "headers": request.headers,
         "client": info.client,
         "server": info.server,
+        # A fresh dict per scope; apps may add to it (Starlette does).
+        "extensions": {"http.response.trailers": {}, "http.response.early_hint": {}},
     }
     state = context.state
     if state is not None:
         scope["state"] = dict(state)
     # -- TLS (issue 6): the ASGI "tls" extension, filled by pounce/layers/tls.py --
     if info.tls is not None:
-        scope.setdefault("extensions", {})["tls"] = info.tls.asgi_extension()
+        scope["extensions"]["tls"] = info.tls.asgi_extension()
     return scope
 
 

@@ -11,6 +11,8 @@ that wait for flow-control window, and adds what h2 leaves to its user:
 * the abuse budgets of `H2Settings` (Rapid Reset CVE-2023-44487, MadeYouReset
   CVE-2025-8671, the 2019 flood family CVE-2019-9512/9515/9518): past one, the
   connection ends with GOAWAY ENHANCE_YOUR_CALM;
+* response scheduling by the RFC 9218 ``priority`` request header: when
+  window opens, lower urgency goes first (below);
 * request checks h2 does not make (``host`` beside a different ``:authority``,
   RFC 9113 §8.3.1) as stream errors, before any app sees the request.
 
@@ -21,6 +23,8 @@ GOAWAY is already queued), and it is sticky, as in the HTTP/1.1 cores.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections import deque
 from dataclasses import dataclass
 
@@ -79,6 +83,15 @@ _CONNECTION_SPECIFIC = frozenset(
 )
 _H2_ERRORS = (h2.exceptions.H2Error, hpack.HPACKError, hyperframe.exceptions.HyperframeError)
 
+# RFC 7540 §3.2: the last HTTP/1.1 bytes of an h2c upgrade; HTTP/2 frames follow.
+SWITCHING_PROTOCOLS = (
+    b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+)
+# RFC 9218 §4: urgency 0 (first) … 7 (last), default 3; incremental default false.
+DEFAULT_PRIORITY = (3, False)
+# Fields of the upgrade request that belong to the HTTP/1.1 hop, not to stream 1.
+_UPGRADE_FIELDS = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive"))
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class H2Settings:
@@ -128,7 +141,10 @@ class _Outbox:
 class H2Core:
     """A `ProtocolCore` for HTTP/2 server connections (prior knowledge or ALPN h2)."""
 
-    def __init__(self, settings: H2Settings | None = None) -> None:
+    def __init__(
+        self, settings: H2Settings | None = None, *, upgrade_settings: bytes | None = None
+    ) -> None:
+        """`upgrade_settings`: the HTTP2-Settings of an h2c upgrade (then see `upgraded`)."""
         self.settings = s = settings or H2Settings()
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         conn = h2.connection.H2Connection(config=config)
@@ -145,7 +161,10 @@ class H2Core:
         )
         conn.max_inbound_frame_size = s.max_frame_size
         conn.decoder.max_header_list_size = s.max_header_list_size
-        conn.initiate_connection()
+        if upgrade_settings is None:
+            conn.initiate_connection()
+        else:
+            conn.initiate_upgrade_connection(_padded(upgrade_settings))
         extra = s.connection_window_size - 65_535
         if extra > 0:
             conn.increment_flow_control_window(extra)
@@ -155,6 +174,7 @@ class H2Core:
         self._ended: set[int] = set()  # ... whose request body is complete
         self._unacked: dict[int, int] = {}  # body bytes delivered, not yet consumed
         self._outboxes: dict[int, _Outbox] = {}
+        self._priority: dict[int, tuple[int, bool]] = {}  # streams not at DEFAULT_PRIORITY
         self._goaway_last: int | None = None  # set once our GOAWAY is queued
         self._peer_gone = False
         self._error: RemoteProtocolError | None = None
@@ -164,6 +184,26 @@ class H2Core:
         self.completed = 0
         self.control_backlog = 0  # acks owed since the driver last saw output drain
         self._empty_frames = 0
+
+    def upgraded(self, request: RequestReceived) -> RequestReceived:
+        """Stream 1: the HTTP/1.1 request that asked for h2c (RFC 7540 §3.2), body complete.
+
+        Queues the 101 ahead of our SETTINGS; the response goes out on stream 1.
+        """
+        self._out.insert(0, SWITCHING_PROTOCOLS)
+        self._active.add(1)
+        self._ended.add(1)
+        self._unacked[1] = 0
+        self._last_served = 1
+        headers = [pair for pair in request.headers if pair[0] not in _UPGRADE_FIELDS]
+        return RequestReceived(
+            stream_id=1,
+            method=request.method,
+            target=request.target,
+            headers=headers,
+            http_version="2",
+            has_body=False,
+        )
 
     # -- inbound ----------------------------------------------------------------
 
@@ -224,12 +264,15 @@ class H2Core:
         if self._goaway_last is not None and sid > self._goaway_last:
             self._reset(sid, REFUSED_STREAM)  # RFC 9113 §6.8: newer than our GOAWAY
             return
-        request = _request(sid, event.headers or [], ended=event.stream_ended is not None)
+        request, priority = _request(sid, event.headers or [], ended=event.stream_ended is not None)
         if request is None:
             self.resets += 1
             self._reset(sid, PROTOCOL_ERROR)  # RFC 9113 §8.1.1: malformed → stream error
             self._check_budgets()
             return
+        urgency = DEFAULT_PRIORITY if priority is None else parse_priority(priority)
+        if urgency != DEFAULT_PRIORITY:
+            self._priority[sid] = urgency
         self._active.add(sid)
         self._last_served = sid
         self._unacked[sid] = 0
@@ -328,26 +371,62 @@ class H2Core:
             self._forget(sid)
 
     def _flush_all(self) -> None:
+        if self._priority:
+            self._flush_by_priority()
+            return
         for sid, box in list(self._outboxes.items()):
             self._flush(sid, box)
 
-    def _flush(self, sid: int, box: _Outbox) -> None:
+    def _flush_by_priority(self) -> None:
+        """RFC 9218 §10: who gets the window that just opened.
+
+        Lower urgency first; within one urgency, non-incremental streams one
+        after another in stream order, then incremental ones take turns a
+        frame at a time. (A stream whose app sends while window is open sends
+        at once: scheduling decides only between bytes that wait.)
+        """
+        levels: dict[int, tuple[list[int], list[int]]] = {}
+        for sid in self._outboxes:
+            urgency, incremental = self._priority.get(sid, DEFAULT_PRIORITY)
+            levels.setdefault(urgency, ([], []))[incremental].append(sid)
+        for urgency in sorted(levels):
+            sequential, shared = levels[urgency]
+            for sid in sorted(sequential):
+                box = self._outboxes.get(sid)
+                if box is not None:
+                    self._flush(sid, box)
+            self._take_turns(sorted(shared))
+
+    def _take_turns(self, sids: list[int]) -> None:
+        moved = True
+        while moved and self._conn.outbound_flow_control_window > 0:
+            moved = False
+            for sid in sids:
+                box = self._outboxes.get(sid)
+                if box is not None and self._flush(sid, box, frames=1):
+                    moved = True
+
+    def _flush(self, sid: int, box: _Outbox, frames: int = -1) -> bool:
+        """Send what the windows allow (at most `frames` DATA frames); True if any left."""
         conn = self._conn
-        ended = False
-        while box.size:
+        ended = sent = False
+        while box.size and frames:
             window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
             if window <= 0:
-                return
+                return sent
             piece = box.take(window)
             ended = box.end and not box.size and box.trailers is None
             conn.send_data(sid, piece, end_stream=ended)
-        if not box.end:
-            return
+            sent = True
+            frames -= 1
+        if box.size or not box.end:
+            return sent
         if box.trailers is not None:
             conn.send_headers(sid, box.trailers, end_stream=True)
         elif not ended:
             conn.send_data(sid, b"", end_stream=True)
         self._finish(sid)
+        return True
 
     def _finish(self, sid: int) -> None:
         """Our side of `sid` is complete (RFC 9113 §8.1: reset a body we will not read)."""
@@ -364,6 +443,7 @@ class H2Core:
     def _forget(self, sid: int) -> bool:
         """Drop every trace of `sid`; credit the body nobody will read. True if it was ours."""
         self._outboxes.pop(sid, None)
+        self._priority.pop(sid, None)
         self._ended.discard(sid)
         unacked = self._unacked.pop(sid, 0)
         if unacked:
@@ -427,6 +507,45 @@ class H2Core:
         return not self._active
 
 
+def parse_priority(value: bytes) -> tuple[int, bool]:
+    """(urgency, incremental) of a ``priority`` field (RFC 9218 §4, a Structured Field
+    Dictionary); members that do not parse keep their defaults, as §4 asks."""
+    urgency, incremental = DEFAULT_PRIORITY
+    for member in value.split(b","):
+        key, _, item = member.strip().partition(b"=")
+        item = item.partition(b";")[0].strip()  # parameters are ignored
+        if key == b"u" and len(item) == 1 and item in b"01234567":
+            urgency = int(item)
+        elif key == b"i" and item in (b"", b"?1", b"?0"):
+            incremental = item != b"?0"
+    return urgency, incremental
+
+
+def valid_upgrade_settings(value: bytes) -> bool:
+    """Is `value` an HTTP2-Settings header h2 can start a connection from (RFC 7540 §3.2.1)?
+
+    base64url of a SETTINGS payload, padding optional, each setting in range.
+    """
+    try:
+        payload = base64.b64decode(_padded(value), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    if len(payload) % 6:
+        return False
+    trial = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    try:
+        trial.initiate_upgrade_connection(_padded(value))
+    except (*_H2_ERRORS, ValueError):
+        return False
+    return True
+
+
+def _padded(value: bytes) -> bytes:
+    """Clients send base64url without padding (token68); Python's decoder wants it."""
+    value = value.strip()
+    return value + b"=" * (-len(value) % 4)
+
+
 def _wire_code(exc: BaseException, code: int) -> int:
     """The error code RFC 9113 asks for, where h2 answers PROTOCOL_ERROR for everything."""
     cause = exc.__cause__
@@ -451,11 +570,15 @@ def _head(status: int, headers: Headers) -> Headers:
     return out
 
 
-def _request(sid: int, raw: list[tuple[bytes, bytes]], *, ended: bool) -> RequestReceived | None:
-    """Our event for h2's validated header block, or None when it is malformed."""
+def _request(
+    sid: int, raw: list[tuple[bytes, bytes]], *, ended: bool
+) -> tuple[RequestReceived | None, bytes | None]:
+    """Our event for h2's validated header block (None when it is malformed), and its
+    ``priority`` field."""
     pseudo: dict[bytes, bytes] = {}
     headers: Headers = []
     host: bytes | None = None
+    priority: bytes | None = None
     for name, value in raw:
         name, value = bytes(name), bytes(value)
         if name.startswith(b":"):
@@ -463,20 +586,22 @@ def _request(sid: int, raw: list[tuple[bytes, bytes]], *, ended: bool) -> Reques
             continue
         if name == b"host":
             if host is not None:
-                return None  # CVE-2026-71554: two hosts, two readings
+                return None, None  # CVE-2026-71554: two hosts, two readings
             host = value
+        elif name == b"priority":
+            priority = value if priority is None else priority + b", " + value
         headers.append((name, value))
     method = pseudo.get(b":method", b"")
     authority = pseudo.get(b":authority")
     path = pseudo.get(b":path")
     if path is None or method == b"CONNECT":
-        return None  # CONNECT tunnels (RFC 9113 §8.5) are not served
+        return None, None  # CONNECT tunnels (RFC 9113 §8.5) are not served
     if authority is not None and host is not None and host != authority:
-        return None  # RFC 9113 §8.3.1: the two MUST agree
+        return None, None  # RFC 9113 §8.3.1: the two MUST agree
     if authority is not None and host is None:
         headers.insert(0, (b"host", authority))  # ASGI: :authority becomes host
     expects = any(n == b"expect" and v.lower() == b"100-continue" for n, v in headers)
-    return RequestReceived(
+    request = RequestReceived(
         stream_id=sid,
         method=method,
         target=path,
@@ -487,3 +612,4 @@ def _request(sid: int, raw: list[tuple[bytes, bytes]], *, ended: bool) -> Reques
         expects_continue=expects and not ended,
         has_body=not ended,
     )
+    return request, priority

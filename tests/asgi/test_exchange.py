@@ -32,6 +32,7 @@ from pounce.protocols.events import (
     SendData,
     SendInformational,
     SendResponse,
+    SendTrailers,
 )
 from pounce.service import DateHeader, HTTPOptions, ServiceContext
 
@@ -159,6 +160,7 @@ HTTP_SCOPE_KEYS = {
     "client",
     "server",
     "state",
+    "extensions",
 }
 
 
@@ -276,6 +278,8 @@ def test_transition_table_is_the_documented_contract() -> None:
     assert {
         (ResponseState.STARTING, "http.response.start"): ResponseState.STARTED,
         (ResponseState.STARTED, "http.response.body"): ResponseState.STARTED,
+        (ResponseState.STARTING, "http.response.early_hint"): ResponseState.STARTING,
+        (ResponseState.TRAILING, "http.response.trailers"): ResponseState.TRAILING,
     } == TRANSITIONS
 
 
@@ -926,3 +930,92 @@ async def test_concurrent_receives_are_all_woken() -> None:
     ex.disconnect()
     results = await asyncio.wait_for(asyncio.gather(first, second), timeout=2)
     assert sorted(m["type"] for m in results) == ["http.disconnect", "http.request"]
+
+
+# -- ASGI extensions: trailers, early hints -------------------------------------------------
+
+TRAILERS_START: Message = {**START, "trailers": True}
+TRAILERS: Message = {"type": "http.response.trailers", "headers": [(b"x-sum", b"abc")]}
+
+
+def test_scope_advertises_trailers_and_early_hints() -> None:
+    scope = build_scope(request(), INFO, context())
+    assert scope["extensions"] == {"http.response.trailers": {}, "http.response.early_hint": {}}
+    assert build_scope(request(), INFO, context())["extensions"] is not scope["extensions"]
+
+
+@pytest.mark.parametrize("version", ["1.1", "2"])
+async def test_trailers_end_the_response_after_the_body(version: str) -> None:
+    ex, owner = exchange(request(http_version=version))
+    await ex.send(TRAILERS_START)
+    await ex.send(BODY)
+    assert ex.state is ResponseState.TRAILING and owner.done == []
+    await ex.send(
+        {"type": "http.response.trailers", "headers": [(b"x-a", b"1")], "more_trailers": True}
+    )
+    assert owner.of(SendTrailers) == []
+    await ex.send(TRAILERS)
+    assert not any(name == b"content-length" for name, _ in owner.head.headers)
+    assert owner.of(SendData) == [SendData(stream_id=1, data=b"hello", end_stream=False)]
+    assert owner.of(SendTrailers) == [
+        SendTrailers(stream_id=1, headers=[(b"x-a", b"1"), (b"x-sum", b"abc")])
+    ]
+    assert ex.state is ResponseState.DONE and owner.done == [1]
+
+
+@pytest.mark.parametrize(
+    ("req", "start"),
+    [
+        (request(http_version="1.0"), TRAILERS_START),
+        (request(method=b"HEAD"), TRAILERS_START),
+        (request(), {**TRAILERS_START, "status": 204}),
+        (request(), {**TRAILERS_START, "headers": [(b"content-length", b"5")]}),
+    ],
+    ids=["http/1.0", "HEAD", "204", "content-length"],
+)
+async def test_trailers_the_framing_cannot_carry_are_dropped(
+    req: RequestReceived, start: Message
+) -> None:
+    ex, owner = exchange(req)
+    await ex.run(app_sending(start, BODY, TRAILERS))
+    assert owner.of(SendTrailers) == []
+    assert owner.of(SendData)[-1].end_stream
+    assert ex.state is ResponseState.DONE and owner.done == [1]
+
+
+async def test_trailers_without_announcing_them_are_a_contract_error() -> None:
+    ex, _ = exchange()
+    await ex.send(START)
+    await ex.send(BODY)
+    with pytest.raises(ASGIContractError, match="'done'"):
+        await ex.send(TRAILERS)
+
+
+async def test_announced_trailers_never_sent_reset_the_stream() -> None:
+    ex, owner = exchange()
+    await ex.run(app_sending(TRAILERS_START, BODY))
+    assert isinstance(owner.events[-1], ResetStream)
+    assert owner.done == [1]
+
+
+async def test_early_hint_sends_a_103_with_link_fields() -> None:
+    ex, owner = exchange()
+    hint: Message = {"type": "http.response.early_hint", "links": [b"</a.css>; rel=preload"]}
+    await ex.run(app_sending(hint, START, BODY))
+    assert owner.events[0] == SendInformational(
+        stream_id=1, status=103, headers=[(b"link", b"</a.css>; rel=preload")]
+    )
+    assert owner.head.status == 200
+
+
+async def test_early_hint_after_the_start_is_a_contract_error() -> None:
+    ex, _ = exchange()
+    await ex.send(START)
+    with pytest.raises(ASGIContractError):
+        await ex.send({"type": "http.response.early_hint", "links": []})
+
+
+async def test_early_hint_links_must_be_a_list() -> None:
+    ex, _ = exchange()
+    with pytest.raises(ASGIContractError, match="links"):
+        await ex.send({"type": "http.response.early_hint", "links": b"</a>"})

@@ -25,7 +25,14 @@ from pounce.protocols.events import (
     StreamEnded,
     StreamReset,
 )
-from pounce.protocols.h2 import ENHANCE_YOUR_CALM, H2Core, H2Settings
+from pounce.protocols.h2 import (
+    ENHANCE_YOUR_CALM,
+    SWITCHING_PROTOCOLS,
+    H2Core,
+    H2Settings,
+    parse_priority,
+    valid_upgrade_settings,
+)
 
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/p?q=1")]
 POST = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"), (b":path", b"/up")]
@@ -276,3 +283,131 @@ def test_control_backlog_budget_and_drain() -> None:
             pair.client.ping(b"12345678")
         pair.to_server()
     assert info.value.error_code == ENHANCE_YOUR_CALM
+
+
+# -- RFC 9218 priority ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b"u=0", (0, False)),
+        (b"u=7, i", (7, True)),
+        (b"i=?1, u=1", (1, True)),
+        (b"i=?0", (3, False)),
+        (b"u=9", (3, False)),  # out of range: the default (RFC 9218 §4.1)
+        (b"u=x, i=5", (3, False)),
+        (b"u=2;foo=bar", (2, False)),
+        (b"", (3, False)),
+    ],
+)
+def test_parse_priority(value: bytes, expected: tuple[int, bool]) -> None:
+    assert parse_priority(value) == expected
+
+
+def _stalled_pair() -> Pair:
+    """A client whose stream windows are large but whose connection window is not."""
+    pair = Pair()
+    pair.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 20})
+    pair.to_server()
+    pair.to_client()
+    return pair
+
+
+def _data_order(events: list[h2.events.Event]) -> list[int]:
+    return [e.stream_id for e in events if isinstance(e, h2.events.DataReceived) and e.data]
+
+
+def test_higher_urgency_stream_gets_the_window_first() -> None:
+    pair = _stalled_pair()
+    low = pair.request([*GET, (b"priority", b"u=5")])
+    high = pair.request([*GET, (b"priority", b"u=0")])
+    pair.to_server()
+    big = b"x" * 100_000
+    pair.respond(low, big)  # takes the whole connection window (65 535 bytes)
+    pair.respond(high, big)  # waits
+    first = pair.to_client()
+    assert set(_data_order(first)) == {low}
+    assert pair.core.buffered(high) == len(big)
+    pair.client.increment_flow_control_window(40_000)  # the connection's window only
+    pair.to_server()
+    order = _data_order(pair.to_client())
+    assert order and set(order) == {high}, order
+
+
+def test_without_priority_streams_are_served_in_order() -> None:
+    pair = _stalled_pair()
+    first, second = pair.request(), pair.request()
+    pair.to_server()
+    pair.respond(first, b"x" * 100_000)
+    pair.respond(second, b"y" * 100_000)
+    pair.to_client()
+    pair.client.increment_flow_control_window(40_000)
+    pair.to_server()
+    order = _data_order(pair.to_client())
+    assert order[0] == first and order == sorted(order)  # the first stream's rest, then the next
+
+
+def test_incremental_streams_of_one_urgency_take_turns() -> None:
+    pair = _stalled_pair()
+    sids = [pair.request([*GET, (b"priority", b"u=1, i")]) for _ in range(2)]
+    pair.to_server()
+    for sid in sids:
+        pair.respond(sid, b"x" * 100_000)
+    pair.to_client()
+    pair.client.increment_flow_control_window(4 * 16_384)
+    pair.to_server()
+    order = _data_order(pair.to_client())
+    assert order[:2] == [sids[1], sids[0]] or order[:2] == sids
+    assert set(order) == set(sids)
+
+
+# -- h2c upgrade (RFC 7540 §3.2) ---------------------------------------------------------------
+
+
+def _upgrade_request() -> RequestReceived:
+    return RequestReceived(
+        stream_id=1,
+        method=b"GET",
+        target=b"/up",
+        headers=[
+            (b"host", b"x"),
+            (b"connection", b"Upgrade, HTTP2-Settings"),
+            (b"upgrade", b"h2c"),
+            (b"http2-settings", b"AAMAAABkAAQAoAAAAAIAAAAA"),
+        ],
+        http_version="1.1",
+        has_body=False,
+    )
+
+
+def test_valid_upgrade_settings() -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    header = client.initiate_upgrade_connection()
+    assert header is not None
+    assert valid_upgrade_settings(header.rstrip(b"="))  # unpadded, as curl sends it
+    assert valid_upgrade_settings(b"")  # no settings: all defaults
+    assert not valid_upgrade_settings(b"not base64!")
+    assert not valid_upgrade_settings(b"AAMAAA")  # 4 bytes: not a whole setting
+    assert not valid_upgrade_settings(b"AASAAAAA")  # initial window over 2^31-1
+
+
+def test_upgrade_answers_the_request_on_stream_1() -> None:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    header = client.initiate_upgrade_connection()
+    assert header is not None
+    core = H2Core(upgrade_settings=header)
+    request = core.upgraded(_upgrade_request())
+    assert request.stream_id == 1 and request.http_version == "2" and not request.has_body
+    assert request.headers == [(b"host", b"x")]
+    out = core.data_to_send()
+    assert out.startswith(SWITCHING_PROTOCOLS)
+    client.receive_data(out[len(SWITCHING_PROTOCOLS) :])
+    events = core.receive_data(client.data_to_send())
+    assert events == []
+    core.send(SendResponse(stream_id=1, status=200, headers=[]))
+    core.send(SendData(stream_id=1, data=b"hi", end_stream=True))
+    got = client.receive_data(core.data_to_send())
+    assert [e.data for e in got if isinstance(e, h2.events.DataReceived)] == [b"hi"]
+    assert any(isinstance(e, h2.events.StreamEnded) and e.stream_id == 1 for e in got)
+    assert core.idle
