@@ -34,6 +34,7 @@ from pounce.protocols.events import (
     AcknowledgeData,
     CloseConnection,
     InboundEvent,
+    OutboundEvent,
     RejectRequest,
     ResetStream,
     StreamEnded,
@@ -231,6 +232,19 @@ class HTTP2Driver(HTTPDriver):
         data = self._core.data_to_send()
         if data and self._conn is not None and not self._closed:
             self._conn.write(data)
+
+    def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
+        """As `HTTPDriver.send_event`, but every frame waits for the end of the loop turn.
+
+        Many streams of one connection answer in the same turn; their frames
+        then leave in one write instead of a system call per response.
+        """
+        if self._closed:
+            return
+        self._core.send(event)
+        if flush and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._write_coalesced)
 
 
 def _settings_headers(upgrade: UpgradeRequested) -> list[bytes]:
