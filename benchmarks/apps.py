@@ -4,6 +4,7 @@
     GET  /64k      a 64 KiB body with Content-Length
     POST /upload   reads the whole request body, answers its length in bytes
     GET  /stream   100 chunks of 1 KiB, each its own ``more_body`` message
+    WS   /ws       WebSocket echo: every message sent back as it came
 
 Standard library only, and as little work per request as an app can do, so the
 numbers measure the server. The run harness imports the same constants to
@@ -98,8 +99,22 @@ async def lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+async def ws_echo(receive: Receive, send: Send) -> None:
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return  # websocket.disconnect
+        await send(
+            {"type": "websocket.send", "bytes": message.get("bytes"), "text": message.get("text")}
+        )
+
+
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "http":
         await ROUTES.get(scope["path"], not_found)(receive, send)
+    elif scope["type"] == "websocket":
+        await ws_echo(receive, send)
     elif scope["type"] == "lifespan":
         await lifespan(receive, send)

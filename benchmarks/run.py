@@ -4,6 +4,7 @@
     python3 dev.py bench                       # everything: ~15 minutes on 9 servers
     python3 dev.py bench --quick               # smoke: 1 s runs, 1 repeat
     python3 dev.py bench --scenarios hello --servers pounce,uvicorn
+    python3 dev.py bench --scenarios ws-echo   # WebSocket echo (not in the default set)
     .venv/bin/python benchmarks/run.py --list  # the server and scenario names
 
 Each server runs with one worker pinned to CPU 0, wrk (or the memory client) runs
@@ -28,11 +29,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness import env, h2load, report
+from harness import env, h2load, report, wsecho
 from harness.memory import idle_rss, raise_fd_limit, rss_with_connections
 from harness.procs import CpuSample, CpuShares, free_port
 from harness.report import Cell, MemoryCell
-from harness.scenarios import ALL_KEYS, MEMORY_KEY, SCENARIOS, CheckFailed, Scenario
+from harness.scenarios import (
+    ALL_KEYS,
+    DEFAULT_KEYS,
+    MEMORY_KEY,
+    SCENARIOS,
+    WS_KEY,
+    CheckFailed,
+    Scenario,
+)
 from harness.servers import RunningServer, ServerFailed, ServerSpec, all_servers, select
 from harness.wrk import WrkFailed, WrkResult, run_wrk, wrk_command
 
@@ -87,7 +96,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--servers", help="comma-separated server keys, globs or prefixes (pounce,uvicorn-h*)"
     )
     parser.add_argument(
-        "--scenarios", help=f"comma-separated, from: {','.join(ALL_KEYS)} (default: all)"
+        "--scenarios",
+        help=f"comma-separated, from: {','.join(ALL_KEYS)} (default: all but {WS_KEY})",
     )
     parser.add_argument("--list", action="store_true", help="list servers and scenarios")
     parser.add_argument("--json", type=Path, help="artifact path (default: results/<time>.json)")
@@ -116,7 +126,7 @@ def pick_cpus() -> tuple[int | None, int | None]:
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
-    scenarios = tuple(_split(args.scenarios) or ALL_KEYS)
+    scenarios = tuple(_split(args.scenarios) or DEFAULT_KEYS)
     unknown = [key for key in scenarios if key not in ALL_KEYS]
     if unknown:
         _fail(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(ALL_KEYS)}")
@@ -140,6 +150,8 @@ def build_settings(args: argparse.Namespace) -> Settings:
 def estimate_s(settings: Settings, servers: int) -> float:
     """A rough total: starts, checks, warm-ups, timed runs, the memory phase."""
     timed = [key for key in settings.scenarios if key != MEMORY_KEY]
+    if WS_KEY in settings.scenarios:  # two loads, and up to two more Uvicorns
+        timed += [WS_KEY, WS_KEY, WS_KEY]
     per_run = settings.duration_s + 0.3
     per_scenario = servers * (1.0 + settings.warmup_s + settings.repeat * per_run)
     memory = 0.0
@@ -361,6 +373,40 @@ def print_h2(rows: list[tuple[str, h2load.H2Result | str]]) -> None:
         print(f"  {label:<32} {result.rps:>10,.0f} req/s  {ratio}{bad}")
 
 
+def run_ws(
+    specs: Sequence[ServerSpec], python: Path, settings: Settings, logs: Path
+) -> list[wsecho.WsCell]:
+    """WebSocket echo, both loads, a fresh server per load (harness/wsecho.py)."""
+    print(f"\n== {WS_KEY}: WebSocket echo, a Python client on CPU {settings.client_cpu}")
+    cpus = (settings.server_cpu, settings.client_cpu)
+    cells: list[wsecho.WsCell] = []
+    for load in wsecho.LOADS:
+        print(f"-- {load.title}", flush=True)
+        for spec in wsecho.ws_specs(specs, python):
+            cell = wsecho.WsCell(load.key, spec)
+            cells.append(cell)
+            try:
+                server = _start(spec, python, settings, logs / WS_KEY)
+            except ServerFailed as exc:
+                cell.failed = f"did not start: {exc}"
+                print(f"  {spec.label}: {cell.failed}", flush=True)
+                continue
+            try:
+                wsecho.time_cell(
+                    cell,
+                    load,
+                    lambda s, srv=server, ld=load: wsecho.run_client(
+                        srv.pid, srv.port, ld, s, cpus
+                    ),
+                    settings.repeat,
+                    settings.duration_s,
+                    settings.warmup_s,
+                )
+            finally:
+                server.stop()
+    return cells
+
+
 def print_summary(cells: list[Cell], memory: list[MemoryCell], settings: Settings) -> None:
     print("\n" + "=" * 78)
     if cells:
@@ -407,6 +453,7 @@ def document(
     memory: list[MemoryCell],
     started: dt.datetime,
     complete: bool,
+    ws_cells: Sequence[wsecho.WsCell] = (),
 ) -> dict[str, Any]:
     return {
         "started": started.isoformat(timespec="seconds"),
@@ -439,6 +486,7 @@ def document(
         "ratios": report.ratio_rows(cells),
         "goals": report.goal_rows(cells) + report.memory_goal_rows(memory),
         "memory": [cell.as_json() for cell in memory],
+        "ws_echo": [cell.as_json() for cell in ws_cells],
         "load_average_at_end": env.load_average(),
     }
 
@@ -458,13 +506,18 @@ def list_everything(specs: Sequence[ServerSpec]) -> None:
     print(f"  {MEMORY_KEY:<28} RSS idle and with N idle keep-alive connections")
     for scenario in SCENARIOS:
         print(f"  {scenario.key:<28} {scenario.title} (-c{scenario.connections})")
+    print(f"  {h2load.H2_HELLO:<28} h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS} GET /hello")
+    for load in wsecho.LOADS:
+        print(f"  {WS_KEY:<28} {load.title} (optional)")
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     if sys.platform != "linux":
         _fail("the harness reads /proc and pins with taskset: Linux only")
-    if shutil.which("wrk") is None:
+    wrk_keys = {scenario.key for scenario in SCENARIOS}
+    wants_wrk = not args.scenarios or bool(wrk_keys & set(_split(args.scenarios) or []))
+    if wants_wrk and shutil.which("wrk") is None:
         _fail("wrk is not on PATH (Debian/Ubuntu: apt-get install wrk)")
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -512,6 +565,7 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
     cells: list[Cell] = []
     memory: list[MemoryCell] = []
     h2_rows: list[tuple[str, h2load.H2Result | str]] = []
+    ws_cells: list[wsecho.WsCell] = []
     complete = False
     began = time.monotonic()
     try:
@@ -522,16 +576,21 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
                 cells += run_scenario(scenario, specs, python, settings, logs)
         if h2load.H2_HELLO in settings.scenarios:
             h2_rows = run_h2(specs, python, settings, logs)
+        if WS_KEY in settings.scenarios:
+            ws_cells = run_ws(specs, python, settings, logs)
         complete = True
     finally:
-        doc = document(settings, machine, specs, python, cells, memory, started, complete)
+        doc = document(settings, machine, specs, python, cells, memory, started, complete, ws_cells)
         report.write_json(out, doc)
         print_summary(cells, memory, settings)
         print_h2(h2_rows)
+        if ws_cells:
+            print(wsecho.summary(ws_cells))
         if not complete:
             print("\nINTERRUPTED: the tables and the JSON hold what finished")
         print(f"\ntook {(time.monotonic() - began) / 60:.1f} min; JSON: {out}; server logs: {logs}")
-    return 1 if any(cell.flagged or cell.refused for cell in cells) else 0
+    ws_failed = any(cell.failed for cell in ws_cells)
+    return 1 if ws_failed or any(cell.flagged or cell.refused for cell in cells) else 0
 
 
 if __name__ == "__main__":

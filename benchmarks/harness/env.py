@@ -27,8 +27,20 @@ PEER_REQUIREMENTS = (
     "uvloop>=0.19",
     "hypercorn>=0.17",
     "granian>=2.0",
+    "websockets>=13",  # uvicorn --ws websockets / websockets-sansio (ws-echo)
+    "wsproto>=1.2",  # uvicorn --ws wsproto, hypercorn, pounce[ws] (ws-echo)
 )
-REPORTED_PACKAGES = ("pounce", "uvicorn", "httptools", "uvloop", "hypercorn", "granian", "h11")
+REPORTED_PACKAGES = (
+    "pounce",
+    "uvicorn",
+    "httptools",
+    "uvloop",
+    "hypercorn",
+    "granian",
+    "h11",
+    "websockets",
+    "wsproto",
+)
 INSTALL_TIMEOUT_S = 900
 PROBE_TIMEOUT_S = 60
 

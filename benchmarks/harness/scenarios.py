@@ -234,4 +234,6 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 MEMORY_KEY = "memory"
 H2_KEY = "h2-hello"  # h2load, not wrk: harness/h2load.py
-ALL_KEYS = (MEMORY_KEY, *(scenario.key for scenario in SCENARIOS), H2_KEY)
+WS_KEY = "ws-echo"  # a Python WebSocket client, not wrk: harness/wsecho.py
+DEFAULT_KEYS = (MEMORY_KEY, *(scenario.key for scenario in SCENARIOS), H2_KEY)
+ALL_KEYS = (*DEFAULT_KEYS, WS_KEY)  # ws-echo only when asked for: it adds ~7 minutes

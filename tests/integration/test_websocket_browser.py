@@ -161,5 +161,8 @@ def test_chromium_echoes_through_the_demo_page(browser: WebDriver, demo: TestSer
     browser.type("#send input[name=message]", "héllo from chromium")
     browser.click("#send button")
     wait_for(lambda: "echo: héllo from chromium" in browser.text("#log"), "the echo in the log")
-    assert browser.text("#log").splitlines() == ["sent: héllo from chromium", "echo: héllo from chromium"]
+    assert browser.text("#log").splitlines() == [
+        "sent: héllo from chromium",
+        "echo: héllo from chromium",
+    ]
     assert browser.text("#status") == "connected"
