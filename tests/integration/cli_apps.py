@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
@@ -23,6 +24,11 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if scope["path"] == "/slow":
         await asyncio.sleep(1.0)
+    if scope["path"] == "/gc-frozen":
+        body = str(gc.get_freeze_count()).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+        return
     greeting = scope.get("state", {}).get("greeting", "none")
     body = f"{greeting} {scope['path']}".encode()
     await send({"type": "http.response.start", "status": 200, "headers": []})

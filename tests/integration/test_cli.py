@@ -288,3 +288,10 @@ def test_pounce_run_rejects_unknown_options() -> None:
     with pytest.raises(BuildError, match="unknown option\\(s\\) prot") as info:
         pounce.run("cli_apps:app", prot=8000)
     assert info.value.hint and "port" in info.value.hint
+
+
+def test_run_keeps_start_up_objects_out_of_the_collector() -> None:
+    """`Server.run()` freezes the start-up heap, so full GC passes stay short (p99)."""
+    with serving("cli_apps:app") as running:
+        frozen = int(httpx.get(running.url + "/gc-frozen", timeout=5).text)
+    assert frozen > 1000, "gc.freeze() moved the start-up objects to the permanent generation"
