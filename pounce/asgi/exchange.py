@@ -216,7 +216,8 @@ class Exchange:
         # The two legal moves first, without hashing an enum (Enum.__hash__ is
         # Python code); the table still decides everything else.
         if kind == "http.response.body" and state is _STARTED:
-            await self._body_message(message)
+            if self._body_message(message):
+                await self._owner.drain(self.stream_id)
             return
         following = TRANSITIONS.get((state, str(kind)))
         if following is None:
@@ -229,7 +230,8 @@ class Exchange:
             self.state = following
             return
         if kind == "http.response.body":
-            await self._body_message(message)
+            if self._body_message(message):
+                await self._owner.drain(self.stream_id)
         elif kind == "http.response.trailers":
             self._trailers_message(message)
         else:
@@ -252,7 +254,12 @@ class Exchange:
         if message.get("trailers"):
             self._announce_trailers(app_headers)
 
-    async def _body_message(self, message: Message) -> None:
+    def _body_message(self, message: Message) -> bool:
+        """Hand one body message to the owner; True if the sender must then wait for drain.
+
+        Not a coroutine: most body messages need no wait, and the common
+        one-message response then costs no coroutine of its own.
+        """
         body = message.get("body", b"")
         if not isinstance(body, bytes | bytearray | memoryview):
             raise ASGIContractError(f"http.response.body 'body' must be bytes, not {type(body)}")
@@ -275,7 +282,7 @@ class Exchange:
             self._held_head = None
         if self._trailers and not more:
             self._body_before_trailers(bytes(body))
-            return
+            return False
         if body or not more:
             owner.send_event(
                 SendData(stream_id=self.stream_id, data=bytes(body), end_stream=not more)
@@ -285,8 +292,8 @@ class Exchange:
             self.state = ResponseState.DONE
             self._wake()
             owner.stream_done(self.stream_id)
-        else:
-            await owner.drain(self.stream_id)
+            return False
+        return True
 
     # -- ASGI extensions: http.response.trailers, http.response.early_hint ---------------
 
