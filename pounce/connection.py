@@ -187,6 +187,11 @@ class HTTPDriver(Upgradable):
 
     def _reject(self, stream_id: int, status: int) -> None:
         """Answer `status` if no response has started, else reset; then close."""
+        self._end_stream_with(stream_id, status)
+        self._close()
+
+    def _end_stream_with(self, stream_id: int, status: int) -> None:
+        """Answer `status` on the stream if no response has started, else reset it."""
         exchange = self._exchanges.pop(stream_id, None)
         if exchange is not None and exchange.response_started:
             self.send_event(ResetStream(stream_id=stream_id))
@@ -195,7 +200,6 @@ class HTTPDriver(Upgradable):
             self.send_event(RejectRequest(stream_id=stream_id, status=status, headers=headers))
         if exchange is not None:
             exchange.disconnect()
-        self._close()
 
     # -- StreamOwner (called by exchanges) ---------------------------------------------
 

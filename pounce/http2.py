@@ -35,8 +35,6 @@ from pounce.protocols.events import (
     CloseConnection,
     InboundEvent,
     OutboundEvent,
-    RejectRequest,
-    ResetStream,
     StreamEnded,
     UpgradeRequested,
 )
@@ -159,14 +157,7 @@ class HTTP2Driver(HTTPDriver):
 
     def _reject(self, stream_id: int, status: int) -> None:
         """Answer `status` (or reset) on this stream only; the connection goes on."""
-        exchange = self._exchanges.pop(stream_id, None)
-        if exchange is not None and exchange.response_started:
-            self.send_event(ResetStream(stream_id=stream_id))
-        else:
-            headers = self._service.response_headers([])
-            self.send_event(RejectRequest(stream_id=stream_id, status=status, headers=headers))
-        if exchange is not None:
-            exchange.disconnect()
+        self._end_stream_with(stream_id, status)
 
     # -- StreamOwner ------------------------------------------------------------------
 
