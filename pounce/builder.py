@@ -42,7 +42,7 @@ from pounce.layers.tls_config import (
 )
 from pounce.layers.trust import DEFAULT_TRUSTED
 from pounce.loops import LoopChoice, resolve_loop
-from pounce.protocol import ProtocolFactory
+from pounce.protocol import ProtocolFactory, offer_tunnels
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD, DEFAULT_MAX_REQUEST_LINE, H1Limits
 from pounce.service import HTTPOptions
 
@@ -447,7 +447,7 @@ class ServerBuilder:
             binds=self._binds,
             backlog=self._backlog,
             stream_layers=_offer_alpn(stream_layers, self._protocols),
-            protocols=self._protocols,
+            protocols=offer_tunnels(self._protocols),
             app_layers=app_layers,
             app=app,
             app_name=app_name,

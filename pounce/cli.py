@@ -236,7 +236,8 @@ def _add_websocket_flags(parser: argparse.ArgumentParser) -> None:
         "--ws",
         choices=WS_CHOICES,
         default=_env("ws", "auto"),
-        help="WebSocket implementation: wsproto (pounce[ws]), none; auto = wsproto if installed",
+        help="WebSocket implementation: wsproto (pounce[ws]), none; auto = wsproto if installed. "
+        "Served over HTTP/1.1 Upgrade, and over HTTP/2 streams (RFC 8441) when HTTP/2 is on",
     )
     add(
         "--ws-max-size",

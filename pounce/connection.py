@@ -104,16 +104,15 @@ class HTTPDriver(Upgradable):
                 exchange = self._exchanges.get(event.stream_id)
                 if exchange is not None:
                     exchange.end_body()
+                else:
+                    self._other_stream_ended(event.stream_id)
             elif isinstance(event, DataReceived):
                 self._on_data(event)
             elif isinstance(event, StreamReset):
                 self._on_reset(event.stream_id)
             elif isinstance(event, UpgradeRequested):
-                switch = self.protocol_switch
-                if switch is not None and switch.accepts(event):
-                    self._hand_over(event)
+                if self._on_upgrade(event):
                     return
-                self._on_request(event.request)  # nobody speaks it: plain HTTP
             else:  # ConnectionLost
                 for exchange in self._exchanges.values():
                     exchange.disconnect()
@@ -134,6 +133,18 @@ class HTTPDriver(Upgradable):
         self._exchanges[request.stream_id] = exchange
         self._received[request.stream_id] = 0
         self._tasks.add(self._loop.create_task(exchange.run(self._service.app, self._app_exited)))
+
+    def _on_upgrade(self, upgrade: UpgradeRequested) -> bool:
+        """HTTP/1.1 Upgrade: True when another protocol took the connection over."""
+        switch = self.protocol_switch
+        if switch is not None and switch.accepts(upgrade):
+            self._hand_over(upgrade)
+            return True
+        self._on_request(upgrade.request)  # nobody speaks it: plain HTTP
+        return False
+
+    def _other_stream_ended(self, stream_id: int) -> None:
+        """A stream with no exchange ended (HTTP/2 overrides this for its tunnels)."""
 
     def _app_exited(self) -> None:
         # Cheaper than a done-callback, which costs the loop one more turn.
@@ -158,6 +169,7 @@ class HTTPDriver(Upgradable):
     def _on_data(self, event: DataReceived) -> None:
         exchange = self._exchanges.get(event.stream_id)
         if exchange is None:
+            self._other_stream_data(event)
             return
         received = self._received[event.stream_id] + len(event.data)
         self._received[event.stream_id] = received
@@ -166,6 +178,9 @@ class HTTPDriver(Upgradable):
             return
         self._unread += len(event.data)
         exchange.feed_body(event.data)
+
+    def _other_stream_data(self, event: DataReceived) -> None:
+        """Data for a stream with no exchange: a rejected one's, or an HTTP/2 tunnel's."""
 
     def _on_reset(self, stream_id: int) -> None:
         exchange = self._exchanges.pop(stream_id, None)

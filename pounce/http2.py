@@ -23,6 +23,7 @@ installed raises ImportError, which the builder turns into a `BuildError`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from pounce.protocol import ProtocolFactory
 from pounce.protocols.events import (
     AcknowledgeData,
     CloseConnection,
+    DataReceived,
     InboundEvent,
     OutboundEvent,
     StreamEnded,
@@ -46,6 +48,7 @@ from pounce.protocols.h2 import (
     valid_upgrade_settings,
 )
 from pounce.service import ServiceContext
+from pounce.tunnel import StreamTunnel
 
 error_log = logging.getLogger("pounce.error")
 
@@ -78,12 +81,24 @@ class HTTP2Protocol(ProtocolFactory):
         core = H2Core(self.settings, upgrade_settings=_settings_headers(upgrade)[0])
         return HTTP2Driver(core, service, upgrade=upgrade)
 
+    def with_tunnels(self, tokens: tuple[bytes, ...]) -> HTTP2Protocol:
+        """Offer extended CONNECT (RFC 8441) for `tokens` (WebSocket, when it is served)."""
+        if tokens == self.settings.connect_protocols:
+            return self
+        return dataclasses.replace(
+            self, settings=dataclasses.replace(self.settings, connect_protocols=tokens)
+        )
+
     def describe(self) -> str:
         s = self.settings
+        tunnels = ""
+        if s.connect_protocols:
+            names = ", ".join(t.decode("ascii", "replace") for t in s.connect_protocols)
+            tunnels = f", extended CONNECT for {names}"
         return (
             f"h2 (max streams {s.max_concurrent_streams}, window {s.initial_window_size} B "
             f"/ connection {s.connection_window_size} B, max frame {s.max_frame_size} B, "
-            f"max header list {s.max_header_list_size} B, max resets {s.max_resets})"
+            f"max header list {s.max_header_list_size} B, max resets {s.max_resets}{tunnels})"
         )
 
 
@@ -99,6 +114,7 @@ class HTTP2Driver(HTTPDriver):
         self._upgrade = upgrade
         self._window_waiters: dict[int, asyncio.Future[None]] = {}
         self._drain_watch: asyncio.Task[None] | None = None
+        self._tunnels: dict[int, StreamTunnel] = {}  # RFC 8441 streams, by stream id
 
     def connection_made(self, conn: Conn) -> None:
         super().connection_made(conn)
@@ -120,6 +136,7 @@ class HTTP2Driver(HTTPDriver):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self._drop_tunnels()
         self._wake_windows()
         if self._drain_watch is not None:
             self._drain_watch.cancel()
@@ -130,6 +147,56 @@ class HTTP2Driver(HTTPDriver):
         self._wake_windows()  # a reset stream's sender must not wait on
         if had_streams and not self._exchanges:
             self._maybe_idle()  # the last stream was reset
+
+    # -- RFC 8441 tunnels ------------------------------------------------------------
+
+    def _on_upgrade(self, upgrade: UpgradeRequested) -> bool:
+        """Extended CONNECT: run the protocol named by ``:protocol`` on this stream.
+
+        Nobody registered to run it on a stream: 501 on the stream (RFC 9110
+        §15.6.2), and the connection goes on.
+        """
+        self._deadline.clear()
+        self._waiting_for_head = False
+        switch = self.protocol_switch
+        handler = switch.tunnel(upgrade) if switch is not None else None
+        if handler is None or self._conn is None:
+            self._end_stream_with(upgrade.stream_id, 501)
+            return False
+        tunnel = StreamTunnel(self, upgrade.stream_id, self._conn.info, handler)
+        self._tunnels[upgrade.stream_id] = tunnel
+        handler.connection_made(tunnel)
+        return False
+
+    def _other_stream_data(self, event: DataReceived) -> None:
+        tunnel = self._tunnels.get(event.stream_id)
+        if tunnel is not None:
+            tunnel.feed(event.data)
+
+    def _other_stream_ended(self, stream_id: int) -> None:
+        tunnel = self._tunnels.get(stream_id)
+        if tunnel is not None:
+            tunnel.peer_ended()
+
+    def _on_reset(self, stream_id: int) -> None:
+        tunnel = self._tunnels.get(stream_id)
+        if tunnel is not None:
+            tunnel.lost()
+        else:
+            super()._on_reset(stream_id)
+
+    def tunnel_closed(self, stream_id: int) -> None:
+        self._tunnels.pop(stream_id, None)
+        self._maybe_idle()
+
+    def _drop_tunnels(self) -> None:
+        for tunnel in list(self._tunnels.values()):
+            tunnel.lost()
+        self._tunnels.clear()
+
+    def _head_timed_out(self) -> None:
+        if not self._tunnels:  # an open tunnel keeps its own time (WebSocket pings)
+            super()._head_timed_out()
 
     async def _watch_drain(self) -> None:
         """Tell the core when what we wrote has left, so owed acks stop counting."""
@@ -148,6 +215,7 @@ class HTTP2Driver(HTTPDriver):
         for exchange in self._exchanges.values():
             exchange.disconnect()
         self._exchanges.clear()
+        self._drop_tunnels()
         self._flush()
         if self._conn is not None:
             if exc.error_code == ENHANCE_YOUR_CALM and self._h2.control_backlog:
@@ -184,7 +252,7 @@ class HTTP2Driver(HTTPDriver):
 
     def _maybe_idle(self) -> None:
         """No stream left: close if we are going away, else start the keep-alive clock."""
-        if self._exchanges or self._closed:
+        if self._exchanges or self._tunnels or self._closed:
             return
         if self._h2.must_close:
             self._close()
@@ -192,7 +260,7 @@ class HTTP2Driver(HTTPDriver):
             self._arm_keep_alive_timer()
 
     def _close_if_done(self) -> None:
-        if not self._exchanges and not self._closed and self._h2.must_close:
+        if not self._exchanges and not self._tunnels and not self._closed and self._h2.must_close:
             self._close()
 
     # -- flow control, closing ----------------------------------------------------------
@@ -210,6 +278,8 @@ class HTTP2Driver(HTTPDriver):
 
     def begin_shutdown(self) -> None:
         """GOAWAY naming the last stream we took; those finish, newer ones are refused."""
+        for tunnel in list(self._tunnels.values()):
+            tunnel.handler.begin_shutdown()  # WebSocket: close 1001, ahead of the GOAWAY
         self.send_event(CloseConnection())
         for exchange in self._exchanges.values():
             exchange.keep_alive_refused = True

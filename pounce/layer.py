@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pounce.asgi.types import ASGIApp
+from pounce.protocols.events import Headers
 
 if TYPE_CHECKING:
     import ssl
@@ -122,6 +123,23 @@ class Conn(Protocol):
 
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark."""
+        ...
+
+
+@runtime_checkable
+class StreamConn(Conn, Protocol):
+    """A `Conn` over one stream of a multiplexed connection: an RFC 8441 tunnel.
+
+    An HTTP/2 extended CONNECT (``:protocol websocket``) hands a protocol one
+    stream instead of a socket. Its bytes travel as DATA frames, so the HTTP
+    answer that opens (or refuses) the tunnel cannot be bytes: it is a
+    HEADERS frame, sent with `send_head`. `close` ends the stream
+    (END_STREAM), `abort` resets it, and `pause_reading` stops crediting
+    the stream's flow-control window.
+    """
+
+    def send_head(self, status: int, headers: Headers, *, end_stream: bool = False) -> None:
+        """The response head (a 2xx opens the tunnel); `end_stream`: nothing follows."""
         ...
 
 

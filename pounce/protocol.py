@@ -13,6 +13,13 @@ a factory is registered for the token of an `UpgradeRequested`; if so the
 bridge hands the connection to that factory's `upgrade()` handler, and every
 later callback goes there. No registered token, no switch: the request is
 served as plain HTTP.
+
+A multiplexed protocol (HTTP/2) can also carry another protocol on one of its
+streams (RFC 8441 extended CONNECT): a factory that sets `tunnels` is run by
+the same `upgrade()` call, on a `StreamConn` instead of the socket. At build
+time every factory learns, through `with_tunnels`, which tokens can be
+tunnelled, so HTTP/2 advertises ``SETTINGS_ENABLE_CONNECT_PROTOCOL`` only
+when something can use it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ class ProtocolFactory(ABC):
     """HTTP/1.1 ``Upgrade`` tokens (lower-case) this protocol takes a connection over for."""
     upgrade_only: bool = False
     """Reached only by an HTTP/1.1 Upgrade (WebSocket): `handler` is never called."""
+    tunnels: bool = False
+    """`upgrade()` can also run on one HTTP/2 stream (RFC 8441 ``:protocol`` = a token)."""
 
     def sniff(self, data: bytes) -> bool | None:
         """Does a connection that starts with `data` speak this protocol?
@@ -69,6 +78,15 @@ class ProtocolFactory(ABC):
         """
         raise NotImplementedError(f"{self.name} has no upgrade_tokens")
 
+    def with_tunnels(self, tokens: tuple[bytes, ...]) -> ProtocolFactory:
+        """This factory, told which `upgrade_tokens` can run on a stream of its connections.
+
+        Called once at build time with the tokens of every registered factory
+        that `tunnels`; a multiplexed protocol returns a copy that offers
+        them (HTTP/2: extended CONNECT). The default has no streams to offer.
+        """
+        return self
+
     def describe(self) -> str:
         return self.name
 
@@ -82,6 +100,14 @@ class ProtocolSwitch(Protocol):
 
     def switch(self, upgrade: UpgradeRequested) -> None:
         """Hand the connection to that protocol's handler; the caller must step aside."""
+        ...
+
+    def tunnel(self, upgrade: UpgradeRequested) -> ConnectionHandler | None:
+        """The handler for a tunnel on one stream (RFC 8441), or None: nobody runs it there.
+
+        ``upgrade.protocol`` is a single token (the ``:protocol`` pseudo-header);
+        the caller gives the handler a `StreamConn`.
+        """
         ...
 
 
@@ -178,6 +204,15 @@ class ProtocolBridge:
         self._chosen = handler
         handler.connection_made(self._conn)
 
+    def tunnel(self, upgrade: UpgradeRequested) -> ConnectionHandler | None:
+        assert self._conn is not None
+        factory = self._upgrades.get(upgrade.protocol.strip().lower())
+        if factory is None or not factory.tunnels:
+            return None
+        if not factory.accepts_upgrade(upgrade, self._conn.info):
+            return None
+        return factory.upgrade(self._service, upgrade)
+
     def _upgrade_factory(self, upgrade: UpgradeRequested) -> ProtocolFactory | None:
         """The first registered token, in the client's order, whose protocol accepts."""
         assert self._conn is not None
@@ -211,6 +246,17 @@ def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext
         return ProtocolBridge(chosen, service, upgrades)
 
     return make
+
+
+def offer_tunnels(factories: Sequence[ProtocolFactory]) -> tuple[ProtocolFactory, ...]:
+    """Every factory, told which tokens can be tunnelled on a stream (`with_tunnels`)."""
+    tokens = tuple(
+        token.lower()
+        for factory in factories
+        if factory.tunnels
+        for token in factory.upgrade_tokens
+    )
+    return tuple(factory.with_tunnels(tokens) for factory in factories)
 
 
 def upgrade_map(factories: Sequence[ProtocolFactory]) -> dict[bytes, ProtocolFactory]:

@@ -2,7 +2,9 @@
 
 `WebSocketProtocol` registers the ``websocket`` Upgrade token: the HTTP/1.1
 driver hands it a connection whose request asked for it (`UpgradeRequested`,
-with the bytes already read behind the head). `WebSocketHandler` then owns
+with the bytes already read behind the head), and the HTTP/2 driver one
+stream whose extended CONNECT named it (RFC 8441; the handler then writes to
+a `StreamConn`, which carries the response head as HEADERS). `WebSocketHandler` then owns
 the connection: it checks the handshake (400/426 without asking the app),
 runs the app through a `WebSocketSession`, feeds the `WebSocketCore` and
 writes what it produces, and owns everything that needs a clock or a socket:
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from pounce.asgi.websocket import WebSocketSession
 from pounce.deadline import Deadline
 from pounce.errors import RemoteProtocolError
-from pounce.layer import Conn, ConnectionHandler
+from pounce.layer import Conn, ConnectionHandler, StreamConn
 from pounce.protocol import ProtocolFactory
 from pounce.protocols.events import UpgradeRequested
 from pounce.protocols.ws import (
@@ -50,6 +52,7 @@ from pounce.protocols.ws import (
     WSState,
     check_handshake,
     refusal_bytes,
+    refusal_headers,
 )
 from pounce.service import ServiceContext
 
@@ -77,12 +80,14 @@ class WebSocketOptions:
 
 @dataclass(frozen=True, slots=True)
 class WebSocketProtocol(ProtocolFactory):
-    """WebSocket over HTTP/1.1 (RFC 6455): taken over from HTTP/1.1 by ``Upgrade: websocket``."""
+    """WebSocket (RFC 6455): by ``Upgrade: websocket`` from HTTP/1.1, or on an HTTP/2
+    stream by extended CONNECT (RFC 8441) when HTTP/2 is served too."""
 
     options: WebSocketOptions = field(default_factory=WebSocketOptions)
     name = "websocket"
     upgrade_tokens = (b"websocket",)
     upgrade_only = True
+    tunnels = True
 
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         raise NotImplementedError("WebSocket connections start as HTTP/1.1: register .h1() too")
@@ -111,6 +116,7 @@ class WebSocketHandler:
         self._options = options
         self._service = service
         self._conn: Conn | None = None
+        self._stream: StreamConn | None = None  # the same Conn, over HTTP/2
         self._core: WebSocketCore | None = None
         self._session: WebSocketSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -127,6 +133,8 @@ class WebSocketHandler:
 
     def connection_made(self, conn: Conn) -> None:
         self._conn = conn
+        if isinstance(conn, StreamConn):
+            self._stream = conn
         request = self._upgrade.request
         try:
             handshake = check_handshake(request)
@@ -148,7 +156,9 @@ class WebSocketHandler:
         client = self._conn.info.client if self._conn is not None else None
         error_log.info("Invalid WebSocket handshake from %s: %s", _fmt(client), exc)
         headers = self._service.response_headers([])
-        if self._conn is not None:
+        if self._stream is not None:
+            self._stream.send_head(exc.status, [*headers, *refusal_headers(exc)], end_stream=True)
+        elif self._conn is not None:
             self._conn.write(refusal_bytes(exc, headers))
         self._close_now()
 
@@ -276,6 +286,10 @@ class WebSocketHandler:
     def _flush(self) -> None:
         if self._core is None or self._conn is None or self._closed:
             return
+        if self._stream is not None:
+            head = self._core.take_head()
+            if head is not None:
+                self._stream.send_head(head[0], head[1], end_stream=head[2])
         data = self._core.data_to_send()
         if data:
             self._conn.write(data)

@@ -54,7 +54,9 @@ def test_standard_preset_describe_is_pinned() -> None:
         if not h2_installed()
         else (
             "protocol h2 (max streams 100, window 65535 B / connection 1048576 B, "
-            "max frame 16384 B, max header list 65536 B, max resets 200)\n"
+            "max frame 16384 B, max header list 65536 B, max resets 200"
+            + (", extended CONNECT for websocket" if wsproto_installed() else "")
+            + ")\n"
         )
     )
     ws = (

@@ -1,5 +1,11 @@
 """Access log: one line per response on the ``pounce.access`` logger.
 
+A WebSocket gets one line for its handshake answer, logged when the answer
+is sent (the connection may then stay open for hours): ``101`` (``200`` over
+HTTP/2) when accepted, ``403`` for a close before the accept, the denial
+response's status and size, or ``500`` when the app ended without answering.
+The request line says ``GET`` (``CONNECT`` over HTTP/2), what the client sent.
+
 An `AppLayer`, so a server without it pays nothing. Every part of the line
 that comes from the client is escaped: a request for ``/%1b[31m`` must not
 colour an operator's terminal (CVE-2020-7694, Uvicorn's log injection).
@@ -32,6 +38,9 @@ class AccessLogLayer(AppLayer):
     def wrap(self, inner: ASGIApp) -> ASGIApp:
         async def logged(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != "http" or not access_log.isEnabledFor(logging.INFO):
+                if scope["type"] == "websocket" and access_log.isEnabledFor(logging.INFO):
+                    await _logged_websocket(inner, scope, receive, send)
+                    return
                 await inner(scope, receive, send)
                 return
             started = time.perf_counter()
@@ -58,7 +67,40 @@ class AccessLogLayer(AppLayer):
         return "access log (pounce.access)"
 
 
-def _log(scope: Scope, status: int, size: int, seconds: float) -> None:
+async def _logged_websocket(inner: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    started = time.perf_counter()
+    method = "CONNECT" if scope["http_version"] == "2" else "GET"
+    answer = {"status": 0, "bytes": 0, "logged": False}
+
+    def log(status: int) -> None:
+        answer["logged"] = True
+        seconds = time.perf_counter() - started
+        _log(scope, status, int(answer["bytes"]), seconds, method=method)
+
+    async def send_and_log(message: Message) -> None:
+        await send(message)  # log only what the server accepted
+        kind = message["type"]
+        if answer["logged"]:
+            return
+        if kind == "websocket.accept":
+            log(200 if method == "CONNECT" else 101)
+        elif kind == "websocket.close":
+            log(403)  # a close before the accept (after it, `logged` is set)
+        elif kind == "websocket.http.response.start":
+            answer["status"] = message["status"]
+        elif kind == "websocket.http.response.body":
+            answer["bytes"] += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                log(int(answer["status"]))
+
+    try:
+        await inner(scope, receive, send_and_log)
+    finally:
+        if not answer["logged"]:
+            log(int(answer["status"]) or 500)
+
+
+def _log(scope: Scope, status: int, size: int, seconds: float, *, method: str = "") -> None:
     client = scope.get("client")
     who = f"{client[0]}:{client[1]}" if client else "-"
     target = scope["path"]
@@ -67,7 +109,7 @@ def _log(scope: Scope, status: int, size: int, seconds: float) -> None:
     access_log.info(
         '%s - "%s %s HTTP/%s" %d %d %.1fms',
         who,
-        escape(scope["method"]),
+        escape(method or scope["method"]),
         escape(target),
         scope["http_version"],
         status,

@@ -56,6 +56,7 @@ from pounce.protocols.events import (
     SendTrailers,
     StreamEnded,
     StreamReset,
+    UpgradeRequested,
 )
 
 KiB = 1024
@@ -113,6 +114,9 @@ class H2Settings:
     max_resets: int = 200  # streams
     max_control_backlog: int = 10_000  # frames
     max_empty_frames: int = 1_000  # frames
+    connect_protocols: tuple[bytes, ...] = ()
+    """RFC 8441 ``:protocol`` tokens served by extended CONNECT (``websocket``); when any,
+    SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised. Set by the builder, not by users."""
 
 
 class _Outbox:
@@ -157,7 +161,7 @@ class H2Core:
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
         )
-        conn = h2.connection.H2Connection(config=config)
+        conn = _ServerConnection(config=config)
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(
             client=False,
@@ -167,6 +171,7 @@ class H2Core:
                 codes.MAX_FRAME_SIZE: s.max_frame_size,
                 codes.MAX_HEADER_LIST_SIZE: s.max_header_list_size,
                 codes.ENABLE_PUSH: 0,
+                **({codes.ENABLE_CONNECT_PROTOCOL: 1} if s.connect_protocols else {}),
             },
         )
         conn.max_inbound_frame_size = s.max_frame_size
@@ -274,7 +279,11 @@ class H2Core:
         if self._goaway_last is not None and sid > self._goaway_last:
             self._reset(sid, REFUSED_STREAM)  # RFC 9113 §6.8: newer than our GOAWAY
             return
-        request, priority = _request(sid, event.headers or [], ended=event.stream_ended is not None)
+        request, priority, protocol = _request(
+            sid, event.headers or [], ended=event.stream_ended is not None
+        )
+        if protocol is not None and not self.settings.connect_protocols:
+            request = None  # RFC 8441 §3: :protocol only after we advertised it
         if request is None:
             self.resets += 1
             self._reset(sid, PROTOCOL_ERROR)  # RFC 9113 §8.1.1: malformed → stream error
@@ -286,7 +295,10 @@ class H2Core:
         self._active.add(sid)
         self._last_served = sid
         self._unacked[sid] = 0
-        out.append(request)
+        if protocol is None:
+            out.append(request)
+        else:  # RFC 8441 extended CONNECT: the driver finds the protocol or refuses
+            out.append(UpgradeRequested(stream_id=sid, request=request, protocol=protocol))
 
     def _on_data(self, event: h2.events.DataReceived, out: list[InboundEvent]) -> None:
         sid = event.stream_id
@@ -568,6 +580,28 @@ def _wire_code(exc: BaseException, code: int) -> int:
     return code
 
 
+class _ServerConnection(h2.connection.H2Connection):
+    """h2's connection, except that a client's graceful GOAWAY does not end ours.
+
+    h2 closes its whole connection on any GOAWAY it receives and refuses to
+    send another frame, so the responses still in flight — and the
+    WINDOW_UPDATEs they need — would be cut short. RFC 9113 §6.8: a GOAWAY
+    stops new streams; streams already started complete. A GOAWAY carrying
+    an error is h2's to handle as before.
+    """
+
+    def _receive_goaway_frame(
+        self, frame: hyperframe.frame.GoAwayFrame
+    ) -> tuple[list[hyperframe.frame.Frame], list[h2.events.Event]]:
+        if frame.error_code:
+            return super()._receive_goaway_frame(frame)
+        event = h2.events.ConnectionTerminated()
+        event.error_code = h2.errors.ErrorCodes.NO_ERROR
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
+
+
 class _Calm(h2.exceptions.ProtocolError):
     """An abuse budget ran out: GOAWAY ENHANCE_YOUR_CALM."""
 
@@ -583,9 +617,9 @@ def _head(status: int, headers: Headers) -> Headers:
 
 def _request(
     sid: int, raw: list[tuple[bytes, bytes]], *, ended: bool
-) -> tuple[RequestReceived | None, bytes | None]:
-    """Our event for h2's validated header block (None when it is malformed), and its
-    ``priority`` field."""
+) -> tuple[RequestReceived | None, bytes | None, bytes | None]:
+    """Our event for h2's validated header block (None when it is malformed), its
+    ``priority`` field, and the ``:protocol`` of an extended CONNECT (RFC 8441)."""
     pseudo: dict[bytes, bytes] = {}
     headers: Headers = []
     host: bytes | None = None
@@ -597,7 +631,7 @@ def _request(
             continue
         if name == b"host":
             if host is not None:
-                return None, None  # CVE-2026-71554: two hosts, two readings
+                return None, None, None  # CVE-2026-71554: two hosts, two readings
             host = value
         elif name == b"priority":
             priority = value if priority is None else priority + b", " + value
@@ -605,10 +639,11 @@ def _request(
     method = pseudo.get(b":method", b"")
     authority = pseudo.get(b":authority")
     path = pseudo.get(b":path")
-    if path is None or method == b"CONNECT":
-        return None, None  # CONNECT tunnels (RFC 9113 §8.5) are not served
+    protocol = pseudo.get(b":protocol")
+    if path is None or (method == b"CONNECT" and protocol is None):
+        return None, None, None  # CONNECT tunnels (RFC 9113 §8.5) are not served
     if authority is not None and host is not None and host != authority:
-        return None, None  # RFC 9113 §8.3.1: the two MUST agree
+        return None, None, None  # RFC 9113 §8.3.1: the two MUST agree
     if authority is not None and host is None:
         headers.insert(0, (b"host", authority))  # ASGI: :authority becomes host
     expects = any(n == b"expect" and v.lower() == b"100-continue" for n, v in headers)
@@ -623,4 +658,4 @@ def _request(
         expects_continue=expects and not ended,
         has_body=not ended,
     )
-    return request, priority
+    return request, priority, protocol

@@ -9,7 +9,9 @@ socket and no clock: pings are sent and timed out by the driver.
 Invariants:
 
 * wsproto's frame layer is used, never its HTTP layer: the request was parsed
-  by our HTTP/1.1 core, and the handshake is checked here (RFC 6455 §4.2.1).
+  by our HTTP/1.1 or HTTP/2 core, and the handshake is checked here (RFC 6455
+  §4.2.1; over HTTP/2, RFC 8441 §5: an extended CONNECT, no key, and the
+  answer is a 200 HEADERS frame — `take_head` — not a 101 in the byte stream).
 * The message size limit holds on the *decompressed* size, across fragments:
   wsproto 1.3.2 inflates with no bound (the CVE-2018-1000518 class), so
   `BoundedDeflate` inflates with ``max_length`` and `MessageSizeLimit` refuses
@@ -173,12 +175,19 @@ class Handshake:
     """A valid opening handshake: what the app chooses from."""
 
     key: bytes
+    """``Sec-WebSocket-Key``; empty over HTTP/2, which has none (RFC 8441 §5)."""
     subprotocols: tuple[str, ...]
     extension_offers: tuple[str, ...]
+    http2: bool = False
+    """An RFC 8441 extended CONNECT on an HTTP/2 stream, not an HTTP/1.1 Upgrade."""
+
+
+Head = tuple[int, Headers, bool]
+"""An HTTP/2 response head: status, fields, and whether the stream ends with it."""
 
 
 def check_handshake(request: RequestReceived) -> Handshake:
-    """Check an upgrade request against RFC 6455 §4.2.1.
+    """Check an upgrade request against RFC 6455 §4.2.1, or RFC 8441 §5 over HTTP/2.
 
     Raises:
         RemoteProtocolError: ``status`` 400 for a malformed handshake, 426 for
@@ -199,10 +208,16 @@ def check_handshake(request: RequestReceived) -> Handshake:
             protocols.extend(_split(value))
         elif name == b"sec-websocket-extensions":
             offers.extend(_split(value))
-    if request.method != b"GET":
-        raise RemoteProtocolError("a WebSocket handshake must be a GET request")
+    http2 = request.http_version == "2"
+    if request.method != (b"CONNECT" if http2 else b"GET"):
+        method = "an extended CONNECT" if http2 else "a GET request"
+        raise RemoteProtocolError(f"a WebSocket handshake must be {method}")
     if versions != [WS_VERSION]:
         raise RemoteProtocolError("unsupported Sec-WebSocket-Version", status=426)
+    if http2:  # RFC 8441 §5: the stream is the handshake; no key, no accept token
+        return Handshake(
+            key=b"", subprotocols=tuple(protocols), extension_offers=tuple(offers), http2=True
+        )
     if len(keys) != 1 or not _valid_key(keys[0]):
         raise RemoteProtocolError("missing or invalid Sec-WebSocket-Key")
     return Handshake(key=keys[0], subprotocols=tuple(protocols), extension_offers=tuple(offers))
@@ -407,6 +422,7 @@ class WebSocketCore:
         self._pending = b""  # bytes that arrived before the app accepted
         self._parts: list[bytes | str] = []
         self._failed = False
+        self._head: Head | None = None  # HTTP/2 only: the response head to send first
 
     # -- inbound ---------------------------------------------------------------------
 
@@ -481,9 +497,16 @@ class WebSocketCore:
             if previous is WSState.OPEN:
                 self._write(WSClose(code=event.code, reason=_short(event.reason)))
         elif isinstance(event, RejectRequest):
-            self._out.append(error_response_bytes(event.status, event.headers))
+            if self.handshake.http2:
+                self._head = (event.status, event.headers, True)
+            else:
+                self._out.append(error_response_bytes(event.status, event.headers))
         elif isinstance(event, SendResponse):
-            self._out.append(_denial_head(event.status, event.headers))
+            if self.handshake.http2:
+                _check_fields(event.headers)
+                self._head = (event.status, event.headers, False)
+            else:
+                self._out.append(_denial_head(event.status, event.headers))
         else:  # SendData: a denial's body; the connection closes after it
             self._out.append(event.data)
             if event.end_stream:
@@ -491,11 +514,13 @@ class WebSocketCore:
 
     def _accept(self, event: AcceptWebSocket) -> None:
         handshake, settings = self.handshake, self.settings
-        headers: Headers = [
-            (b"upgrade", b"websocket"),
-            (b"connection", b"Upgrade"),
-            (b"sec-websocket-accept", generate_accept_token(handshake.key)),
-        ]
+        headers: Headers = []
+        if not handshake.http2:
+            headers += [
+                (b"upgrade", b"websocket"),
+                (b"connection", b"Upgrade"),
+                (b"sec-websocket-accept", generate_accept_token(handshake.key)),
+            ]
         if event.subprotocol is not None:
             headers.append((b"sec-websocket-protocol", event.subprotocol.encode("latin-1")))
         extension: Extension = MessageSizeLimit(settings.max_size)
@@ -508,7 +533,10 @@ class WebSocketCore:
         reserved = {name for name, _ in headers}
         headers.extend(pair for pair in event.headers if pair[0] not in reserved)
         _check_fields(headers)
-        self._out.append(b"HTTP/1.1 101 Switching Protocols\r\n" + _fields(headers) + b"\r\n")
+        if handshake.http2:
+            self._head = (200, headers, False)  # RFC 8441 §5: a 2xx opens the tunnel
+        else:
+            self._out.append(b"HTTP/1.1 101 Switching Protocols\r\n" + _fields(headers) + b"\r\n")
         self._ws = Connection(ConnectionType.SERVER, extensions=[extension])
         pending, self._pending = self._pending, b""
         if pending:
@@ -520,6 +548,11 @@ class WebSocketCore:
             self._out.append(self._ws.send(event))
         except WSLocalProtocolError as exc:
             raise LocalProtocolError(str(exc), status=500) from exc
+
+    def take_head(self) -> Head | None:
+        """HTTP/2: the response head queued by an accept or a denial, to go before any bytes."""
+        head, self._head = self._head, None
+        return head
 
     def data_to_send(self) -> bytes:
         out = b"".join(self._out)

@@ -132,6 +132,23 @@ def test_large_response_arrives_intact(echo_server: TestServer) -> None:
         assert received == size
 
 
+def test_client_goaway_lets_responses_in_flight_finish() -> None:
+    """RFC 9113 §6.8: a graceful GOAWAY from the client stops new streams, not started ones.
+
+    The response is four windows long, so it also needs the client's
+    WINDOW_UPDATEs after its GOAWAY; then the server closes the connection.
+    """
+    size = 4 * 65_535
+    with TestServer(builder().asgi(echo)) as ts, Wire(ts.port) as wire:
+        wire.handshake()
+        sid = wire.headers(request_headers(f"/big/{size}".encode()))
+        wire.send(GoAwayFrame(0, last_stream_id=0, error_code=NO_ERROR))
+        _, body = wire.response(sid)
+        assert len(body) == size
+        left = list(wire.frames())  # returns when the server closes (times out if not)
+        assert not any(isinstance(frame, DataFrame | HeadersFrame) for frame in left)
+
+
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 needs_nghttp = pytest.mark.skipif(shutil.which("nghttp") is None, reason="nghttp2-client missing")
 needs_h2load = pytest.mark.skipif(shutil.which("h2load") is None, reason="nghttp2-client missing")

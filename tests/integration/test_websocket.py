@@ -24,6 +24,7 @@ from pounce import Server, ServerBuilder
 from pounce.asgi.types import Receive, Scope, Send
 from pounce.http1 import H1Parser
 from pounce.testing import TestServer
+from tests.integration.test_asgi_http import logged
 
 TIMEOUT = 5.0  # seconds: the bound on every network wait in this module
 KEY = base64.b64encode(b"0123456789abcdef").decode()
@@ -579,3 +580,41 @@ def test_send_after_the_client_left_raises_oserror() -> None:
             ws.close()
         assert done.wait(TIMEOUT)
     assert [type(e).__name__ for e in raised] == ["ClientDisconnectedError"]
+
+
+# -- access log ----------------------------------------------------------------------------
+
+
+async def gatekeeper(scope: Scope, receive: Receive, send: Send) -> None:
+    """Accepts /ok, closes /no before accepting, denies /deny with 401 and a body, fails /boom."""
+    if scope["type"] != "websocket":
+        return
+    await receive()
+    path = scope["path"]
+    if path == "/ok":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close"})
+    elif path == "/no":
+        await send({"type": "websocket.close"})
+    elif path == "/deny":
+        await send({"type": "websocket.http.response.start", "status": 401, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": b"nope"})
+    else:
+        raise RuntimeError("boom")
+
+
+def test_access_log_has_one_line_per_handshake() -> None:
+    server = builder().access_log().asgi(gatekeeper)
+    with logged("pounce.access") as log, TestServer(server) as ts:
+        with client(ts, "/ok") as ws, pytest.raises(websockets.exceptions.ConnectionClosed):
+            ws.recv(timeout=TIMEOUT)
+        for path in ("/no", "/deny", "/boom"):
+            raw(ts, handshake().replace(b"GET /ws ", b"GET " + path.encode() + b" "))
+        lines = {
+            path: log.wait_for(lambda r, p=path: f" {p} " in r.getMessage()).getMessage()
+            for path in ("/ok", "/no", "/deny", "/boom")
+        }
+    assert '"GET /ok HTTP/1.1" 101 0 ' in lines["/ok"]
+    assert '"GET /no HTTP/1.1" 403 0 ' in lines["/no"]
+    assert '"GET /deny HTTP/1.1" 401 4 ' in lines["/deny"]
+    assert '"GET /boom HTTP/1.1" 500 0 ' in lines["/boom"]

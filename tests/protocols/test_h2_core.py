@@ -24,6 +24,7 @@ from pounce.protocols.events import (
     SendTrailers,
     StreamEnded,
     StreamReset,
+    UpgradeRequested,
 )
 from pounce.protocols.h2 import (
     ENHANCE_YOUR_CALM,
@@ -411,3 +412,60 @@ def test_upgrade_answers_the_request_on_stream_1() -> None:
     assert [e.data for e in got if isinstance(e, h2.events.DataReceived)] == [b"hi"]
     assert any(isinstance(e, h2.events.StreamEnded) and e.stream_id == 1 for e in got)
     assert core.idle
+
+
+# -- RFC 8441 extended CONNECT -------------------------------------------------------------
+
+CONNECT_WS = [
+    (b":method", b"CONNECT"),
+    (b":protocol", b"websocket"),
+    (b":scheme", b"https"),
+    (b":authority", b"x"),
+    (b":path", b"/chat"),
+    (b"sec-websocket-version", b"13"),
+]
+
+
+def test_extended_connect_is_advertised_only_with_tunnel_protocols() -> None:
+    codes = h2.settings.SettingCodes
+    assert Pair().client.remote_settings.get(codes.ENABLE_CONNECT_PROTOCOL, 0) == 0
+    pair = Pair(H2Settings(connect_protocols=(b"websocket",)))
+    assert pair.client.remote_settings.get(codes.ENABLE_CONNECT_PROTOCOL) == 1
+
+
+def test_extended_connect_is_an_upgrade_event_on_its_stream() -> None:
+    pair = Pair(H2Settings(connect_protocols=(b"websocket",)))
+    sid = pair.request(CONNECT_WS, end=False)
+    [event] = pair.to_server()
+    assert isinstance(event, UpgradeRequested)
+    assert (event.stream_id, event.protocol) == (sid, b"websocket")
+    request = event.request
+    assert (request.method, request.target, request.http_version) == (b"CONNECT", b"/chat", "2")
+    assert request.scheme == b"https"
+    assert (b"sec-websocket-version", b"13") in request.headers
+    assert pair.core.is_active(sid)
+    # The stream then carries bytes both ways until one side ends it.
+    pair.client.send_data(sid, b"\x81\x80abcd")
+    [data] = pair.to_server()
+    assert isinstance(data, DataReceived) and data.data == b"\x81\x80abcd"
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=[]))
+    pair.core.send(SendData(stream_id=sid, data=b"\x81\x00", end_stream=False))
+    events = pair.to_client()
+    assert of(events, h2.events.ResponseReceived)
+    assert [e.data for e in of(events, h2.events.DataReceived)] == [b"\x81\x00"]  # type: ignore[attr-defined]
+
+
+def test_protocol_without_the_setting_is_a_stream_error() -> None:
+    pair = Pair()
+    sid = pair.request(CONNECT_WS, end=False)
+    assert pair.to_server() == []
+    [reset] = of(pair.to_client(), h2.events.StreamReset)
+    assert reset.stream_id == sid and reset.error_code == 1  # type: ignore[attr-defined]
+
+
+def test_plain_connect_is_still_refused() -> None:
+    pair = Pair(H2Settings(connect_protocols=(b"websocket",)))
+    sid = pair.request([(b":method", b"CONNECT"), (b":authority", b"x:443")], end=False)
+    assert pair.to_server() == []
+    [reset] = of(pair.to_client(), h2.events.StreamReset)
+    assert reset.stream_id == sid  # type: ignore[attr-defined]

@@ -516,3 +516,61 @@ def test_compressed_message_at_the_limit_passes() -> None:
         (b"sec-websocket-extensions", b"permessage-deflate"), settings=WSSettings(max_size=MiB)
     )
     assert core.receive_data(frame(0x2, data, rsv=0b100)) == [MessageReceived(data=bytes(MiB))]
+
+
+# -- over HTTP/2 (RFC 8441 §5) ----------------------------------------------------------------
+
+
+def h2_request(*extra: tuple[bytes, bytes], method: bytes = b"CONNECT") -> RequestReceived:
+    headers = [(b"host", b"t"), (b"sec-websocket-version", b"13"), *extra]
+    return RequestReceived(
+        stream_id=3, method=method, target=b"/ws", headers=headers, http_version="2"
+    )
+
+
+def test_http2_handshake_is_an_extended_connect_without_a_key() -> None:
+    handshake = check_handshake(h2_request((b"sec-websocket-protocol", b"chat")))
+    assert handshake.http2 and handshake.key == b""
+    assert handshake.subprotocols == ("chat",)
+    with pytest.raises(RemoteProtocolError) as info:
+        check_handshake(h2_request(method=b"GET"))
+    assert info.value.status == 400
+    headers = [(b"sec-websocket-version", b"8")]
+    with pytest.raises(RemoteProtocolError) as info:
+        check_handshake(
+            RequestReceived(
+                stream_id=3, method=b"CONNECT", target=b"/", headers=headers, http_version="2"
+            )
+        )
+    assert info.value.status == 426
+
+
+def test_http2_accept_is_a_200_head_and_frames_follow_as_bytes() -> None:
+    offer = (b"sec-websocket-extensions", b"permessage-deflate")
+    core = WebSocketCore(check_handshake(h2_request(offer)))
+    core.send(AcceptWebSocket(subprotocol=None, headers=[(b"x-a", b"1")]))
+    assert core.data_to_send() == b""  # no 101 in the byte stream
+    head = core.take_head()
+    assert head is not None
+    status, headers, end = head
+    assert (status, end) == (200, False)
+    assert (b"sec-websocket-extensions", b"permessage-deflate") in headers
+    assert (b"x-a", b"1") in headers
+    names = {name for name, _ in headers}
+    assert not names & {b"upgrade", b"connection", b"sec-websocket-accept"}
+    assert core.take_head() is None
+    core.send(SendMessage(data="hi"))
+    assert core.data_to_send()  # a frame
+
+
+def test_http2_denial_and_refusal_are_heads() -> None:
+    core = WebSocketCore(check_handshake(h2_request()))
+    core.send(SendResponse(stream_id=0, status=401, headers=[(b"x-why", b"no")]))
+    assert core.take_head() == (401, [(b"x-why", b"no")], False)
+    core.send(SendData(stream_id=0, data=b"body", end_stream=True))
+    assert core.data_to_send() == b"body"
+    assert core.must_close
+    core = WebSocketCore(check_handshake(h2_request()))
+    core.send(RejectRequest(stream_id=0, status=403))
+    assert core.take_head() == (403, [], True)
+    assert core.data_to_send() == b""
