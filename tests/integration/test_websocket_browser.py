@@ -6,6 +6,10 @@ WebSocket to ``/ws``; the test submits the page's form and waits for the echo
 to appear in the page's log. Skipped when ``chromium`` or ``chromedriver`` is
 missing (Debian packages ``chromium`` and ``chromium-driver``). Every wait
 has a timeout.
+
+Over TLS with HTTP/2, Chromium opens the WebSocket as an RFC 8441 extended
+CONNECT on the page's own HTTP/2 connection; the access log shows which way
+it came.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import pytest
 from pounce import Server
 from pounce.demo import DemoApp
 from pounce.testing import TestServer
+from tests.integration.conftest import PKI
+from tests.integration.test_asgi_http import logged
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -63,8 +69,9 @@ class WebDriver:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             return json.loads(response.read())["value"]
 
-    def start(self, binary: str, profile: Path) -> None:
-        options = {"binary": binary, "args": [*CHROMIUM_ARGS, f"--user-data-dir={profile}"]}
+    def start(self, binary: str, profile: Path, *extra: str) -> None:
+        args = [*CHROMIUM_ARGS, *extra, f"--user-data-dir={profile}"]
+        options = {"binary": binary, "args": args}
         caps = {"alwaysMatch": {"goog:chromeOptions": options, "pageLoadStrategy": "normal"}}
         self.session = self.call("POST", "/session", {"capabilities": caps})["sessionId"]
         timeouts = {"pageLoad": int(TIMEOUT * 1000), "script": int(TIMEOUT * 1000)}
@@ -129,11 +136,16 @@ def start_chromedriver() -> tuple[subprocess.Popen[str], int]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    # The TLS test's certificate is from a throw-away CA this profile does not trust.
+    yield from _browser(tmp_path, "--ignore-certificate-errors")
+
+
+def _browser(tmp_path: Path, *extra: str) -> Iterator[WebDriver]:
     assert CHROMIUM is not None
     process, port = start_chromedriver()
     driver = WebDriver(f"http://127.0.0.1:{port}")
     try:
-        driver.start(CHROMIUM, tmp_path / "profile")
+        driver.start(CHROMIUM, tmp_path / "profile", *extra)
         yield driver
     finally:
         try:
@@ -166,3 +178,30 @@ def test_chromium_echoes_through_the_demo_page(browser: WebDriver, demo: TestSer
         "echo: héllo from chromium",
     ]
     assert browser.text("#status") == "connected"
+
+
+@pytest.mark.timeout(120)
+def test_chromium_uses_websocket_over_http2(browser: WebDriver, pki: PKI) -> None:
+    built = (
+        Server.builder()
+        .bind("127.0.0.1", 0)
+        .tls(cert=str(pki.cert), key=str(pki.key))
+        .h1()
+        .h2()
+        .websocket()
+        .access_log()
+        .lifespan("on")
+        .asgi(DemoApp())
+    )
+    with logged("pounce.access") as log, TestServer(built) as ts:
+        browser.go(f"https://localhost:{ts.port}/websocket")
+        wait_for(lambda: browser.text("#status") == "connected", "the page's WebSocket to open")
+        browser.type("#send input[name=message]", "over one h2 connection")
+        browser.click("#send button")
+        wait_for(lambda: "echo: over one h2 connection" in browser.text("#log"), "the echo")
+        page = log.wait_for(lambda r: " /websocket " in r.getMessage()).getMessage()
+        socket = log.wait_for(lambda r: " /ws " in r.getMessage()).getMessage()
+    assert '"GET /websocket HTTP/2" 200 ' in page
+    assert '"CONNECT /ws HTTP/2" 200 0 ' in socket  # RFC 8441, not an HTTP/1.1 Upgrade
+    # One TCP connection carried both: the same client address and port.
+    assert page.split(" - ")[0] == socket.split(" - ")[0]
