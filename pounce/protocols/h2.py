@@ -58,6 +58,7 @@ from pounce.protocols.events import (
     StreamReset,
     UpgradeRequested,
 )
+from pounce.protocols.h2_fields import parse_request, valid_trailers
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -154,12 +155,14 @@ class H2Core:
         # names, no control characters, no surrounding whitespace) and
         # `_head` drops the connection-specific ones, so h2 need not check and
         # normalise them again: that was a fifth of the time of a response.
-        # Inbound validation stays on.
+        # Inbound blocks are checked by `parse_request` / `valid_trailers`
+        # (pounce.protocols.h2_fields), as strictly as h2 and in one pass.
         config = h2.config.H2Configuration(
             client_side=False,
             header_encoding=None,
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
+            validate_inbound_headers=False,  # `parse_request`: same checks, one pass
         )
         conn = _ServerConnection(config=config)
         codes = h2.settings.SettingCodes
@@ -272,22 +275,26 @@ class H2Core:
             self._peer_gone = True
             if event.error_code:
                 out.append(ConnectionLost())
-        # WindowUpdated: _flush_all follows. Priority, trailers, unknown frames: ignored.
+        elif isinstance(event, h2.events.TrailersReceived):
+            sid = event.stream_id
+            if not valid_trailers(event.headers or []):
+                self._malformed(sid)
+                if self._forget(sid):  # the app hears of it as of a reset
+                    out.append(StreamReset(stream_id=sid, error_code=PROTOCOL_ERROR))
+        # WindowUpdated: _flush_all follows. Priority, unknown frames: ignored; trailers too.
 
     def _on_request(self, event: h2.events.RequestReceived, out: list[InboundEvent]) -> None:
         sid = event.stream_id
         if self._goaway_last is not None and sid > self._goaway_last:
             self._reset(sid, REFUSED_STREAM)  # RFC 9113 §6.8: newer than our GOAWAY
             return
-        request, priority, protocol = _request(
+        request, priority, protocol = parse_request(
             sid, event.headers or [], ended=event.stream_ended is not None
         )
         if protocol is not None and not self.settings.connect_protocols:
             request = None  # RFC 8441 §3: :protocol only after we advertised it
         if request is None:
-            self.resets += 1
-            self._reset(sid, PROTOCOL_ERROR)  # RFC 9113 §8.1.1: malformed → stream error
-            self._check_budgets()
+            self._malformed(sid)
             return
         urgency = DEFAULT_PRIORITY if priority is None else parse_priority(priority)
         if urgency != DEFAULT_PRIORITY:
@@ -299,6 +306,12 @@ class H2Core:
             out.append(request)
         else:  # RFC 8441 extended CONNECT: the driver finds the protocol or refuses
             out.append(UpgradeRequested(stream_id=sid, request=request, protocol=protocol))
+
+    def _malformed(self, sid: int) -> None:
+        """RFC 9113 §8.1.1: a malformed request is a stream error; it counts as a reset."""
+        self.resets += 1
+        self._reset(sid, PROTOCOL_ERROR)
+        self._check_budgets()
 
     def _on_data(self, event: h2.events.DataReceived, out: list[InboundEvent]) -> None:
         sid = event.stream_id
@@ -613,49 +626,3 @@ def _head(status: int, headers: Headers) -> Headers:
     # RFC 9113 §8.2.2: no connection-specific fields; TE belongs to requests.
     out.extend(pair for pair in headers if pair[0] not in _CONNECTION_SPECIFIC and pair[0] != b"te")
     return out
-
-
-def _request(
-    sid: int, raw: list[tuple[bytes, bytes]], *, ended: bool
-) -> tuple[RequestReceived | None, bytes | None, bytes | None]:
-    """Our event for h2's validated header block (None when it is malformed), its
-    ``priority`` field, and the ``:protocol`` of an extended CONNECT (RFC 8441)."""
-    pseudo: dict[bytes, bytes] = {}
-    headers: Headers = []
-    host: bytes | None = None
-    priority: bytes | None = None
-    for name, value in raw:
-        name, value = bytes(name), bytes(value)
-        if name.startswith(b":"):
-            pseudo[name] = value
-            continue
-        if name == b"host":
-            if host is not None:
-                return None, None, None  # CVE-2026-71554: two hosts, two readings
-            host = value
-        elif name == b"priority":
-            priority = value if priority is None else priority + b", " + value
-        headers.append((name, value))
-    method = pseudo.get(b":method", b"")
-    authority = pseudo.get(b":authority")
-    path = pseudo.get(b":path")
-    protocol = pseudo.get(b":protocol")
-    if path is None or (method == b"CONNECT" and protocol is None):
-        return None, None, None  # CONNECT tunnels (RFC 9113 §8.5) are not served
-    if authority is not None and host is not None and host != authority:
-        return None, None, None  # RFC 9113 §8.3.1: the two MUST agree
-    if authority is not None and host is None:
-        headers.insert(0, (b"host", authority))  # ASGI: :authority becomes host
-    expects = any(n == b"expect" and v.lower() == b"100-continue" for n, v in headers)
-    request = RequestReceived(
-        stream_id=sid,
-        method=method,
-        target=path,
-        headers=headers,
-        http_version="2",
-        authority=authority,
-        scheme=pseudo.get(b":scheme"),
-        expects_continue=expects and not ended,
-        has_body=not ended,
-    )
-    return request, priority, protocol

@@ -77,9 +77,12 @@ def wire(port: int) -> Iterator[Wire]:
 
 
 def malformed(wire: Wire, headers: list[tuple[bytes, bytes]], path: str) -> None:
-    """`headers` (for `path`) is refused with PROTOCOL_ERROR and never reaches the app."""
+    """`headers` (for `path`) never reaches the app and is a *stream* error PROTOCOL_ERROR
+    (§8.1.1): RST_STREAM, and the connection goes on."""
     sid = wire.headers(headers)
-    wire.expect_error(PROTOCOL_ERROR, stream_id=sid)
+    frame = wire.expect_error(PROTOCOL_ERROR, stream_id=sid)
+    assert isinstance(frame, RstStreamFrame), f"{frame!r}: expected a stream error"
+    wire.expect_alive()
     assert path not in SEEN
 
 
@@ -404,8 +407,16 @@ def _req(path: str, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
 def test_8_1_malformed_request_is_protocol_error(
     wire: Wire, path: str, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    # h2 normalizes pseudo-header order errors etc. as connection errors; either is fine.
     malformed(wire, headers, path)
+
+
+def test_8_1_pseudo_header_in_trailers_is_a_stream_error(wire: Wire) -> None:
+    sid = wire.headers(_req("/trailers", (b"te", b"trailers")), end_stream=False)
+    wire.data(sid, b"body")
+    wire.headers([(b":path", b"/again")], stream_id=sid, end_stream=True)
+    frame = wire.expect_error(PROTOCOL_ERROR, stream_id=sid)
+    assert isinstance(frame, RstStreamFrame)
+    wire.expect_alive()
 
 
 def test_8_1_2_empty_path_is_protocol_error(wire: Wire) -> None:

@@ -1,0 +1,160 @@
+"""`parse_request` / `valid_trailers` against h2's own validation, on generated header blocks.
+
+The H2 core switches h2's inbound validation off and checks blocks itself,
+in one pass. Here both run on the same blocks (after h2's inbound
+normalisation, which stays on): they must accept and refuse the same ones,
+except where Pounce is stricter on purpose — an ordinary CONNECT (no
+tunnels).
+"""
+
+from __future__ import annotations
+
+import h2.exceptions
+import h2.utilities
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pounce.protocols.h2_fields import parse_request, valid_trailers
+
+Block = list[tuple[bytes, bytes]]
+
+REQUEST_FLAGS = h2.utilities.HeaderValidationFlags(
+    is_client=False, is_trailer=False, is_response_header=False, is_push_promise=False
+)
+TRAILER_FLAGS = h2.utilities.HeaderValidationFlags(
+    is_client=False, is_trailer=True, is_response_header=False, is_push_promise=False
+)
+
+PSEUDO = [b":method", b":scheme", b":authority", b":path", b":protocol", b":status", b":foo"]
+NAMES = [
+    b"host", b"te", b"cookie", b"connection", b"upgrade", b"keep-alive", b"x-a", b"accept",
+    b"X-Upper", b"a:b", b"", b"a b", b"\xc3\xa9", b"a\x00", b"~!#$%&'*+-.^_`|", b"(x)",
+    b"priority", b"expect", b"Host",
+]  # fmt: skip
+VALUES = [
+    b"", b"v", b"t", b"evil", b" v", b"v ", b"\tv", b"a b", b"a\x00b", b"a\rb", b"a\nb",
+    b"trailers", b"TRAILERS", b"gzip", b"GET", b"CONNECT", b"/", b"http", b"websocket",
+    b"\xff\x80", b"u=1, i",
+]  # fmt: skip
+
+
+def h2_accepts(block: Block, flags: h2.utilities.HeaderValidationFlags) -> bool:
+    try:
+        list(h2.utilities.validate_headers(block, flags))
+    except h2.exceptions.ProtocolError:
+        return False
+    return True
+
+
+def normalised(block: Block) -> Block:
+    """What the core is given: h2's inbound normalisation (cookie crumbs joined, last)."""
+    return [
+        (bytes(n), bytes(v))
+        for n, v in h2.utilities.normalize_inbound_headers(block, REQUEST_FLAGS)
+    ]
+
+
+def pounce_accepts(block: Block) -> bool:
+    return parse_request(1, block, ended=True)[0] is not None
+
+
+def ordinary_connect(block: Block) -> bool:
+    names = [n for n, _ in block]
+    return (b":method", b"CONNECT") in block and b":protocol" not in names
+
+
+field = st.tuples(st.sampled_from(NAMES + PSEUDO), st.sampled_from(VALUES))
+fine_field = st.tuples(
+    st.sampled_from([b"x-a", b"accept", b"cookie", b"priority", b"te"]),
+    st.sampled_from([b"", b"v", b"a b", b"trailers", b"u=1, i"]),
+)
+good_start: Block = [
+    (b":method", b"GET"),
+    (b":scheme", b"http"),
+    (b":authority", b"t"),
+    (b":path", b"/"),
+]
+
+
+@st.composite
+def request_blocks(draw: st.DrawFn) -> Block:
+    """Mostly near-valid blocks (a valid start, then mutations), some fully random."""
+    if draw(st.integers(0, 3)):
+        block = list(good_start)
+        if draw(st.integers(0, 3)) == 0:
+            block[0] = (b":method", b"CONNECT")
+            if draw(st.booleans()):
+                block.insert(draw(st.integers(0, 4)), (b":protocol", b"websocket"))
+        block += draw(st.lists(st.one_of(fine_field, fine_field, field), max_size=5))
+        for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):
+            if block:
+                del block[draw(st.integers(0, len(block) - 1))]
+        if block and draw(st.integers(0, 3)) == 0:
+            i, j = draw(st.integers(0, len(block) - 1)), draw(st.integers(0, len(block) - 1))
+            block[i], block[j] = block[j], block[i]
+        return block
+    return draw(st.lists(field, max_size=8))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(request_blocks())
+def test_request_blocks_are_judged_as_h2_judges_them(block: Block) -> None:
+    block = normalised(block)
+    theirs = h2_accepts(block, REQUEST_FLAGS)
+    ours = pounce_accepts(block)
+    if ordinary_connect(block):
+        assert not ours  # stricter on purpose: CONNECT tunnels are not served
+    else:
+        assert ours == theirs, block
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(field, max_size=6))
+def test_trailer_blocks_are_judged_as_h2_judges_them(block: Block) -> None:
+    assert valid_trailers(block) == h2_accepts(block, TRAILER_FLAGS), block
+
+
+def test_a_good_request_becomes_the_event() -> None:
+    block = [
+        (b":method", b"POST"),
+        (b":scheme", b"https"),
+        (b":authority", b"example.com"),
+        (b":path", b"/up?x=1"),
+        (b"priority", b"u=1"),
+        (b"expect", b"100-continue"),
+        (b"cookie", b"a=1; b=2"),
+    ]
+    request, priority, protocol = parse_request(3, block, ended=False)
+    assert request is not None
+    assert (request.stream_id, request.method, request.target) == (3, b"POST", b"/up?x=1")
+    assert (request.scheme, request.authority, request.http_version) == (
+        b"https",
+        b"example.com",
+        "2",
+    )
+    assert request.headers[0] == (b"host", b"example.com")  # :authority becomes host
+    assert (b"cookie", b"a=1; b=2") in request.headers
+    assert request.expects_continue and request.has_body
+    assert (priority, protocol) == (b"u=1", None)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [(b"host", b"t"), (b"host", b"t")],  # two hosts (CVE-2026-71554)
+        [(b"host", b"other")],  # host ≠ :authority (RFC 9113 §8.3.1)
+        [(b"te", b"gzip")],
+        [(b"connection", b"close")],
+        [(b"x", b" padded")],
+    ],
+)
+def test_malformed_requests_are_refused(extra: Block) -> None:
+    assert parse_request(1, [*good_start, *extra], ended=True)[0] is None
+
+
+def test_extended_connect_names_its_protocol() -> None:
+    block = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), *good_start[1:]]
+    request, _, protocol = parse_request(1, block, ended=False)
+    assert request is not None and request.method == b"CONNECT"
+    assert protocol == b"websocket"
