@@ -149,6 +149,34 @@ def test_client_goaway_lets_responses_in_flight_finish() -> None:
         assert not any(isinstance(frame, DataFrame | HeadersFrame) for frame in left)
 
 
+def test_priority_header_decides_who_gets_the_window() -> None:
+    """RFC 9218 over a real socket: two responses wait for window; when it opens, the
+    urgent one (u=0) gets the whole connection window before the other (u=7)."""
+    size = 100_000
+    with TestServer(builder().asgi(echo)) as ts, Wire(ts.port) as wire:
+        wire.handshake({SettingsFrame.INITIAL_WINDOW_SIZE: 0})  # no DATA until we say so
+        path = f"/big/{size}".encode()
+        late = wire.headers([*request_headers(path), (b"priority", b"u=7")])
+        urgent = wire.headers([*request_headers(path), (b"priority", b"u=0")])
+        heads = set()
+        while heads != {late, urgent}:  # both apps have answered and wait for window
+            frame = wire.read_frame()
+            if isinstance(frame, HeadersFrame):
+                heads.add(frame.stream_id)
+        # One write: the late stream's window first, so arrival order cannot explain it.
+        wire.send(
+            WindowUpdateFrame(late, window_increment=size),
+            WindowUpdateFrame(urgent, window_increment=size),
+        )
+        order: list[int] = []
+        while sum(1 for sid in order if sid == urgent) * 16_384 < 65_535:
+            frame = wire.read_frame()
+            if isinstance(frame, DataFrame) and frame.data:
+                order.append(frame.stream_id)
+        # The connection window (65 535 B) went to the urgent stream alone.
+        assert set(order) == {urgent}, order
+
+
 needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
 needs_nghttp = pytest.mark.skipif(shutil.which("nghttp") is None, reason="nghttp2-client missing")
 needs_h2load = pytest.mark.skipif(shutil.which("h2load") is None, reason="nghttp2-client missing")
