@@ -55,6 +55,13 @@ WS_MAX_SIZE = 16 * MiB  # bytes per message after decompression; Uvicorn's and H
 WS_MAX_QUEUE = 32  # received messages waiting for the app; Uvicorn's
 WS_PING_INTERVAL = 20.0  # seconds; Uvicorn's and daphne's
 WS_PING_TIMEOUT = 20.0  # seconds; Uvicorn's
+# HTTP/2 defaults (docs/http2.md), here so the CLI needs no h2 to show them.
+H2_MAX_CONCURRENT_STREAMS = 100  # streams; h2's, Hypercorn's and nginx's
+H2_INITIAL_WINDOW_SIZE = 65_535  # bytes per stream; RFC 9113 §6.9.2
+H2_CONNECTION_WINDOW_SIZE = 1 * MiB  # bytes of request body per connection
+H2_MAX_FRAME_SIZE = 16_384  # bytes; RFC 9113 §4.2
+H2_MAX_HEADER_LIST_SIZE = 64 * 1024  # bytes, decoded; Hypercorn's
+H2_MAX_RESETS = 200  # reset streams beyond half the completed ones
 
 Layer = StreamLayer | AppLayer
 
@@ -149,12 +156,12 @@ class ServerBuilder:
     def h2(
         self,
         *,
-        max_concurrent_streams: int = 100,
-        initial_window_size: int = 65_535,
-        connection_window_size: int = 1024 * 1024,
-        max_frame_size: int = 16_384,
-        max_header_list_size: int = 64 * 1024,
-        max_resets: int = 200,
+        max_concurrent_streams: int = H2_MAX_CONCURRENT_STREAMS,
+        initial_window_size: int = H2_INITIAL_WINDOW_SIZE,
+        connection_window_size: int = H2_CONNECTION_WINDOW_SIZE,
+        max_frame_size: int = H2_MAX_FRAME_SIZE,
+        max_header_list_size: int = H2_MAX_HEADER_LIST_SIZE,
+        max_resets: int = H2_MAX_RESETS,
     ) -> ServerBuilder:
         """Serve HTTP/2: ALPN ``h2`` over TLS, prior knowledge on cleartext (needs ``h2``).
 

@@ -18,7 +18,18 @@ from typing import Any
 from pounce import __version__
 from pounce.asgi.lifespan import LIFESPAN_MODES
 from pounce.binds import DEFAULT_BACKLOG
-from pounce.builder import WS_MAX_QUEUE, WS_MAX_SIZE, WS_PING_INTERVAL, WS_PING_TIMEOUT
+from pounce.builder import (
+    H2_CONNECTION_WINDOW_SIZE,
+    H2_INITIAL_WINDOW_SIZE,
+    H2_MAX_CONCURRENT_STREAMS,
+    H2_MAX_FRAME_SIZE,
+    H2_MAX_HEADER_LIST_SIZE,
+    H2_MAX_RESETS,
+    WS_MAX_QUEUE,
+    WS_MAX_SIZE,
+    WS_PING_INTERVAL,
+    WS_PING_TIMEOUT,
+)
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.http1 import H1_PARSERS
 from pounce.importer import import_app
@@ -210,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="log one line per response",
     )
     _add_edge_flags(parser)
+    _add_http2_flags(parser)
     _add_websocket_flags(parser)
     add("--version", action="version", version=f"pounce {__version__}")
     return parser
@@ -226,6 +238,30 @@ def _seconds_or_off(value: str) -> float | None:
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
     return seconds
+
+
+def _add_http2_flags(parser: argparse.ArgumentParser) -> None:
+    """HTTP/2 tuning (docs/http2.md); names after Granian's ``--http2-*`` flags."""
+    h2 = parser.add_argument_group("HTTP/2 (docs/http2.md)")
+    flags = (
+        ("max_concurrent_streams", H2_MAX_CONCURRENT_STREAMS, "streams a client may open at once"),
+        ("initial_window_size", H2_INITIAL_WINDOW_SIZE, "request body bytes per stream, unread"),
+        (
+            "connection_window_size",
+            H2_CONNECTION_WINDOW_SIZE,
+            "request body bytes per connection, unread",
+        ),
+        ("max_frame_size", H2_MAX_FRAME_SIZE, "largest frame accepted, in bytes"),
+        ("max_header_list_size", H2_MAX_HEADER_LIST_SIZE, "largest decoded header list, bytes"),
+        ("max_resets", H2_MAX_RESETS, "reset streams beyond half the completed ones: GOAWAY"),
+    )
+    for name, default, meaning in flags:
+        h2.add_argument(
+            "--http2-" + name.replace("_", "-"),
+            type=int,
+            default=int(_env("http2_" + name, default)),
+            help=meaning,
+        )
 
 
 def _add_websocket_flags(parser: argparse.ArgumentParser) -> None:
@@ -358,6 +394,12 @@ def options_from(args: argparse.Namespace) -> StandardOptions:
         http=args.http,
         loop=args.loop,
         http2=args.http2,
+        http2_max_concurrent_streams=args.http2_max_concurrent_streams,
+        http2_initial_window_size=args.http2_initial_window_size,
+        http2_connection_window_size=args.http2_connection_window_size,
+        http2_max_frame_size=args.http2_max_frame_size,
+        http2_max_header_list_size=args.http2_max_header_list_size,
+        http2_max_resets=args.http2_max_resets,
         ssl_certfile=args.ssl_certfile,
         ssl_keyfile=args.ssl_keyfile,
         ssl_keyfile_password=args.ssl_keyfile_password,

@@ -14,6 +14,12 @@ from typing import Literal
 from pounce.asgi.lifespan import LifespanMode
 from pounce.binds import DEFAULT_BACKLOG, systemd_fds
 from pounce.builder import (
+    H2_CONNECTION_WINDOW_SIZE,
+    H2_INITIAL_WINDOW_SIZE,
+    H2_MAX_CONCURRENT_STREAMS,
+    H2_MAX_FRAME_SIZE,
+    H2_MAX_HEADER_LIST_SIZE,
+    H2_MAX_RESETS,
     WS_MAX_QUEUE,
     WS_MAX_SIZE,
     WS_PING_INTERVAL,
@@ -54,6 +60,12 @@ class StandardOptions:
     http: H1Parser = "auto"
     loop: LoopChoice = "auto"
     http2: bool | None = None  # None: HTTP/2 on when the h2 extra is installed (docs/http2.md)
+    http2_max_concurrent_streams: int = H2_MAX_CONCURRENT_STREAMS  # streams per connection
+    http2_initial_window_size: int = H2_INITIAL_WINDOW_SIZE  # bytes per stream
+    http2_connection_window_size: int = H2_CONNECTION_WINDOW_SIZE  # bytes per connection
+    http2_max_frame_size: int = H2_MAX_FRAME_SIZE  # bytes
+    http2_max_header_list_size: int = H2_MAX_HEADER_LIST_SIZE  # bytes, decoded
+    http2_max_resets: int = H2_MAX_RESETS  # streams (Rapid Reset / MadeYouReset budget)
     # TLS (docs/tls.md); TLS is on when ssl_certfile is set.
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
@@ -120,7 +132,14 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
     if o.proxy_headers:
         builder = builder.proxy_headers(trusted=o.forwarded_allow_ips)
     if o.http2 if o.http2 is not None else h2_installed():
-        builder = builder.h2()
+        builder = builder.h2(
+            max_concurrent_streams=o.http2_max_concurrent_streams,
+            initial_window_size=o.http2_initial_window_size,
+            connection_window_size=o.http2_connection_window_size,
+            max_frame_size=o.http2_max_frame_size,
+            max_header_list_size=o.http2_max_header_list_size,
+            max_resets=o.http2_max_resets,
+        )
     if o.ws == "wsproto" or (o.ws == "auto" and wsproto_installed()):
         builder = builder.websocket(
             max_size=o.ws_max_size,

@@ -66,3 +66,33 @@ def test_preset_and_cli_switch() -> None:
     assert options_from(build_parser().parse_args(["m:a", "--no-http2"])).http2 is False
     assert options_from(build_parser().parse_args(["m:a", "--http2"])).http2 is True
     assert options_from(build_parser().parse_args(["m:a"])).http2 is True  # h2 is installed
+
+
+def test_http2_flags_reach_the_protocol_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POUNCE_HTTP2_MAX_RESETS", "33")
+    args = build_parser().parse_args(
+        [
+            "app:app",
+            "--http2",
+            "--http2-max-concurrent-streams", "12",
+            "--http2-initial-window-size", "1000",
+            "--http2-connection-window-size", "200000",
+            "--http2-max-frame-size", "32768",
+            "--http2-max-header-list-size", "8192",
+        ]
+    )  # fmt: skip
+    builder = standard(options_from(args))
+    (factory,) = [p for p in builder._protocols if isinstance(p, HTTP2Protocol)]
+    s = factory.settings
+    assert (s.max_concurrent_streams, s.initial_window_size, s.connection_window_size) == (
+        12,
+        1000,
+        200000,
+    )
+    assert (s.max_frame_size, s.max_header_list_size, s.max_resets) == (32768, 8192, 33)
+
+
+def test_a_bad_http2_flag_is_a_build_error() -> None:
+    args = build_parser().parse_args(["app:app", "--http2", "--http2-max-frame-size", "10"])
+    with pytest.raises(BuildError, match=r"max_frame_size=10"):
+        standard(options_from(args))
