@@ -34,6 +34,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import h2.stream
 import hpack
 import hyperframe.exceptions
 import hyperframe.frame
@@ -331,7 +332,7 @@ class H2Core:
 
     def _check_budgets(self) -> None:
         s = self.settings
-        if self.resets > s.max_resets + self.completed // 2:
+        if self.resets + self._conn.refused_streams > s.max_resets + self.completed // 2:
             raise _Calm("too many reset streams (Rapid Reset / MadeYouReset)")
         if self.control_backlog > s.max_control_backlog:
             raise _Calm("control frames flood while not reading (PING/SETTINGS)")
@@ -594,14 +595,40 @@ def _wire_code(exc: BaseException, code: int) -> int:
 
 
 class _ServerConnection(h2.connection.H2Connection):
-    """h2's connection, except that a client's graceful GOAWAY does not end ours.
+    """h2's connection, with two answers RFC 9113 asks for and h2 gives differently.
 
-    h2 closes its whole connection on any GOAWAY it receives and refuses to
-    send another frame, so the responses still in flight — and the
-    WINDOW_UPDATEs they need — would be cut short. RFC 9113 §6.8: a GOAWAY
-    stops new streams; streams already started complete. A GOAWAY carrying
-    an error is h2's to handle as before.
+    * A client's graceful GOAWAY does not end our connection. h2 closes its
+      whole connection on any GOAWAY it receives and refuses to send another
+      frame, so the responses still in flight — and the WINDOW_UPDATEs they
+      need — would be cut short. §6.8: a GOAWAY stops new streams; streams
+      already started complete. A GOAWAY carrying an error is h2's to handle.
+    * A stream past our SETTINGS_MAX_CONCURRENT_STREAMS is refused alone
+      (RST_STREAM REFUSED_STREAM: safe to retry), as §5.1.2 requires; h2 ends
+      the connection. A client can do this innocently, before our SETTINGS
+      reach it. Its field block is still decoded, so the HPACK state stays in
+      step, and it counts against the reset budget (`refused_streams`).
     """
+
+    refused_streams = 0
+
+    def _receive_headers_frame(
+        self, frame: hyperframe.frame.HeadersFrame
+    ) -> tuple[list[hyperframe.frame.Frame], list[h2.events.Event]]:
+        sid = frame.stream_id
+        limit = self.local_settings.max_concurrent_streams
+        if (
+            len(self.streams) < limit  # closed ones included: the common case, cheaply
+            or sid in self.streams
+            or sid % 2 == 0  # h2 judges stream ids (a connection error)
+            or sid <= self.highest_inbound_stream_id
+            or self.open_inbound_streams < limit
+        ):
+            return super()._receive_headers_frame(frame)
+        h2.connection._decode_headers(self.decoder, frame.data)  # h2's own wrapper of hpack
+        self.highest_inbound_stream_id = sid
+        self._closed_streams[sid] = h2.stream.StreamClosedBy.SEND_RST_STREAM
+        self.refused_streams += 1
+        return [hyperframe.frame.RstStreamFrame(sid, error_code=REFUSED_STREAM)], []
 
     def _receive_goaway_frame(
         self, frame: hyperframe.frame.GoAwayFrame

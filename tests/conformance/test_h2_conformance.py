@@ -31,9 +31,11 @@ from pounce.asgi.types import Receive, Scope, Send
 from pounce.testing import TestServer
 from tests.conformance.h2wire import (
     COMPRESSION_ERROR,
+    ENHANCE_YOUR_CALM,
     FLOW_CONTROL_ERROR,
     FRAME_SIZE_ERROR,
     PROTOCOL_ERROR,
+    REFUSED_STREAM,
     STREAM_CLOSED,
     Wire,
     raw_frame,
@@ -169,14 +171,34 @@ def test_5_1_1_decreasing_stream_id_is_protocol_error(wire: Wire) -> None:
     wire.expect_goaway(PROTOCOL_ERROR)
 
 
-def test_5_1_2_more_streams_than_advertised_is_refused(port: int) -> None:
+def test_5_1_2_more_streams_than_advertised_is_a_stream_error(port: int) -> None:
+    """§5.1.2: REFUSED_STREAM (or PROTOCOL_ERROR) on that stream; the others go on."""
+    with Wire(port) as wire:
+        wire.handshake()
+        first = [wire.headers(end_stream=False) for _ in range(100)]
+        sid = wire.headers(end_stream=False)
+        frame = wire.expect_error(REFUSED_STREAM, stream_id=sid)
+        assert isinstance(frame, RstStreamFrame)
+        wire.expect_alive()
+        wire.data(first[0], b"", end_stream=True)
+        headers, _ = wire.response(first[0])  # the first stream still answers
+        assert (b":status", b"200") in headers
+        later = wire.headers()  # and a new stream fits again
+        assert (b":status", b"200") in wire.response(later)[0]
+
+
+def test_5_1_2_refusals_count_against_the_reset_budget(port: int) -> None:
+    """A client that keeps opening streams past the limit is refused, then sent away."""
     with Wire(port) as wire:
         wire.handshake()
         for _ in range(100):
             wire.headers(end_stream=False)
-        sid = wire.headers(end_stream=False)
-        frame = wire.expect_error(PROTOCOL_ERROR, stream_id=sid)
-        assert isinstance(frame, GoAwayFrame | RstStreamFrame)
+        try:
+            for _ in range(400):  # the budget is 200 (--http2-max-resets)
+                wire.headers(end_stream=False)
+        except OSError:
+            pass  # the server may close while we still write
+        wire.expect_goaway(ENHANCE_YOUR_CALM)
 
 
 def test_5_3_self_dependency_is_protocol_error(wire: Wire) -> None:
