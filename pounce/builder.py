@@ -349,12 +349,15 @@ class ServerBuilder:
         *,
         keep_alive: float | None = None,
         request_head: float | None = None,
+        request_body: float | None = None,
         graceful_shutdown: float | None = None,
     ) -> ServerBuilder:
-        """Seconds: idle keep-alive (5), whole request head (10), graceful shutdown (30)."""
+        """Seconds: idle keep-alive (5), whole request head (10), a request body's silence
+        while the server is reading it (60; HTTP/1.1: 408), graceful shutdown (30)."""
         for name, value in (
             ("keep_alive", keep_alive),
             ("request_head", request_head),
+            ("request_body", request_body),
             ("graceful_shutdown", graceful_shutdown),
         ):
             if value is not None and (not isinstance(value, int | float) or not value > 0):
@@ -366,6 +369,8 @@ class ServerBuilder:
             http = replace(http, keep_alive_timeout=float(keep_alive))
         if request_head is not None:
             http = replace(http, request_head_timeout=float(request_head))
+        if request_body is not None:
+            http = replace(http, request_body_timeout=float(request_body))
         graceful = self._graceful_timeout if graceful_shutdown is None else float(graceful_shutdown)
         return replace(self, _http=http, _graceful_timeout=graceful)
 

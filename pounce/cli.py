@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a client has to send a complete request head (slowloris guard)",
     )
     add(
+        "--timeout-request-body",
+        type=float,
+        default=float(_env("timeout_request_body", 60.0)),
+        help="seconds a request body may go silent while the server reads it (then 408)",
+    )
+    add(
         "--timeout-graceful-shutdown",
         type=float,
         default=float(_env("timeout_graceful_shutdown", 30.0)),
@@ -382,6 +388,7 @@ def options_from(args: argparse.Namespace) -> StandardOptions:
         root_path=args.root_path,
         timeout_keep_alive=args.timeout_keep_alive,
         timeout_request_head=args.timeout_request_head,
+        timeout_request_body=args.timeout_request_body,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
         limit_request_body=None
         if args.limit_request_body is None

@@ -45,6 +45,10 @@ COALESCE_LIMIT = 16 * 1024  # bytes
 class HTTPDriver(Upgradable):
     """A `ConnectionHandler` that serves HTTP through a protocol core."""
 
+    times_request_bodies = True
+    """Answer 408 when a request body goes silent while we read it (HTTP/1.1). HTTP/2
+    turns this off: its bodies are flow-controlled per stream on a shared connection."""
+
     def __init__(self, core: ProtocolCore, service: ServiceContext) -> None:
         self._core = core
         self._service = service
@@ -62,6 +66,7 @@ class HTTPDriver(Upgradable):
         self._flush_scheduled = False
         self._deadline = Deadline(self._loop)
         self._waiting_for_head = False
+        self._body_stream: int | None = None  # whose body the deadline is timing
         self._closed = False
 
     # -- ConnectionHandler ---------------------------------------------------------
@@ -104,6 +109,8 @@ class HTTPDriver(Upgradable):
                 exchange = self._exchanges.get(event.stream_id)
                 if exchange is not None:
                     exchange.end_body()
+                    if self._body_stream == event.stream_id:
+                        self._stop_body_timer()
                 else:
                     self._other_stream_ended(event.stream_id)
             elif isinstance(event, DataReceived):
@@ -133,6 +140,8 @@ class HTTPDriver(Upgradable):
         self._exchanges[request.stream_id] = exchange
         self._received[request.stream_id] = 0
         self._tasks.add(self._loop.create_task(exchange.run(self._service.app, self._app_exited)))
+        if request.has_body and not request.expects_continue and self.times_request_bodies:
+            self._arm_body_timer(request.stream_id)  # (with 100-continue: at the first byte)
 
     def _on_upgrade(self, upgrade: UpgradeRequested) -> bool:
         """HTTP/1.1 Upgrade: True when another protocol took the connection over."""
@@ -178,6 +187,8 @@ class HTTPDriver(Upgradable):
             return
         self._unread += len(event.data)
         exchange.feed_body(event.data)
+        if self.times_request_bodies:
+            self._arm_body_timer(event.stream_id)
 
     def _other_stream_data(self, event: DataReceived) -> None:
         """Data for a stream with no exchange: a rejected one's, or an HTTP/2 tunnel's."""
@@ -262,6 +273,8 @@ class HTTPDriver(Upgradable):
         self._update_reading()
 
     def stream_done(self, stream_id: int) -> None:
+        if self._body_stream == stream_id:
+            self._stop_body_timer()  # answered before its body was read
         exchange = self._exchanges.pop(stream_id, None)
         self._received.pop(stream_id, None)
         if exchange is not None:
@@ -302,6 +315,12 @@ class HTTPDriver(Upgradable):
                 conn.pause_reading()
             else:
                 conn.resume_reading()
+            body = self._body_stream
+            if body is not None:  # a body is not late while we are not reading it
+                if pause:
+                    self._deadline.clear()
+                else:
+                    self._arm_body_timer(body)
 
     def _arm_head_timer(self) -> None:
         self._waiting_for_head = True
@@ -316,6 +335,29 @@ class HTTPDriver(Upgradable):
 
     def _cancel_timer(self) -> None:
         self._deadline.clear()
+
+    def _arm_body_timer(self, stream_id: int) -> None:
+        timeout = self._options.request_body_timeout
+        if timeout is not None and not self._reading_paused:
+            self._body_stream = stream_id
+            self._deadline.set(timeout, self._body_timed_out)
+
+    def _stop_body_timer(self) -> None:
+        self._body_stream = None
+        self._deadline.clear()
+
+    def _body_timed_out(self) -> None:
+        """The client stopped sending a body we were reading: 408, then close."""
+        stream_id, self._body_stream = self._body_stream, None
+        if stream_id is None or stream_id not in self._exchanges or self._reading_paused:
+            return
+        client = self._conn.info.client if self._conn is not None else None
+        error_log.info(
+            "Closing %s: request body silent for %g s",
+            _fmt(client),
+            self._options.request_body_timeout,
+        )
+        self._reject(stream_id, 408)
 
     def _head_timed_out(self) -> None:
         if self._exchanges:

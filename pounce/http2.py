@@ -105,6 +105,8 @@ class HTTP2Protocol(ProtocolFactory):
 class HTTP2Driver(HTTPDriver):
     """`HTTPDriver` over an `H2Core`: many streams, windows, GOAWAY."""
 
+    times_request_bodies = False  # per-stream windows bound them; the timer is the connection's
+
     def __init__(
         self, core: H2Core, service: ServiceContext, *, upgrade: UpgradeRequested | None = None
     ) -> None:

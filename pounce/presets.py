@@ -50,6 +50,7 @@ class StandardOptions:
     root_path: str = ""
     timeout_keep_alive: float = 5.0  # seconds
     timeout_request_head: float = 10.0  # seconds
+    timeout_request_body: float = 60.0  # seconds a request body may pause while being read
     timeout_graceful_shutdown: float = 30.0  # seconds
     limit_request_body: int | None = None  # bytes
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
@@ -121,6 +122,7 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         .timeouts(
             keep_alive=o.timeout_keep_alive,
             request_head=o.timeout_request_head,
+            request_body=o.timeout_request_body,
             graceful_shutdown=o.timeout_graceful_shutdown,
         )
         .response_headers(server=o.server_header, date=o.date_header, extra=o.headers)

@@ -91,9 +91,14 @@ class Server:
         ]
         headers += [name.decode() for name, _ in http.extra_headers]
         body = "none" if http.max_request_body is None else f"{http.max_request_body} B"
+        silence = http.request_body_timeout
         lines.append(
             f"http     keep-alive {http.keep_alive_timeout:g} s, request head "
-            f"{http.request_head_timeout:g} s, body limit {body}, "
+            f"{http.request_head_timeout:g} s, "
+            f"body silence {'none' if silence is None else f'{silence:g} s'}"
+        )
+        lines.append(
+            f"http     body limit {body}, "
             f"headers [{', '.join(headers)}], root path {http.root_path or '-'!s}"
         )
         lines += [f"app      {layer.describe()}" for layer in spec.app_layers]

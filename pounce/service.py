@@ -29,6 +29,7 @@ class HTTPOptions:
 
     keep_alive_timeout: float = 5.0  # seconds idle between requests; Uvicorn's default
     request_head_timeout: float = 10.0  # seconds to receive a whole request head (slowloris)
+    request_body_timeout: float | None = 60.0  # seconds between two reads of a body; nginx's
     max_request_body: int | None = None  # bytes; None = unlimited (answer 413 past it)
     body_high_water: int = 64 * KiB  # bytes of unread request body before reading pauses
     root_path: str = ""  # ASGI root_path: where the app is mounted behind a proxy

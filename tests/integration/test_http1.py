@@ -734,6 +734,82 @@ def test_partial_pipelined_head_gets_the_head_timeout() -> None:
             assert reader.closed()
 
 
+def test_stalled_request_body_is_408_and_the_app_hears_a_disconnect() -> None:
+    seen: list[str] = []
+    done = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            while True:
+                message = await receive()
+                seen.append(message["type"])
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            done.set()
+
+    with serve(app, http1().timeouts(request_body=0.3)) as ts:
+        sock = connect(ts)
+        with sock:
+            sock.sendall(raw_request("POST", "/up", [("content-length", "10")]) + b"abc")
+            reader = Reader(sock)
+            assert reader.response().status == 408
+            assert reader.closed()
+        assert done.wait(TIMEOUT)
+    assert seen[-1] == "http.disconnect"
+
+
+def test_a_slow_but_steady_body_is_not_cut_off() -> None:
+    with serve(echo, http1().timeouts(request_body=0.4)) as ts:
+        sock = connect(ts)
+        with sock:
+            sock.sendall(raw_request("POST", "/up", [("transfer-encoding", "chunked")]))
+            for _ in range(5):  # 1 s in all, never more than 0.15 s of silence
+                sock.sendall(b"3\r\nabc\r\n")
+                time.sleep(0.15)
+            sock.sendall(b"0\r\n\r\n")
+            response = Reader(sock).response()
+        assert response.status == 200
+        assert response.body == b"abc" * 5
+
+
+def test_body_timer_rests_while_the_app_does_not_read() -> None:
+    """Reading pauses past 64 KiB of unread body: that silence is the app's, not the
+    client's, so no 408 however long the app takes."""
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(1.0)
+            await echo(scope, receive, send)
+
+    body = b"x" * MiB
+    with serve(slow, http1().timeouts(request_body=0.3)) as ts:
+        response, reader = exchange(ts, raw_request("POST", "/up", body=body))
+        with reader.sock:
+            assert response.status == 200
+            assert response.body == body
+
+
+def test_expect_continue_body_timer_starts_with_the_body() -> None:
+    """The client waits for 100 Continue, which comes when the app first reads."""
+
+    async def late_reader(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(0.8)  # longer than the body timeout
+            await echo(scope, receive, send)
+
+    with serve(late_reader, http1().timeouts(request_body=0.3)) as ts:
+        sock = connect(ts)
+        with sock:
+            head = raw_request("POST", "/up", [("content-length", "5"), ("expect", "100-continue")])
+            sock.sendall(head)
+            reader = Reader(sock)
+            assert reader.head().status == 100
+            sock.sendall(b"hello")
+            response = reader.response()
+        assert response.status == 200
+        assert response.body == b"hello"
+
+
 # -- malformed input ---------------------------------------------------------------------------
 
 
