@@ -11,8 +11,9 @@ that wait for flow-control window, and adds what h2 leaves to its user:
 * the abuse budgets of `H2Settings` (Rapid Reset CVE-2023-44487, MadeYouReset
   CVE-2025-8671, the 2019 flood family CVE-2019-9512/9515/9518): past one, the
   connection ends with GOAWAY ENHANCE_YOUR_CALM;
-* response scheduling by the RFC 9218 ``priority`` request header: when
-  window opens, lower urgency goes first (below);
+* response scheduling by the RFC 9218 ``priority`` request header, and by
+  PRIORITY_UPDATE frames (§7.1) that change it later: when window opens,
+  lower urgency goes first (below);
 * request checks h2 does not make (``host`` beside a different ``:authority``,
   RFC 9113 §8.3.1) as stream errors, before any app sees the request.
 
@@ -76,6 +77,7 @@ ENHANCE_YOUR_CALM = 0xB
 
 _SETTINGS = 0x4
 _GOAWAY = 0x7
+_PRIORITY_UPDATE = 0x10  # RFC 9218 §7.1
 _GOAWAY_SIZE = 9 + 8  # a GOAWAY h2 queues has no debug data
 _PREFACE_AND_HEADER = len(PREFACE) + 9
 
@@ -194,6 +196,7 @@ class H2Core:
         self._unacked: dict[int, int] = {}  # body bytes delivered, not yet consumed
         self._outboxes: dict[int, _Outbox] = {}
         self._priority: dict[int, tuple[int, bool]] = {}  # streams not at DEFAULT_PRIORITY
+        self._idle_priority: dict[int, tuple[int, bool]] = {}  # PRIORITY_UPDATEs ahead of HEADERS
         self._goaway_last: int | None = None  # set once our GOAWAY is queued
         self._peer_gone = False
         self._error: RemoteProtocolError | None = None
@@ -276,6 +279,9 @@ class H2Core:
             self._peer_gone = True
             if event.error_code:
                 out.append(ConnectionLost())
+        elif isinstance(event, h2.events.UnknownFrameReceived):
+            if event.frame is not None and event.frame.type == _PRIORITY_UPDATE:
+                self._on_priority_update(event.frame)
         elif isinstance(event, h2.events.TrailersReceived):
             sid = event.stream_id
             if not valid_trailers(event.headers or []):
@@ -297,7 +303,9 @@ class H2Core:
         if request is None:
             self._malformed(sid)
             return
-        urgency = DEFAULT_PRIORITY if priority is None else parse_priority(priority)
+        urgency = self._idle_priority.pop(sid, None)  # RFC 9218 §7: the frame overrides
+        if urgency is None:
+            urgency = DEFAULT_PRIORITY if priority is None else parse_priority(priority)
         if urgency != DEFAULT_PRIORITY:
             self._priority[sid] = urgency
         self._active.add(sid)
@@ -307,6 +315,30 @@ class H2Core:
             out.append(request)
         else:  # RFC 8441 extended CONNECT: the driver finds the protocol or refuses
             out.append(UpgradeRequested(stream_id=sid, request=request, protocol=protocol))
+
+    def _on_priority_update(self, frame: hyperframe.frame.Frame) -> None:
+        """RFC 9218 §7.1: new priority parameters for an open stream, or one not yet opened."""
+        body: bytes = getattr(frame, "body", b"")
+        if frame.stream_id != 0:
+            raise h2.exceptions.ProtocolError("PRIORITY_UPDATE on a stream other than 0")
+        if len(body) < 4:
+            raise _FrameSizeError("PRIORITY_UPDATE shorter than its stream id")
+        sid = int.from_bytes(body[:4], "big") & 0x7FFF_FFFF
+        if sid == 0:
+            raise h2.exceptions.ProtocolError("PRIORITY_UPDATE for stream 0")
+        urgency = parse_priority(body[4:])
+        if sid in self._active:
+            if urgency == DEFAULT_PRIORITY:
+                self._priority.pop(sid, None)
+            else:
+                self._priority[sid] = urgency
+        elif (
+            sid > self._conn.highest_inbound_stream_id  # idle: kept for its HEADERS,
+            and sid % 2
+            and len(self._idle_priority) < self.settings.max_concurrent_streams  # bounded
+        ):
+            self._idle_priority[sid] = urgency
+        # A closed stream: nothing left to schedule.
 
     def _malformed(self, sid: int) -> None:
         """RFC 9113 §8.1.1: a malformed request is a stream error; it counts as a reset."""
@@ -640,6 +672,12 @@ class _ServerConnection(h2.connection.H2Connection):
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data or None
         return [], [event]
+
+
+class _FrameSizeError(h2.exceptions.ProtocolError):
+    """A frame whose length does not fit its type: FRAME_SIZE_ERROR (RFC 9113 §4.2)."""
+
+    error_code = h2.errors.ErrorCodes.FRAME_SIZE_ERROR
 
 
 class _Calm(h2.exceptions.ProtocolError):

@@ -363,6 +363,59 @@ def test_incremental_streams_of_one_urgency_take_turns() -> None:
     assert set(order) == set(sids)
 
 
+def priority_update(sid: int, value: bytes, *, on_stream: int = 0) -> bytes:
+    """An RFC 9218 §7.1 PRIORITY_UPDATE frame (type 0x10), as raw bytes."""
+    payload = sid.to_bytes(4, "big") + value
+    head = len(payload).to_bytes(3, "big") + bytes([0x10, 0]) + on_stream.to_bytes(4, "big")
+    return head + payload
+
+
+def test_priority_update_reorders_waiting_streams() -> None:
+    pair = _stalled_pair()
+    first, second = pair.request(), pair.request()
+    pair.to_server()
+    pair.respond(first, b"x" * 100_000)  # takes the connection window
+    pair.respond(second, b"y" * 100_000)
+    pair.to_client()
+    pair.core.receive_data(priority_update(second, b"u=0"))  # second is now urgent
+    pair.client.increment_flow_control_window(40_000)
+    pair.to_server()
+    order = _data_order(pair.to_client())
+    assert order and set(order) == {second}, order
+
+
+def test_priority_update_ahead_of_its_headers_overrides_the_header() -> None:
+    pair = _stalled_pair()
+    first = pair.client.get_next_available_stream_id()
+    pair.core.receive_data(priority_update(first + 2, b"u=0"))  # for a stream not yet open
+    a = pair.request([*GET, (b"priority", b"u=5")])
+    b = pair.request([*GET, (b"priority", b"u=7")])  # the frame said u=0: it wins
+    assert b == first + 2
+    pair.to_server()
+    pair.respond(a, b"x" * 100_000)  # takes the connection window
+    pair.respond(b, b"y" * 100_000)
+    pair.to_client()
+    pair.client.increment_flow_control_window(40_000)
+    pair.to_server()
+    order = _data_order(pair.to_client())
+    assert order and set(order) == {b}, order
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (priority_update(1, b"u=1", on_stream=1), 0x1),  # not on stream 0: PROTOCOL_ERROR
+        (priority_update(0, b"u=1"), 0x1),  # for stream 0: PROTOCOL_ERROR
+        (bytes([0, 0, 2, 0x10, 0, 0, 0, 0, 0, 0, 1]), 0x6),  # too short: FRAME_SIZE_ERROR
+    ],
+)
+def test_bad_priority_update_is_a_connection_error(frame: bytes, code: int) -> None:
+    pair = Pair()
+    with pytest.raises(RemoteProtocolError) as info:
+        pair.core.receive_data(frame)
+    assert info.value.error_code == code
+
+
 # -- h2c upgrade (RFC 7540 §3.2) ---------------------------------------------------------------
 
 
