@@ -222,9 +222,10 @@ class ProtocolBridge:
                 return factory
         return None
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool | None:
         if self._chosen is not None:
-            self._chosen.eof_received()
+            return self._chosen.eof_received()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._chosen is not None:

@@ -204,6 +204,7 @@ class TransportAdapter(asyncio.Protocol):
         "_info",
         "_linger",
         "_lost",
+        "_peer_done",
         "_reader",
         "_tracker",
         "_transport",
@@ -219,6 +220,7 @@ class TransportAdapter(asyncio.Protocol):
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reader: _ExactReader | None = None
         self._lost = False
+        self._peer_done = False  # the peer half-closed; we may still write
         self._linger: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol callbacks -------------------------------------------
@@ -237,7 +239,11 @@ class TransportAdapter(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         if self._linger is not None:
             return None  # the client has seen our end and closed too: done
-        self._handler.eof_received()
+        keep = self._handler.eof_received()
+        transport = self._transport
+        if keep and transport is not None and self._reader is None and transport.can_write_eof():
+            self._peer_done = True
+            return True  # half-closed: the response can still go out
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -333,8 +339,10 @@ class TransportAdapter(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing() or self._linger is not None:
             return
-        if self._reader is not None or not transport.can_write_eof():
-            transport.close()  # TLS has no half-close; exact reads own the protocol
+        if self._reader is not None or not transport.can_write_eof() or self._peer_done:
+            # TLS has no half-close; exact reads own the protocol; a peer that
+            # half-closed has nothing left to send, so there is nothing to drain.
+            transport.close()
             return
         transport.write_eof()
         transport.resume_reading()

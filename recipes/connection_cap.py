@@ -93,9 +93,10 @@ class _CappedHandler:
         if self._inner is not None:
             self._inner.data_received(data)
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool | None:
         if self._inner is not None:
-            self._inner.eof_received()
+            return self._inner.eof_received()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._inner is not None:

@@ -110,9 +110,10 @@ class ProxyProtocolHandler:
     def data_received(self, data: bytes) -> None:
         self._inner.data_received(data)
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool | None:
         if self._established:
-            self._inner.eof_received()
+            return self._inner.eof_received()
+        return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._established:

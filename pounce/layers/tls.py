@@ -154,11 +154,12 @@ class TLSHandler:
         else:
             self._early += data
 
-    def eof_received(self) -> None:
+    def eof_received(self) -> bool | None:
         if self._established:
             self._inner.eof_received()
         else:
             self._early_eof = True
+        return None  # TLS has no half-close: the connection ends
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
