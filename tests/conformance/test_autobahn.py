@@ -17,8 +17,8 @@ Autobahn's own report colours them. Groups, as the issue lists them:
 * ``slow``: group 9 (limits and performance: up to 16 MiB messages) and 12 and
   13 for 16–128 KiB messages, whole and auto-fragmented (y = 7–11, 13, 18).
   The other five sizes (12, 14–17: 128 KiB-class messages in small frames)
-  would add minutes on 2 cores, compressed both ways in Python, and test
-  nothing the chosen ones do not.
+  would add almost 4 minutes on 2 cores, compressed both ways in Python, and
+  test nothing the chosen ones do not (run by hand: docs/websocket.md).
 
 Each run leaves a summary (``summary.txt``, ``summary.json``) and kosoku's
 Autobahn-format report (``index.html``, one JSON per case) under
