@@ -275,6 +275,8 @@ def _known_params(params: str) -> bool:
 
 # -- limits ----------------------------------------------------------------------------
 
+_NO_RSV = RsvBits(False, False, False)  # an extension's "no reserved bits used"
+
 
 class MessageSizeLimit(Extension):
     """The message size limit without compression: refused by the frame header.
@@ -287,7 +289,6 @@ class MessageSizeLimit(Extension):
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
         self._size = 0  # payload bytes of the message being received
-        self._control = False
 
     def enabled(self) -> bool:
         return True
@@ -298,19 +299,14 @@ class MessageSizeLimit(Extension):
     def frame_inbound_header(
         self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits, payload_length: int
     ) -> CloseReason | RsvBits:
-        self._control = opcode.iscontrol()
-        if not self._control:
-            self._size += payload_length
-            if self._size > self.max_size:
+        # Called for every frame, so kept lean: a data frame (opcode < 8) that
+        # is not a CONTINUATION (0) starts a message, which resets the count.
+        if opcode < 8:
+            size = self._size + payload_length if opcode == 0 else payload_length
+            self._size = size
+            if size > self.max_size:
                 return CloseReason.MESSAGE_TOO_BIG
-        return RsvBits(False, False, False)
-
-    def frame_inbound_complete(
-        self, proto: FrameDecoder | FrameProtocol, fin: bool
-    ) -> bytes | CloseReason | None:
-        if fin and not self._control:
-            self._size = 0
-        return None
+        return _NO_RSV
 
 
 class BoundedDeflate(PerMessageDeflate):
@@ -335,7 +331,7 @@ class BoundedDeflate(PerMessageDeflate):
     ) -> CloseReason | RsvBits:
         self._control = opcode.iscontrol()
         if self._control:
-            return CloseReason.PROTOCOL_ERROR if rsv.rsv1 else RsvBits(False, False, False)
+            return CloseReason.PROTOCOL_ERROR if rsv.rsv1 else _NO_RSV
         result = super().frame_inbound_header(proto, opcode, rsv, payload_length)
         if not isinstance(result, CloseReason) and not self._inbound_compressed:
             self._size += payload_length
@@ -438,7 +434,15 @@ class WebSocketCore:
             ws.receive_data(data)
         events: list[WSInboundEvent] = []
         for event in ws.events():
-            if self._map(event, events):
+            # The common case first: a whole message in one frame.
+            if type(event) is BytesMessage and event.message_finished and not self._parts:
+                payload = event.data
+                events.append(
+                    MessageReceived(data=payload if type(payload) is bytes else bytes(payload))
+                )
+            elif type(event) is TextMessage and event.message_finished and not self._parts:
+                events.append(MessageReceived(data=event.data))
+            elif self._map(event, events):
                 break
         return events
 
@@ -512,6 +516,22 @@ class WebSocketCore:
             if event.end_stream:
                 self.state = WSState.CLOSED
 
+    def send_message(self, data: bytes | str) -> bytes:
+        """`send` of a `SendMessage`, returning the bytes to write (with any queued before)."""
+        if self.state is not WSState.OPEN:
+            raise LocalProtocolError(
+                f"cannot send SendMessage in WebSocket state {self.state.value}", status=500
+            )
+        assert self._ws is not None
+        try:
+            frame = self._ws.send(_message(data))
+        except WSLocalProtocolError as exc:
+            raise LocalProtocolError(str(exc), status=500) from exc
+        if self._out:
+            self._out.append(frame)
+            return self.data_to_send()
+        return frame
+
     def _accept(self, event: AcceptWebSocket) -> None:
         handshake, settings = self.handshake, self.settings
         headers: Headers = []
@@ -560,6 +580,11 @@ class WebSocketCore:
         return out
 
     # -- state -----------------------------------------------------------------------
+
+    @property
+    def has_output(self) -> bool:
+        """Bytes (or, over HTTP/2, a head) wait for `data_to_send` (or `take_head`)."""
+        return bool(self._out) or self._head is not None
 
     @property
     def must_close(self) -> bool:
