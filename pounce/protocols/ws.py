@@ -12,6 +12,10 @@ Invariants:
   by our HTTP/1.1 or HTTP/2 core, and the handshake is checked here (RFC 6455
   §4.2.1; over HTTP/2, RFC 8441 §5: an extended CONNECT, no key, and the
   answer is a 200 HEADERS frame — `take_head` — not a 101 in the byte stream).
+* Outbound data messages with no extension negotiated are framed here
+  (`_plain_frame`: a header and the payload, byte for byte what wsproto
+  writes, with one copy instead of wsproto's five); every inbound byte,
+  every control frame and every compressed message goes through wsproto.
 * The message size limit holds on the *decompressed* size, across fragments:
   wsproto 1.3.2 inflates with no bound (the CVE-2018-1000518 class), so
   `BoundedDeflate` inflates with ``max_length`` and `MessageSizeLimit` refuses
@@ -27,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import struct
 import zlib
 from dataclasses import dataclass, field
 
@@ -419,6 +424,7 @@ class WebSocketCore:
         self._parts: list[bytes | str] = []
         self._failed = False
         self._head: Head | None = None  # HTTP/2 only: the response head to send first
+        self._plain = False  # accepted without permessage-deflate
 
     # -- inbound ---------------------------------------------------------------------
 
@@ -523,10 +529,13 @@ class WebSocketCore:
                 f"cannot send SendMessage in WebSocket state {self.state.value}", status=500
             )
         assert self._ws is not None
-        try:
-            frame = self._ws.send(_message(data))
-        except WSLocalProtocolError as exc:
-            raise LocalProtocolError(str(exc), status=500) from exc
+        if self._plain:
+            frame = _plain_frame(data)
+        else:
+            try:
+                frame = self._ws.send(_message(data))
+            except WSLocalProtocolError as exc:
+                raise LocalProtocolError(str(exc), status=500) from exc
         if self._out:
             self._out.append(frame)
             return self.data_to_send()
@@ -558,6 +567,7 @@ class WebSocketCore:
         else:
             self._out.append(b"HTTP/1.1 101 Switching Protocols\r\n" + _fields(headers) + b"\r\n")
         self._ws = Connection(ConnectionType.SERVER, extensions=[extension])
+        self._plain = deflate is None
         pending, self._pending = self._pending, b""
         if pending:
             self._ws.receive_data(pending)  # events come out of the next receive_data
@@ -601,6 +611,24 @@ def _join(parts: list[bytes | str]) -> bytes | str:
     if isinstance(parts[0], str):
         return "".join(p for p in parts if isinstance(p, str))
     return b"".join(p for p in parts if isinstance(p, bytes))
+
+
+def _plain_frame(data: bytes | str) -> bytes:
+    """A whole message as one unmasked frame with no extension: what wsproto would write."""
+    if isinstance(data, str):
+        payload, first = data.encode("utf-8"), 0x81  # FIN | TEXT
+    else:
+        payload, first = data, 0x82  # FIN | BINARY
+    n = len(payload)
+    if n <= 125:
+        return bytes((first, n)) + payload
+    if n <= 0xFFFF:
+        return _HEAD_16.pack(first, 126, n) + payload
+    return _HEAD_64.pack(first, 127, n) + payload
+
+
+_HEAD_16 = struct.Struct("!BBH")
+_HEAD_64 = struct.Struct("!BBQ")
 
 
 def _message(data: bytes | str) -> TextMessage | BytesMessage:
