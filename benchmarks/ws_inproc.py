@@ -22,8 +22,10 @@ or let the script do it (it runs itself under valgrind twice)::
     python benchmarks/ws_inproc.py --callgrind --size 32 --messages 2000,12000
     python benchmarks/ws_inproc.py --callgrind --size 1048576 --messages 5,25
 
-``--profile`` prints a cProfile of one run (call counts per message); without
-either option the script prints wall-clock messages per second.
+``--deflate`` negotiates permessage-deflate: the client's frame is
+compressed, and so is every echo. ``--profile`` prints a cProfile of one run
+(call counts per message); without either option the script prints
+wall-clock messages per second.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import re
 import subprocess
 import sys
 import time
+import zlib
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -50,9 +53,9 @@ from pounce.websocket import WebSocketHandler, WebSocketOptions
 MASK = b"\x37\xfa\x21\x3d"
 
 
-def masked_frame(payload: bytes, *, text: bool = False) -> bytes:
+def masked_frame(payload: bytes, *, text: bool = False, rsv1: bool = False) -> bytes:
     """A client frame (FIN, masked), as a browser would send it."""
-    head = bytearray([0x80 | (0x1 if text else 0x2)])
+    head = bytearray([0x80 | (0x40 if rsv1 else 0) | (0x1 if text else 0x2)])
     n = len(payload)
     if n <= 125:
         head.append(0x80 | n)
@@ -104,11 +107,20 @@ class FakeConn:
 
 
 class Run:
-    def __init__(self, size: int, messages: int, chunk: int, text: bool) -> None:
+    def __init__(self, size: int, messages: int, chunk: int, text: bool, deflate: bool) -> None:
         payload = (b"x" * size) if text else bytes(range(256)) * (size // 256) + b"y" * (size % 256)
-        frame = masked_frame(payload, text=text)
-        head = frame[: len(frame) - size - 4]  # the server's is the same, without the mask bit
-        self.expected: bytes | None = bytes([head[0], head[1] & 0x7F]) + head[2:] + payload
+        self.deflate = deflate
+        self.payload = payload
+        if deflate:  # RFC 7692: one compressed message, its 00 00 ff ff tail removed
+            compressor = zlib.compressobj(wbits=-15)
+            compressed = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            frame = masked_frame(compressed[:-4], text=text, rsv1=True)
+            self.inflate = zlib.decompressobj(wbits=-15)
+            self.expected: bytes | None = None
+        else:
+            frame = masked_frame(payload, text=text)
+            head = frame[: len(frame) - size - 4]  # the server's is the same, without the mask
+            self.expected = bytes([head[0], head[1] & 0x7F]) + head[2:] + payload
         self.first = bytearray()
         self.chunks = [frame[i : i + chunk] for i in range(0, len(frame), chunk)]
         self.echo = echo_length(size)
@@ -126,7 +138,15 @@ class Run:
             self.pending = 0
             self.loop.call_soon(self.feed)
             return
-        self.pending -= n
+        if self.deflate:  # one write per compressed echo; check the first one
+            self.pending = 0
+            if self.sent == 1:
+                assert data[0] & 0x40, "echo not compressed"
+                offset = 2 + {126: 2, 127: 8}.get(data[1], 0)
+                echo = self.inflate.decompress(data[offset:] + b"\x00\x00\xff\xff")
+                assert echo == self.payload, "wrong echo"
+        else:
+            self.pending -= n
         if self.expected is not None:  # check the first echo byte for byte
             self.first += data
             if self.pending == 0:
@@ -161,6 +181,7 @@ class Run:
                 (b"connection", b"Upgrade"),
                 (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
                 (b"sec-websocket-version", b"13"),
+                *([(b"sec-websocket-extensions", b"permessage-deflate")] if self.deflate else []),
             ],
             http_version="1.1",
             has_body=False,
@@ -179,7 +200,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def run_once(args: argparse.Namespace, messages: int) -> float:
-    run = Run(args.size, messages, args.chunk, args.text)
+    run = Run(args.size, messages, args.chunk, args.text, args.deflate)
     start = time.perf_counter()
     asyncio.run(run.main())
     return time.perf_counter() - start
@@ -201,6 +222,7 @@ def callgrind(args: argparse.Namespace, counts: list[int]) -> None:
             "--messages",
             str(n),
             *(["--text"] if args.text else []),
+            *(["--deflate"] if args.deflate else []),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
         match = re.search(r"Collected : (\d+)", out)
@@ -219,6 +241,9 @@ def main() -> None:
         "--chunk", type=int, default=256 * 1024, help="bytes per read (default 256 KiB)"
     )
     parser.add_argument("--text", action="store_true", help="text messages (default binary)")
+    parser.add_argument(
+        "--deflate", action="store_true", help="negotiate permessage-deflate (compressed frames)"
+    )
     parser.add_argument("--callgrind", action="store_true", help="instructions per message")
     parser.add_argument("--profile", action="store_true", help="cProfile one run")
     args = parser.parse_args()
