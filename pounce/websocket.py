@@ -166,16 +166,17 @@ class WebSocketHandler:
         core, session = self._core, self._session
         if core is None or session is None or self._closed:
             return
+        queued = 0
         for event in core.receive_data(data):
             if type(event) is MessageReceived:
-                session.feed(event.data)
+                queued = session.feed(event.data)
             else:
                 self._on_event(event, session)
         if core.has_output:
             self._flush()
-        if core.must_close:
+        if core.state is WSState.CLOSED:  # core.must_close
             self._close_now()
-        elif self._reading_paused or session.queued >= self._options.max_queue or core.read_paused:
+        elif queued >= self._options.max_queue or self._reading_paused or core.read_paused:
             self._update_reading()
 
     def _on_event(self, event: WSInboundEvent, session: WebSocketSession) -> None:

@@ -107,9 +107,11 @@ class WebSocketSession:
 
     # -- driver side ---------------------------------------------------------------
 
-    def feed(self, data: bytes | str) -> None:
+    def feed(self, data: bytes | str) -> int:
+        """Queue a received message for the app; returns how many wait now."""
         self._queue.append(data)
         self._wake()
+        return len(self._queue)
 
     def disconnect(self, code: int, reason: str = "") -> None:
         """The connection ended (or is ending) with `code`; the app hears it after the queue."""

@@ -425,6 +425,8 @@ class WebSocketCore:
         self._failed = False
         self._head: Head | None = None  # HTTP/2 only: the response head to send first
         self._plain = False  # accepted without permessage-deflate
+        self.read_paused = False
+        """Bytes wait for an accept that has not come: stop reading meanwhile."""
 
     # -- inbound ---------------------------------------------------------------------
 
@@ -433,6 +435,7 @@ class WebSocketCore:
         ws = self._ws
         if ws is None or self.state is WSState.DENYING:
             self._pending += data  # not ours to read before the 101
+            self.read_paused = ws is None and bool(self._pending)
             return []
         if self.state is WSState.CLOSED or self._failed:
             return []  # RFC 6455 §7.1.1: nothing after the close counts
@@ -569,6 +572,7 @@ class WebSocketCore:
         self._ws = Connection(ConnectionType.SERVER, extensions=[extension])
         self._plain = deflate is None
         pending, self._pending = self._pending, b""
+        self.read_paused = False
         if pending:
             self._ws.receive_data(pending)  # events come out of the next receive_data
 
@@ -601,11 +605,6 @@ class WebSocketCore:
         """True once the connection should close after the queued bytes are written."""
         return self.state is WSState.CLOSED
 
-    @property
-    def read_paused(self) -> bool:
-        """Bytes wait for an accept that has not come: stop reading meanwhile."""
-        return self._ws is None and bool(self._pending)
-
 
 def _join(parts: list[bytes | str]) -> bytes | str:
     if isinstance(parts[0], str):
@@ -621,12 +620,16 @@ def _plain_frame(data: bytes | str) -> bytes:
         payload, first = data, 0x82  # FIN | BINARY
     n = len(payload)
     if n <= 125:
-        return bytes((first, n)) + payload
+        return _SHORT_HEADS[first & 1][n] + payload
     if n <= 0xFFFF:
         return _HEAD_16.pack(first, 126, n) + payload
     return _HEAD_64.pack(first, 127, n) + payload
 
 
+_SHORT_HEADS = (  # [text?][length]: the 2-byte header of a short message
+    tuple(bytes((0x82, n)) for n in range(126)),
+    tuple(bytes((0x81, n)) for n in range(126)),
+)
 _HEAD_16 = struct.Struct("!BBH")
 _HEAD_64 = struct.Struct("!BBQ")
 
