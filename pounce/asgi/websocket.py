@@ -294,7 +294,7 @@ def _payload(message: Message) -> bytes | str:
     if text is None:
         if type(data) is bytes:
             return data
-        if isinstance(data, bytearray | memoryview):
+        if isinstance(data, bytes | bytearray | memoryview):
             return bytes(data)
     elif data is None and isinstance(text, str):
         return text

@@ -50,6 +50,10 @@ class Owner:
         self.done = True
 
 
+class _Bytes(bytes):
+    pass
+
+
 async def _unused_app(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("not called")
 
@@ -131,8 +135,10 @@ def test_send_is_checked_and_goes_to_the_owner() -> None:
         await s.send({"type": "websocket.send", "bytes": b"b"})
         await s.send({"type": "websocket.send", "text": "t", "bytes": None})
         await s.send({"type": "websocket.send", "bytes": bytearray(b"ba")})
+        await s.send({"type": "websocket.send", "bytes": memoryview(b"mv"), "text": None})
+        await s.send({"type": "websocket.send", "bytes": _Bytes(b"sub")})
         sent = [e.data for e in owner.events if isinstance(e, SendMessage)]
-        assert owner.messages + sent == [b"b", "t", b"ba"]
+        assert owner.messages + sent == [b"b", "t", b"ba", b"mv", b"sub"]
         assert all(type(m) in (bytes, str) for m in owner.messages + sent)
         for bad in (
             {"type": "websocket.send", "bytes": b"b", "text": "t"},
