@@ -166,12 +166,17 @@ class WebSocketHandler:
         core, session = self._core, self._session
         if core is None or session is None or self._closed:
             return
+        queued = 0
         for event in core.receive_data(data):
-            self._on_event(event, session)
-        self._flush()
-        if core.must_close:
+            if type(event) is MessageReceived:
+                queued = session.feed(event.data)
+            else:
+                self._on_event(event, session)
+        if core.has_output:
+            self._flush()
+        if core.state is WSState.CLOSED:  # core.must_close
             self._close_now()
-        else:
+        elif queued >= self._options.max_queue or self._reading_paused or core.read_paused:
             self._update_reading()
 
     def _on_event(self, event: WSInboundEvent, session: WebSocketSession) -> None:
@@ -224,6 +229,12 @@ class WebSocketHandler:
         if core.must_close:
             self._close_now()
 
+    def send_message(self, data: bytes | str) -> None:
+        conn, core = self._conn, self._core
+        if core is None or conn is None or self._closed:
+            return
+        conn.write(core.send_message(data))
+
     def _accepted(self) -> None:
         self._arm_ping()
         self.data_received(b"")  # messages that came before the accept
@@ -235,7 +246,8 @@ class WebSocketHandler:
             await self._conn.drain()
 
     def message_consumed(self) -> None:
-        self._update_reading()
+        if self._reading_paused:  # taking a message off the queue never pauses
+            self._update_reading()
 
     def session_done(self) -> None:
         core = self._core

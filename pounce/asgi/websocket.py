@@ -48,6 +48,10 @@ class WebSocketOwner(Protocol):
 
     def send_event(self, event: WSOutboundEvent) -> None: ...
 
+    def send_message(self, data: bytes | str) -> None:
+        """One whole message, after the accept: `send_event` (`SendMessage`) without the event."""
+        ...
+
     async def drain(self) -> None: ...
 
     def message_consumed(self) -> None:
@@ -97,13 +101,17 @@ class WebSocketSession:
         self._queue: deque[bytes | str] = deque()
         self._close: tuple[int, str] | None = None  # why the connection ended
         self._app_close = (NORMAL_CLOSURE, "")  # what the app closed with
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None  # the waiting receive()'s
+        self._more_waiters: list[asyncio.Future[None]] = []
+        self._loop = asyncio.get_running_loop()
 
     # -- driver side ---------------------------------------------------------------
 
-    def feed(self, data: bytes | str) -> None:
+    def feed(self, data: bytes | str) -> int:
+        """Queue a received message for the app; returns how many wait now."""
         self._queue.append(data)
         self._wake()
+        return len(self._queue)
 
     def disconnect(self, code: int, reason: str = "") -> None:
         """The connection ended (or is ending) with `code`; the app hears it after the queue."""
@@ -123,6 +131,11 @@ class WebSocketSession:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self._more_waiters:
+            for other in self._more_waiters:
+                if not other.done():
+                    other.set_result(None)
+            self._more_waiters.clear()
 
     # -- app side: receive ----------------------------------------------------------
 
@@ -140,14 +153,26 @@ class WebSocketSession:
             if self._close is not None or self.state is SessionState.CLOSED:
                 code, reason = self._close or self._app_close
                 return {"type": "websocket.disconnect", "code": code, "reason": reason}
+            # A fresh future per wait: a cancelled receive() cancels only its
+            # own, and the app's task wakes one loop turn after `_wake`
+            # (asyncio.shield would add a future, a callback and a turn).
+            waiter = self._loop.create_future()
             if self._waiter is None or self._waiter.done():
-                self._waiter = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._waiter)
+                self._waiter = waiter
+            else:  # a second receive() at the same time: rare, but both wake
+                self._more_waiters.append(waiter)
+            await waiter
 
     # -- app side: send ---------------------------------------------------------------
 
     async def send(self, message: Message) -> None:
-        kind = str(message.get("type"))
+        kind = message.get("type")
+        if kind == "websocket.send" and self.state is SessionState.OPEN and self._close is None:
+            # The hot path; the table below says the same: (OPEN, websocket.send) → OPEN.
+            self._owner.send_message(_payload(message))
+            await self._owner.drain()
+            return
+        kind = str(kind)
         if self._close is not None:
             raise ClientDisconnectedError("the WebSocket is closed; the message cannot be sent")
         following = TRANSITIONS.get((self.state, kind))
@@ -266,10 +291,13 @@ def build_websocket_scope(
 
 def _payload(message: Message) -> bytes | str:
     data, text = message.get("bytes"), message.get("text")
-    if text is not None and data is None and isinstance(text, str):
+    if text is None:
+        if type(data) is bytes:
+            return data
+        if isinstance(data, bytes | bytearray | memoryview):
+            return bytes(data)
+    elif data is None and isinstance(text, str):
         return text
-    if data is not None and text is None and isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data)
     raise ASGIContractError(
         "websocket.send needs exactly one of 'bytes' (bytes) or 'text' (str)",
         hint="set the other to None or leave it out",

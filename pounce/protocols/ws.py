@@ -12,6 +12,10 @@ Invariants:
   by our HTTP/1.1 or HTTP/2 core, and the handshake is checked here (RFC 6455
   §4.2.1; over HTTP/2, RFC 8441 §5: an extended CONNECT, no key, and the
   answer is a 200 HEADERS frame — `take_head` — not a 101 in the byte stream).
+* Outbound data messages with no extension negotiated are framed here
+  (`_plain_frame`: a header and the payload, byte for byte what wsproto
+  writes, with one copy instead of wsproto's five); every inbound byte,
+  every control frame and every compressed message goes through wsproto.
 * The message size limit holds on the *decompressed* size, across fragments:
   wsproto 1.3.2 inflates with no bound (the CVE-2018-1000518 class), so
   `BoundedDeflate` inflates with ``max_length`` and `MessageSizeLimit` refuses
@@ -27,6 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import struct
 import zlib
 from dataclasses import dataclass, field
 
@@ -275,6 +280,8 @@ def _known_params(params: str) -> bool:
 
 # -- limits ----------------------------------------------------------------------------
 
+_NO_RSV = RsvBits(False, False, False)  # an extension's "no reserved bits used"
+
 
 class MessageSizeLimit(Extension):
     """The message size limit without compression: refused by the frame header.
@@ -287,7 +294,6 @@ class MessageSizeLimit(Extension):
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
         self._size = 0  # payload bytes of the message being received
-        self._control = False
 
     def enabled(self) -> bool:
         return True
@@ -298,19 +304,14 @@ class MessageSizeLimit(Extension):
     def frame_inbound_header(
         self, proto: FrameDecoder | FrameProtocol, opcode: Opcode, rsv: RsvBits, payload_length: int
     ) -> CloseReason | RsvBits:
-        self._control = opcode.iscontrol()
-        if not self._control:
-            self._size += payload_length
-            if self._size > self.max_size:
+        # Called for every frame, so kept lean: a data frame (opcode < 8) that
+        # is not a CONTINUATION (0) starts a message, which resets the count.
+        if opcode < 8:
+            size = self._size + payload_length if opcode == 0 else payload_length
+            self._size = size
+            if size > self.max_size:
                 return CloseReason.MESSAGE_TOO_BIG
-        return RsvBits(False, False, False)
-
-    def frame_inbound_complete(
-        self, proto: FrameDecoder | FrameProtocol, fin: bool
-    ) -> bytes | CloseReason | None:
-        if fin and not self._control:
-            self._size = 0
-        return None
+        return _NO_RSV
 
 
 class BoundedDeflate(PerMessageDeflate):
@@ -335,7 +336,7 @@ class BoundedDeflate(PerMessageDeflate):
     ) -> CloseReason | RsvBits:
         self._control = opcode.iscontrol()
         if self._control:
-            return CloseReason.PROTOCOL_ERROR if rsv.rsv1 else RsvBits(False, False, False)
+            return CloseReason.PROTOCOL_ERROR if rsv.rsv1 else _NO_RSV
         result = super().frame_inbound_header(proto, opcode, rsv, payload_length)
         if not isinstance(result, CloseReason) and not self._inbound_compressed:
             self._size += payload_length
@@ -423,6 +424,9 @@ class WebSocketCore:
         self._parts: list[bytes | str] = []
         self._failed = False
         self._head: Head | None = None  # HTTP/2 only: the response head to send first
+        self._plain = False  # accepted without permessage-deflate
+        self.read_paused = False
+        """Bytes wait for an accept that has not come: stop reading meanwhile."""
 
     # -- inbound ---------------------------------------------------------------------
 
@@ -431,6 +435,7 @@ class WebSocketCore:
         ws = self._ws
         if ws is None or self.state is WSState.DENYING:
             self._pending += data  # not ours to read before the 101
+            self.read_paused = ws is None and bool(self._pending)
             return []
         if self.state is WSState.CLOSED or self._failed:
             return []  # RFC 6455 §7.1.1: nothing after the close counts
@@ -438,7 +443,15 @@ class WebSocketCore:
             ws.receive_data(data)
         events: list[WSInboundEvent] = []
         for event in ws.events():
-            if self._map(event, events):
+            # The common case first: a whole message in one frame.
+            if type(event) is BytesMessage and event.message_finished and not self._parts:
+                payload = event.data
+                events.append(
+                    MessageReceived(data=payload if type(payload) is bytes else bytes(payload))
+                )
+            elif type(event) is TextMessage and event.message_finished and not self._parts:
+                events.append(MessageReceived(data=event.data))
+            elif self._map(event, events):
                 break
         return events
 
@@ -512,6 +525,25 @@ class WebSocketCore:
             if event.end_stream:
                 self.state = WSState.CLOSED
 
+    def send_message(self, data: bytes | str) -> bytes:
+        """`send` of a `SendMessage`, returning the bytes to write (with any queued before)."""
+        if self.state is not WSState.OPEN:
+            raise LocalProtocolError(
+                f"cannot send SendMessage in WebSocket state {self.state.value}", status=500
+            )
+        assert self._ws is not None
+        if self._plain:
+            frame = _plain_frame(data)
+        else:
+            try:
+                frame = self._ws.send(_message(data))
+            except WSLocalProtocolError as exc:
+                raise LocalProtocolError(str(exc), status=500) from exc
+        if self._out:
+            self._out.append(frame)
+            return self.data_to_send()
+        return frame
+
     def _accept(self, event: AcceptWebSocket) -> None:
         handshake, settings = self.handshake, self.settings
         headers: Headers = []
@@ -538,7 +570,9 @@ class WebSocketCore:
         else:
             self._out.append(b"HTTP/1.1 101 Switching Protocols\r\n" + _fields(headers) + b"\r\n")
         self._ws = Connection(ConnectionType.SERVER, extensions=[extension])
+        self._plain = deflate is None
         pending, self._pending = self._pending, b""
+        self.read_paused = False
         if pending:
             self._ws.receive_data(pending)  # events come out of the next receive_data
 
@@ -562,20 +596,42 @@ class WebSocketCore:
     # -- state -----------------------------------------------------------------------
 
     @property
+    def has_output(self) -> bool:
+        """Bytes (or, over HTTP/2, a head) wait for `data_to_send` (or `take_head`)."""
+        return bool(self._out) or self._head is not None
+
+    @property
     def must_close(self) -> bool:
         """True once the connection should close after the queued bytes are written."""
         return self.state is WSState.CLOSED
-
-    @property
-    def read_paused(self) -> bool:
-        """Bytes wait for an accept that has not come: stop reading meanwhile."""
-        return self._ws is None and bool(self._pending)
 
 
 def _join(parts: list[bytes | str]) -> bytes | str:
     if isinstance(parts[0], str):
         return "".join(p for p in parts if isinstance(p, str))
     return b"".join(p for p in parts if isinstance(p, bytes))
+
+
+def _plain_frame(data: bytes | str) -> bytes:
+    """A whole message as one unmasked frame with no extension: what wsproto would write."""
+    if isinstance(data, str):
+        payload, first = data.encode("utf-8"), 0x81  # FIN | TEXT
+    else:
+        payload, first = data, 0x82  # FIN | BINARY
+    n = len(payload)
+    if n <= 125:
+        return _SHORT_HEADS[first & 1][n] + payload
+    if n <= 0xFFFF:
+        return _HEAD_16.pack(first, 126, n) + payload
+    return _HEAD_64.pack(first, 127, n) + payload
+
+
+_SHORT_HEADS = (  # [text?][length]: the 2-byte header of a short message
+    tuple(bytes((0x82, n)) for n in range(126)),
+    tuple(bytes((0x81, n)) for n in range(126)),
+)
+_HEAD_16 = struct.Struct("!BBH")
+_HEAD_64 = struct.Struct("!BBQ")
 
 
 def _message(data: bytes | str) -> TextMessage | BytesMessage:
