@@ -76,6 +76,9 @@ def echo_url() -> Iterator[str]:
         sys.executable, "-m", "pounce", "tests.conformance.autobahn_echo:app",
         "--app-dir", str(ROOT), "--fd", str(listener.fileno()),
         "--lifespan", "off", "--log-level", "warning", "--no-access-log",
+        # No keepalive pings: a case that outlasts the ping interval on a loaded
+        # machine would get one, and the runner ends a case when it does.
+        "--ws-ping-interval", "0",
     ]  # fmt: skip
     server = subprocess.Popen(argv, cwd=ROOT, pass_fds=[listener.fileno()])
     listener.close()  # the server holds its own copy
