@@ -71,6 +71,7 @@ class ServiceContext:
         self.app = app
         self.options = options
         self.state = state
+        self.root_path = options.root_path  # read by every request: an attribute, not a property
         self.shutting_down = False
         self._date = date or DateHeader()
         defaults: Headers = []
@@ -82,6 +83,7 @@ class ServiceContext:
         if options.date_header:
             names.add(b"date")
         self._default_names = frozenset(names)
+        self._date_header = options.date_header
         # The defaults with the current Date; rebuilt when DateHeader hands out a
         # new value (once a second), recognised by identity.
         self._defaults_cache: Headers = []
@@ -94,16 +96,19 @@ class ServiceContext:
         """
         self.shutting_down = True
 
-    @property
-    def root_path(self) -> str:
-        return self.options.root_path
-
     def response_headers(self, app_headers: Headers) -> Headers:
         """Default headers, then the app's; an app header replaces a default of its name.
 
         Returns a new list the caller may extend.
         """
-        defaults = self._current_defaults()
+        if self._date_header:
+            date = self._date.value()
+            defaults = self._defaults_cache
+            if not defaults or defaults[-1][1] is not date:
+                defaults = [*self._static_headers, (b"date", date)]
+                self._defaults_cache = defaults
+        else:
+            defaults = self._static_headers
         default_names = self._default_names
         for name, _ in app_headers:
             if name in default_names:
@@ -112,13 +117,3 @@ class ServiceContext:
                 result.extend(app_headers)
                 return result
         return defaults + app_headers
-
-    def _current_defaults(self) -> Headers:
-        if not self.options.date_header:
-            return self._static_headers
-        date = self._date.value()
-        cached = self._defaults_cache
-        if not cached or cached[-1][1] is not date:
-            cached = [*self._static_headers, (b"date", date)]
-            self._defaults_cache = cached
-        return cached
