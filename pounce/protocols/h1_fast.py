@@ -115,6 +115,7 @@ _SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
 _FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connection"))
+_NAME_VALUE = b": ".join  # (name, value) -> b"name: value"
 # Final status lines, formatted once (immutable after import).
 _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status]) for status in REASONS}
 
@@ -287,10 +288,29 @@ class FastH1Core:
     # -- inbound --------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[InboundEvent]:
-        if self._state == _ERROR:
+        state = self._state
+        if state == _IDLE and data and not self._buffer:
+            # A new read with the next request in it: most often a plain
+            # request whole (what `_parse` would find first, without its loop).
+            plain = _PLAIN_HEAD_RE.match(data)
+            if plain is not None:
+                events: list[InboundEvent] = []
+                self._buffer = data
+                try:
+                    self._plain_request(plain, events)
+                except RemoteProtocolError:  # a size limit
+                    self._state = _ERROR
+                    self.must_close = True
+                    self.idle = False
+                    raise
+                # Pipelined bytes behind it wait until it is answered.
+                self.read_paused = bool(self._buffer)
+                self.idle = False
+                return events
+        if state == _ERROR:
             raise RemoteProtocolError("cannot receive data after a protocol error")
         if data:
-            if self._state == _CLOSED:
+            if state == _CLOSED:
                 raise RemoteProtocolError("received data after the end of the stream")
             self._buffer = self._buffer + data if self._buffer else data
         try:
@@ -410,7 +430,6 @@ class FastH1Core:
                 target=target,
                 headers=headers,
                 http_version="1.1",
-                expects_continue=False,
                 has_body=False,
             )
         )
@@ -655,27 +674,58 @@ class FastH1Core:
             raise LocalProtocolError("cannot send a response now", status=500)
         if not 200 <= status < 1000:
             raise LocalProtocolError(f"invalid final response status {status}", status=500)
-        fields = _header_lines(headers)
         count = len(headers)
-        if fields.count(b"\n") != count or fields.count(b"\r") != count or b"\x00" in fields:
-            _check_outbound(fields, count)  # raises, with the message
+        if count:
+            # All in C: "name: value" per field, CRLF after each.
+            fields = b"\r\n".join(map(_NAME_VALUE, headers)) + b"\r\n"
+            # Each field adds one CR and one LF; any other (or a NUL) would split the response.
+            if len(fields.translate(None, b"\r\n\x00")) != len(fields) - 2 * count:
+                _check_outbound(fields, count)  # raises, with the message
+        else:
+            fields = b""
         self._response_started = True
         self._expects_continue = False
         method = self._method
         # RFC 9110 §6.4.1: these carry no body whatever the fields say.
         tunnel = method == b"CONNECT" and status < 300
         bodiless = tunnel or status in _NO_BODY_STATUSES
-        plain = _plain_framing(headers) if self._keep_alive else None
-        if plain is None:
-            fields, length, chunked, close = self._rare_head(headers, bodiless)
-            if close:
-                self._keep_alive = False
-        else:
-            length, chunked = plain
+        # Written as given (h11 would change nothing) when there is at most one
+        # plain Content-Length or one "transfer-encoding: chunked", not both,
+        # and no Connection field; `_rare_head` takes the rest.
+        plain = self._keep_alive
+        length: bytes | None = None
+        chunked = False
+        if plain:
+            for name, value in headers:
+                if name not in _FRAMING_FIELDS:
+                    continue
+                if (
+                    name == b"content-length"
+                    and length is None
+                    and not chunked
+                    and value.isdigit()  # bytes: ASCII digits only
+                    and len(value) <= 20
+                ):
+                    length = value
+                elif (
+                    name == b"transfer-encoding"
+                    and value == b"chunked"
+                    and length is None
+                    and not chunked
+                ):
+                    chunked = True
+                else:
+                    plain = False
+                    break
+        if plain:
             if length is None and not chunked and not bodiless:
                 fields += b"transfer-encoding: chunked\r\n"
                 chunked = True
-        self._out.append(_status_line(status) + fields + b"\r\n")
+        else:
+            fields, length, chunked, close = self._rare_head(headers, bodiless)
+            if close:
+                self._keep_alive = False
+        self._out.append((_STATUS_LINES.get(status) or _status_line(status)) + fields + b"\r\n")
         # h11's _body_framing, on the fields as written.
         self._response_remaining = 0
         if tunnel:
@@ -737,7 +787,19 @@ class FastH1Core:
             else:
                 self._out.append(data)
         if end:
-            self._end_response(b"")
+            if (
+                framing == _FRAMING_LENGTH
+                and not self._response_remaining
+                and self._state == _DONE
+                and self._keep_alive
+                and not self.must_close
+            ):
+                # The common end (what `_end_response` does here): ready for the next request.
+                self._reset_cycle()
+                self._state = _IDLE
+                self.idle = not self._buffer
+            else:
+                self._end_response(b"")
 
     def _send_trailers(self, headers: Headers) -> None:
         framing = self._framing
@@ -772,31 +834,6 @@ class FastH1Core:
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
-
-
-def _plain_framing(headers: Headers) -> tuple[bytes | None, bool] | None:
-    """(Content-Length, chunked) of a head h11 would send as given, else None.
-
-    That is at most one plain Content-Length or one ``transfer-encoding:
-    chunked``, not both, and no ``connection`` field; `FastH1Core._rare_head`
-    takes the rest.
-    """
-    length: bytes | None = None
-    chunked = False
-    for name, value in headers:
-        if name not in _FRAMING_FIELDS:
-            continue
-        if name == b"content-length" and length is None and not chunked:
-            if not value.isdigit() or len(value) > 20:  # bytes: ASCII digits only
-                return None
-            length = value
-        elif name == b"transfer-encoding" and value == b"chunked" and length is None:
-            if chunked:
-                return None
-            chunked = True
-        else:
-            return None
-    return length, chunked
 
 
 def _status_line(status: int) -> bytes:
