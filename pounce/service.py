@@ -41,19 +41,20 @@ class DateHeader:
     """The ``Date`` value, formatted at most once a second.
 
     `clock` is injected so tests can control it; per server, so no lock.
+    `second` is the second `value()` last formatted (-1: none yet).
     """
 
-    __slots__ = ("_clock", "_second", "_value")
+    __slots__ = ("_value", "clock", "second")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._second = -1
+        self.clock = clock
+        self.second = -1
         self._value = b""
 
     def value(self) -> bytes:
-        now = int(self._clock())
-        if now != self._second:
-            self._second = now
+        now = int(self.clock())
+        if now != self.second:
+            self.second = now
             self._value = formatdate(now, usegmt=True).encode("ascii")
         return self._value
 
@@ -102,10 +103,10 @@ class ServiceContext:
         Returns a new list the caller may extend.
         """
         if self._date_header:
-            date = self._date.value()
             defaults = self._defaults_cache
-            if not defaults or defaults[-1][1] is not date:
-                defaults = [*self._static_headers, (b"date", date)]
+            date = self._date
+            if int(date.clock()) != date.second or not defaults:
+                defaults = [*self._static_headers, (b"date", date.value())]
                 self._defaults_cache = defaults
         else:
             defaults = self._static_headers

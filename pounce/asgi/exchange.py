@@ -98,7 +98,6 @@ class Exchange:
         "_body",
         "_body_complete",
         "_body_delivered",
-        "_body_size",
         "_context",
         "_disconnected",
         "_expects_continue",
@@ -116,6 +115,7 @@ class Exchange:
         "scope",
         "state",
         "stream_id",
+        "unread_body",
     )
 
     def __init__(
@@ -138,7 +138,7 @@ class Exchange:
         self._trailers = _TRAILERS_NONE
         self._expects_continue = request.expects_continue
         self._body: list[bytes] = []
-        self._body_size = 0
+        self.unread_body = 0  # bytes of request body received, not yet read by the app
         self._body_complete = not request.has_body
         self._body_delivered = False
         self._disconnected = False
@@ -152,7 +152,7 @@ class Exchange:
         if not data:
             return
         self._body.append(data)
-        self._body_size += len(data)
+        self.unread_body += len(data)
         self._wake()
 
     def end_body(self) -> None:
@@ -170,10 +170,6 @@ class Exchange:
     @property
     def response_started(self) -> bool:
         return self.state is not ResponseState.STARTING
-
-    @property
-    def unread_body(self) -> int:
-        return self._body_size
 
     def _wake(self) -> None:
         if not self._waiters:
@@ -206,7 +202,7 @@ class Exchange:
         if self._body or (self._body_complete and not self._body_delivered):
             body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
             self._body.clear()
-            size, self._body_size = self._body_size, 0
+            size, self.unread_body = self.unread_body, 0
             if size:
                 self._owner.body_consumed(self.stream_id, size)
             self._body_delivered = self._body_complete
@@ -443,7 +439,10 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
     if b"%" in raw_path:
         path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
     else:
-        path = raw_path.decode("utf-8", "replace")  # nothing to unquote: skip the scan
+        try:
+            path = raw_path.decode()  # nothing to unquote: skip the scan
+        except UnicodeDecodeError:
+            path = raw_path.decode("utf-8", "replace")
     if root_path:
         # As Uvicorn: `path` and `raw_path` include the mount point (ASGI 2.4).
         path = root_path + path
