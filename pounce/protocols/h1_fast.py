@@ -72,13 +72,24 @@ _CHUNK_HEADER_RE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _CONTENT_LENGTH_RE = re.compile(rb"[0-9]{1,20}")
 # The common request in one match: an HTTP/1.1 request line (not CONNECT), CRLF
 # line ends, exactly one Host and none of the other fields that need care
-# (Content-Length, Transfer-Encoding, Connection, Expect, Upgrade), so no body.
+# (Content-Length, Transfer-Encoding, Expect, Upgrade, a Connection other than
+# exactly "keep-alive", which changes nothing in HTTP/1.1), so no body.
 # Groups: method, target, the fields before Host, Host's value, the fields after.
 # Whatever it matches, the general path would parse to the same request.
+# Possessive repeats: a head that does not match fails at its first field that
+# needs care, without backtracking through the fields before it. Methods that
+# start with "P" (POST, PUT, PATCH: mostly with a body) fail at their first byte.
 _NOT_SPECIAL = rb"(?!(?i:content-length|transfer-encoding|host|connection|expect|upgrade):)"
-_PLAIN_FIELDS = rb"((?:" + _NOT_SPECIAL + _TOKEN + rb":[ \t]*" + _FIELD_VALUE + rb"[ \t]*\r\n)*)"
+_PLAIN_FIELDS = (
+    rb"((?:"
+    + _NOT_SPECIAL
+    + _TOKEN
+    + rb":[ \t]*"
+    + _FIELD_VALUE
+    + rb"[ \t]*\r\n|(?i:connection):[ \t]*(?i:keep-alive)[ \t]*\r\n)*+)"
+)
 _PLAIN_HEAD_RE = re.compile(
-    rb"(?!CONNECT )("
+    rb"(?!CONNECT |P)("
     + _TOKEN
     + rb") ([\x21-\x7e]+) HTTP/1\.1\r\n"
     + _PLAIN_FIELDS
@@ -246,11 +257,11 @@ class FastH1Core:
         "_limits",
         "_method",
         "_out",
-        "_partial",
         "_proposals",
         "_response_done",
         "_response_remaining",
         "_response_started",
+        "_skip_plain",
         "_state",
         "_stream_id",
         "idle",
@@ -269,7 +280,9 @@ class FastH1Core:
         self.must_close = False  # the peer broke the protocol, or we close after this
         self.read_paused = False
         self.idle = True  # between requests: nothing of the next received, nothing owed
-        self._partial = False  # the buffer holds the start of a head, not all of it
+        # The head at the start of the buffer is known not to match
+        # `_PLAIN_HEAD_RE` (tried already, or incomplete): not worth another try.
+        self._skip_plain = False
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
@@ -307,6 +320,7 @@ class FastH1Core:
                 self.read_paused = bool(self._buffer)
                 self.idle = False
                 return events
+            self._skip_plain = True  # `_parse` need not try again
         if state == _ERROR:
             raise RemoteProtocolError("cannot receive data after a protocol error")
         if data:
@@ -361,7 +375,7 @@ class FastH1Core:
 
     def _parse_head(self, events: list[InboundEvent]) -> bool:
         buffer = self._buffer
-        if not self._partial:
+        if not self._skip_plain:
             # Tried once per head (a head that trickles in takes the path below).
             plain = _PLAIN_HEAD_RE.match(buffer)
             if plain is not None:
@@ -379,9 +393,9 @@ class FastH1Core:
                 raise RemoteProtocolError("obsolete line folding in request head")
             if buffer[0] < 0x21:
                 raise RemoteProtocolError("illegal request line")
-            self._partial = True
+            self._skip_plain = True
             return False
-        self._partial = False
+        self._skip_plain = False
         self._buffer = buffer[head_size:]
         line_end = buffer.find(b"\n", 0, head_size)
         request_line = buffer[:line_end]
