@@ -42,19 +42,20 @@ class DateHeader:
     """The ``Date`` value, formatted at most once a second.
 
     `clock` is injected so tests can control it; per server, so no lock.
+    `second` is the second `value()` last formatted (-1: none yet).
     """
 
-    __slots__ = ("_clock", "_second", "_value")
+    __slots__ = ("_value", "clock", "second")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._second = -1
+        self.clock = clock
+        self.second = -1
         self._value = b""
 
     def value(self) -> bytes:
-        now = int(self._clock())
-        if now != self._second:
-            self._second = now
+        now = int(self.clock())
+        if now != self.second:
+            self.second = now
             self._value = formatdate(now, usegmt=True).encode("ascii")
         return self._value
 
@@ -72,6 +73,7 @@ class ServiceContext:
         self.app = app
         self.options = options
         self.state = state
+        self.root_path = options.root_path  # read by every request: an attribute, not a property
         self.shutting_down = False
         self._date = date or DateHeader()
         defaults: Headers = []
@@ -83,6 +85,7 @@ class ServiceContext:
         if options.date_header:
             names.add(b"date")
         self._default_names = frozenset(names)
+        self._date_header = options.date_header
         # The defaults with the current Date; rebuilt when DateHeader hands out a
         # new value (once a second), recognised by identity.
         self._defaults_cache: Headers = []
@@ -95,16 +98,19 @@ class ServiceContext:
         """
         self.shutting_down = True
 
-    @property
-    def root_path(self) -> str:
-        return self.options.root_path
-
     def response_headers(self, app_headers: Headers) -> Headers:
         """Default headers, then the app's; an app header replaces a default of its name.
 
         Returns a new list the caller may extend.
         """
-        defaults = self._current_defaults()
+        if self._date_header:
+            defaults = self._defaults_cache
+            date = self._date
+            if int(date.clock()) != date.second or not defaults:
+                defaults = [*self._static_headers, (b"date", date.value())]
+                self._defaults_cache = defaults
+        else:
+            defaults = self._static_headers
         default_names = self._default_names
         for name, _ in app_headers:
             if name in default_names:
@@ -113,13 +119,3 @@ class ServiceContext:
                 result.extend(app_headers)
                 return result
         return defaults + app_headers
-
-    def _current_defaults(self) -> Headers:
-        if not self.options.date_header:
-            return self._static_headers
-        date = self._date.value()
-        cached = self._defaults_cache
-        if not cached or cached[-1][1] is not date:
-            cached = [*self._static_headers, (b"date", date)]
-            self._defaults_cache = cached
-        return cached

@@ -71,7 +71,9 @@ class ResponseState(enum.Enum):
     FAILED = "failed"  # aborted: reset, disconnected or errored
 
 
+_STARTING = ResponseState.STARTING
 _STARTED = ResponseState.STARTED
+_DONE = ResponseState.DONE
 
 # The response contract, as a table: (state, message type) → next state.
 TRANSITIONS: dict[tuple[ResponseState, str], ResponseState] = {
@@ -96,12 +98,13 @@ class Exchange:
         "_body",
         "_body_complete",
         "_body_delivered",
-        "_body_size",
         "_context",
         "_disconnected",
         "_expects_continue",
+        "_framed",
         "_held_head",
         "_is_head",
+        "_no_body",
         "_owner",
         "_status",
         "_trailer_fields",
@@ -112,6 +115,7 @@ class Exchange:
         "scope",
         "state",
         "stream_id",
+        "unread_body",
     )
 
     def __init__(
@@ -128,11 +132,13 @@ class Exchange:
         self.scope = build_scope(request, info, context)
         self.state = ResponseState.STARTING
         self._status = 0
+        self._no_body = False  # HEAD, 204 or 304: whatever body the app sends is dropped
+        self._framed = False  # the response head has Content-Length or Transfer-Encoding
         self._held_head: SendResponse | None = None
         self._trailers = _TRAILERS_NONE
         self._expects_continue = request.expects_continue
         self._body: list[bytes] = []
-        self._body_size = 0
+        self.unread_body = 0  # bytes of request body received, not yet read by the app
         self._body_complete = not request.has_body
         self._body_delivered = False
         self._disconnected = False
@@ -146,12 +152,13 @@ class Exchange:
         if not data:
             return
         self._body.append(data)
-        self._body_size += len(data)
+        self.unread_body += len(data)
         self._wake()
 
     def end_body(self) -> None:
         self._body_complete = True
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def disconnect(self) -> None:
         """The client is gone or the stream was reset: unblock and refuse further sends."""
@@ -163,10 +170,6 @@ class Exchange:
     @property
     def response_started(self) -> bool:
         return self.state is not ResponseState.STARTING
-
-    @property
-    def unread_body(self) -> int:
-        return self._body_size
 
     def _wake(self) -> None:
         if not self._waiters:
@@ -199,7 +202,7 @@ class Exchange:
         if self._body or (self._body_complete and not self._body_delivered):
             body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
             self._body.clear()
-            size, self._body_size = self._body_size, 0
+            size, self.unread_body = self.unread_body, 0
             if size:
                 self._owner.body_consumed(self.stream_id, size)
             self._body_delivered = self._body_complete
@@ -215,9 +218,13 @@ class Exchange:
         state = self.state
         # The two legal moves first, without hashing an enum (Enum.__hash__ is
         # Python code); the table still decides everything else.
-        if kind == "http.response.body" and state is _STARTED:
+        if state is _STARTED and kind == "http.response.body":
             if self._body_message(message):
                 await self._owner.drain(self.stream_id)
+            return
+        if state is _STARTING and kind == "http.response.start":
+            self._start(message)
+            self.state = _STARTED
             return
         following = TRANSITIONS.get((state, str(kind)))
         if following is None:
@@ -225,14 +232,7 @@ class Exchange:
                 f"unexpected ASGI message {kind!r} in response state {self.state.value!r}",
                 hint="send http.response.start once, then http.response.body messages",
             )
-        if kind == "http.response.start":
-            self._start(message)
-            self.state = following
-            return
-        if kind == "http.response.body":
-            if self._body_message(message):
-                await self._owner.drain(self.stream_id)
-        elif kind == "http.response.trailers":
+        if kind == "http.response.trailers":
             self._trailers_message(message)
         else:
             self._early_hint(message)
@@ -240,16 +240,19 @@ class Exchange:
     def _start(self, message: Message) -> None:
         status = message.get("status")
         # 1xx are not final responses; ASGI has no message that sends one.
-        if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
-            raise ASGIContractError(
-                f"invalid response status {status!r}", hint="an int from 200 to 599"
-            )
-        status = int(status)
+        if type(status) is not int or not 200 <= status <= 599:
+            if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+                raise ASGIContractError(
+                    f"invalid response status {status!r}", hint="an int from 200 to 599"
+                )
+            status = int(status)  # an IntEnum such as HTTPStatus
         app_headers = validate_response_headers(message.get("headers", ()))
         headers = self._context.response_headers(app_headers)
         if self.keep_alive_refused:
             headers.append((b"connection", b"close"))
         self._status = status
+        self._no_body = self._is_head or status in NO_CONTENT_STATUSES
+        self._framed = _has_framing(headers)
         self._held_head = SendResponse(stream_id=self.stream_id, status=status, headers=headers)
         if message.get("trailers"):
             self._announce_trailers(app_headers)
@@ -261,11 +264,14 @@ class Exchange:
         one-message response then costs no coroutine of its own.
         """
         body = message.get("body", b"")
-        if not isinstance(body, bytes | bytearray | memoryview):
-            raise ASGIContractError(f"http.response.body 'body' must be bytes, not {type(body)}")
+        if type(body) is not bytes:
+            if not isinstance(body, bytes | bytearray | memoryview):
+                raise ASGIContractError(
+                    f"http.response.body 'body' must be bytes, not {type(body)}"
+                )
+            body = bytes(body)
         more = bool(message.get("more_body", False))
-        bodiless = self._status in NO_CONTENT_STATUSES
-        if self._is_head or bodiless:
+        if self._no_body:
             body = b""  # ASGI: the server strips the body of a HEAD response
         owner = self._owner
         head = self._held_head
@@ -274,23 +280,20 @@ class Exchange:
             # write; a whole body in one message gets a Content-Length instead
             # of chunked framing (cheaper for every client to read).
             # HEAD: the length of the GET body is unknown here, so none is made up.
-            if not (
-                more or self._is_head or bodiless or self._trailers or _has_framing(head.headers)
-            ):
+            if not (more or self._no_body or self._trailers or self._framed):
                 head.headers.append((b"content-length", b"%d" % len(body)))
             owner.send_event(head, flush=not (body or not more))
             self._held_head = None
         if self._trailers and not more:
-            self._body_before_trailers(bytes(body))
+            self._body_before_trailers(body)
             return False
         if body or not more:
-            owner.send_event(
-                SendData(stream_id=self.stream_id, data=bytes(body), end_stream=not more)
-            )
+            owner.send_event(SendData(stream_id=self.stream_id, data=body, end_stream=not more))
             self.bytes_sent += len(body)
         if not more:
-            self.state = ResponseState.DONE
-            self._wake()
+            self.state = _DONE
+            if self._waiters:
+                self._wake()
             owner.stream_done(self.stream_id)
             return False
         return True
@@ -436,7 +439,10 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
     if b"%" in raw_path:
         path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
     else:
-        path = raw_path.decode("utf-8", "replace")  # nothing to unquote: skip the scan
+        try:
+            path = raw_path.decode()  # nothing to unquote: skip the scan
+        except UnicodeDecodeError:
+            path = raw_path.decode("utf-8", "replace")
     if root_path:
         # As Uvicorn: `path` and `raw_path` include the mount point (ASGI 2.4).
         path = root_path + path

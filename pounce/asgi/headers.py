@@ -39,14 +39,34 @@ _FRAMING_HINT = "let the server frame the body; compress with content-encoding i
 def validate_response_headers(headers: Iterable[object]) -> Headers:
     """Return the headers as a list of lower-cased byte pairs, or raise.
 
-    The common case — well-formed pairs of bytes with lower-case names, no
-    stray whitespace and no framing header — is checked in bulk by two regex
-    calls; anything else takes the pair-by-pair path, which also words the error.
+    Pairs seen before come from a memo of validated pairs (one dict lookup
+    each); the common case — well-formed pairs of bytes with lower-case
+    names, no stray whitespace and no framing header — is checked in bulk
+    by two regex calls; anything else takes the pair-by-pair path, which
+    also words the error.
     """
+    if type(headers) is list:
+        try:
+            # A hit is a pair equal to one validated before, and the result
+            # holds that pair: bytes, never a look-alike the app handed over.
+            return [_VALID_PAIRS[pair] for pair in headers]
+        except (KeyError, TypeError):  # a new pair, or an unhashable one
+            pass
     fast = _validate_in_bulk(headers)
     if fast is not None:
         return fast
     return _validate_each(headers)
+
+
+# Pairs that passed `_validate_in_bulk`, each mapped to itself: apps send the
+# same few fields over and over (content-type, a fixed content-length), and a
+# lookup costs a fraction of two regex calls. Validity is a pure function of
+# two immutable byte strings, so sharing this memo is safe; it is bounded and
+# stops growing once full (an app with ever-new values just misses it).
+# Transfer-Encoding is never memoized: it needs the careful path.
+_VALID_PAIRS: dict[object, tuple[bytes, bytes]] = {}
+_MEMO_PAIRS = 512  # entries
+_MEMO_VALUE = 256  # bytes: longer values are not kept
 
 
 # The common case: lower-case token names, values with no control character
@@ -56,10 +76,14 @@ _VALUE_NEEDS_CARE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
 
 
 def _validate_in_bulk(headers: Iterable[object]) -> Headers | None:
-    """The headers unchanged when they need no normalising, else None."""
+    """The headers unchanged when they need no normalising, else None.
+
+    Pairs of exact `bytes` that pass are added to the memo while it has room.
+    """
     if type(headers) is not list:
         return None
     lengths = 0
+    result: Headers = []
     try:
         for name, value in headers:
             if _LOWER_TOKEN.fullmatch(name) is None or _VALUE_NEEDS_CARE.search(value):
@@ -70,12 +94,20 @@ def _validate_in_bulk(headers: Iterable[object]) -> Headers | None:
                 lengths += 1
             elif name == b"transfer-encoding":
                 return None  # rare from apps: the careful path checks it
-
+            pair = (name, value)
+            if (
+                type(name) is bytes
+                and type(value) is bytes
+                and len(value) <= _MEMO_VALUE
+                and len(_VALID_PAIRS) < _MEMO_PAIRS
+            ):
+                _VALID_PAIRS[pair] = pair
+            result.append(pair)
     except (TypeError, ValueError):
         return None
     if lengths > 1:
         return None
-    return [(name, value) for name, value in headers]
+    return result
 
 
 def _validate_each(headers: Iterable[object]) -> Headers:

@@ -54,7 +54,11 @@ from pounce.protocols.events import (
 from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes, upgrade_event
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
-_FIELD_VALUE = rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?"
+# h11's field-value, ``([^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?``, in a form the regex
+# engine runs about a third faster: a field char, then field chars, SP and HTAB
+# ending in a field char. (A bytes pattern's \s is exactly SP, HT, LF, VT, FF, CR.)
+_FIELD_CHAR = rb"[\x01-\x08\x0e-\x1f\x21-\xff]"  # [^\x00\s]
+_FIELD_VALUE = rb"(?:" + _FIELD_CHAR + rb"(?:[\x01-\x09\x0e-\xff]*" + _FIELD_CHAR + rb")?)?"
 _HEADER_LINE = rb"(" + _TOKEN + rb"):[ \t]*(" + _FIELD_VALUE + rb")[ \t]*"
 
 _REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])")
@@ -66,6 +70,35 @@ _BLANK_LINE_RE = re.compile(rb"\n\r?\n")
 _OBS_FOLD_RE = re.compile(rb"\n[ \t]")
 _CHUNK_HEADER_RE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _CONTENT_LENGTH_RE = re.compile(rb"[0-9]{1,20}")
+# The common request in one match: an HTTP/1.1 request line (not CONNECT), CRLF
+# line ends, exactly one Host and none of the other fields that need care
+# (Content-Length, Transfer-Encoding, Expect, Upgrade, a Connection other than
+# exactly "keep-alive", which changes nothing in HTTP/1.1), so no body.
+# Groups: method, target, the fields before Host, Host's value, the fields after.
+# Whatever it matches, the general path would parse to the same request.
+# Possessive repeats: a head that does not match fails at its first field that
+# needs care, without backtracking through the fields before it. Methods that
+# start with "P" (POST, PUT, PATCH: mostly with a body) fail at their first byte.
+_NOT_SPECIAL = rb"(?!(?i:content-length|transfer-encoding|host|connection|expect|upgrade):)"
+_PLAIN_FIELDS = (
+    rb"((?:"
+    + _NOT_SPECIAL
+    + _TOKEN
+    + rb":[ \t]*"
+    + _FIELD_VALUE
+    + rb"[ \t]*\r\n|(?i:connection):[ \t]*(?i:keep-alive)[ \t]*\r\n)*+)"
+)
+_PLAIN_HEAD_RE = re.compile(
+    rb"(?!CONNECT |P)("
+    + _TOKEN
+    + rb") ([\x21-\x7e]+) HTTP/1\.1\r\n"
+    + _PLAIN_FIELDS
+    + rb"(?i:host):[ \t]*("
+    + _FIELD_VALUE
+    + rb")[ \t]*\r\n"
+    + _PLAIN_FIELDS
+    + rb"\r\n"
+)
 
 # Receive states.
 _IDLE = 0  # waiting for a request head
@@ -93,11 +126,7 @@ _SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
 _FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connection"))
-# Every field name that needs more than lower-casing, found in one C call over
-# the head (each field line starts after a LF; whitespace before ":" is refused).
-_SPECIAL_NAME_RE = re.compile(
-    rb"\n(content-length|transfer-encoding|host|connection|expect|upgrade):", re.IGNORECASE
-)
+_NAME_VALUE = b": ".join  # (name, value) -> b"name: value"
 # Final status lines, formatted once (immutable after import).
 _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status]) for status in REASONS}
 
@@ -222,20 +251,22 @@ class FastH1Core:
         "_buffer",
         "_chunk_remaining",
         "_client_version",
-        "_closing",
         "_expects_continue",
         "_framing",
         "_keep_alive",
         "_limits",
         "_method",
         "_out",
-        "_paused",
         "_proposals",
         "_response_done",
         "_response_remaining",
         "_response_started",
+        "_skip_plain",
         "_state",
         "_stream_id",
+        "idle",
+        "must_close",
+        "read_paused",
     )
 
     def __init__(self, limits: H1Limits | None = None) -> None:
@@ -244,8 +275,14 @@ class FastH1Core:
         self._state = _IDLE
         self._stream_id = 0
         self._out: list[bytes] = []
-        self._closing = False
-        self._paused = False
+        # The state flags the driver reads after each call, kept up to date
+        # (attributes, not properties: read several times a request).
+        self.must_close = False  # the peer broke the protocol, or we close after this
+        self.read_paused = False
+        self.idle = True  # between requests: nothing of the next received, nothing owed
+        # The head at the start of the buffer is known not to match
+        # `_PLAIN_HEAD_RE` (tried already, or incomplete): not worth another try.
+        self._skip_plain = False
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
@@ -264,24 +301,46 @@ class FastH1Core:
     # -- inbound --------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> list[InboundEvent]:
-        if self._state == _ERROR:
+        state = self._state
+        if state == _IDLE and data and not self._buffer:
+            # A new read with the next request in it: most often a plain
+            # request whole (what `_parse` would find first, without its loop).
+            plain = _PLAIN_HEAD_RE.match(data)
+            if plain is not None:
+                events: list[InboundEvent] = []
+                self._buffer = data
+                try:
+                    self._plain_request(plain, events)
+                except RemoteProtocolError:  # a size limit
+                    self._state = _ERROR
+                    self.must_close = True
+                    self.idle = False
+                    raise
+                # Pipelined bytes behind it wait until it is answered.
+                self.read_paused = bool(self._buffer)
+                self.idle = False
+                return events
+            self._skip_plain = True  # `_parse` need not try again
+        if state == _ERROR:
             raise RemoteProtocolError("cannot receive data after a protocol error")
         if data:
-            if self._state == _CLOSED:
+            if state == _CLOSED:
                 raise RemoteProtocolError("received data after the end of the stream")
             self._buffer = self._buffer + data if self._buffer else data
         try:
             return self._parse()
         except RemoteProtocolError:
             self._state = _ERROR
-            self._closing = True
+            self.must_close = True
+            self.idle = False
             raise
 
     def receive_eof(self) -> list[InboundEvent]:
         # A request cut off by EOF is not worth an answer: nobody would read it.
         if self._state != _ERROR:
             self._state = _CLOSED
-        self._closing = True
+        self.must_close = True
+        self.idle = False
         return [ConnectionLost(stream_id=self._stream_id)]
 
     def _parse(self) -> list[InboundEvent]:
@@ -306,14 +365,22 @@ class FastH1Core:
         # answered (RFC 9112 §9.6: after one that closes, for good); only an
         # unpaused buffer is bounded.
         buffer = self._buffer
-        paused = self._state == _DONE and bool(buffer)
+        state = self._state
+        paused = state == _DONE and bool(buffer)
         if not paused and len(buffer) > self._limits.max_incomplete_event_size:
             raise RemoteProtocolError("Receive buffer too long", status=431)
-        self._paused = paused
+        self.read_paused = paused
+        self.idle = state == _IDLE and not buffer and not self._response_started
         return events
 
     def _parse_head(self, events: list[InboundEvent]) -> bool:
         buffer = self._buffer
+        if not self._skip_plain:
+            # Tried once per head (a head that trickles in takes the path below).
+            plain = _PLAIN_HEAD_RE.match(buffer)
+            if plain is not None:
+                self._plain_request(plain, events)
+                return True
         match = _BLANK_LINE_RE.search(buffer)
         head_size = len(buffer) if match is None else match.end()
         limits = self._limits
@@ -326,7 +393,9 @@ class FastH1Core:
                 raise RemoteProtocolError("obsolete line folding in request head")
             if buffer[0] < 0x21:
                 raise RemoteProtocolError("illegal request line")
+            self._skip_plain = True
             return False
+        self._skip_plain = False
         self._buffer = buffer[head_size:]
         line_end = buffer.find(b"\n", 0, head_size)
         request_line = buffer[:line_end]
@@ -336,28 +405,32 @@ class FastH1Core:
         if line is None:
             raise RemoteProtocolError(f"illegal request line: {request_line!r}")
         headers = _parse_header_block(buffer[line_end + 1 : head_size])
-        special = _SPECIAL_NAME_RE.findall(buffer, line_end, head_size)
-        if (
-            len(special) == 1
-            and line[3] == b"1.1"
-            and special[0].lower() == b"host"
-            and line[1] != b"CONNECT"
-        ):
-            self._plain_request(line[1], line[2], headers, events)
-        else:
-            events.append(self._request(line[1], line[2], line[3], headers))
+        events.append(self._request(line[1], line[2], line[3], headers))
         return True
 
-    def _plain_request(
-        self, method: bytes, target: bytes, headers: Headers, events: list[InboundEvent]
-    ) -> None:
-        """The common request: HTTP/1.1, one Host, no body, Connection, Expect or Upgrade.
+    def _plain_request(self, plain: re.Match[bytes], events: list[InboundEvent]) -> None:
+        """The common request `_PLAIN_HEAD_RE` matched: HTTP/1.1, one Host, no body.
 
         `_request` would reach the same state and events; this skips its
         per-field checks, which none of these fields needs.
         """
-        self._stream_id += 1
-        stream_id = self._stream_id
+        buffer = self._buffer
+        head_size = plain.end()
+        limits = self._limits
+        if head_size > limits.max_request_line or head_size > limits.max_incomplete_event_size:
+            self._check_head(buffer, head_size)
+        self._buffer = buffer[head_size:]
+        method, target, before, host, after = plain.groups()
+        headers: Headers
+        if before or after:
+            findall = _HEADER_FINDALL_RE.findall
+            headers = [(name.lower(), value) for name, value in findall(before)]
+            headers.append((b"host", host))
+            if after:
+                headers += [(name.lower(), value) for name, value in findall(after)]
+        else:
+            headers = [(b"host", host)]
+        self._stream_id = stream_id = self._stream_id + 1
         self._method = method
         self._client_version = b"1.1"
         self._proposals = 0
@@ -369,9 +442,8 @@ class FastH1Core:
                 stream_id=stream_id,
                 method=method,
                 target=target,
-                headers=[(name.lower(), value) for name, value in headers],
+                headers=headers,
                 http_version="1.1",
-                expects_continue=False,
                 has_body=False,
             )
         )
@@ -560,11 +632,12 @@ class FastH1Core:
             self._next_cycle()
 
     def _next_cycle(self) -> None:
-        if self._keep_alive and not self._closing:
+        if self._keep_alive and not self.must_close:
             self._reset_cycle()
             self._state = _IDLE
+            self.idle = not self._buffer
         else:
-            self._closing = True
+            self.must_close = True
 
     # -- outbound -------------------------------------------------------------
 
@@ -580,13 +653,14 @@ class FastH1Core:
                 self._send_trailers(event.headers)
             elif isinstance(event, RejectRequest):
                 self._out.append(error_response_bytes(event.status, event.headers))
-                self._closing = True
+                self.must_close = True
             elif isinstance(event, ResetStream | CloseConnection):
-                self._closing = True
+                self.must_close = True
         except LocalProtocolError:
             # As h11 goes to ERROR: nothing more may be sent, and we close.
-            self._closing = True
+            self.must_close = True
             self._response_started = self._response_done = True
+            self.idle = False
             raise
 
     def _may_respond(self) -> bool:
@@ -614,27 +688,58 @@ class FastH1Core:
             raise LocalProtocolError("cannot send a response now", status=500)
         if not 200 <= status < 1000:
             raise LocalProtocolError(f"invalid final response status {status}", status=500)
-        fields = _header_lines(headers)
         count = len(headers)
-        if fields.count(b"\n") != count or fields.count(b"\r") != count or b"\x00" in fields:
-            _check_outbound(fields, count)  # raises, with the message
+        if count:
+            # All in C: "name: value" per field, CRLF after each.
+            fields = b"\r\n".join(map(_NAME_VALUE, headers)) + b"\r\n"
+            # Each field adds one CR and one LF; any other (or a NUL) would split the response.
+            if len(fields.translate(None, b"\r\n\x00")) != len(fields) - 2 * count:
+                _check_outbound(fields, count)  # raises, with the message
+        else:
+            fields = b""
         self._response_started = True
         self._expects_continue = False
         method = self._method
         # RFC 9110 §6.4.1: these carry no body whatever the fields say.
         tunnel = method == b"CONNECT" and status < 300
         bodiless = tunnel or status in _NO_BODY_STATUSES
-        plain = _plain_framing(headers) if self._keep_alive else None
-        if plain is None:
-            fields, length, chunked, close = self._rare_head(headers, bodiless)
-            if close:
-                self._keep_alive = False
-        else:
-            length, chunked = plain
+        # Written as given (h11 would change nothing) when there is at most one
+        # plain Content-Length or one "transfer-encoding: chunked", not both,
+        # and no Connection field; `_rare_head` takes the rest.
+        plain = self._keep_alive
+        length: bytes | None = None
+        chunked = False
+        if plain:
+            for name, value in headers:
+                if name not in _FRAMING_FIELDS:
+                    continue
+                if (
+                    name == b"content-length"
+                    and length is None
+                    and not chunked
+                    and value.isdigit()  # bytes: ASCII digits only
+                    and len(value) <= 20
+                ):
+                    length = value
+                elif (
+                    name == b"transfer-encoding"
+                    and value == b"chunked"
+                    and length is None
+                    and not chunked
+                ):
+                    chunked = True
+                else:
+                    plain = False
+                    break
+        if plain:
             if length is None and not chunked and not bodiless:
                 fields += b"transfer-encoding: chunked\r\n"
                 chunked = True
-        self._out.append(_status_line(status) + fields + b"\r\n")
+        else:
+            fields, length, chunked, close = self._rare_head(headers, bodiless)
+            if close:
+                self._keep_alive = False
+        self._out.append((_STATUS_LINES.get(status) or _status_line(status)) + fields + b"\r\n")
         # h11's _body_framing, on the fields as written.
         self._response_remaining = 0
         if tunnel:
@@ -696,7 +801,19 @@ class FastH1Core:
             else:
                 self._out.append(data)
         if end:
-            self._end_response(b"")
+            if (
+                framing == _FRAMING_LENGTH
+                and not self._response_remaining
+                and self._state == _DONE
+                and self._keep_alive
+                and not self.must_close
+            ):
+                # The common end (what `_end_response` does here): ready for the next request.
+                self._reset_cycle()
+                self._state = _IDLE
+                self.idle = not self._buffer
+            else:
+                self._end_response(b"")
 
     def _send_trailers(self, headers: Headers) -> None:
         framing = self._framing
@@ -716,13 +833,13 @@ class FastH1Core:
         elif framing == _FRAMING_LENGTH and self._response_remaining:
             raise LocalProtocolError("Too little data for declared Content-Length", status=500)
         elif framing == _FRAMING_EOF:
-            self._closing = True
+            self.must_close = True
         self._response_done = True
         if self._state == _DONE:
             self._next_cycle()
         else:
             # The request body was not read to its end: where would the next request start?
-            self._closing = True
+            self.must_close = True
 
     def data_to_send(self) -> bytes:
         out = self._out
@@ -731,45 +848,6 @@ class FastH1Core:
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
-
-    # -- state ----------------------------------------------------------------
-
-    @property
-    def must_close(self) -> bool:
-        return self._closing or self._state == _ERROR
-
-    @property
-    def read_paused(self) -> bool:
-        return self._paused
-
-    @property
-    def idle(self) -> bool:
-        return self._state == _IDLE and not self._buffer and not self._response_started
-
-
-def _plain_framing(headers: Headers) -> tuple[bytes | None, bool] | None:
-    """(Content-Length, chunked) of a head h11 would send as given, else None.
-
-    That is at most one plain Content-Length or one ``transfer-encoding:
-    chunked``, not both, and no ``connection`` field; `FastH1Core._rare_head`
-    takes the rest.
-    """
-    length: bytes | None = None
-    chunked = False
-    for name, value in headers:
-        if name not in _FRAMING_FIELDS:
-            continue
-        if name == b"content-length" and length is None and not chunked:
-            if not value.isdigit() or len(value) > 20:  # bytes: ASCII digits only
-                return None
-            length = value
-        elif name == b"transfer-encoding" and value == b"chunked" and length is None:
-            if chunked:
-                return None
-            chunked = True
-        else:
-            return None
-    return length, chunked
 
 
 def _status_line(status: int) -> bytes:

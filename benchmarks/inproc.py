@@ -1,0 +1,240 @@
+"""In-process request driver: instructions per request, without sockets or `wrk`.
+
+Feeds N keep-alive requests, one at a time, through the real stack a server
+builds (``TransportAdapter`` → protocol bridge → ``HTTPDriver`` → core →
+``Exchange`` → app layers → the benchmark app of ``apps.py``) on a real event
+loop, from a fake transport. Each request is handed over by a loop callback,
+as the loop's own read callback would, so the app task runs in the next turn
+exactly as it does behind a socket; only the kernel and ``epoll`` are left out.
+It checks every response, so a faster path that answers wrongly fails here.
+
+Wall-clock time on a shared machine is noise; count instructions instead, as
+the difference between two request counts (start-up cost cancels out)::
+
+    cd benchmarks
+    python inproc.py --callgrind                      # hello, fast parser, standard preset
+    python inproc.py --callgrind --path /64k          # 64 KiB response
+    python inproc.py --callgrind --parser h11         # the h11 core
+    python inproc.py --callgrind --stack minimal      # no proxy headers, h2/ws sniffing
+    python inproc.py --profile -n 2000                # cProfile: calls per request, top functions
+    python inproc.py -n 100000                        # plain timing (noisy)
+
+``--callgrind`` runs itself twice under ``valgrind --tool=callgrind`` (with
+``-n 2000`` and ``-n 12000`` unless ``--counts`` says otherwise) and prints
+``(Ir(n2) - Ir(n1)) / (n2 - n1)``. It needs valgrind (``apt-get install
+valgrind``) and takes a minute or two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(1, str(HERE.parent))
+
+from apps import HELLO_BODY, LARGE_BODY, app  # noqa: E402
+
+from pounce.presets import StandardOptions, standard  # noqa: E402
+from pounce.service import ServiceContext  # noqa: E402
+from pounce.transport import ConnectionTracker, TransportAdapter  # noqa: E402
+
+BODIES = {"/hello": HELLO_BODY, "/64k": LARGE_BODY}
+
+
+class FakeTransport(asyncio.Transport):
+    """Collects what is written; enough of `asyncio.Transport` for the adapter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first: list[bytes] = []  # the first writes, then only a count
+        self.last = b""
+        self.size = 0
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if len(self.first) < 4:
+            self.first.append(bytes(data))
+        self.last = data  # type: ignore[assignment]
+        self.size += len(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def build_adapter(parser: str, stack: str) -> tuple[TransportAdapter, FakeTransport]:
+    if stack == "standard":
+        builder = standard(StandardOptions(http=parser, access_log=False))  # type: ignore[arg-type]
+    else:
+        from pounce import Server
+
+        builder = Server.builder().bind("127.0.0.1", 8000).h1(parser=parser)  # type: ignore[arg-type]
+    server = builder.timeouts(keep_alive=600).asgi(app)
+    service = ServiceContext(server._app, server.spec.http)
+    factory = server._handler_factory(service)
+    adapter = TransportAdapter(factory, ConnectionTracker())
+    transport = FakeTransport()
+    adapter.connection_made(transport)
+    return adapter, transport
+
+
+async def drive(n: int, path: str, parser: str, stack: str) -> float:
+    adapter, transport = build_adapter(parser, stack)
+    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    remaining = n
+
+    def feed() -> None:
+        nonlocal remaining
+        if remaining == 0:
+            done.set_result(None)
+            return
+        remaining -= 1
+        adapter.data_received(request)
+        loop.call_soon(feed)  # after the app task the request created
+
+    start = time.perf_counter()
+    loop.call_soon(feed)
+    await done
+    elapsed = time.perf_counter() - start
+    check(transport, n, BODIES[path])
+    return elapsed
+
+
+def check(transport: FakeTransport, n: int, body: bytes) -> None:
+    """Every response the same size as the first, and the first and last well formed."""
+    if n == 0:
+        return
+    first = b"".join(transport.first)
+    head_end = first.find(b"\r\n\r\n") + 4
+    size = head_end + len(body)
+    response = first[:size]
+    for answer in (response, bytes(transport.last)[-size:]):
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        if not (
+            head.startswith(b"HTTP/1.1 200 OK\r\n")
+            and b"\r\ncontent-length: %d" % len(body) in head
+            and rest == body
+        ):
+            raise SystemExit(f"wrong response: {answer[:300]!r}")
+    if transport.size != n * size:
+        raise SystemExit(f"{transport.size} bytes written, expected {n} x {size}")
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop_factory: Any = uvloop.new_event_loop
+    else:
+        loop_factory = asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        if args.profile:
+            import cProfile
+            import pstats
+
+            runner.run(drive(200, args.path, args.parser, args.stack))  # warm up
+            profiler = cProfile.Profile()
+            profiler.enable()
+            runner.run(drive(args.n, args.path, args.parser, args.stack))
+            profiler.disable()
+            stats = pstats.Stats(profiler)
+            total = sum(entry[1] for entry in stats.stats.values())  # type: ignore[attr-defined]
+            print(f"{total / args.n:.1f} calls per request (cProfile, incl. the feeder)")
+            stats.sort_stats("tottime").print_stats(args.top)
+            return
+        elapsed = runner.run(drive(args.n, args.path, args.parser, args.stack))
+    print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
+
+
+def callgrind(args: argparse.Namespace) -> None:
+    low, high = args.counts
+    totals = []
+    for n in (low, high):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, "callgrind.out")
+            cmd = [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                __file__,
+                "-n",
+                str(n),
+                "--path",
+                args.path,
+                "--parser",
+                args.parser,
+                "--stack",
+                args.stack,
+                "--loop",
+                args.loop,
+            ]
+            subprocess.run(cmd, check=True, capture_output=True)
+            text = Path(out).read_text(errors="replace")
+            match = re.search(r"^summary: (\d+)", text, re.MULTILINE) or re.search(
+                r"^totals: (\d+)", text, re.MULTILINE
+            )
+            assert match is not None, "no total in the callgrind output"
+            totals.append(int(match[1]))
+    per_request = (totals[1] - totals[0]) / (high - low)
+    print(
+        f"{args.path} parser={args.parser} stack={args.stack} loop={args.loop}: "
+        f"{per_request:,.0f} instructions per request"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("-n", type=int, default=20000, help="requests")
+    parser.add_argument("--path", choices=sorted(BODIES), default="/hello")
+    parser.add_argument("--parser", choices=("fast", "h11"), default="fast")
+    parser.add_argument("--stack", choices=("standard", "minimal"), default="standard")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--profile", action="store_true", help="cProfile the run")
+    parser.add_argument("--top", type=int, default=25, help="functions --profile prints")
+    parser.add_argument("--callgrind", action="store_true", help="instructions per request")
+    parser.add_argument("--counts", type=int, nargs=2, default=(2000, 12000), metavar="N")
+    args = parser.parse_args()
+    if args.callgrind:
+        callgrind(args)
+    else:
+        run(args)
+
+
+if __name__ == "__main__":
+    main()
