@@ -657,8 +657,10 @@ class FastH1Core:
             elif isinstance(event, ResetStream | CloseConnection):
                 self.must_close = True
         except LocalProtocolError:
-            # As h11 goes to ERROR: nothing more may be sent, and we close.
-            self.must_close = True
+            self.must_close = True  # as h11 goes to ERROR, the connection ends
+            if type(event) is SendResponse and not self._response_started:
+                raise  # but a head refused before a byte of it went out leaves room for a 500
+            # Nothing more may be sent.
             self._response_started = self._response_done = True
             self.idle = False
             raise
@@ -697,8 +699,6 @@ class FastH1Core:
                 _check_outbound(fields, count)  # raises, with the message
         else:
             fields = b""
-        self._response_started = True
-        self._expects_continue = False
         method = self._method
         # RFC 9110 §6.4.1: these carry no body whatever the fields say.
         tunnel = method == b"CONNECT" and status < 300
@@ -736,9 +736,13 @@ class FastH1Core:
                 fields += b"transfer-encoding: chunked\r\n"
                 chunked = True
         else:
+            # May refuse the head (conflicting lengths …): then nothing has started,
+            # and the exchange's 500 can still go out.
             fields, length, chunked, close = self._rare_head(headers, bodiless)
             if close:
                 self._keep_alive = False
+        self._response_started = True
+        self._expects_continue = False
         self._out.append((_STATUS_LINES.get(status) or _status_line(status)) + fields + b"\r\n")
         # h11's _body_framing, on the fields as written.
         self._response_remaining = 0

@@ -679,6 +679,23 @@ def test_expect_100_over_the_limit_gets_413_not_100() -> None:
         assert response.status == 413  # the first thing on the wire, no 100 before it
 
 
+def test_a_head_the_core_refuses_is_answered_500() -> None:
+    """Two different Content-Lengths from the app pass the ASGI checks but not the
+    core's framing: nothing was written yet, so the client gets a 500, not a cut."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [(b"content-length", b"5"), (b"content-length", b"7")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": b"hello"})
+
+    with serve(app) as ts:
+        response, reader = exchange(ts, raw_request())
+        with reader.sock:
+            assert response.status == 500
+            assert reader.closed()
+
+
 # -- timeouts ----------------------------------------------------------------------------------
 
 
@@ -808,6 +825,32 @@ def test_expect_continue_body_timer_starts_with_the_body() -> None:
             response = reader.response()
         assert response.status == 200
         assert response.body == b"hello"
+
+
+# -- the client's FIN ------------------------------------------------------------------------------
+
+
+def test_a_fin_mid_body_is_a_disconnect() -> None:
+    seen: list[str] = []
+    done = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            while True:
+                message = await receive()
+                seen.append(message["type"])
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            done.set()
+
+    with serve(app) as ts:
+        sock = connect(ts)
+        with sock:
+            sock.sendall(raw_request("POST", "/up", [("content-length", "10")]) + b"abc")
+            sock.shutdown(socket.SHUT_WR)
+            assert Reader(sock).closed()  # no answer: the request can never be whole
+        assert done.wait(TIMEOUT)
+    assert seen[-1] == "http.disconnect"
 
 
 # -- malformed input ---------------------------------------------------------------------------

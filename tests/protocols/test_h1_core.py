@@ -33,6 +33,7 @@ from pounce.protocols.events import (
     UpgradeRequested,
 )
 from pounce.protocols.h1 import H1Limits, H11Core
+from pounce.protocols.h1_fast import FastH1Core
 
 # RFC 9110 statuses the core may answer malformed input with (501: a
 # Transfer-Encoding other than chunked, RFC 9112 §6.1).
@@ -464,6 +465,15 @@ def test_invalid_response_header_is_a_local_error() -> None:
 def test_eof_between_requests_is_connection_lost() -> None:
     core = H11Core()
     assert core.receive_eof() == [ConnectionLost(stream_id=0)]
+    assert core.must_close
+
+
+@pytest.mark.parametrize("factory", [H11Core, FastH1Core], ids=["h11", "fast"])
+def test_eof_after_a_whole_request_is_connection_lost(factory: type) -> None:
+    """A FIN cannot tell a closed client from a half-closed one: taken as gone."""
+    core = factory()
+    core.receive_data(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc")
+    assert core.receive_eof() == [ConnectionLost(stream_id=1)]
     assert core.must_close
 
 
