@@ -22,7 +22,6 @@ from pounce.layer import Conn
 from pounce.protocol import Upgradable
 from pounce.protocols.base import ProtocolCore
 from pounce.protocols.events import (
-    ConnectionLost,
     DataReceived,
     InboundEvent,
     OutboundEvent,
@@ -90,19 +89,10 @@ class HTTPDriver(Upgradable):
             # (A whole request in one read never pays for arming the timer.)
             self._arm_head_timer()
 
-    def eof_received(self) -> bool | None:
-        """A half-close: answer what was asked in full, then close; else close now.
-
-        The core says which: a `ConnectionLost` among its events means a request
-        was cut off (or none was pending), and the exchanges hear a disconnect.
-        """
-        events = self._core.receive_eof()
-        self._handle(events)
-        if self._closed or not self._exchanges:
-            return None
-        if any(isinstance(event, ConnectionLost) for event in events):
-            return None
-        return True
+    def eof_received(self) -> None:
+        """A FIN means the client is gone (docs/http1.md, "Closing"): the exchanges
+        hear a disconnect and the connection closes."""
+        self._handle(self._core.receive_eof())
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True

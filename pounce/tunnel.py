@@ -163,10 +163,6 @@ class StreamTunnel:
         self._owner.tunnel_closed(self.stream_id)
 
     def _finish(self) -> None:
-        if self._ended:
-            return
+        """Our side ended the stream: for the handler, the connection is over."""
         self._ended = True
-        if not self._lost:
-            self._lost = True
-            self.handler.connection_lost(None)
-            self._owner.tunnel_closed(self.stream_id)
+        self.lost()

@@ -60,7 +60,7 @@ from pounce.protocols.events import (
     StreamReset,
     UpgradeRequested,
 )
-from pounce.protocols.h2_fields import parse_request, valid_trailers
+from pounce.protocols.h2_fields import CONNECTION_SPECIFIC, parse_request, valid_trailers
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -81,11 +81,6 @@ _PRIORITY_UPDATE = 0x10  # RFC 9218 §7.1
 _GOAWAY_SIZE = 9 + 8  # a GOAWAY h2 queues has no debug data
 _PREFACE_AND_HEADER = len(PREFACE) + 9
 
-# RFC 9113 §8.2.2: connection-specific fields have no place in HTTP/2; the
-# exchange may add "connection: close", which HTTP/2 says with GOAWAY instead.
-_CONNECTION_SPECIFIC = frozenset(
-    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
-)
 _H2_ERRORS = (h2.exceptions.H2Error, hpack.HPACKError, hyperframe.exceptions.HyperframeError)
 
 # RFC 7540 §3.2: the last HTTP/1.1 bytes of an h2c upgrade; HTTP/2 frames follow.
@@ -428,7 +423,7 @@ class H2Core:
                 self._conn.send_headers(sid, _head(event.status, event.headers))
         elif isinstance(event, SendTrailers):
             box = self._outboxes.setdefault(sid, _Outbox())
-            box.trailers = [pair for pair in event.headers if pair[0] not in _CONNECTION_SPECIFIC]
+            box.trailers = [pair for pair in event.headers if pair[0] not in CONNECTION_SPECIFIC]
             box.end = True
             self._flush(sid, box)
         elif isinstance(event, RejectRequest):
@@ -689,5 +684,6 @@ class _Calm(h2.exceptions.ProtocolError):
 def _head(status: int, headers: Headers) -> Headers:
     out: Headers = [(b":status", b"%d" % status)]
     # RFC 9113 §8.2.2: no connection-specific fields; TE belongs to requests.
-    out.extend(pair for pair in headers if pair[0] not in _CONNECTION_SPECIFIC and pair[0] != b"te")
+    # (the exchange may add "connection: close", which HTTP/2 says with GOAWAY instead)
+    out.extend(pair for pair in headers if pair[0] not in CONNECTION_SPECIFIC and pair[0] != b"te")
     return out

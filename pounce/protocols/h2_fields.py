@@ -26,8 +26,9 @@ from pounce.protocols.events import Headers, RequestReceived
 # and no colon; values have no NUL, CR or LF, and no SP/HTAB at either end.
 _NAME = re.compile(rb"[\x21-\x39\x3b-\x40\x5b-\x7e]+")
 _VALUE = re.compile(rb"(?:[^\x00\n\r\t ](?:[^\x00\n\r]*[^\x00\n\r\t ])?)?")
-# RFC 9113 §8.2.2: connection-specific fields are malformed in HTTP/2.
-_CONNECTION_SPECIFIC = frozenset(
+# RFC 9113 §8.2.2: connection-specific fields are malformed in HTTP/2 (and the
+# H2 core drops them from what it sends).
+CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"proxy-connection", b"keep-alive", b"transfer-encoding", b"upgrade")
 )
 # RFC 9113 §8.3.1, RFC 8441 §4: the request pseudo-header fields.
@@ -57,7 +58,7 @@ def parse_request(
                 return None, None, None
             pseudo[name] = value
             continue
-        if name_ok(name) is None or name in _CONNECTION_SPECIFIC:
+        if name_ok(name) is None or name in CONNECTION_SPECIFIC:
             return None, None, None
         if name == b"host":
             if host is not None:
@@ -106,7 +107,7 @@ def valid_trailers(raw: list[tuple[bytes, bytes]]) -> bool:
     for name, value in raw:
         if value and _VALUE.fullmatch(value) is None:
             return False
-        if _NAME.fullmatch(name) is None or name in _CONNECTION_SPECIFIC:
+        if _NAME.fullmatch(name) is None or name in CONNECTION_SPECIFIC:
             return False
         if name == b"te" and value.lower() != b"trailers":
             return False

@@ -99,6 +99,23 @@ async def echo(scope: Scope, receive: Receive, send: Send) -> None:
     await respond(send, body, headers=headers)
 
 
+class BodyWatcher:
+    """An app that reads the request body and records each message type it receives."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.done = threading.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            while True:
+                message = await receive()
+                self.seen.append(message["type"])
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            self.done.set()
+
+
 async def wait_thread_event(event: threading.Event) -> None:
     """Await a `threading.Event` set by the test thread (bounded)."""
     if not await asyncio.to_thread(event.wait, TIMEOUT):
@@ -752,17 +769,7 @@ def test_partial_pipelined_head_gets_the_head_timeout() -> None:
 
 
 def test_stalled_request_body_is_408_and_the_app_hears_a_disconnect() -> None:
-    seen: list[str] = []
-    done = threading.Event()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            while True:
-                message = await receive()
-                seen.append(message["type"])
-                if message["type"] != "http.request" or not message.get("more_body"):
-                    break
-            done.set()
+    app = BodyWatcher()
 
     with serve(app, http1().timeouts(request_body=0.3)) as ts:
         sock = connect(ts)
@@ -771,8 +778,8 @@ def test_stalled_request_body_is_408_and_the_app_hears_a_disconnect() -> None:
             reader = Reader(sock)
             assert reader.response().status == 408
             assert reader.closed()
-        assert done.wait(TIMEOUT)
-    assert seen[-1] == "http.disconnect"
+        assert app.done.wait(TIMEOUT)
+    assert app.seen[-1] == "http.disconnect"
 
 
 def test_a_slow_but_steady_body_is_not_cut_off() -> None:
@@ -831,17 +838,7 @@ def test_expect_continue_body_timer_starts_with_the_body() -> None:
 
 
 def test_a_fin_mid_body_is_a_disconnect() -> None:
-    seen: list[str] = []
-    done = threading.Event()
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            while True:
-                message = await receive()
-                seen.append(message["type"])
-                if message["type"] != "http.request" or not message.get("more_body"):
-                    break
-            done.set()
+    app = BodyWatcher()
 
     with serve(app) as ts:
         sock = connect(ts)
@@ -849,8 +846,8 @@ def test_a_fin_mid_body_is_a_disconnect() -> None:
             sock.sendall(raw_request("POST", "/up", [("content-length", "10")]) + b"abc")
             sock.shutdown(socket.SHUT_WR)
             assert Reader(sock).closed()  # no answer: the request can never be whole
-        assert done.wait(TIMEOUT)
-    assert seen[-1] == "http.disconnect"
+        assert app.done.wait(TIMEOUT)
+    assert app.seen[-1] == "http.disconnect"
 
 
 # -- malformed input ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -14,6 +15,9 @@ import pytest
 
 from pounce import Server, TransportError
 from pounce.asgi.types import Receive, Scope, Send
+from pounce.layer import Conn, ConnectionHandler
+from pounce.protocol import ProtocolFactory
+from pounce.service import ServiceContext
 from pounce.testing import TestServer
 
 
@@ -160,7 +164,6 @@ def test_backlog_is_passed_to_listen() -> None:
 async def test_tcp_nodelay_is_set_on_accepted_sockets() -> None:
     import asyncio
 
-    from pounce.layer import Conn, ConnectionHandler
     from pounce.transport import ConnectionTracker, TransportAdapter
 
     accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
@@ -192,3 +195,58 @@ async def test_tcp_nodelay_is_set_on_accepted_sockets() -> None:
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     writer.close()
     server.close()
+
+
+class _LateAnswer:
+    """Answers a moment after the client's FIN, which it may only do if it kept the write side."""
+
+    def __init__(self, keep_writing: bool) -> None:
+        self.keep_writing = keep_writing
+        self.conn: Conn | None = None
+
+    def connection_made(self, conn: Conn) -> None:
+        self.conn = conn
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool | None:
+        def answer() -> None:
+            if self.conn is not None and not self.conn.is_closing():
+                self.conn.write(b"late answer\n")
+                self.conn.close()
+
+        asyncio.get_running_loop().call_later(0.1, answer)
+        return self.keep_writing or None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn = None
+
+    def begin_shutdown(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+class _LateAnswerProtocol(ProtocolFactory):
+    name = "late-answer"
+
+    def __init__(self, keep_writing: bool) -> None:
+        self.keep_writing = keep_writing
+
+    def handler(self, service: ServiceContext) -> ConnectionHandler:
+        return _LateAnswer(self.keep_writing)
+
+
+@pytest.mark.parametrize(("keep_writing", "expected"), [(True, b"late answer\n"), (False, b"")])
+def test_eof_received_true_keeps_the_write_side_open(keep_writing: bool, expected: bytes) -> None:
+    """The half-close seam: a handler that returns True from `eof_received` may still write."""
+    server = Server.builder().bind("127.0.0.1", 0).protocol(_LateAnswerProtocol(keep_writing))
+    with TestServer(server.build()) as ts:
+        sock = socket.create_connection((ts.host, ts.port), timeout=5)
+        with sock:
+            sock.sendall(b"question\n")
+            sock.shutdown(socket.SHUT_WR)
+            received = b""
+            while chunk := sock.recv(1024):
+                received += chunk
+    assert received == expected

@@ -318,17 +318,24 @@ def test_client_close_code_reaches_the_app() -> None:
     assert got == [{"type": "websocket.disconnect", "code": 4321, "reason": "client leaves"}]
 
 
-def test_server_shutdown_closes_with_1001() -> None:
-    accepted = threading.Event()
-    ended: list[dict[str, Any]] = []
+class AcceptAndWait:
+    """Accepts, then waits for the disconnect and keeps it (in `ended`)."""
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self) -> None:
+        self.accepted = threading.Event()
+        self.ended: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             await receive()
             await send({"type": "websocket.accept"})
-            accepted.set()
-            ended.append(dict(await receive()))
+            self.accepted.set()
+            self.ended.append(dict(await receive()))
 
+
+def test_server_shutdown_closes_with_1001() -> None:
+    app = AcceptAndWait()
+    accepted, ended = app.accepted, app.ended
     ts = TestServer(builder().asgi(app)).start()
     stopper = threading.Thread(target=ts.stop)
     try:

@@ -24,7 +24,7 @@ from tests.conformance.h2wire import PROTOCOL_ERROR, Wire, request_headers
 from tests.integration.conftest import PKI
 from tests.integration.h2ws import H2WebSocket, h2_websocket
 from tests.integration.test_asgi_http import logged
-from tests.integration.test_websocket import echo, gatekeeper
+from tests.integration.test_websocket import AcceptAndWait, echo, gatekeeper
 
 TIMEOUT = 5.0  # seconds: every wait on the app
 
@@ -243,16 +243,8 @@ def test_app_errors_are_500_before_and_1011_after_accept() -> None:
 
 
 def test_server_shutdown_closes_with_1001_and_goaway() -> None:
-    accepted = threading.Event()
-    ended: list[dict[str, Any]] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            await receive()
-            await send({"type": "websocket.accept"})
-            accepted.set()
-            ended.append(dict(await receive()))
-
+    app = AcceptAndWait()
+    accepted, ended = app.accepted, app.ended
     ts = TestServer(builder().asgi(app)).start()
     stopper = threading.Thread(target=ts.stop)
     try:
