@@ -286,7 +286,8 @@ class HTTPDriver(Upgradable):
             return
         if self._closed:
             return
-        if not self._core.idle:
+        idle = self._core.idle
+        if not idle:
             # A pipelined request may wait in the core's buffer.
             try:
                 events = self._core.receive_data(b"")
@@ -294,9 +295,10 @@ class HTTPDriver(Upgradable):
                 self._bad_request(exc)
                 return
             self._handle(events)
+            idle = self._core.idle
         if self._exchanges or self._closed or self._conn is None or self._conn.is_closing():
             return  # (closed: a pipelined Upgrade handed the connection over)
-        if self._core.idle:
+        if idle:
             self._waiting_for_head = False
             self._deadline.set(self._options.keep_alive_timeout, self._close)
         else:

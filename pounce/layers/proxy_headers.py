@@ -40,8 +40,12 @@ class ProxyHeadersLayer(AppLayer):
         trusted = self.trusted
 
         async def forwarded(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] in ("http", "websocket") and trusted.trusts_peer(scope.get("client")):
-                apply_forwarded(scope, trusted)
+            if scope["type"] in ("http", "websocket"):
+                # Headers first: most requests carry none, and then whom we
+                # trust does not matter.
+                found = _forwarding_headers(scope["headers"])
+                if found and trusted.trusts_peer(scope.get("client")):
+                    apply_forwarded(scope, trusted, found)
             await inner(scope, receive, send)
 
         return forwarded
@@ -50,15 +54,23 @@ class ProxyHeadersLayer(AppLayer):
         return f"proxy headers (trusted {self.trusted.describe()})"
 
 
-def apply_forwarded(scope: Scope, trusted: TrustedProxies) -> None:
-    """Rewrite `scope` in place from its forwarding headers (the peer is trusted)."""
-    headers = scope["headers"]
+_FORWARDING = frozenset(
+    (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host")
+)
+
+
+def _forwarding_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[str]]:
+    """The forwarding headers' values by name; empty when there are none."""
     found: dict[bytes, list[str]] = {}
     for name, value in headers:
-        if name in (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"):
+        if name in _FORWARDING:
             found.setdefault(name, []).append(value.decode("latin-1"))
-    if not found:
-        return
+    return found
+
+
+def apply_forwarded(scope: Scope, trusted: TrustedProxies, found: dict[bytes, list[str]]) -> None:
+    """Rewrite `scope` in place from `found`, its forwarding headers (the peer is trusted)."""
+    headers = scope["headers"]
     if b"forwarded" in found:
         hops = _rfc7239(found[b"forwarded"])
         fors = [hop.get("for", "") for hop in hops]

@@ -100,6 +100,10 @@ class H11Core:
         self._closing = False
         self._paused = False
         self._error: RemoteProtocolError | None = None
+        # A buffer no longer than this holds at most a head within both limits.
+        self._short_head = min(
+            self._limits.max_request_line, self._limits.max_incomplete_event_size
+        )
 
     # -- inbound --------------------------------------------------------------
 
@@ -130,10 +134,11 @@ class H11Core:
         return events
 
     def _drain_events(self) -> list[InboundEvent]:
+        conn = self._conn
         events: list[InboundEvent] = []
         while True:
-            state = self._conn.their_state
-            if state is h11.MUST_CLOSE and self._conn.trailing_data[0]:
+            state = conn.their_state
+            if state is h11.MUST_CLOSE and conn.trailing_data[0]:
                 # RFC 9112 §9.6: after a request that closes the connection
                 # (HTTP/1.0, "Connection: close") the server "MUST NOT process
                 # any further requests": that one is answered, the rest ignored.
@@ -142,33 +147,31 @@ class H11Core:
             try:
                 if state is h11.IDLE:
                     self._check_head()
-                event = self._conn.next_event()
+                event = conn.next_event()
             except h11.RemoteProtocolError as exc:
                 raise self._translate(exc) from exc
-            if event is h11.NEED_DATA:
-                self._paused = False
-                return events
-            if event is h11.PAUSED:
+            # Ordered by frequency; exact types, as h11 makes them.
+            kind = type(event)
+            if kind is h11.Request:
+                events.append(self._request(event))  # type: ignore[arg-type]
+            elif kind is h11.EndOfMessage:
+                events.append(StreamEnded(stream_id=self._stream_id))
+            elif event is h11.PAUSED:
                 # Paused with nothing buffered (an Upgrade or CONNECT request
                 # waiting for its answer) holds back nothing: reading goes on
                 # until a byte of a next request is actually waiting. (In DONE
                 # h11 pauses only when bytes are buffered.)
-                self._paused = self._conn.their_state is h11.DONE or bool(
-                    self._conn.trailing_data[0]
-                )
+                self._paused = conn.their_state is h11.DONE or bool(conn.trailing_data[0])
                 return events
-            events.append(self._map(event))
-            if isinstance(events[-1], ConnectionLost):
+            elif event is h11.NEED_DATA:
+                self._paused = False
                 return events
-
-    def _map(self, event: object) -> InboundEvent:
-        if isinstance(event, h11.Request):
-            return self._request(event)
-        if isinstance(event, h11.Data):
-            return DataReceived(stream_id=self._stream_id, data=bytes(event.data))
-        if isinstance(event, h11.EndOfMessage):
-            return StreamEnded(stream_id=self._stream_id)
-        return ConnectionLost(stream_id=self._stream_id)
+            elif kind is h11.Data:
+                data = event.data  # type: ignore[union-attr]
+                events.append(DataReceived(stream_id=self._stream_id, data=bytes(data)))
+            else:  # ConnectionClosed
+                events.append(ConnectionLost(stream_id=self._stream_id))
+                return events
 
     def _check_head(self) -> None:
         """Check the buffered head of the next request before h11 parses it.
@@ -179,7 +182,9 @@ class H11Core:
         differently or not at all, so a 400 is the answer that cannot be
         misread.
         """
-        buffered, _ = self._conn.trailing_data
+        buffered = self._conn.trailing_data[0]
+        if len(buffered) <= self._short_head and b"\n " not in buffered and b"\n\t" not in buffered:
+            return  # within both limits even whole, and no line starts with whitespace
         end = _HEAD_END.search(buffered)
         head_size = len(buffered) if end is None else end.end()
         line_end = buffered.find(b"\n", 0, head_size)
@@ -200,20 +205,26 @@ class H11Core:
         if not version.startswith(b"1."):
             # RFC 9110 §15.6.6: we only speak HTTP/1.x on this core.
             raise RemoteProtocolError(f"unsupported HTTP version {version!r}", status=505)
-        headers = list(event.headers)
+        # (`raw_items` and `lower()`: h11's own iteration goes through
+        # `Sequence.__iter__`, a Python call per field.)
+        headers = [(name.lower(), value) for name, value in event.headers.raw_items()]
         names = {name for name, _ in headers}
-        if b"transfer-encoding" in names and b"content-length" in names:
-            # RFC 9112 §6.1: a request smuggling vector; h11 would go by
-            # Transfer-Encoding and keep the connection open. Refuse it.
-            raise RemoteProtocolError("both Content-Length and Transfer-Encoding", status=400)
+        if b"transfer-encoding" in names:
+            if b"content-length" in names:
+                # RFC 9112 §6.1: a request smuggling vector; h11 would go by
+                # Transfer-Encoding and keep the connection open. Refuse it.
+                raise RemoteProtocolError("both Content-Length and Transfer-Encoding", status=400)
+            has_body = True
+        else:
+            has_body = b"content-length" in names and _declares_body(headers)
         request = RequestReceived(
             stream_id=self._stream_id,
             method=bytes(event.method),
             target=bytes(event.target),
             headers=headers,
             http_version="1.0" if version == b"1.0" else "1.1",
-            expects_continue=self._conn.they_are_waiting_for_100_continue,
-            has_body=_declares_body(headers),
+            expects_continue=b"expect" in names and self._conn.they_are_waiting_for_100_continue,
+            has_body=has_body,
         )
         if b"upgrade" in names:
             return upgrade_event(request, self._conn.trailing_data[0])
@@ -235,11 +246,14 @@ class H11Core:
 
     def _send(self, event: OutboundEvent) -> None:
         conn = self._conn
+        out = self._out
+        # (`send_with_data_passthrough`: the pieces go to `data_to_send`'s one
+        # join instead of being joined once per event.)
         if isinstance(event, SendData):
             if event.data:
-                self._out.append(conn.send(h11.Data(data=event.data)) or b"")
+                out += conn.send_with_data_passthrough(h11.Data(data=event.data)) or ()
             if event.end_stream:
-                self._out.append(conn.send(h11.EndOfMessage()) or b"")
+                out += conn.send_with_data_passthrough(_END_OF_MESSAGE) or ()
                 self._end_cycle()
         elif isinstance(event, SendResponse):
             if conn.our_state is not h11.SEND_RESPONSE:
@@ -247,21 +261,19 @@ class H11Core:
                 # client would take it for the answer to its next one.
                 self._closing = True
                 raise LocalProtocolError("no request is waiting for a response", status=500)
-            reason = REASONS.get(event.status, b"")
-            response = h11.Response(status_code=event.status, headers=event.headers, reason=reason)
-            self._out.append(conn.send(response) or b"")
+            out += conn.send_with_data_passthrough(_response(event.status, event.headers)) or ()
         elif isinstance(event, SendInformational):
             if self._informational_allowed(event.status):
                 reason = REASONS.get(event.status, b"")
                 info = h11.InformationalResponse(
                     status_code=event.status, headers=event.headers, reason=reason
                 )
-                self._out.append(conn.send(info) or b"")
+                out += conn.send_with_data_passthrough(info) or ()
         elif isinstance(event, SendTrailers):
-            self._out.append(conn.send(h11.EndOfMessage(headers=event.headers)) or b"")
+            out += conn.send_with_data_passthrough(h11.EndOfMessage(headers=event.headers)) or ()
             self._end_cycle()
         elif isinstance(event, RejectRequest):
-            self._out.append(error_response_bytes(event.status, event.headers))
+            out.append(error_response_bytes(event.status, event.headers))
             self._closing = True
         elif isinstance(event, ResetStream | CloseConnection):
             self._closing = True
@@ -303,6 +315,36 @@ class H11Core:
         if conn.our_state is not h11.IDLE or conn.their_state is not h11.IDLE:
             return False
         return not conn.trailing_data[0]  # no part of a next request buffered
+
+
+# One for every response: h11's events are immutable.
+_END_OF_MESSAGE = h11.EndOfMessage()
+
+# h11 events for response heads sent before, by status and headers. Building
+# an `h11.Response` validates every field with two regexes (~5 µs, the
+# largest single cost of a small response on this core), and most responses
+# repeat a few heads (the Date value changes once a second). Events are
+# immutable and equal input gives an equal event, so sharing them between
+# connections and worker threads is safe; a head h11 refuses is never stored.
+# Bounded: when full it starts over.
+_RESPONSES: dict[tuple[object, ...], h11.Response] = {}
+_MEMO_RESPONSES = 256  # entries
+
+
+def _response(status: int, headers: Headers) -> h11.Response:
+    """The h11 event for a response head, from the memo when it was sent before."""
+    key = (status, *headers)
+    try:
+        return _RESPONSES[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable field from a custom layer: h11 judges it unmemoized
+        return h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, b""))
+    response = h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, b""))
+    if len(_RESPONSES) >= _MEMO_RESPONSES:
+        _RESPONSES.clear()
+    _RESPONSES[key] = response
+    return response
 
 
 def upgrade_event(request: RequestReceived, trailing_data: bytes) -> InboundEvent:

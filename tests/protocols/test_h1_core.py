@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pounce.errors import LocalProtocolError, RemoteProtocolError
+from pounce.protocols import h1
 from pounce.protocols.events import (
     CloseConnection,
     ConnectionLost,
@@ -460,6 +461,61 @@ def test_invalid_response_header_is_a_local_error() -> None:
     core.receive_data(request_bytes())
     with pytest.raises(LocalProtocolError):
         core.send(SendResponse(stream_id=1, status=200, headers=[(b"bad name", b"x")]))
+
+
+def test_a_refused_head_is_refused_every_time() -> None:
+    """The memo of response heads keeps only heads h11 accepted."""
+    headers: Headers = [(b"content-length", b"1"), (b"content-length", b"2")]
+    for _ in range(2):
+        core = H11Core()
+        core.receive_data(request_bytes())
+        with pytest.raises(LocalProtocolError):
+            core.send(SendResponse(stream_id=1, status=200, headers=headers))
+    assert all(key[1:] != tuple(headers) for key in h1._RESPONSES)
+
+
+def test_a_repeated_head_is_built_once_and_stays_per_connection() -> None:
+    """A memoized head carries nothing of the connection that sent it first:
+    h11 still frames it and adds ``connection: close`` per client."""
+    headers: Headers = [(b"content-type", b"text/plain"), (b"x-memo-test", b"1")]
+    assert h1._response(200, headers) is h1._response(200, list(headers))
+    heads = []
+    bodies = []
+    for version in (b"1.1", b"1.0"):
+        core = H11Core()
+        core.receive_data(b"GET / HTTP/" + version + b"\r\nhost: x\r\n\r\n")
+        core.send(SendResponse(stream_id=1, status=200, headers=headers))
+        core.send(SendData(stream_id=1, data=b"ok", end_stream=True))
+        head, _, body = core.data_to_send().partition(b"\r\n\r\n")
+        heads.append(head.lower().split(b"\r\n"))
+        bodies.append(body)
+    keep_alive, http10 = heads
+    assert bodies == [b"2\r\nok\r\n0\r\n\r\n", b"ok"]
+    assert b"transfer-encoding: chunked" in keep_alive
+    assert b"connection: close" not in keep_alive
+    assert b"connection: close" in http10
+    assert not any(line.startswith(b"transfer-encoding") for line in http10)
+    assert b"x-memo-test: 1" in keep_alive and b"x-memo-test: 1" in http10
+
+
+def test_the_memo_of_heads_is_bounded() -> None:
+    for i in range(h1._MEMO_RESPONSES + 10):
+        h1._response(200, [(b"x-count", b"%d" % i)])
+        assert len(h1._RESPONSES) <= h1._MEMO_RESPONSES
+
+
+def test_an_unhashable_field_is_judged_by_h11_without_the_memo() -> None:
+    pair = Pair.new()
+    pair.send_request(
+        h11.Request(method=b"GET", target=b"/", headers=[(b"host", b"x")]), h11.EndOfMessage()
+    )
+    headers = [[b"content-length", b"2"]]  # a list: not hashable, still a pair to h11
+    events = pair.respond(
+        SendResponse(stream_id=1, status=200, headers=headers),  # type: ignore[arg-type]
+        SendData(stream_id=1, data=b"ok", end_stream=True),
+    )
+    assert isinstance(events[0], h11.Response)
+    assert dict(events[0].headers)[b"content-length"] == b"2"
 
 
 def test_eof_between_requests_is_connection_lost() -> None:
