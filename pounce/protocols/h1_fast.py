@@ -73,8 +73,10 @@ _CONTENT_LENGTH_RE = re.compile(rb"[0-9]{1,20}")
 # The common request in one match: an HTTP/1.1 request line (not CONNECT), CRLF
 # line ends, exactly one Host and none of the other fields that need care
 # (Content-Length, Transfer-Encoding, Expect, Upgrade, a Connection other than
-# exactly "keep-alive", which changes nothing in HTTP/1.1), so no body.
-# Groups: method, target, the fields before Host, Host's value, the fields after.
+# exactly "keep-alive", which changes nothing in HTTP/1.1, or exactly "close"),
+# so no body. Groups: method, target, the fields before Host, "close" if a
+# Connection among them said so, Host's value, the fields after, "close" again.
+# (A group in a repeat keeps its last match: it is set when any line said close.)
 # Whatever it matches, the general path would parse to the same request.
 # Possessive repeats: a head that does not match fails at its first field that
 # needs care, without backtracking through the fields before it. Methods that
@@ -86,7 +88,7 @@ _PLAIN_FIELDS = (
     + _TOKEN
     + rb":[ \t]*"
     + _FIELD_VALUE
-    + rb"[ \t]*\r\n|(?i:connection):[ \t]*(?i:keep-alive)[ \t]*\r\n)*+)"
+    + rb"[ \t]*\r\n|(?i:connection):[ \t]*(?:(?i:keep-alive)|((?i:close)))[ \t]*\r\n)*+)"
 )
 _PLAIN_HEAD_RE = re.compile(
     rb"(?!CONNECT |P)("
@@ -420,7 +422,7 @@ class FastH1Core:
         if head_size > limits.max_request_line or head_size > limits.max_incomplete_event_size:
             self._check_head(buffer, head_size)
         self._buffer = buffer[head_size:]
-        method, target, before, host, after = plain.groups()
+        method, target, before, close, host, after, close_after = plain.groups()
         headers: Headers
         if before or after:
             findall = _HEADER_FINDALL_RE.findall
@@ -434,7 +436,7 @@ class FastH1Core:
         self._method = method
         self._client_version = b"1.1"
         self._proposals = 0
-        self._keep_alive = True
+        self._keep_alive = close is None and close_after is None
         self._expects_continue = False
         self._state = _DONE
         events.append(
@@ -703,10 +705,13 @@ class FastH1Core:
         # RFC 9110 §6.4.1: these carry no body whatever the fields say.
         tunnel = method == b"CONNECT" and status < 300
         bodiless = tunnel or status in _NO_BODY_STATUSES
-        # Written as given (h11 would change nothing) when there is at most one
-        # plain Content-Length or one "transfer-encoding: chunked", not both,
-        # and no Connection field; `_rare_head` takes the rest.
-        plain = self._keep_alive
+        # Written as given (h11 would change nothing but add "connection:
+        # close" at the end when the connection closes) when there is at most
+        # one plain Content-Length or one "transfer-encoding: chunked", not
+        # both, and no Connection field; `_rare_head` takes the rest, and an
+        # HTTP/1.0 client's body of unknown length (no chunked for it).
+        keep_alive = self._keep_alive
+        plain = keep_alive or self._client_version >= b"1.1"
         length: bytes | None = None
         chunked = False
         if plain:
@@ -735,6 +740,8 @@ class FastH1Core:
             if length is None and not chunked and not bodiless:
                 fields += b"transfer-encoding: chunked\r\n"
                 chunked = True
+            if not keep_alive:
+                fields += b"connection: close\r\n"
         else:
             # May refuse the head (conflicting lengths …): then nothing has started,
             # and the exchange's 500 can still go out.

@@ -161,9 +161,15 @@ def test_backlog_is_passed_to_listen() -> None:
         assert httpx.get(ts.url + "/", timeout=5).status_code == 200
 
 
-async def test_tcp_nodelay_is_set_on_accepted_sockets() -> None:
-    import asyncio
+def test_tcp_nodelay_is_set_on_accepted_sockets(loop_name: str) -> None:
+    """Set by the adapter on asyncio, by uvloop itself (the adapter then leaves it)."""
+    from pounce.loops import loop_factory
 
+    with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:  # type: ignore[arg-type]
+        runner.run(_accept_one_and_check_nodelay())
+
+
+async def _accept_one_and_check_nodelay() -> None:
     from pounce.transport import ConnectionTracker, TransportAdapter
 
     accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
@@ -177,6 +183,8 @@ async def test_tcp_nodelay_is_set_on_accepted_sockets() -> None:
         def eof_received(self) -> None: ...
 
         def connection_lost(self, exc: Exception | None) -> None: ...
+
+        def begin_shutdown(self) -> None: ...
 
     def factory() -> ConnectionHandler:
         return Record()
