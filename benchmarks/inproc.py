@@ -19,6 +19,13 @@ the difference between two request counts (start-up cost cancels out)::
     python inproc.py --profile -n 2000                # cProfile: calls per request, top functions
     python inproc.py -n 100000                        # plain timing (noisy)
 
+``--close`` opens a new connection per request instead (``Connection:
+close``: the connection's objects, the request, the close, ``connection_lost``).
+``--server uvicorn-h11`` or ``--server uvicorn-httptools`` drives Uvicorn's own
+protocol class the same way, for a side-by-side count; run it with the peers'
+environment, where Uvicorn is installed (``benchmarks/.peers-venv/bin/python
+inproc.py --server uvicorn-h11 --callgrind``).
+
 ``--callgrind`` runs itself twice under ``valgrind --tool=callgrind`` (with
 ``-n 2000`` and ``-n 12000`` unless ``--counts`` says otherwise) and prints
 ``(Ir(n2) - Ir(n1)) / (n2 - n1)``. It needs valgrind (``apt-get install
@@ -35,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +67,7 @@ class FakeTransport(asyncio.Transport):
         super().__init__()
         self.first: list[bytes] = []  # the first writes, then only a count
         self.last = b""
+        self.before_last = b""
         self.size = 0
         self.closing = False
 
@@ -68,9 +77,12 @@ class FakeTransport(asyncio.Transport):
         )
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return  # (Uvicorn's h11 path writes the empty end of a message)
         if len(self.first) < 4:
             self.first.append(bytes(data))
-        self.last = data  # type: ignore[assignment]
+        # The last two writes: a server may write head and body separately.
+        self.before_last, self.last = self.last, data  # type: ignore[assignment]
         self.size += len(data)
 
     def is_closing(self) -> bool:
@@ -95,43 +107,81 @@ class FakeTransport(asyncio.Transport):
         pass
 
 
-def build_adapter(parser: str, stack: str) -> tuple[TransportAdapter, FakeTransport]:
+ProtocolMaker = Callable[[], asyncio.Protocol]
+
+
+def protocol_maker(server: str, parser: str, stack: str) -> ProtocolMaker:
+    """A callable making the `asyncio.Protocol` a server gives each new connection."""
+    if server != "pounce":
+        return uvicorn_maker(server.removeprefix("uvicorn-"))
     if stack == "standard":
         builder = standard(StandardOptions(http=parser, access_log=False))  # type: ignore[arg-type]
     else:
         from pounce import Server
 
         builder = Server.builder().bind("127.0.0.1", 8000).h1(parser=parser)  # type: ignore[arg-type]
-    server = builder.timeouts(keep_alive=600).asgi(app)
-    service = ServiceContext(server._app, server.spec.http)
-    factory = server._handler_factory(service)
-    adapter = TransportAdapter(factory, ConnectionTracker())
-    transport = FakeTransport()
-    adapter.connection_made(transport)
-    return adapter, transport
+    built = builder.timeouts(keep_alive=600).asgi(app)
+    service = ServiceContext(built._app, built.spec.http)
+    factory = built._handler_factory(service)
+    tracker = ConnectionTracker()
+    return lambda: TransportAdapter(factory, tracker)
 
 
-async def drive(n: int, path: str, parser: str, stack: str) -> float:
-    adapter, transport = build_adapter(parser, stack)
-    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+def uvicorn_maker(http: str) -> ProtocolMaker:
+    """Uvicorn's protocol for `http` ("h11" or "httptools"), configured as its CLI would be."""
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    config = Config(app=app, http=http, access_log=False, lifespan="off", log_level="warning")
+    config.load()
+    state = ServerState()
+    # What `uvicorn.Server` puts there when it starts (Date and Server on every response).
+    state.default_headers = [
+        (b"date", b"Wed, 25 Nov 2026 21:00:00 GMT"),
+        (b"server", b"uvicorn"),
+    ]
+    protocol_class = config.http_protocol_class
+    return lambda: protocol_class(config=config, server_state=state, app_state={})  # type: ignore[no-any-return]
+
+
+async def drive(n: int, path: str, maker: ProtocolMaker, close: bool) -> float:
+    """`n` requests, one at a time: on one keep-alive connection, or one connection each."""
+    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+    request += b"Connection: close\r\n\r\n" if close else b"\r\n"
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     remaining = n
+    protocol = maker()
+    transport = FakeTransport()
+    protocol.connection_made(transport)
+    transports: list[FakeTransport] = []
 
     def feed() -> None:
-        nonlocal remaining
+        nonlocal remaining, protocol, transport
+        if close and remaining < n:
+            if not transport.closing:
+                raise SystemExit("the server did not close after Connection: close")
+            protocol.connection_lost(None)
+            if len(transports) < 2:
+                transports.append(transport)
+            protocol, transport = maker(), FakeTransport()
+            protocol.connection_made(transport)
         if remaining == 0:
             done.set_result(None)
             return
         remaining -= 1
-        adapter.data_received(request)
+        protocol.data_received(request)
         loop.call_soon(feed)  # after the app task the request created
 
     start = time.perf_counter()
     loop.call_soon(feed)
     await done
     elapsed = time.perf_counter() - start
-    check(transport, n, BODIES[path])
+    if close:
+        for each in transports:
+            check(each, 1, BODIES[path])
+    else:
+        check(transport, n, BODIES[path])
     return elapsed
 
 
@@ -143,7 +193,7 @@ def check(transport: FakeTransport, n: int, body: bytes) -> None:
     head_end = first.find(b"\r\n\r\n") + 4
     size = head_end + len(body)
     response = first[:size]
-    for answer in (response, bytes(transport.last)[-size:]):
+    for answer in (response, (bytes(transport.before_last) + bytes(transport.last))[-size:]):
         head, _, rest = answer.partition(b"\r\n\r\n")
         if not (
             head.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -162,22 +212,23 @@ def run(args: argparse.Namespace) -> None:
         loop_factory: Any = uvloop.new_event_loop
     else:
         loop_factory = asyncio.new_event_loop
+    maker = protocol_maker(args.server, args.parser, args.stack)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         if args.profile:
             import cProfile
             import pstats
 
-            runner.run(drive(200, args.path, args.parser, args.stack))  # warm up
+            runner.run(drive(200, args.path, maker, args.close))  # warm up
             profiler = cProfile.Profile()
             profiler.enable()
-            runner.run(drive(args.n, args.path, args.parser, args.stack))
+            runner.run(drive(args.n, args.path, maker, args.close))
             profiler.disable()
             stats = pstats.Stats(profiler)
             total = sum(entry[1] for entry in stats.stats.values())  # type: ignore[attr-defined]
             print(f"{total / args.n:.1f} calls per request (cProfile, incl. the feeder)")
             stats.sort_stats("tottime").print_stats(args.top)
             return
-        elapsed = runner.run(drive(args.n, args.path, args.parser, args.stack))
+        elapsed = runner.run(drive(args.n, args.path, maker, args.close))
     print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
 
 
@@ -203,6 +254,9 @@ def callgrind(args: argparse.Namespace) -> None:
                 args.stack,
                 "--loop",
                 args.loop,
+                "--server",
+                args.server,
+                *(["--close"] if args.close else []),
             ]
             subprocess.run(cmd, check=True, capture_output=True)
             text = Path(out).read_text(errors="replace")
@@ -212,8 +266,9 @@ def callgrind(args: argparse.Namespace) -> None:
             assert match is not None, "no total in the callgrind output"
             totals.append(int(match[1]))
     per_request = (totals[1] - totals[0]) / (high - low)
+    what = f"parser={args.parser} stack={args.stack}" if args.server == "pounce" else args.server
     print(
-        f"{args.path} parser={args.parser} stack={args.stack} loop={args.loop}: "
+        f"{args.path} {what} loop={args.loop}{' close' if args.close else ''}: "
         f"{per_request:,.0f} instructions per request"
     )
 
@@ -225,6 +280,15 @@ def main() -> None:
     parser.add_argument("--parser", choices=("fast", "h11"), default="fast")
     parser.add_argument("--stack", choices=("standard", "minimal"), default="standard")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--server",
+        choices=("pounce", "uvicorn-h11", "uvicorn-httptools"),
+        default="pounce",
+        help="whose protocol to drive (Uvicorn's: run with benchmarks/.peers-venv)",
+    )
+    parser.add_argument(
+        "--close", action="store_true", help="a new connection per request (Connection: close)"
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the run")
     parser.add_argument("--top", type=int, default=25, help="functions --profile prints")
     parser.add_argument("--callgrind", action="store_true", help="instructions per request")
