@@ -337,13 +337,14 @@ def _response(status: int, headers: Headers) -> h11.Response:
     try:
         return _RESPONSES[key]
     except KeyError:
-        pass
+        memoize = True
     except TypeError:  # an unhashable field from a custom layer: h11 judges it unmemoized
-        return h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, b""))
+        memoize = False
     response = h11.Response(status_code=status, headers=headers, reason=REASONS.get(status, b""))
-    if len(_RESPONSES) >= _MEMO_RESPONSES:
-        _RESPONSES.clear()
-    _RESPONSES[key] = response
+    if memoize:
+        if len(_RESPONSES) >= _MEMO_RESPONSES:
+            _RESPONSES.clear()
+        _RESPONSES[key] = response
     return response
 
 

@@ -708,8 +708,8 @@ class FastH1Core:
         # Written as given (h11 would change nothing but add "connection:
         # close" at the end when the connection closes) when there is at most
         # one plain Content-Length or one "transfer-encoding: chunked", not
-        # both, and no Connection field; `_rare_head` takes the rest, and an
-        # HTTP/1.0 client's body of unknown length (no chunked for it).
+        # both, and no Connection field; `_rare_head` takes the rest, and every
+        # response to an HTTP/1.0 client (no chunked for it, never kept alive).
         keep_alive = self._keep_alive
         plain = keep_alive or self._client_version >= b"1.1"
         length: bytes | None = None
