@@ -351,14 +351,31 @@ class ServerBuilder:
         request_head: float | None = None,
         request_body: float | None = None,
         graceful_shutdown: float | None = None,
+        send: float | None = None,
+        request_body_min_rate: int | None = None,
     ) -> ServerBuilder:
         """Seconds: idle keep-alive (5), whole request head (10), a request body's silence
-        while the server is reading it (60; HTTP/1.1: 408), graceful shutdown (30)."""
+        while the server is reading it (60; HTTP/1.1: 408), graceful shutdown (30), output
+        that a client reads none of (`send`, 60; then the connection is aborted).
+
+        `request_body_min_rate`: bytes per second a request body must average after
+        a 20 s grace (500, Apache's ``MinRate``; HTTP/1.1: 408); 0 turns it off.
+        """
+        if request_body_min_rate is not None and (
+            isinstance(request_body_min_rate, bool)
+            or not isinstance(request_body_min_rate, int)
+            or request_body_min_rate < 0
+        ):
+            raise BuildError(
+                f".timeouts(request_body_min_rate={request_body_min_rate!r}): "
+                "must be a whole number of bytes per second, 0 for no minimum"
+            )
         for name, value in (
             ("keep_alive", keep_alive),
             ("request_head", request_head),
             ("request_body", request_body),
             ("graceful_shutdown", graceful_shutdown),
+            ("send", send),
         ):
             if value is not None and (not isinstance(value, int | float) or not value > 0):
                 raise BuildError(
@@ -371,6 +388,10 @@ class ServerBuilder:
             http = replace(http, request_head_timeout=float(request_head))
         if request_body is not None:
             http = replace(http, request_body_timeout=float(request_body))
+        if send is not None:
+            http = replace(http, send_timeout=float(send))
+        if request_body_min_rate is not None:
+            http = replace(http, request_body_min_rate=request_body_min_rate or None)
         graceful = self._graceful_timeout if graceful_shutdown is None else float(graceful_shutdown)
         return replace(self, _http=http, _graceful_timeout=graceful)
 

@@ -164,6 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds in-flight requests get to finish on shutdown",
     )
     add(
+        "--timeout-send",
+        type=float,
+        default=float(_env("timeout_send", 60.0)),
+        help="seconds a client may read none of our output before the connection is aborted",
+    )
+    add(
+        "--request-body-min-rate",
+        type=int,
+        default=int(_env("request_body_min_rate", 500)),
+        help="bytes per second a request body must average after a 20 s grace "
+        "(then 408; 0: no minimum)",
+    )
+    add(
         "--limit-request-body",
         type=int,
         default=_env("limit_request_body", None),
@@ -390,6 +403,8 @@ def options_from(args: argparse.Namespace) -> StandardOptions:
         timeout_request_head=args.timeout_request_head,
         timeout_request_body=args.timeout_request_body,
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+        timeout_send=args.timeout_send,
+        request_body_min_rate=args.request_body_min_rate,
         limit_request_body=None
         if args.limit_request_body is None
         else int(args.limit_request_body),

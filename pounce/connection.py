@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 
 from pounce.asgi.exchange import Exchange
@@ -33,7 +34,8 @@ from pounce.protocols.events import (
     StreamReset,
     UpgradeRequested,
 )
-from pounce.service import ServiceContext
+from pounce.service import BODY_RATE_GRACE, ServiceContext
+from pounce.transport import run_eagerly
 
 error_log = logging.getLogger("pounce.error")
 
@@ -67,6 +69,11 @@ class HTTPDriver(Upgradable):
         self._deadline = Deadline(self._loop)
         self._waiting_for_head = False
         self._body_stream: int | None = None  # whose body the deadline is timing
+        # The body's rate clock: when it started (moved on by the time reading
+        # was paused for the app, which is not the client's fault) and its bytes.
+        self._body_started = 0.0
+        self._body_bytes = 0
+        self._paused_at = 0.0
         self._closed = False
 
     # -- ConnectionHandler ---------------------------------------------------------
@@ -190,7 +197,7 @@ class HTTPDriver(Upgradable):
         self._unread += len(event.data)
         exchange.feed_body(event.data)
         if self.times_request_bodies:
-            self._arm_body_timer(event.stream_id)
+            self._arm_body_timer(event.stream_id, len(event.data))
 
     def _other_stream_data(self, event: DataReceived) -> None:
         """Data for a stream with no exchange: a rejected one's, or an HTTP/2 tunnel's."""
@@ -286,19 +293,33 @@ class HTTPDriver(Upgradable):
             return
         if self._closed:
             return
-        idle = self._core.idle
-        if not idle:
-            # A pipelined request may wait in the core's buffer.
-            try:
-                events = self._core.receive_data(b"")
-            except RemoteProtocolError as exc:
-                self._bad_request(exc)
-                return
-            self._handle(events)
-            idle = self._core.idle
-        if self._exchanges or self._closed or self._conn is None or self._conn.is_closing():
+        if self._core.idle:
+            if not self._exchanges and self._conn is not None and not self._conn.is_closing():
+                self._waiting_for_head = False
+                self._deadline.set(self._options.keep_alive_timeout, self._close)
+            return
+        # A pipelined request may wait in the core's buffer. It is parsed once
+        # what we wrote has drained below the high-water mark: a client that
+        # pipelines and never reads must not fill our memory with responses.
+        if self._conn is not None:
+            task = run_eagerly(self._next_pipelined(self._conn))
+            if task is not None:  # waiting for the client to read: keep it referenced
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _next_pipelined(self, conn: Conn) -> None:
+        await conn.drain()
+        if self._closed or self._exchanges:
+            return
+        try:
+            events = self._core.receive_data(b"")
+        except RemoteProtocolError as exc:
+            self._bad_request(exc)
+            return
+        self._handle(events)
+        if self._exchanges or self._closed or conn.is_closing():
             return  # (closed: a pipelined Upgrade handed the connection over)
-        if idle:
+        if self._core.idle:
             self._waiting_for_head = False
             self._deadline.set(self._options.keep_alive_timeout, self._close)
         else:
@@ -323,7 +344,9 @@ class HTTPDriver(Upgradable):
             if body is not None:  # a body is not late while we are not reading it
                 if pause:
                     self._deadline.clear()
+                    self._paused_at = self._loop.time()
                 else:
+                    self._body_started += self._loop.time() - self._paused_at
                     self._arm_body_timer(body)
 
     def _arm_head_timer(self) -> None:
@@ -340,27 +363,57 @@ class HTTPDriver(Upgradable):
     def _cancel_timer(self) -> None:
         self._deadline.clear()
 
-    def _arm_body_timer(self, stream_id: int) -> None:
-        timeout = self._options.request_body_timeout
-        if timeout is not None and not self._reading_paused:
+    def _arm_body_timer(self, stream_id: int, received: int = 0) -> None:
+        """Time the body of `stream_id`, `received` more bytes of which just came.
+
+        Whichever bound comes first sets the deadline: `request_body_timeout`
+        from now, or the moment the body falls below `request_body_min_rate`
+        bytes per second on average after its `BODY_RATE_GRACE`.
+        """
+        options = self._options
+        timeout = options.request_body_timeout
+        rate = options.request_body_min_rate
+        if timeout is None and rate is None:
+            return
+        if self._body_stream != stream_id:
             self._body_stream = stream_id
-            self._deadline.set(timeout, self._body_timed_out)
+            self._body_started = self._loop.time()
+            self._body_bytes = 0
+        self._body_bytes += received
+        if self._reading_paused:
+            return
+        delay = timeout if timeout is not None else math.inf
+        if rate is not None:
+            due = self._body_started + BODY_RATE_GRACE + self._body_bytes / rate
+            delay = min(delay, due - self._loop.time())
+        self._deadline.set(delay, self._body_timed_out)
 
     def _stop_body_timer(self) -> None:
         self._body_stream = None
         self._deadline.clear()
 
     def _body_timed_out(self) -> None:
-        """The client stopped sending a body we were reading: 408, then close."""
+        """The client stopped sending a body we were reading, or trickles it: 408, then close."""
         stream_id, self._body_stream = self._body_stream, None
         if stream_id is None or stream_id not in self._exchanges or self._reading_paused:
             return
         client = self._conn.info.client if self._conn is not None else None
-        error_log.info(
-            "Closing %s: request body silent for %g s",
-            _fmt(client),
-            self._options.request_body_timeout,
-        )
+        rate = self._options.request_body_min_rate
+        elapsed = self._loop.time() - self._body_started
+        if rate is not None and self._body_bytes < rate * (elapsed - BODY_RATE_GRACE) + rate:
+            error_log.info(
+                "Closing %s: request body slower than %d B/s (%d B in %.0f s)",
+                _fmt(client),
+                rate,
+                self._body_bytes,
+                elapsed,
+            )
+        else:
+            error_log.info(
+                "Closing %s: request body silent for %g s",
+                _fmt(client),
+                self._options.request_body_timeout,
+            )
         self._reject(stream_id, 408)
 
     def _head_timed_out(self) -> None:

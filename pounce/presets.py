@@ -52,6 +52,8 @@ class StandardOptions:
     timeout_request_head: float = 10.0  # seconds
     timeout_request_body: float = 60.0  # seconds a request body may pause while being read
     timeout_graceful_shutdown: float = 30.0  # seconds
+    timeout_send: float = 60.0  # seconds our output may make no progress before an abort
+    request_body_min_rate: int = 500  # bytes per second after a 20 s grace; 0: no minimum
     limit_request_body: int | None = None  # bytes
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     server_header: bool = True
@@ -124,6 +126,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
             request_head=o.timeout_request_head,
             request_body=o.timeout_request_body,
             graceful_shutdown=o.timeout_graceful_shutdown,
+            send=o.timeout_send,
+            request_body_min_rate=o.request_body_min_rate,
         )
         .response_headers(server=o.server_header, date=o.date_header, extra=o.headers)
         .limit_request_body(o.limit_request_body)

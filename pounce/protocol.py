@@ -5,7 +5,10 @@ Protocols are a set, not a stack: `.h1()`, `.h2()`, `.websocket()` and
 `ProtocolBridge` — the innermost handler of the connection plane — picks one
 per connection: by ALPN when TLS negotiated one, else by sniffing the first
 bytes (an HTTP/2 preface, a custom protocol's greeting), falling back to the
-factory marked `fallback` (HTTP/1.1).
+factory marked `fallback` (HTTP/1.1). Until one is picked the bridge owns the
+connection's clock: a connection that sends nothing, or only the start of a
+preface (``P``), is closed after the request-head timeout, whatever
+protocols are registered; once picked, the protocol's handler keeps time.
 
 A protocol can also take a connection over mid-way: a handler that is
 `Upgradable` (the HTTP driver) asks the bridge, its `ProtocolSwitch`, whether
@@ -24,6 +27,8 @@ when something can use it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -33,6 +38,8 @@ from pounce.protocols.events import UpgradeRequested
 from pounce.service import ServiceContext
 
 MAX_SNIFF_BYTES = 64  # bytes buffered while no protocol has claimed a connection
+
+error_log = logging.getLogger("pounce.error")
 
 
 class ProtocolFactory(ABC):
@@ -124,7 +131,16 @@ class Upgradable:
 class ProtocolBridge:
     """The innermost `ConnectionHandler`: hands the connection to one protocol."""
 
-    __slots__ = ("_buffer", "_chosen", "_conn", "_factories", "_rejected", "_service", "_upgrades")
+    __slots__ = (
+        "_buffer",
+        "_chosen",
+        "_conn",
+        "_factories",
+        "_rejected",
+        "_service",
+        "_timer",
+        "_upgrades",
+    )
 
     def __init__(
         self,
@@ -139,6 +155,7 @@ class ProtocolBridge:
         self._chosen: ConnectionHandler | None = None
         self._buffer = b""
         self._rejected = False
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, conn: Conn) -> None:
         self._conn = conn
@@ -151,6 +168,20 @@ class ProtocolBridge:
                     return
         if len(factories) == 1:
             self._choose(factories[0])
+            return
+        # Nothing chosen until bytes come: a silent connection must not stay forever.
+        self._timer = asyncio.get_running_loop().call_later(
+            self._service.options.request_head_timeout, self._timed_out
+        )
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._chosen is None and self._conn is not None and not self._conn.is_closing():
+            client = self._conn.info.client
+            who = f"{client[0]}:{client[1]}" if client else "unix socket"
+            error_log.info("Closing %s: no protocol chosen in time", who)
+            self._rejected = True
+            self._conn.close()
 
     def data_received(self, data: bytes) -> None:
         if self._chosen is not None:
@@ -186,6 +217,9 @@ class ProtocolBridge:
 
     def _choose(self, factory: ProtocolFactory) -> None:
         assert self._conn is not None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         handler = factory.handler(self._service)
         if self._upgrades and isinstance(handler, Upgradable):
             handler.protocol_switch = self
@@ -228,6 +262,9 @@ class ProtocolBridge:
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._chosen is not None:
             self._chosen.connection_lost(exc)
 
@@ -235,7 +272,7 @@ class ProtocolBridge:
         if self._chosen is not None:
             self._chosen.begin_shutdown()
         elif self._conn is not None:
-            self._conn.close()  # no request has even started: nothing to finish
+            self._conn.abort()  # no request has even started: nothing to finish or flush
 
 
 def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext) -> HandlerFactory:

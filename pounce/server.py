@@ -92,13 +92,16 @@ class Server:
         headers += [name.decode() for name, _ in http.extra_headers]
         body = "none" if http.max_request_body is None else f"{http.max_request_body} B"
         silence = http.request_body_timeout
+        rate = http.request_body_min_rate
+        send = http.send_timeout
         lines.append(
             f"http     keep-alive {http.keep_alive_timeout:g} s, request head "
             f"{http.request_head_timeout:g} s, "
-            f"body silence {'none' if silence is None else f'{silence:g} s'}"
+            f"body silence {'none' if silence is None else f'{silence:g} s'}, "
+            f"body rate {'none' if rate is None else f'{rate} B/s'}"
         )
         lines.append(
-            f"http     body limit {body}, "
+            f"http     body limit {body}, send {'none' if send is None else f'{send:g} s'}, "
             f"headers [{', '.join(headers)}], root path {http.root_path or '-'!s}"
         )
         lines += [f"app      {layer.describe()}" for layer in spec.app_layers]
@@ -136,7 +139,9 @@ class Server:
             loop = asyncio.get_running_loop()
             servers = [
                 await loop.create_server(
-                    lambda: TransportAdapter(factory, tracker), sock=sock, backlog=spec.backlog
+                    lambda: TransportAdapter(factory, tracker, spec.http.send_timeout),
+                    sock=sock,
+                    backlog=spec.backlog,
                 )
                 for sock in sockets
             ]

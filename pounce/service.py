@@ -20,6 +20,11 @@ from pounce.protocols.events import Headers
 
 KiB = 1024
 
+# Seconds a request body is given before its average rate is checked against
+# `HTTPOptions.request_body_min_rate`; each `request_body_min_rate` bytes
+# received buys one more second. Apache mod_reqtimeout's default ``body=20``.
+BODY_RATE_GRACE = 20.0  # seconds
+
 SERVER_HEADER = b"pounce"
 
 
@@ -30,6 +35,11 @@ class HTTPOptions:
     keep_alive_timeout: float = 5.0  # seconds idle between requests; Uvicorn's default
     request_head_timeout: float = 10.0  # seconds to receive a whole request head (slowloris)
     request_body_timeout: float | None = 60.0  # seconds between two reads of a body; nginx's
+    # Bytes per second a request body must average once it has had
+    # BODY_RATE_GRACE seconds (Apache mod_reqtimeout's body=20,MinRate=500): a
+    # body trickled a byte at a time is cut off with 408. None: no minimum.
+    request_body_min_rate: int | None = 500
+    send_timeout: float | None = 60.0  # seconds our output may make no progress; nginx's
     max_request_body: int | None = None  # bytes; None = unlimited (answer 413 past it)
     body_high_water: int = 64 * KiB  # bytes of unread request body before reading pauses
     root_path: str = ""  # ASGI root_path: where the app is mounted behind a proxy

@@ -3,10 +3,21 @@
 The adapter is the `asyncio.Protocol` the event loop talks to. It presents the
 small `Conn` interface to the outermost `ConnectionHandler` and forwards the
 loop's callbacks to it, so stream layers and protocol drivers never touch an
-asyncio transport directly. It also implements write-side flow control
-(`drain` waits while the transport's buffer is above its high-water mark) and
-sets ``TCP_NODELAY`` explicitly: on a pre-bound listening socket asyncio does
-not, and small responses would then wait out Nagle's delay.
+asyncio transport directly. It also implements flow control both ways and
+the time bounds no protocol can enforce for itself:
+
+* `drain` waits while the transport's buffer is above its high-water mark;
+* reading pauses while that buffer is above its high-water mark, whatever
+  the handler asked: a client that does not read what we write must not make
+  us read (and answer) more of what it sends — pipelined requests, WebSocket
+  pings, HTTP/2 PINGs all stop at the socket, not in our memory;
+* a connection whose output makes no progress for `send_timeout` seconds is
+  aborted (nginx's ``send_timeout``), and one still holding unsent bytes when
+  its lingering close ends is aborted rather than closed (asyncio's
+  ``close()`` would wait for a reader that never comes).
+
+It sets ``TCP_NODELAY`` explicitly: on a pre-bound listening socket asyncio
+does not, and small responses would then wait out Nagle's delay.
 
 It is also the `SetupConn` seam for the layers that speak before any protocol
 (the PROXY protocol header, the TLS handshake): exact reads that consume
@@ -21,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
 import types
@@ -30,6 +42,8 @@ from typing import Any, TypeVar, cast
 from pounce.layer import ConnectionHandler, ConnectionInfo, HandlerFactory
 
 T = TypeVar("T")
+
+error_log = logging.getLogger("pounce.error")
 
 
 class ConnectionTracker:
@@ -109,6 +123,20 @@ def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     except StopIteration as done:
         return asyncio.get_running_loop().create_task(_finished(done.value))
     except BaseException as exc:  # failed before suspending: surface it through the task
+        return asyncio.get_running_loop().create_task(_failed(exc))
+    return asyncio.get_running_loop().create_task(_resume(coro, pending))
+
+
+def run_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Run `coro` now; only if it has to wait, finish it in a task (returned).
+
+    The common case — nothing to wait for — then costs no task at all.
+    """
+    try:
+        pending = coro.send(None)
+    except StopIteration:
+        return None
+    except BaseException as exc:  # failed before suspending: surface it through a task
         return asyncio.get_running_loop().create_task(_failed(exc))
     return asyncio.get_running_loop().create_task(_resume(coro, pending))
 
@@ -193,6 +221,58 @@ class _ExactReader(asyncio.BufferedProtocol):
             waiter.set_exception(exc)
 
 
+# How long the output of a connection may make no progress (its peer reads
+# nothing of it) before the connection is aborted: nginx's send_timeout.
+DEFAULT_SEND_TIMEOUT = 60.0  # seconds
+
+# Our own bound on a TLS handshake, past the loop's ssl_handshake_timeout.
+HANDSHAKE_GRACE = 1.0  # seconds
+
+
+class _SendStall:
+    """Aborts a connection whose write buffer has not shrunk for `timeout` seconds.
+
+    Started when the transport pauses writing; cancelled when it resumes. A
+    peer that reads slowly but steadily shrinks the buffer and is given
+    another `timeout` each time; one that reads nothing is aborted.
+    """
+
+    __slots__ = ("_adapter", "_handle", "_size", "_timeout", "_transport")
+
+    def __init__(self, adapter: TransportAdapter, transport: asyncio.Transport, timeout: float):
+        self._adapter = adapter
+        self._transport = transport
+        self._timeout = timeout
+        self._handle: asyncio.TimerHandle | None = None
+        self._size = 0
+
+    def start(self) -> None:
+        if self._handle is None:
+            self._size = self._transport.get_write_buffer_size()
+            self._handle = asyncio.get_running_loop().call_later(self._timeout, self._check)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _check(self) -> None:
+        self._handle = None
+        size = self._transport.get_write_buffer_size()
+        if size and size >= self._size:
+            self._adapter._send_stalled()
+        elif size:
+            self.start()  # some of it left: another period
+
+
+def _end_linger(transport: asyncio.Transport) -> None:
+    """The end of a lingering close: close, or abort output nobody reads any more."""
+    if transport.get_write_buffer_size():
+        transport.abort()
+    else:
+        transport.close()
+
+
 # How long a closing connection keeps reading (and dropping) what the client
 # still sends, so its last response is not destroyed by a reset: Apache's
 # lingering close waits 2 s as well (RFC 9112 §9.6).
@@ -205,27 +285,40 @@ class TransportAdapter(asyncio.Protocol):
     __slots__ = (
         "_drain_waiter",
         "_handler",
+        "_handshake",
         "_info",
         "_linger",
         "_lost",
         "_peer_done",
+        "_read_paused",
         "_reader",
+        "_send_timeout",
+        "_stall",
         "_tracker",
         "_transport",
         "_write_paused",
     )
 
-    def __init__(self, factory: HandlerFactory, tracker: ConnectionTracker) -> None:
+    def __init__(
+        self,
+        factory: HandlerFactory,
+        tracker: ConnectionTracker,
+        send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+    ) -> None:
         self._handler: ConnectionHandler = factory()
         self._tracker = tracker
+        self._send_timeout = send_timeout
         self._transport: asyncio.Transport | None = None
         self._info = ConnectionInfo(client=None, server=None)
         self._write_paused = False
+        self._read_paused = False  # what the handler asked; writing may pause reading too
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reader: _ExactReader | None = None
+        self._handshake: asyncio.Task[ssl.SSLObject] | None = None
         self._lost = False
         self._peer_done = False  # the peer half-closed; we may still write
         self._linger: asyncio.TimerHandle | None = None
+        self._stall: _SendStall | None = None  # times output that makes no progress
 
     # -- asyncio.Protocol callbacks -------------------------------------------
 
@@ -253,6 +346,8 @@ class TransportAdapter(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger is not None:
             self._linger.cancel()
+        if self._stall is not None:
+            self._stall.cancel()
         if self._lost:
             return
         self._lost = True
@@ -261,11 +356,38 @@ class TransportAdapter(asyncio.Protocol):
         self._handler.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        """The peer is not reading fast enough: stop reading it too, and time it."""
         self._write_paused = True
+        transport = self._transport
+        if transport is None or self._reader is not None or self._linger is not None:
+            return
+        transport.pause_reading()
+        if self._send_timeout is not None:
+            if self._stall is None:
+                self._stall = _SendStall(self, transport, self._send_timeout)
+            self._stall.start()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self._stall is not None:
+            self._stall.cancel()
+        transport = self._transport
+        if (
+            transport is not None
+            and not self._read_paused
+            and self._reader is None
+            and not self.is_closing()
+        ):
+            transport.resume_reading()
         self._wake_drain()
+
+    def _send_stalled(self) -> None:
+        client = self._info.client
+        who = f"{client[0]}:{client[1]}" if client else "unix peer"
+        error_log.info(
+            "Closing %s: it read nothing of our output for %g s", who, self._send_timeout
+        )
+        self.abort()
 
     def begin_shutdown(self) -> None:
         self._handler.begin_shutdown()
@@ -301,7 +423,22 @@ class TransportAdapter(asyncio.Protocol):
         if self._transport is None:
             raise RuntimeError("start_tls() before connection_made()")
         # Eagerly: the SSL protocol must own the socket before the loop reads it.
-        return start_eagerly(self._start_tls(self._transport, context, handshake_timeout))
+        task = start_eagerly(self._start_tls(self._transport, context, handshake_timeout))
+        if not task.done():
+            self._handshake = task
+            # Our own deadline too: uvloop never ends the handshake of a client
+            # that closed before its ClientHello, whatever its timeout says.
+            overdue = asyncio.get_running_loop().call_later(
+                handshake_timeout + HANDSHAKE_GRACE, self._handshake_overdue, task
+            )
+            task.add_done_callback(lambda _: overdue.cancel())
+        return task
+
+    def _handshake_overdue(self, task: asyncio.Task[ssl.SSLObject]) -> None:
+        client = self._info.client
+        who = f"{client[0]}:{client[1]}" if client else "-"
+        error_log.debug("TLS handshake with %s failed: no handshake in time", who)
+        task.cancel()
 
     async def _start_tls(
         self, transport: asyncio.Transport, context: ssl.SSLContext, timeout: float
@@ -312,13 +449,18 @@ class TransportAdapter(asyncio.Protocol):
             tls = await loop.start_tls(
                 transport, self, context, server_side=True, ssl_handshake_timeout=timeout
             )
-            if tls is None:  # closed (aborted) while the handshake was under way
+            # None: closed (aborted) while the handshake was under way. uvloop
+            # may also hand back a transport already closed and without a
+            # session, for a client that left before its ClientHello.
+            if tls is None or tls.get_extra_info("ssl_object") is None:
                 raise ConnectionResetError("the connection closed during the TLS handshake")
         except BaseException as exc:
             # asyncio does not report a connection lost mid-handshake to us.
+            self._handshake = None
             transport.abort()
             self.connection_lost(exc if isinstance(exc, Exception) else None)
             raise
+        self._handshake = None
         self._transport = tls
         return cast(ssl.SSLObject, tls.get_extra_info("ssl_object"))
 
@@ -350,9 +492,16 @@ class TransportAdapter(asyncio.Protocol):
             return
         transport.write_eof()
         transport.resume_reading()
-        self._linger = asyncio.get_running_loop().call_later(LINGER_TIMEOUT, transport.close)
+        self._linger = asyncio.get_running_loop().call_later(LINGER_TIMEOUT, _end_linger, transport)
 
     def abort(self) -> None:
+        handshake, self._handshake = self._handshake, None
+        if handshake is not None and not handshake.done():
+            # Mid-handshake the socket belongs to the loop's TLS protocol, which
+            # may never report a peer that already left: end the handshake,
+            # which aborts the socket and reports the loss (exactly once).
+            handshake.cancel()
+            return
         if self._transport is not None:
             self._transport.abort()
 
@@ -360,11 +509,13 @@ class TransportAdapter(asyncio.Protocol):
         return self._transport is None or self._linger is not None or self._transport.is_closing()
 
     def pause_reading(self) -> None:
+        self._read_paused = True
         if self._transport is not None and not self.is_closing():
             self._transport.pause_reading()
 
     def resume_reading(self) -> None:
-        if self._transport is not None and not self.is_closing():
+        self._read_paused = False
+        if self._transport is not None and not self._write_paused and not self.is_closing():
             self._transport.resume_reading()
 
     async def drain(self) -> None:

@@ -13,7 +13,11 @@ writes what it produces, and owns everything that needs a clock or a socket:
   1011 (Hypercorn has no pong timeout);
 * read backpressure: reading pauses while `max_queue` messages wait for the
   app (or bytes wait for an accept), and resumes as the app receives —
-  nothing is dropped;
+  nothing is dropped; it also pauses while the answers we owe the peer
+  (pongs, a close frame) wait to drain, so a client that sends pings and
+  reads nothing stops being read instead of filling our memory with pongs
+  (on a socket the transport pauses too; on an HTTP/2 stream only this
+  bounds it, since the pongs then wait for the stream's window);
 * closing: the server closes the TCP connection after the close handshake
   (RFC 6455 §7.1.1), or `CLOSE_TIMEOUT` seconds after its own close frame;
   shutdown sends 1001 to every open WebSocket.
@@ -55,6 +59,7 @@ from pounce.protocols.ws import (
     refusal_headers,
 )
 from pounce.service import ServiceContext
+from pounce.transport import run_eagerly
 
 error_log = logging.getLogger("pounce.error")
 
@@ -126,6 +131,7 @@ class WebSocketHandler:
         self._pong_timer = Deadline(loop)
         self._close_timer = Deadline(loop)
         self._reading_paused = False
+        self._draining: asyncio.Task[None] | None = None  # our answers, waiting to drain
         self._going_away = False
         self._closed = False
 
@@ -174,10 +180,26 @@ class WebSocketHandler:
                 self._on_event(event, session)
         if core.has_output:
             self._flush()
+            self._hold_reading_until_drained()
         if core.state is WSState.CLOSED:  # core.must_close
             self._close_now()
         elif queued >= self._options.max_queue or self._reading_paused or core.read_paused:
             self._update_reading()
+
+    def _hold_reading_until_drained(self) -> None:
+        """Read no more until what we just wrote in answer (pongs) has drained."""
+        if self._draining is not None or self._conn is None or self._closed:
+            return
+        task = run_eagerly(self._conn.drain())
+        if task is None:
+            return  # nothing waits: the common case costs no task
+        self._draining = task
+        task.add_done_callback(self._answers_drained)
+        self._update_reading()
+
+    def _answers_drained(self, task: asyncio.Task[None]) -> None:
+        self._draining = None
+        self._update_reading()
 
     def _on_event(self, event: WSInboundEvent, session: WebSocketSession) -> None:
         if isinstance(event, MessageReceived):
@@ -287,7 +309,11 @@ class WebSocketHandler:
         conn, core, session = self._conn, self._core, self._session
         if conn is None or core is None or session is None or self._closed:
             return
-        pause = core.read_paused or session.queued >= self._options.max_queue
+        pause = (
+            core.read_paused
+            or session.queued >= self._options.max_queue
+            or self._draining is not None
+        )
         if pause != self._reading_paused:
             self._reading_paused = pause
             if pause:
