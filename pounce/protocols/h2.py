@@ -19,7 +19,7 @@ that wait for flow-control window, and adds what h2 leaves to its user:
 * response bodies held to their ``content-length`` (RFC 9113 §8.1.1), which
   h2 does not check on what it sends (`pounce.protocols.framing`): a body
   longer or shorter is refused with `LocalProtocolError`, excess bytes before
-  they are queued; the driver then resets the stream (INTERNAL_ERROR).
+  they are queued; the exchange then resets the stream (INTERNAL_ERROR).
 
 Every h2, hpack and hyperframe exception is translated here: a connection
 error is a `RemoteProtocolError` whose `error_code` is the GOAWAY code (the
