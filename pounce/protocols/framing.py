@@ -23,7 +23,8 @@ framing layer. Invariants:
 * a refusal is the HTTP/1.1 cores' `LocalProtocolError` (``status=500``),
   with their messages; the stream is then the caller's to reset.
 
-Cost: a dict lookup per body piece, one pass over the fields per head.
+Cost: a dict lookup per body piece, one pass over the fields per head
+(benchmarks/h2_inproc.py: about 5k instructions of a 700k ``core`` request).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from pounce.protocols.events import Headers
 
 # RFC 9110 §15.3.5, §15.4.5: these responses have no content, whatever their fields say.
 NO_CONTENT_STATUSES = frozenset((204, 304))
-# RFC 9110 §8.6: any length a peer can hold (h1_fast accepts as many digits); and
-# int() refuses strings of over 4300 digits.
+# Digits in a content-length: as many as h1_fast's _CONTENT_LENGTH_RE takes (and
+# int() refuses a string of more than 4300).
 _MAX_DIGITS = 20
 
 TOO_MUCH = "Too much data for declared Content-Length"
