@@ -15,7 +15,11 @@ that wait for flow-control window, and adds what h2 leaves to its user:
   PRIORITY_UPDATE frames (§7.1) that change it later: when window opens,
   lower urgency goes first (below);
 * request checks h2 does not make (``host`` beside a different ``:authority``,
-  RFC 9113 §8.3.1) as stream errors, before any app sees the request.
+  RFC 9113 §8.3.1) as stream errors, before any app sees the request;
+* response bodies held to their ``content-length`` (RFC 9113 §8.1.1), which
+  h2 does not check on what it sends (`pounce.protocols.framing`): a body
+  longer or shorter is refused with `LocalProtocolError`, excess bytes before
+  they are queued; the exchange then resets the stream (INTERNAL_ERROR).
 
 Every h2, hpack and hyperframe exception is translated here: a connection
 error is a `RemoteProtocolError` whose `error_code` is the GOAWAY code (the
@@ -60,6 +64,7 @@ from pounce.protocols.events import (
     StreamReset,
     UpgradeRequested,
 )
+from pounce.protocols.framing import DeclaredLengths
 from pounce.protocols.h2_fields import CONNECTION_SPECIFIC, parse_request, valid_trailers
 
 KiB = 1024
@@ -190,6 +195,7 @@ class H2Core:
         self._ended: set[int] = set()  # ... whose request body is complete
         self._unacked: dict[int, int] = {}  # body bytes delivered, not yet consumed
         self._outboxes: dict[int, _Outbox] = {}
+        self._lengths = DeclaredLengths()  # response bodies against their content-length
         self._priority: dict[int, tuple[int, bool]] = {}  # streams not at DEFAULT_PRIORITY
         self._idle_priority: dict[int, tuple[int, bool]] = {}  # PRIORITY_UPDATEs ahead of HEADERS
         self._goaway_last: int | None = None  # set once our GOAWAY is queued
@@ -212,6 +218,8 @@ class H2Core:
         self._ended.add(1)
         self._unacked[1] = 0
         self._last_served = 1
+        if request.method == b"HEAD":
+            self._lengths.head_request(1)
         headers = [pair for pair in request.headers if pair[0] not in _UPGRADE_FIELDS]
         return RequestReceived(
             stream_id=1,
@@ -306,6 +314,8 @@ class H2Core:
         self._active.add(sid)
         self._last_served = sid
         self._unacked[sid] = 0
+        if request.method == b"HEAD":
+            self._lengths.head_request(sid)
         if protocol is None:
             out.append(request)
         else:  # RFC 8441 extended CONNECT: the driver finds the protocol or refuses
@@ -408,6 +418,7 @@ class H2Core:
         if sid not in self._active:
             return  # reset meanwhile: what the app still says goes nowhere
         if isinstance(event, SendData):
+            self._lengths.data(sid, len(event.data), event.end_stream)  # before it is queued
             box = self._outboxes.setdefault(sid, _Outbox())
             if event.data:
                 box.chunks.append(event.data)
@@ -417,11 +428,13 @@ class H2Core:
         elif isinstance(event, AcknowledgeData):
             self._acknowledge(sid, event.size)
         elif isinstance(event, SendResponse):
+            self._lengths.response(sid, event.status, event.headers)
             self._conn.send_headers(sid, _head(event.status, event.headers))
         elif isinstance(event, SendInformational):
             if 100 < event.status < 200 or (event.status == 100 and sid not in self._ended):
                 self._conn.send_headers(sid, _head(event.status, event.headers))
         elif isinstance(event, SendTrailers):
+            self._lengths.trailers(sid)
             box = self._outboxes.setdefault(sid, _Outbox())
             box.trailers = [pair for pair in event.headers if pair[0] not in CONNECTION_SPECIFIC]
             box.end = True
@@ -507,6 +520,7 @@ class H2Core:
         """Drop every trace of `sid`; credit the body nobody will read. True if it was ours."""
         self._outboxes.pop(sid, None)
         self._priority.pop(sid, None)
+        self._lengths.forget(sid)
         self._ended.discard(sid)
         unacked = self._unacked.pop(sid, 0)
         if unacked:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import shutil
 import socket
 import ssl
@@ -37,6 +38,7 @@ from pounce.testing import TestServer
 from tests.conformance.h2wire import (
     CANCEL,
     ENHANCE_YOUR_CALM,
+    INTERNAL_ERROR,
     NO_ERROR,
     PROTOCOL_ERROR,
     ConnectionClosed,
@@ -256,6 +258,89 @@ def test_client_reset_disconnects_the_app_and_stops_its_send() -> None:
         assert app.messages[-1] == {"type": "http.disconnect"}
         assert app.send_error is not None
         wire.expect_alive()  # only the stream ended
+
+
+async def mislength(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/N/a/b``: declares ``content-length: N``, then sends the body messages a, b …
+
+    Any other path: ``fine`` with its exact length.
+    """
+    if scope["type"] != "http":
+        return
+    declared, *pieces = scope["path"].strip("/").split("/")
+    if not declared.isdigit():
+        declared, pieces = "4", ["fine"]
+    headers = [(b"content-length", declared.encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    for i, piece in enumerate(pieces, 1):
+        more = i < len(pieces)
+        await send({"type": "http.response.body", "body": piece.encode(), "more_body": more})
+
+
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        (b"/3/1234567", b""),  # declared 3, sent 7: refused before a byte of it
+        (b"/3/12/34567", b"12"),  # the same across two messages: the first one fits
+        (b"/100/12345", b""),  # declared 100, sent 5 and finished
+        (b"/100/12/345", b"12"),
+    ],
+)
+def test_body_against_its_content_length_resets_the_stream(
+    path: bytes, sent: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 9113 §8.1.1: the body must match its content-length; a proxy that turns
+    the response into HTTP/1.1 would trust the field."""
+    caplog.set_level(logging.ERROR, logger="pounce.error")
+    with TestServer(builder().asgi(mislength)) as ts, Wire(ts.port) as wire:
+        wire.handshake()
+        sid = wire.headers(request_headers(path))
+        body = b""
+        for frame in wire.frames():
+            assert frame.stream_id in (0, sid) and not isinstance(frame, GoAwayFrame), repr(frame)
+            if isinstance(frame, DataFrame):
+                body += frame.data
+                assert "END_STREAM" not in frame.flags
+            elif isinstance(frame, RstStreamFrame):
+                assert frame.error_code == INTERNAL_ERROR
+                break
+        assert body == sent  # never more than the declared 3
+        declared = path.split(b"/")[1]
+        assert (b"content-length", declared) in wire.received[sid]
+        _, fine = wire.response(wire.headers(request_headers(b"/ok")))
+        assert fine == b"fine"  # the connection goes on
+    [error] = [r.getMessage() for r in caplog.records if r.name == "pounce.error"]
+    expected = "Too much" if b"/3/" in path else "Too little"
+    assert f"ASGI app error (protocol.local): {expected} data for declared Content-Length" in error
+
+
+def test_head_response_keeps_its_content_length_and_sends_no_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="pounce.error")
+    with TestServer(builder().asgi(mislength)) as ts, Wire(ts.port) as wire:
+        wire.handshake()
+        headers, body = wire.response(wire.headers(request_headers(b"/5/hello", b"HEAD")))
+        assert (b"content-length", b"5") in headers and body == b""
+    assert not caplog.records
+
+
+def test_conflicting_content_lengths_are_a_500() -> None:
+    """Refused with the head, before anything is on the wire (as on HTTP/1.1)."""
+
+    async def conflicting(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", b"2"), (b"content-length", b"3")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with (
+        TestServer(builder().asgi(conflicting)) as ts,
+        httpx.Client(http2=True, http1=False, timeout=TIMEOUT) as client,
+    ):
+        response = client.get(ts.url + "/")
+    assert (response.http_version, response.status_code) == ("HTTP/2", 500)
 
 
 def test_graceful_shutdown_goaway_lets_streams_finish() -> None:

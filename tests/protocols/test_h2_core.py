@@ -6,9 +6,10 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
+import hyperframe.frame
 import pytest
 
-from pounce.errors import RemoteProtocolError
+from pounce.errors import LocalProtocolError, RemoteProtocolError
 from pounce.protocols.events import (
     AcknowledgeData,
     CloseConnection,
@@ -522,3 +523,195 @@ def test_plain_connect_is_still_refused() -> None:
     assert pair.to_server() == []
     [reset] = of(pair.to_client(), h2.events.StreamReset)
     assert reset.stream_id == sid  # type: ignore[attr-defined]
+
+
+# -- response bodies against their content-length (RFC 9113 §8.1.1) -----------------
+
+
+def _declared(pair: Pair, length: bytes, status: int = 200) -> int:
+    sid = pair.request()
+    pair.to_server()
+    headers = [(b"content-length", length)]
+    pair.core.send(SendResponse(stream_id=sid, status=status, headers=headers))
+    return sid
+
+
+def _refused(pair: Pair, sid: int, event: SendData | SendTrailers, message: str) -> bytes:
+    """`event` is refused as the exchange sees it, then reset as the exchange does:
+    returns the body the client got before its RST_STREAM (INTERNAL_ERROR)."""
+    with pytest.raises(LocalProtocolError, match=message) as caught:
+        pair.core.send(event)
+    assert caught.value.status == 500
+    pair.core.send(ResetStream(stream_id=sid))
+    got = pair.to_client()
+    assert [(e.stream_id, e.error_code) for e in of(got, h2.events.StreamReset)] == [(sid, 0x2)]  # type: ignore[attr-defined]
+    assert not of(got, h2.events.StreamEnded)
+    assert pair.core.idle
+    _still_serves(pair)
+    return _body(got)
+
+
+def _body(got: list[h2.events.Event]) -> bytes:
+    return b"".join(e.data or b"" for e in got if isinstance(e, h2.events.DataReceived))
+
+
+def _still_serves(pair: Pair) -> None:
+    sid = pair.request()
+    pair.to_server()
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=[(b"content-length", b"2")]))
+    pair.core.send(SendData(stream_id=sid, data=b"ok", end_stream=True))
+    got = pair.to_client()
+    assert _body(got) == b"ok"
+    assert of(got, h2.events.StreamEnded)
+
+
+def test_too_much_body_in_one_message_never_reaches_the_wire() -> None:
+    pair = Pair()
+    sid = _declared(pair, b"3")
+    event = SendData(stream_id=sid, data=b"1234567", end_stream=True)
+    assert _refused(pair, sid, event, "Too much data") == b""
+
+
+def test_too_much_body_across_messages_sends_only_the_declared_bytes() -> None:
+    pair = Pair()
+    sid = _declared(pair, b"3")
+    pair.core.send(SendData(stream_id=sid, data=b"ab"))
+    event = SendData(stream_id=sid, data=b"cdef", end_stream=True)
+    assert _refused(pair, sid, event, "Too much data") == b"ab"
+
+
+def test_too_much_body_without_end_is_refused_at_once() -> None:
+    pair = Pair()
+    sid = _declared(pair, b"3")
+    pair.core.send(SendData(stream_id=sid, data=b"abc"))
+    assert _refused(pair, sid, SendData(stream_id=sid, data=b"d"), "Too much data") == b"abc"
+
+
+def test_too_little_body_at_the_end_is_refused() -> None:
+    pair = Pair()
+    sid = _declared(pair, b"100")
+    event = SendData(stream_id=sid, data=b"12345", end_stream=True)
+    assert _refused(pair, sid, event, "Too little data") == b""
+
+
+def test_too_little_body_before_trailers_is_refused() -> None:
+    pair = Pair()
+    sid = _declared(pair, b"10")
+    pair.core.send(SendData(stream_id=sid, data=b"12345"))
+    event = SendTrailers(stream_id=sid, headers=[(b"x-t", b"1")])
+    assert _refused(pair, sid, event, "Too little data") == b"12345"
+
+
+def test_exact_body_then_trailers_is_fine() -> None:
+    pair = Pair()
+    sid = _declared(pair, b"5")
+    pair.core.send(SendData(stream_id=sid, data=b"12"))
+    pair.core.send(SendData(stream_id=sid, data=b"345"))
+    pair.core.send(SendTrailers(stream_id=sid, headers=[(b"x-t", b"1")]))
+    got = pair.to_client()
+    assert _body(got) == b"12345"
+    assert of(got, h2.events.TrailersReceived) and not of(got, h2.events.StreamReset)
+
+
+def test_exact_length_is_fine() -> None:
+    pair = Pair()
+    sid = _declared(pair, b"5")
+    pair.core.send(SendData(stream_id=sid, data=b"12"))
+    pair.core.send(SendData(stream_id=sid, data=b""))
+    pair.core.send(SendData(stream_id=sid, data=b"345", end_stream=True))
+    got = pair.to_client()
+    assert _body(got) == b"12345"
+    assert of(got, h2.events.StreamEnded) and not of(got, h2.events.StreamReset)
+    assert pair.core.idle
+
+
+def test_repeated_identical_content_length_is_one_value() -> None:
+    pair = Pair()
+    sid = pair.request()
+    pair.to_server()
+    headers = [(b"content-length", b"2"), (b"content-length", b"2")]
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=headers))
+    pair.core.send(SendData(stream_id=sid, data=b"ok", end_stream=True))
+    assert of(pair.to_client(), h2.events.StreamEnded)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-length", b"2"), (b"content-length", b"3")],
+        [(b"content-length", b"2, 3")],
+        [(b"content-length", b"2, 2")],  # h2 clients refuse a list, with the connection
+        [(b"content-length", b"-1")],
+        [(b"content-length", b" 2")],
+        [(b"content-length", b"9" * 21)],
+    ],
+)
+def test_conflicting_or_bad_content_length_refuses_the_head(
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    pair = Pair()
+    sid = pair.request()
+    pair.to_server()
+    with pytest.raises(LocalProtocolError, match="Content-Length"):
+        pair.core.send(SendResponse(stream_id=sid, status=200, headers=headers))
+    # Nothing went out: the exchange's 500 still can.
+    assert not of(pair.to_client(), h2.events.ResponseReceived)
+    pair.respond(sid, status=500)
+    assert of(pair.to_client(), h2.events.StreamEnded)
+
+
+def test_head_response_with_content_length_and_no_body_is_fine() -> None:
+    pair = Pair()
+    sid = pair.request([(b":method", b"HEAD"), *GET[1:]])
+    pair.to_server()
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=[(b"content-length", b"42")]))
+    pair.core.send(SendData(stream_id=sid, data=b"", end_stream=True))
+    got = pair.to_client()
+    assert (b"content-length", b"42") in of(got, h2.events.ResponseReceived)[0].headers  # type: ignore[attr-defined]
+    assert of(got, h2.events.StreamEnded) and not of(got, h2.events.StreamReset)
+    _still_serves(pair)  # the HEAD mark went with its stream
+
+
+@pytest.mark.parametrize("status", [204, 304])
+def test_no_content_status_with_content_length_is_fine(status: int) -> None:
+    pair = Pair()
+    sid = _declared(pair, b"42", status=status)
+    pair.core.send(SendData(stream_id=sid, data=b"", end_stream=True))
+    # Read as frames: h2's client counts the body of a 204/304 against its
+    # content-length too (RFC 9113 §8.1.1 exempts them), and would fail here.
+    frames = _frames(pair.core.data_to_send())
+    assert [type(f).__name__ for f in frames] == ["HeadersFrame", "DataFrame"]
+    assert "END_STREAM" in frames[-1].flags and pair.core.idle
+
+
+def _frames(data: bytes) -> list[hyperframe.frame.Frame]:
+    frames = []
+    while data:
+        frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(data[:9]))
+        frame.parse_body(memoryview(data[9 : 9 + length]))
+        frames.append(frame)
+        data = data[9 + length :]
+    return frames
+
+
+def test_response_without_content_length_is_not_counted() -> None:
+    pair = Pair()
+    sid = pair.request()
+    pair.to_server()
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=[]))
+    pair.core.send(SendData(stream_id=sid, data=b"any"))
+    pair.core.send(SendData(stream_id=sid, data=b" length", end_stream=True))
+    got = pair.to_client()
+    assert _body(got) == b"any length"
+
+
+def test_body_waiting_for_window_is_counted_when_queued() -> None:
+    """The check is on what the app hands over, not on what the window lets out."""
+    pair = Pair()
+    pair.client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2})
+    pair.to_server()
+    pair.to_client()
+    sid = _declared(pair, b"5")
+    pair.core.send(SendData(stream_id=sid, data=b"12345"))
+    assert pair.core.buffered(sid) == 3
+    assert _refused(pair, sid, SendData(stream_id=sid, data=b"6"), "Too much data") == b"12"
