@@ -35,6 +35,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 import types
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar, cast
@@ -266,11 +267,21 @@ class _SendStall:
 
 
 def _end_linger(transport: asyncio.Transport) -> None:
-    """The end of a lingering close: close, or abort output nobody reads any more."""
+    """The end of a lingering close: close, or reset output nobody reads any more."""
     if transport.get_write_buffer_size():
-        transport.abort()
+        reset(transport)
     else:
         transport.close()
+
+
+def reset(transport: asyncio.BaseTransport) -> None:
+    """Abort with a TCP reset: the kernel drops what it still holds for a peer that
+    reads nothing, instead of keeping it (and retrying) after we let go."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 # How long a closing connection keeps reading (and dropping) what the client
@@ -387,7 +398,8 @@ class TransportAdapter(asyncio.Protocol):
         error_log.info(
             "Closing %s: it read nothing of our output for %g s", who, self._send_timeout
         )
-        self.abort()
+        if self._transport is not None:
+            reset(self._transport)
 
     def begin_shutdown(self) -> None:
         self._handler.begin_shutdown()

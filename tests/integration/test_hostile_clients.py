@@ -11,6 +11,7 @@ clients are served, the 408 comes in time.
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import socket
 import ssl
@@ -23,12 +24,14 @@ from contextlib import contextmanager
 import h2.config
 import h2.connection
 import pytest
+from wsproto.events import Ping
 
 from pounce import Server
 from pounce.builder import ServerBuilder
 from pounce.testing import TestServer
 from tests.integration.conftest import PKI
 from tests.integration.edge_clients import TIMEOUT, Running, cli, proxy_v1
+from tests.integration.h2ws import h2_websocket
 from tests.integration.hostile_apps import app
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -388,3 +391,50 @@ def test_trickled_body_gets_408_and_honest_slow_upload_succeeds() -> None:
         assert upload.startswith(b"HTTP/1.1 200 ") and upload.endswith(b"1048576"), upload  # type: ignore[union-attr]
         for server in (defaults, short):
             server.wait_for("request body slower than 500 B/s")
+
+
+def test_websocket_over_http2_pings_unread_stop_being_credited() -> None:
+    """RFC 8441: pongs wait for the stream's window; meanwhile we stop crediting the pings."""
+    server = Server.builder().bind("127.0.0.1", 0).h1().h2().websocket().asgi(app)
+    with TestServer(server) as ts, h2_websocket(ts.port) as client:
+        sid, status, _ = client.open()
+        assert status == 200
+        ping = client.ws[sid].send(Ping(payload=b"p" * 125))
+        sent, stalled = 0, 0.0
+        deadline = time.monotonic() + FLOOD_SECONDS
+        client.sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            if client.h2.local_flow_control_window(sid) >= len(ping):
+                client.h2.send_data(sid, ping)
+                client.sock.sendall(client.h2.data_to_send())
+                sent += len(ping)
+                continue
+            try:  # for WINDOW_UPDATE; the pongs' DATA is never acknowledged
+                data = client.sock.recv(65536)
+            except TimeoutError:
+                stalled += 0.2
+                continue
+            assert data, "the server closed the connection"
+            client.h2.receive_data(data)
+            client.sock.sendall(client.h2.data_to_send())
+        # One stream window of pings and one of pongs in flight, not a flood's worth.
+        assert sent < 4 * 65_535, sent
+        assert stalled > 0
+
+
+def test_client_that_reads_nothing_of_a_response_is_aborted_after_send_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="pounce.error")
+    server = Server.builder().bind("127.0.0.1", 0).h1().timeouts(send=0.5).asgi(app)
+    with TestServer(server) as ts:
+        sock = non_reading_socket(ts.port)
+        with sock:
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+            start = time.monotonic()
+            time.sleep(1.5)  # read nothing while the server fills its buffers
+            with pytest.raises(ConnectionResetError):
+                while sock.recv(65536):
+                    pass
+            assert time.monotonic() - start < 1.5 + TIMEOUT
+        assert any("read nothing of our output" in r.getMessage() for r in caplog.records)
