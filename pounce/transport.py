@@ -274,7 +274,7 @@ def _end_linger(transport: asyncio.Transport) -> None:
         transport.close()
 
 
-def reset(transport: asyncio.BaseTransport) -> None:
+def reset(transport: asyncio.Transport) -> None:
     """Abort with a TCP reset: the kernel drops what it still holds for a peer that
     reads nothing, instead of keeping it (and retrying) after we let go."""
     sock = transport.get_extra_info("socket")
