@@ -16,7 +16,7 @@ import gc
 import logging
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pounce.asgi.lifespan import Lifespan
@@ -46,10 +46,14 @@ class Server:
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
-        app = spec.app or _no_app
-        for layer in reversed(spec.app_layers):
+
+    def _wrap_app(self) -> ASGIApp:
+        """The app layers folded around the app: once per `serve()`, so state a
+        layer makes in ``wrap`` belongs to one worker and one event loop."""
+        app = self.spec.app or _no_app
+        for layer in reversed(self.spec.app_layers):
             app = layer.wrap(app)
-        self._app: ASGIApp = app
+        return app
 
     @staticmethod
     def builder() -> ServerBuilder:
@@ -112,35 +116,54 @@ class Server:
     # -- serving -----------------------------------------------------------------------
 
     async def serve(
-        self, *, stop: asyncio.Event | None = None, ready: ReadyCallback | None = None
+        self,
+        *,
+        stop: asyncio.Event | None = None,
+        ready: ReadyCallback | None = None,
+        sockets: Sequence[socket.socket] | None = None,
     ) -> None:
-        """Serve until `stop` is set, then shut down gracefully."""
+        """Serve until `stop` is set, then shut down gracefully.
+
+        Both planes are wrapped afresh for each call — one per worker — while
+        this `Server` stays immutable and shareable. `sockets`: listening
+        sockets already open (a supervisor opens them once for every worker);
+        they are served instead of the binds and left open afterwards.
+        """
         stop = stop or asyncio.Event()
-        lifespan = Lifespan(self._app, self.spec.lifespan)
+        app = self._wrap_app()
+        lifespan = Lifespan(app, self.spec.lifespan)
         await lifespan.startup()
         try:
-            await self._serve_listening(lifespan, stop, ready)
+            await self._serve_listening(app, lifespan, stop, ready, sockets)
         finally:
             await lifespan.shutdown()
 
     async def _serve_listening(
-        self, lifespan: Lifespan, stop: asyncio.Event, ready: ReadyCallback | None
+        self,
+        app: ASGIApp,
+        lifespan: Lifespan,
+        stop: asyncio.Event,
+        ready: ReadyCallback | None,
+        given: Sequence[socket.socket] | None,
     ) -> None:
         spec = self.spec
-        sockets: list[socket.socket] = []
+        sockets: list[socket.socket] = list(given or ())
         opened: list[Bind] = []
         try:
-            for bind in spec.binds:
-                sockets.append(open_socket(bind, spec.backlog))
-                opened.append(bind)
-            service = ServiceContext(self._app, spec.http, state=lifespan.state)
+            if given is None:
+                for bind in spec.binds:
+                    sockets.append(open_socket(bind, spec.backlog))
+                    opened.append(bind)
+            service = ServiceContext(app, spec.http, state=lifespan.state)
             tracker = ConnectionTracker()
             factory = self._handler_factory(service)
             loop = asyncio.get_running_loop()
             servers = [
                 await loop.create_server(
                     lambda: TransportAdapter(factory, tracker, spec.http.send_timeout),
-                    sock=sock,
+                    # asyncio closes the socket it serves: a given one is shared, so
+                    # this serve() gets a duplicate of its own.
+                    sock=sock if given is None else sock.dup(),
                     backlog=spec.backlog,
                 )
                 for sock in sockets
@@ -155,9 +178,10 @@ class Server:
             await stop.wait()
             await self._shut_down(servers, service, tracker)
         finally:
-            for sock in sockets:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            if given is None:  # ours to close; given sockets are the caller's
+                for sock in sockets:
+                    with contextlib.suppress(OSError):
+                        sock.close()
             for bind in opened:
                 cleanup(bind)
 

@@ -126,7 +126,7 @@ async def test_app_layers_wrap_outer_to_inner() -> None:
 
     server = Server.builder().bind("127.0.0.1", 0).h1().layer(Tag("a")).layer(Tag("b"))
     built = server.asgi(recorder)
-    await built._app({"type": "http"}, receive_nothing, send_nothing)
+    await built._wrap_app()({"type": "http"}, receive_nothing, send_nothing)
     assert seen == [["a", "b"]]
 
 
