@@ -109,7 +109,7 @@ class FakeConn:
 
 async def run_path(data: list[bytes]) -> int:
     server = Server.builder().bind("127.0.0.1", 0).h1().h2().asgi(app, name="bench")
-    service = ServiceContext(server._app, server.spec.http)
+    service = ServiceContext(server._wrap_app(), server.spec.http)
     handler = server._handler_factory(service)()
     conn = FakeConn()
     handler.connection_made(conn)
