@@ -29,6 +29,7 @@ from pounce.layer import (
     Conn,
     ConnectionHandler,
     ConnectionInfo,
+    ForwardingHandler,
     HandlerFactory,
     StreamLayer,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "Conn",
     "ConnectionHandler",
     "ConnectionInfo",
+    "ForwardingHandler",
     "HandlerFactory",
     "LimitExceededError",
     "LocalProtocolError",

@@ -206,6 +206,49 @@ HandlerFactory = Callable[[], ConnectionHandler]
 """Makes one `ConnectionHandler` per accepted connection."""
 
 
+class ForwardingHandler:
+    """A stream layer's handler that passes every callback inward; override what you change.
+
+    `inner` is the handler beneath, or None while the connection is not yet
+    the inner layers' (a TLS handshake, a PROXY header, a connection waiting
+    to be admitted): callbacks then stop here, and `begin_shutdown` aborts
+    the connection, since nothing has started that could finish. Set `inner`
+    and call its ``connection_made`` once the connection is theirs. Hand-written
+    forwarding is how a shutdown gets lost (a handler that forgets to pass
+    `begin_shutdown` makes shutdown wait out its whole graceful timeout).
+    """
+
+    __slots__ = ("conn", "inner")
+
+    def __init__(self, inner: ConnectionHandler | None = None) -> None:
+        self.inner = inner
+        self.conn: Conn | None = None
+
+    def connection_made(self, conn: Conn) -> None:
+        self.conn = conn
+        if self.inner is not None:
+            self.inner.connection_made(conn)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inner is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self.inner is not None:
+            return self.inner.eof_received()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.inner is not None:
+            self.inner.connection_lost(exc)
+
+    def begin_shutdown(self) -> None:
+        if self.inner is not None:
+            self.inner.begin_shutdown()
+        elif self.conn is not None:
+            self.conn.abort()  # not started: nothing in flight to finish
+
+
 class StreamLayer(ABC):
     """A layer of the connection plane: wraps the handler factory beneath it."""
 

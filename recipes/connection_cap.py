@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from line_echo import LineEcho  # run as a script, recipes/ is on sys.path
 
-from pounce import BuildError, Conn, ConnectionHandler, Server, StreamLayer
+from pounce import BuildError, Conn, ConnectionHandler, ForwardingHandler, Server, StreamLayer
 from pounce.layer import HandlerFactory
 
 
@@ -72,40 +72,32 @@ class _Gate:
         self.open -= 1
 
 
-class _CappedHandler:
-    """Admits its connection through the gate, or closes it; then forwards."""
+class _CappedHandler(ForwardingHandler):
+    """Admits its connection through the gate, or closes it.
 
-    __slots__ = ("_gate", "_inner", "_make_inner")
+    `ForwardingHandler` passes every callback inward — shutdown included —
+    once `inner` is set; this handler changes only the start and the end.
+    """
+
+    __slots__ = ("_gate", "_make_inner")
 
     def __init__(self, make_inner: HandlerFactory, gate: _Gate) -> None:
+        super().__init__()  # inner: made only once admitted
         self._make_inner = make_inner
         self._gate = gate
-        self._inner: ConnectionHandler | None = None  # made only once admitted
 
     def connection_made(self, conn: Conn) -> None:
+        self.conn = conn
         if not self._gate.enter():
             conn.close()
             return
-        self._inner = self._make_inner()
-        self._inner.connection_made(conn)
-
-    def data_received(self, data: bytes) -> None:
-        if self._inner is not None:
-            self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        if self._inner is not None:
-            return self._inner.eof_received()
-        return None
+        self.inner = self._make_inner()
+        self.inner.connection_made(conn)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._inner is not None:
+        if self.inner is not None:
             self._gate.leave()
-            self._inner.connection_lost(exc)
-
-    def begin_shutdown(self) -> None:
-        if self._inner is not None:
-            self._inner.begin_shutdown()  # a stream layer passes shutdown inward
+        super().connection_lost(exc)
 
 
 def build_server(host: str = "127.0.0.1", port: int = 9000, cap: int = 2) -> Server:

@@ -18,7 +18,15 @@ import logging
 from collections.abc import Awaitable, Iterable
 
 from pounce.errors import RemoteProtocolError
-from pounce.layer import Conn, ConnectionHandler, HandlerFactory, ProxyInfo, SetupConn, StreamLayer
+from pounce.layer import (
+    Conn,
+    ConnectionHandler,
+    ForwardingHandler,
+    HandlerFactory,
+    ProxyInfo,
+    SetupConn,
+    StreamLayer,
+)
 from pounce.layers.proxy_header import ProxyHeader, ProxyHeaderParser
 from pounce.layers.trust import DEFAULT_TRUSTED, TrustedProxies
 
@@ -55,21 +63,24 @@ class ProxyProtocolLayer(StreamLayer):
         )
 
 
-class ProxyProtocolHandler:
-    """One connection: the header, then everything else to `inner`."""
+class ProxyProtocolHandler(ForwardingHandler):
+    """One connection: the header, then everything else to the inner handler.
 
-    __slots__ = ("_conn", "_established", "_inner", "_setup", "_timeout", "_trusted")
+    `inner` stays None until the header is read (`ForwardingHandler`: until
+    then nothing passes, and shutdown aborts the connection).
+    """
+
+    __slots__ = ("_pending", "_setup", "_timeout", "_trusted")
 
     def __init__(self, inner: ConnectionHandler, trusted: TrustedProxies, timeout: float) -> None:
-        self._inner = inner
+        super().__init__()
+        self._pending = inner
         self._trusted = trusted
         self._timeout = timeout
-        self._conn: Conn | None = None
         self._setup: asyncio.Task[None] | None = None
-        self._established = False
 
     def connection_made(self, conn: Conn) -> None:
-        self._conn = conn
+        self.conn = conn
         if not isinstance(conn, SetupConn):
             error_log.error("PROXY protocol layer: no exact reads here; is it the outermost?")
             conn.abort()
@@ -103,27 +114,9 @@ class ProxyProtocolHandler:
         assert header is not None
         conn.end_exact_reads()
         conn.update_info(**_changes(header, conn))
-        self._established = True
+        self.inner = self._pending
         conn.resume_reading()
-        self._inner.connection_made(conn)
-
-    def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        if self._established:
-            return self._inner.eof_received()
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._established:
-            self._inner.connection_lost(exc)
-
-    def begin_shutdown(self) -> None:
-        if self._established:
-            self._inner.begin_shutdown()
-        elif self._conn is not None:
-            self._conn.abort()
+        self.inner.connection_made(conn)
 
 
 def _changes(header: ProxyHeader, conn: Conn) -> dict[str, object]:

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Sequence
 from pounce.layer import (
     Conn,
     ConnectionHandler,
+    ForwardingHandler,
     HandlerFactory,
     SetupConn,
     StreamLayer,
@@ -82,28 +83,21 @@ class TLSLayer(StreamLayer):
         return f"tls {c.cert} ({'; '.join(parts)})"
 
 
-class TLSHandler:
-    """One connection: handshake first, then pass everything to `inner`."""
+class TLSHandler(ForwardingHandler):
+    """One connection: handshake first, then pass everything to the inner handler.
 
-    __slots__ = (
-        "_conn",
-        "_early",
-        "_early_eof",
-        "_established",
-        "_inner",
-        "_lost",
-        "_setup",
-        "_timeout",
-        "_tls",
-    )
+    `inner` stays None until the handshake is done (`ForwardingHandler`: until
+    then nothing passes, and shutdown aborts the handshake).
+    """
+
+    __slots__ = ("_early", "_early_eof", "_lost", "_pending", "_setup", "_timeout", "_tls")
 
     def __init__(self, inner: ConnectionHandler, tls: ServerTLS, timeout: float) -> None:
-        self._inner = inner
+        super().__init__()
+        self._pending = inner
         self._tls = tls
         self._timeout = timeout
-        self._conn: Conn | None = None
         self._setup: asyncio.Task[None] | None = None
-        self._established = False
         self._lost = False
         # asyncio may pass on the first application data (TLS 1.3 clients send
         # their request right after Finished) before the handshake task resumes.
@@ -111,7 +105,7 @@ class TLSHandler:
         self._early_eof = False
 
     def connection_made(self, conn: Conn) -> None:
-        self._conn = conn
+        self.conn = conn
         if not isinstance(conn, SetupConn):
             error_log.error("TLS layer: the connection cannot start TLS; is .tls() outermost?")
             conn.abort()
@@ -140,37 +134,30 @@ class TLSHandler:
             cipher=info.cipher,
             tls=info,
         )
-        self._established = True
-        self._inner.connection_made(conn)
+        inner = self.inner = self._pending
+        inner.connection_made(conn)
         early, self._early = self._early, b""
         if early and not self._lost:
-            self._inner.data_received(early)
+            inner.data_received(early)
         if self._early_eof and not self._lost:
-            self._inner.eof_received()
+            inner.eof_received()
 
     def data_received(self, data: bytes) -> None:
-        if self._established:
-            self._inner.data_received(data)
+        if self.inner is not None:
+            self.inner.data_received(data)
         else:
             self._early += data
 
     def eof_received(self) -> bool | None:
-        if self._established:
-            self._inner.eof_received()
+        if self.inner is not None:
+            self.inner.eof_received()
         else:
             self._early_eof = True
         return None  # TLS has no half-close: the connection ends
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
-        if self._established:
-            self._inner.connection_lost(exc)
-
-    def begin_shutdown(self) -> None:
-        if self._established:
-            self._inner.begin_shutdown()
-        elif self._conn is not None:
-            self._conn.abort()  # mid-handshake: nothing in flight to finish
+        super().connection_lost(exc)
 
 
 def _log_failure(conn: Conn, exc: BaseException, timeout: float) -> None:
