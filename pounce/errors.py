@@ -88,16 +88,44 @@ class LimitExceededError(PounceError):
         self.status = status
 
 
-class OverloadedError(PounceError):
-    """The server is at capacity and sheds the request."""
+class RefusedError(PounceError):
+    """A request refused before it reached the app, with the answer it gets.
+
+    `status` is the HTTP status of that answer; `retry_after` the seconds a
+    client should wait before trying again (the ``Retry-After`` field,
+    RFC 9110 §10.2.3), or None to send none.
+    """
+
+    code = "refused"
+    status: int = 503
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        if retry_after is not None and not retry_after >= 0:
+            raise ValueError(f"retry_after must be a number of seconds >= 0, not {retry_after!r}")
+        self.retry_after = retry_after
+
+    def retry_after_header(self) -> tuple[bytes, bytes] | None:
+        """The ``retry-after`` field to answer with: whole seconds, rounded up."""
+        if self.retry_after is None:
+            return None
+        return (b"retry-after", b"%d" % -(-self.retry_after // 1))
+
+
+class OverloadedError(RefusedError):
+    """The server is at capacity and sheds the request: 503 Service Unavailable."""
 
     code = "overloaded"
+    status = 503
 
 
-class RateLimitedError(PounceError):
-    """A client exceeded its configured request rate."""
+class RateLimitedError(RefusedError):
+    """A client exceeded its configured request rate: 429 Too Many Requests (RFC 6585 §4)."""
 
     code = "rate_limited"
+    status = 429
 
 
 class ASGIContractError(PounceError):
