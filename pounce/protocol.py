@@ -138,7 +138,7 @@ class ProtocolBridge:
         "_factories",
         "_rejected",
         "_service",
-        "_timer",
+        "_undecided",
         "_upgrades",
     )
 
@@ -147,15 +147,18 @@ class ProtocolBridge:
         factories: Sequence[ProtocolFactory],
         service: ServiceContext,
         upgrades: Mapping[bytes, ProtocolFactory] | None = None,
+        undecided: UndecidedConnections | None = None,
     ) -> None:
         self._factories = factories
         self._service = service
         self._upgrades = upgrades if upgrades is not None else upgrade_map(factories)
+        if undecided is None:  # a bridge made outside `bridge_factory` (tests)
+            undecided = UndecidedConnections(service.options.request_head_timeout)
+        self._undecided = undecided
         self._conn: Conn | None = None
         self._chosen: ConnectionHandler | None = None
         self._buffer = b""
         self._rejected = False
-        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, conn: Conn) -> None:
         self._conn = conn
@@ -170,12 +173,10 @@ class ProtocolBridge:
             self._choose(factories[0])
             return
         # Nothing chosen until bytes come: a silent connection must not stay forever.
-        self._timer = asyncio.get_running_loop().call_later(
-            self._service.options.request_head_timeout, self._timed_out
-        )
+        self._undecided.add(self)
 
-    def _timed_out(self) -> None:
-        self._timer = None
+    def timed_out(self) -> None:
+        """No protocol chosen within the request-head timeout: close."""
         if self._chosen is None and self._conn is not None and not self._conn.is_closing():
             client = self._conn.info.client
             who = f"{client[0]}:{client[1]}" if client else "unix socket"
@@ -217,9 +218,7 @@ class ProtocolBridge:
 
     def _choose(self, factory: ProtocolFactory) -> None:
         assert self._conn is not None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._undecided.discard(self)
         handler = factory.handler(self._service)
         if self._upgrades and isinstance(handler, Upgradable):
             handler.protocol_switch = self
@@ -262,11 +261,10 @@ class ProtocolBridge:
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._chosen is not None:
             self._chosen.connection_lost(exc)
+        else:
+            self._undecided.discard(self)
 
     def begin_shutdown(self) -> None:
         if self._chosen is not None:
@@ -276,14 +274,63 @@ class ProtocolBridge:
 
 
 def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext) -> HandlerFactory:
-    """The handler factory at the bottom of the stream layers."""
+    """The handler factory at the bottom of the stream layers (one per serve)."""
     chosen = tuple(factories)
     upgrades = upgrade_map(chosen)
+    undecided = UndecidedConnections(service.options.request_head_timeout)
 
     def make() -> ConnectionHandler:
-        return ProtocolBridge(chosen, service, upgrades)
+        return ProtocolBridge(chosen, service, upgrades, undecided)
 
     return make
+
+
+class UndecidedConnections:
+    """The connections of one serve that no protocol has claimed yet, and their clock.
+
+    One sweep timer for all of them instead of a timer handle per connection
+    (a new connection then costs a dict entry, not a heap push and a cancel):
+    every quarter `timeout` the sweep closes those older than `timeout`, so a
+    silent connection lives between 1 and 1.25 times `timeout`. The timer
+    runs only while some connection is undecided. Per serve, so per event loop.
+    """
+
+    __slots__ = ("_handle", "_loop", "_pending", "_timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._pending: dict[ProtocolBridge, float] = {}  # insertion order is age order
+        self._handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(self, bridge: ProtocolBridge) -> None:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        self._pending[bridge] = loop.time()
+        if self._handle is None:
+            self._handle = loop.call_later(self._timeout / 4, self._sweep)
+
+    def discard(self, bridge: ProtocolBridge) -> None:
+        self._pending.pop(bridge, None)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def _sweep(self) -> None:
+        self._handle = None
+        assert self._loop is not None
+        too_old = self._loop.time() - self._timeout
+        expired = []
+        for bridge, since in self._pending.items():
+            if since > too_old:
+                break  # the rest are younger
+            expired.append(bridge)
+        for bridge in expired:
+            del self._pending[bridge]
+            bridge.timed_out()
+        if self._pending:
+            self._handle = self._loop.call_later(self._timeout / 4, self._sweep)
 
 
 def offer_tunnels(factories: Sequence[ProtocolFactory]) -> tuple[ProtocolFactory, ...]:
