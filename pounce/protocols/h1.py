@@ -43,6 +43,7 @@ from pounce.protocols.events import (
     StreamEnded,
     UpgradeRequested,
 )
+from pounce.protocols.h1_syntax import ChunkHeaders, check_host, origin_form
 
 KiB = 1024
 
@@ -100,6 +101,8 @@ class H11Core:
         self._closing = False
         self._paused = False
         self._error: RemoteProtocolError | None = None
+        # The chunk headers of the request body being read, when it is chunked.
+        self._chunks: ChunkHeaders | None = None
         # A buffer no longer than this holds at most a head within both limits.
         self._short_head = min(
             self._limits.max_request_line, self._limits.max_incomplete_event_size
@@ -112,9 +115,12 @@ class H11Core:
             # Whatever follows a broken request cannot be framed: stay broken.
             self._closing = True
             raise RemoteProtocolError(self._error.message, status=self._error.status)
-        if data:
-            self._conn.receive_data(data)
         try:
+            if data:
+                chunks = self._chunks
+                if chunks is not None and not chunks.feed(data):
+                    self._chunks = None  # past the last chunk
+                self._conn.receive_data(data)
             return self._drain_events()
         except RemoteProtocolError as exc:
             self._error = exc
@@ -208,8 +214,9 @@ class H11Core:
         # (`raw_items` and `lower()`: h11's own iteration goes through
         # `Sequence.__iter__`, a Python call per field.)
         headers = [(name.lower(), value) for name, value in event.headers.raw_items()]
-        names = {name for name, _ in headers}
-        if b"transfer-encoding" in names:
+        names = dict(headers)  # h11 refused two Host fields
+        chunked = b"transfer-encoding" in names
+        if chunked:
             if b"content-length" in names:
                 # RFC 9112 §6.1: a request smuggling vector; h11 would go by
                 # Transfer-Encoding and keep the connection open. Refuse it.
@@ -217,10 +224,20 @@ class H11Core:
             has_body = True
         else:
             has_body = b"content-length" in names and _declares_body(headers)
+        host = names.get(b"host")
+        if host is not None:
+            check_host(host)
+        method, target = bytes(event.method), bytes(event.target)
+        if target[:1] != b"/" and method != b"CONNECT":
+            target, headers = origin_form(method, target, headers)
+        if chunked:
+            # h11 would take a bare CR or a NUL in a chunk extension.
+            chunks = ChunkHeaders()
+            self._chunks = chunks if chunks.feed(self._conn.trailing_data[0]) else None
         request = RequestReceived(
             stream_id=self._stream_id,
-            method=bytes(event.method),
-            target=bytes(event.target),
+            method=method,
+            target=target,
             headers=headers,
             http_version="1.0" if version == b"1.0" else "1.1",
             expects_continue=b"expect" in names and self._conn.they_are_waiting_for_100_continue,
