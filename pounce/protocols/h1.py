@@ -4,8 +4,9 @@ h11 does the parsing and framing; this module maps its events onto Pounce's
 (`RequestReceived`, `DataReceived`, …), numbers requests as streams 1, 2, 3 …,
 adds the limits and checks h11 does not have (request-line length → 414, a
 head over the limit even when it arrives in one read → 431, HTTP major version
-→ 505, obs-fold and Content-Length beside Transfer-Encoding → 400) and
-translates every h11 exception into Pounce's own error tree at this seam.
+→ 505, obs-fold and Content-Length beside Transfer-Encoding → 400, and the
+Host, absolute-form and chunk-extension rules of `pounce.protocols.h1_syntax`)
+and translates every h11 exception into Pounce's own error tree at this seam.
 Invariants:
 
 * At most one request is in flight: h11 pauses after a complete request until

@@ -21,6 +21,10 @@ Grammar (h11 ``_abnf.py``, RFC 9110/9112) reproduced exactly:
 * chunk header ``1*20HEXDIG [";" ext] OWS CRLF``, chunk data followed by
   exactly CRLF (h11 CVE-2025-43859); trailer fields obey a head's framing rules.
 
+and, as `H11Core` adds to h11, the rules of `pounce.protocols.h1_syntax`: no
+control byte but HTAB in a chunk extension, a Host of ``host[:port]``, an
+absolute-form target handed over as origin-form.
+
 Invariants: at most one request is in flight (the next is parsed only after
 the response to this one ends); a response that ends before the request body
 was fully read closes the connection; after a request that closes the
