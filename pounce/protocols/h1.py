@@ -215,24 +215,25 @@ class H11Core:
         # (`raw_items` and `lower()`: h11's own iteration goes through
         # `Sequence.__iter__`, a Python call per field.)
         headers = [(name.lower(), value) for name, value in event.headers.raw_items()]
-        names = dict(headers)  # h11 refused two Host fields
-        chunked = b"transfer-encoding" in names
+        fields = dict(headers)  # by name (h11 refused two Host fields)
+        chunked = b"transfer-encoding" in fields
         if chunked:
-            if b"content-length" in names:
+            if b"content-length" in fields:
                 # RFC 9112 §6.1: a request smuggling vector; h11 would go by
                 # Transfer-Encoding and keep the connection open. Refuse it.
                 raise RemoteProtocolError("both Content-Length and Transfer-Encoding", status=400)
             has_body = True
         else:
-            has_body = b"content-length" in names and _declares_body(headers)
-        host = names.get(b"host")
+            has_body = b"content-length" in fields and _declares_body(headers)
+        host = fields.get(b"host")
         if host is not None:
-            check_host(host)
+            check_host(host)  # RFC 9112 §3.2: host[:port], else 400
         method, target = bytes(event.method), bytes(event.target)
         if target[:1] != b"/" and method != b"CONNECT":
+            # RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
             target, headers = origin_form(method, target, headers)
         if chunked:
-            # h11 would take a bare CR or a NUL in a chunk extension.
+            # RFC 9112 §7.1.1: h11 would take a bare CR or a NUL in a chunk extension.
             chunks = ChunkHeaders()
             self._chunks = chunks if chunks.feed(self._conn.trailing_data[0]) else None
         request = RequestReceived(
@@ -241,10 +242,10 @@ class H11Core:
             target=target,
             headers=headers,
             http_version="1.0" if version == b"1.0" else "1.1",
-            expects_continue=b"expect" in names and self._conn.they_are_waiting_for_100_continue,
+            expects_continue=b"expect" in fields and self._conn.they_are_waiting_for_100_continue,
             has_body=has_body,
         )
-        if b"upgrade" in names:
+        if b"upgrade" in fields:
             return upgrade_event(request, self._conn.trailing_data[0])
         return request
 

@@ -532,8 +532,9 @@ class FastH1Core:
             # Transfer-Encoding and keep the connection open. Refuse it.
             raise RemoteProtocolError("both Content-Length and Transfer-Encoding")
         if host is not None:
-            check_host(host)
+            check_host(host)  # RFC 9112 §3.2: host[:port], else 400
         if target[:1] != b"/" and method != b"CONNECT":
+            # RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
             target, normalized = origin_form(method, target, normalized)
         self._method = method
         self._client_version = version
