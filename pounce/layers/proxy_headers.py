@@ -13,10 +13,18 @@ trusted proxies; the client is the right-most address that is not one.
 ``scheme`` and ``Host`` come from the same hop's entry where the proxy sent one
 per hop, else from the right-most value. ``root_path`` is untouched: a proxy
 that mounts the app under a prefix is configured with ``--root-path``.
+
+The client's address must be an IP address (in ``Forwarded`` also an RFC
+7239 §6.3 obfuscated ``_name``); anything else is ignored, logged at debug on
+``pounce.error``, and the client stays the peer. Its port is 0 unless
+``Forwarded`` names one (``X-Forwarded-For: 1.2.3.4:80`` gives port 0).
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
+import logging
 import re
 from collections.abc import Iterable, Sequence
 
@@ -24,10 +32,14 @@ from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.layer import AppLayer
 from pounce.layers.trust import DEFAULT_TRUSTED, TrustedProxies
 
+error_log = logging.getLogger("pounce.error")
+
 _SCHEMES = {"http": ("http", "ws"), "https": ("https", "wss"), "ws": ("http", "ws")}
 _SCHEMES["wss"] = _SCHEMES["https"]
 # RFC 7239 §4: forwarded-pair = token "=" value; value = token / quoted-string.
 _PAIR = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,\s]*)\s*')
+# RFC 7239 §6.3: obfnode = "_" 1*( ALPHA / DIGIT / "." / "_" / "-").
+_OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
 
 
 class ProxyHeadersLayer(AppLayer):
@@ -71,7 +83,8 @@ def _forwarding_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, l
 def apply_forwarded(scope: Scope, trusted: TrustedProxies, found: dict[bytes, list[str]]) -> None:
     """Rewrite `scope` in place from `found`, its forwarding headers (the peer is trusted)."""
     headers = scope["headers"]
-    if b"forwarded" in found:
+    rfc7239 = b"forwarded" in found
+    if rfc7239:
         hops = _rfc7239(found[b"forwarded"])
         fors = [hop.get("for", "") for hop in hops]
         protos = [hop.get("proto", "") for hop in hops]
@@ -82,7 +95,14 @@ def apply_forwarded(scope: Scope, trusted: TrustedProxies, found: dict[bytes, li
         hosts = _items(found.get(b"x-forwarded-host", ()))
     index = _client_index(fors, trusted)
     if index is not None:
-        scope["client"] = _client(fors[index])
+        client = _client(fors[index], rfc7239=rfc7239)
+        if client is not None:
+            scope["client"] = client
+        else:
+            name = "Forwarded for=" if rfc7239 else "X-Forwarded-For"
+            error_log.debug(
+                "%s %r from %s ignored: not an IP address", name, fors[index], scope.get("client")
+            )
     proto = _pick(protos, index, len(fors)).lower()
     if proto in _SCHEMES:
         scope["scheme"] = _SCHEMES[proto][scope["type"] == "websocket"]
@@ -121,13 +141,30 @@ def _host_part(node: str) -> str:
     return node
 
 
-def _client(node: str) -> tuple[str, int]:
+def _client(node: str, *, rfc7239: bool) -> tuple[str, int] | None:
+    """``scope["client"]`` from a node; None when it names no address (docs/proxies.md).
+
+    An IP address (``Forwarded``: or an obfuscated ``_name``, RFC 7239 §6.3);
+    the port only from ``Forwarded``, else 0.
+    """
     host = _host_part(node)
+    if not _is_ip(host) and not (rfc7239 and _OBFUSCATED.fullmatch(host)):
+        return None
     port = 0
-    rest = node[node.find("]") + 1 :] if node.startswith("[") else node[len(host) :]
-    if rest.startswith(":") and rest[1:].isdigit() and int(rest[1:]) <= 65535:
-        port = int(rest[1:])
+    if rfc7239:
+        rest = node[node.find("]") + 1 :] if node.startswith("[") else node[len(host) :]
+        if rest.startswith(":") and rest[1:].isdigit() and int(rest[1:]) <= 65535:
+            port = int(rest[1:])
     return host, port
+
+
+@functools.lru_cache(maxsize=4096)  # proxies repeat the same few clients; thread-safe
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _rfc7239(values: Iterable[str]) -> list[dict[str, str]]:

@@ -4,8 +4,9 @@ h11 does the parsing and framing; this module maps its events onto Pounce's
 (`RequestReceived`, `DataReceived`, …), numbers requests as streams 1, 2, 3 …,
 adds the limits and checks h11 does not have (request-line length → 414, a
 head over the limit even when it arrives in one read → 431, HTTP major version
-→ 505, obs-fold and Content-Length beside Transfer-Encoding → 400) and
-translates every h11 exception into Pounce's own error tree at this seam.
+→ 505, obs-fold and Content-Length beside Transfer-Encoding → 400, and the
+Host, absolute-form and chunk-extension rules of `pounce.protocols.h1_syntax`)
+and translates every h11 exception into Pounce's own error tree at this seam.
 Invariants:
 
 * At most one request is in flight: h11 pauses after a complete request until
@@ -43,6 +44,7 @@ from pounce.protocols.events import (
     StreamEnded,
     UpgradeRequested,
 )
+from pounce.protocols.h1_syntax import ChunkHeaders, check_host, origin_form
 
 KiB = 1024
 
@@ -100,6 +102,8 @@ class H11Core:
         self._closing = False
         self._paused = False
         self._error: RemoteProtocolError | None = None
+        # The chunk headers of the request body being read, when it is chunked.
+        self._chunks: ChunkHeaders | None = None
         # A buffer no longer than this holds at most a head within both limits.
         self._short_head = min(
             self._limits.max_request_line, self._limits.max_incomplete_event_size
@@ -112,9 +116,12 @@ class H11Core:
             # Whatever follows a broken request cannot be framed: stay broken.
             self._closing = True
             raise RemoteProtocolError(self._error.message, status=self._error.status)
-        if data:
-            self._conn.receive_data(data)
         try:
+            if data:
+                chunks = self._chunks
+                if chunks is not None and not chunks.feed(data):
+                    self._chunks = None  # past the last chunk
+                self._conn.receive_data(data)
             return self._drain_events()
         except RemoteProtocolError as exc:
             self._error = exc
@@ -208,25 +215,37 @@ class H11Core:
         # (`raw_items` and `lower()`: h11's own iteration goes through
         # `Sequence.__iter__`, a Python call per field.)
         headers = [(name.lower(), value) for name, value in event.headers.raw_items()]
-        names = {name for name, _ in headers}
-        if b"transfer-encoding" in names:
-            if b"content-length" in names:
+        fields = dict(headers)  # by name (h11 refused two Host fields)
+        chunked = b"transfer-encoding" in fields
+        if chunked:
+            if b"content-length" in fields:
                 # RFC 9112 §6.1: a request smuggling vector; h11 would go by
                 # Transfer-Encoding and keep the connection open. Refuse it.
                 raise RemoteProtocolError("both Content-Length and Transfer-Encoding", status=400)
             has_body = True
         else:
-            has_body = b"content-length" in names and _declares_body(headers)
+            has_body = b"content-length" in fields and _declares_body(headers)
+        host = fields.get(b"host")
+        if host is not None:
+            check_host(host)  # RFC 9112 §3.2: host[:port], else 400
+        method, target = bytes(event.method), bytes(event.target)
+        if target[:1] != b"/" and method != b"CONNECT":
+            # RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
+            target, headers = origin_form(method, target, headers)
+        if chunked:
+            # RFC 9112 §7.1.1: h11 would take a bare CR or a NUL in a chunk extension.
+            chunks = ChunkHeaders()
+            self._chunks = chunks if chunks.feed(self._conn.trailing_data[0]) else None
         request = RequestReceived(
             stream_id=self._stream_id,
-            method=bytes(event.method),
-            target=bytes(event.target),
+            method=method,
+            target=target,
             headers=headers,
             http_version="1.0" if version == b"1.0" else "1.1",
-            expects_continue=b"expect" in names and self._conn.they_are_waiting_for_100_continue,
+            expects_continue=b"expect" in fields and self._conn.they_are_waiting_for_100_continue,
             has_body=has_body,
         )
-        if b"upgrade" in names:
+        if b"upgrade" in fields:
             return upgrade_event(request, self._conn.trailing_data[0])
         return request
 

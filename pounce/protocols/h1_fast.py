@@ -21,6 +21,10 @@ Grammar (h11 ``_abnf.py``, RFC 9110/9112) reproduced exactly:
 * chunk header ``1*20HEXDIG [";" ext] OWS CRLF``, chunk data followed by
   exactly CRLF (h11 CVE-2025-43859); trailer fields obey a head's framing rules.
 
+and, as `H11Core` adds to h11, the rules of `pounce.protocols.h1_syntax`: no
+control byte but HTAB in a chunk extension, a Host of ``host[:port]``, an
+absolute-form target handed over as origin-form.
+
 Invariants: at most one request is in flight (the next is parsed only after
 the response to this one ends); a response that ends before the request body
 was fully read closes the connection; after a request that closes the
@@ -52,6 +56,7 @@ from pounce.protocols.events import (
     StreamEnded,
 )
 from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes, upgrade_event
+from pounce.protocols.h1_syntax import CHUNK_HEADER, PLAIN_HOST, check_host, origin_form
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 # h11's field-value, ``([^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?``, in a form the regex
@@ -68,10 +73,10 @@ _HEADER_BLOCK_RE = re.compile(rb"(?:" + _HEADER_LINE + rb"\r\n)*")
 _HEADER_FINDALL_RE = re.compile(_HEADER_LINE + rb"\r\n")
 _BLANK_LINE_RE = re.compile(rb"\n\r?\n")
 _OBS_FOLD_RE = re.compile(rb"\n[ \t]")
-_CHUNK_HEADER_RE = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _CONTENT_LENGTH_RE = re.compile(rb"[0-9]{1,20}")
-# The common request in one match: an HTTP/1.1 request line (not CONNECT), CRLF
-# line ends, exactly one Host and none of the other fields that need care
+# The common request in one match: an HTTP/1.1 request line (not CONNECT) with
+# an origin-form target, CRLF line ends, exactly one Host of a name or IPv4
+# address and optional port (`PLAIN_HOST`), and none of the other fields that need care
 # (Content-Length, Transfer-Encoding, Expect, Upgrade, a Connection other than
 # exactly "keep-alive", which changes nothing in HTTP/1.1, or exactly "close"),
 # so no body. Groups: method, target, the fields before Host, "close" if a
@@ -93,10 +98,10 @@ _PLAIN_FIELDS = (
 _PLAIN_HEAD_RE = re.compile(
     rb"(?!CONNECT |P)("
     + _TOKEN
-    + rb") ([\x21-\x7e]+) HTTP/1\.1\r\n"
+    + rb") (/[\x21-\x7e]*) HTTP/1\.1\r\n"
     + _PLAIN_FIELDS
     + rb"(?i:host):[ \t]*("
-    + _FIELD_VALUE
+    + PLAIN_HOST
     + rb")[ \t]*\r\n"
     + _PLAIN_FIELDS
     + rb"\r\n"
@@ -469,6 +474,7 @@ class FastH1Core:
     ) -> InboundEvent:
         length: bytes | None = None
         chunked = False
+        host: bytes | None = None
         host_count = 0
         proposals = _CONNECT if method == b"CONNECT" else 0
         keep_alive = version >= b"1.1"  # h11 keeps no HTTP/1.0 connection alive
@@ -504,6 +510,7 @@ class FastH1Core:
                 chunked = True
             elif name == b"host":
                 host_count += 1
+                host = value
             elif name == b"connection":
                 if b"close" in _comma_split(value):
                     keep_alive = False
@@ -524,6 +531,11 @@ class FastH1Core:
             # RFC 9112 §6.1: a request smuggling vector; h11 would go by
             # Transfer-Encoding and keep the connection open. Refuse it.
             raise RemoteProtocolError("both Content-Length and Transfer-Encoding")
+        if host is not None:
+            check_host(host)  # RFC 9112 §3.2: host[:port], else 400
+        if target[:1] != b"/" and method != b"CONNECT":
+            # RFC 9112 §3.2.2: an absolute-form target's authority replaces Host.
+            target, normalized = origin_form(method, target, normalized)
         self._method = method
         self._client_version = version
         self._proposals = proposals
@@ -585,7 +597,7 @@ class FastH1Core:
             if end == -1:
                 return False
             header = self._buffer[: end + 2]
-            match = _CHUNK_HEADER_RE.fullmatch(header)
+            match = CHUNK_HEADER.fullmatch(header)  # RFC 9112 §7.1.1
             if match is None:
                 raise RemoteProtocolError(f"illegal chunk header: {header!r}")
             self._buffer = self._buffer[end + 2 :]

@@ -10,7 +10,8 @@ the same checks with compiled patterns, in the loop that builds the event.
 It accepts exactly what h2 4.4's ``validate_headers`` accepts for a request
 (tests/protocols/test_h2_fields.py compares the two on generated blocks), and
 refuses a little more: a CONNECT without ``:protocol`` (no tunnels, RFC 9113
-§8.5) and two ``host`` fields. A refused block is a *stream* error, not a
+§8.5), two ``host`` fields, and a ``:path`` that is not origin-form (``*``
+for OPTIONS), which h2 checks only for being non-empty. A refused block is a *stream* error, not a
 connection error (RFC 9113 §8.1.1: "malformed requests … MUST be treated as a
 stream error of type PROTOCOL_ERROR"); h2's own validation raised connection
 errors.
@@ -33,6 +34,10 @@ CONNECTION_SPECIFIC = frozenset(
 )
 # RFC 9113 §8.3.1, RFC 8441 §4: the request pseudo-header fields.
 _REQUEST_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path", b":protocol"))
+# RFC 9113 §8.3.1: ":path" is origin-form (RFC 9112 §3.2.1), as an HTTP/1.1
+# target is read: "/" then visible ASCII (h11's request-target), so no SP or
+# control byte.
+_ORIGIN_FORM = re.compile(rb"/[\x21-\x7e]*")
 
 
 def parse_request(
@@ -77,7 +82,8 @@ def parse_request(
     if (
         method is None
         or path is None  # also an ordinary CONNECT: tunnels are not served (§8.5)
-        or not path
+        # §8.3.1: origin-form, or "*" for an OPTIONS request (server-wide).
+        or (_ORIGIN_FORM.fullmatch(path) is None and (path != b"*" or method != b"OPTIONS"))
         or b":scheme" not in pseudo
         or (protocol is None) == (method == b"CONNECT")  # :protocol if and only if CONNECT
         or (authority is None and host is None)

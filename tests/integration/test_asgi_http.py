@@ -206,6 +206,43 @@ def test_http_1_0_scope(parser: H1Parser) -> None:
     assert scope["path"] == "/old"
 
 
+@pytest.mark.parametrize(
+    ("forwarded_for", "expected"),
+    [
+        (b"1.2.3.4:80", ["1.2.3.4", 0]),  # docs/proxies.md: port 0 unless Forwarded names one
+        (b"[2001:db8::1]:80", ["2001:db8::1", 0]),
+        (b"not-an-ip", None),  # ignored: the client stays the peer
+    ],
+)
+def test_forwarded_client_over_a_socket(
+    parser: H1Parser, forwarded_for: bytes, expected: list[object] | None
+) -> None:
+    builder = Server.builder().bind("127.0.0.1", 0).h1(parser=parser).lifespan("off")
+    server = builder.proxy_headers(trusted=["127.0.0.1"]).asgi(scope_echo)
+    with TestServer(server, timeout=TIMEOUT) as ts, logged("pounce.error", logging.DEBUG) as log:
+        raw, local = raw_request(
+            ts,
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: %b\r\n"
+            b"Connection: close\r\n\r\n" % forwarded_for,
+        )
+        if expected is None:
+            log.wait_for(lambda r: r.levelno == logging.DEBUG and "not-an-ip" in r.getMessage())
+    scope = json.loads(split_response(raw)[2])
+    assert scope["client"] == (expected or list(local))
+
+
+def test_absolute_form_scope_over_a_socket(parser: H1Parser) -> None:
+    with serve(scope_echo, parser) as ts:
+        raw, _ = raw_request(
+            ts,
+            b"GET http://other.example/p?q=1 HTTP/1.1\r\nHost: whatever\r\n"
+            b"Connection: close\r\n\r\n",
+        )
+    scope = json.loads(split_response(raw)[2])
+    assert (scope["path"], scope["query_string"], scope["scheme"]) == ("/p", "q=1", "http")
+    assert [v for n, v in scope["headers"] if n == "host"] == ["other.example"]
+
+
 # -- bodies ------------------------------------------------------------------------------------
 
 

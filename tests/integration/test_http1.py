@@ -881,6 +881,26 @@ def test_a_fin_mid_body_is_a_disconnect() -> None:
             id="bad-chunk-size",
         ),
         pytest.param(b"GET / HTTP/2.0\r\nhost: t\r\n\r\n", 505, id="http-2.0"),
+        # RFC 9112 §7.1.1: no bare CR or NUL in a chunk extension.
+        pytest.param(
+            b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"5;ext=a\rb\r\nhello\r\n0\r\n\r\n",
+            400,
+            id="chunk-extension-bare-cr",
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"5;a\x00\r\nhello\r\n0\r\n\r\n",
+            400,
+            id="chunk-extension-nul",
+        ),
+        # RFC 9112 §3.2: Host = uri-host [ ":" port ].
+        pytest.param(b"GET / HTTP/1.1\r\nhost: a b\r\n\r\n", 400, id="host-with-space"),
+        pytest.param(b"GET / HTTP/1.1\r\nhost: user@evil\r\n\r\n", 400, id="host-userinfo"),
+        # RFC 9112 §3.2.2 / RFC 9110 §4.2.4: no userinfo in an absolute-form target.
+        pytest.param(
+            b"GET http://user@evil/ HTTP/1.1\r\nhost: t\r\n\r\n", 400, id="target-userinfo"
+        ),
     ],
 )
 def test_bad_requests_are_answered_and_closed(
@@ -889,6 +909,24 @@ def test_bad_requests_are_answered_and_closed(
     response = expect_error(echo_server, data, status)
     assert response.header(b"content-type") == b"text/plain; charset=utf-8"
     assert_still_serving(echo_server)
+
+
+def test_an_absolute_form_target_is_seen_as_origin_form_with_its_host() -> None:
+    seen: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            seen.append(scope)
+            await respond(send, b"ok")
+
+    with serve(app) as ts:
+        data = b"GET http://other.example/p?q=1 HTTP/1.1\r\nHost: whatever\r\n\r\n"
+        response, reader = exchange(ts, data)
+        reader.sock.close()
+    assert response.status == 200
+    (scope,) = seen
+    assert (scope["path"], scope["raw_path"], scope["query_string"]) == ("/p", b"/p", b"q=1")
+    assert [v for n, v in scope["headers"] if n == b"host"] == [b"other.example"]
 
 
 def test_bad_request_after_a_good_one_on_the_same_connection(echo_server: TestServer) -> None:

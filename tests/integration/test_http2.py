@@ -390,6 +390,20 @@ def test_request_body_limit_is_a_413_on_the_stream_only() -> None:
         assert wire.response(ok)[1].startswith(b"2 GET /fine")
 
 
+@pytest.mark.parametrize("path", [b"abc", b"/a b", b"/a\x01b", b"*"])
+def test_a_path_that_is_not_origin_form_is_a_stream_error(
+    echo_server: TestServer, path: bytes
+) -> None:
+    # RFC 9113 §8.3.1: ":path" is origin-form ("*" only for OPTIONS); §8.1.1:
+    # a malformed request is a stream error of type PROTOCOL_ERROR.
+    with Wire(echo_server.port) as wire:
+        wire.handshake()
+        sid = wire.headers(request_headers(path))
+        wire.expect_error(PROTOCOL_ERROR, stream_id=sid)
+        ok = wire.headers(request_headers(b"/after"))
+        assert wire.response(ok)[1].startswith(b"2 GET /after")
+
+
 # -- hardening ------------------------------------------------------------------------------------
 
 

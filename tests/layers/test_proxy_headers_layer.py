@@ -138,3 +138,38 @@ def test_describe() -> None:
     assert ProxyHeadersLayer("127.0.0.1, 10.0.0.0/8").describe() == (
         "proxy headers (trusted 127.0.0.1, 10.0.0.0/8)"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "client"),
+    [
+        (b"1.2.3.4:80", ("1.2.3.4", 0)),  # docs/proxies.md: port 0 unless Forwarded names one
+        (b"[2001:db8::1]:80", ("2001:db8::1", 0)),
+        (b"2001:db8::1", ("2001:db8::1", 0)),
+        (b"not-an-ip", ("127.0.0.1", 1)),  # ignored: the client stays the peer
+        (b"_hidden", ("127.0.0.1", 1)),
+        (b"1.2.3.4.5", ("127.0.0.1", 1)),
+        (b"203.0.113.9, not-an-ip", ("127.0.0.1", 1)),  # the right-most, not one further left
+    ],
+)
+async def test_x_forwarded_for_gives_an_ip_address_and_no_port(
+    value: bytes, client: tuple[str, int]
+) -> None:
+    got = await seen(ProxyHeadersLayer(), scope(("127.0.0.1", 1), [(b"x-forwarded-for", value)]))
+    assert got["client"] == client
+
+
+@pytest.mark.parametrize("node", [b"unknown", b"not-an-ip", b'"[not-an-ip]:80"'])
+async def test_a_forwarded_node_that_is_no_address_is_ignored(node: bytes) -> None:
+    headers = [(b"forwarded", b"for=" + node + b";proto=https")]
+    got = await seen(ProxyHeadersLayer(), scope(("127.0.0.1", 1), headers))
+    assert got["client"] == ("127.0.0.1", 1)
+    assert got["scheme"] == "https"  # the hop's other parameters still count
+
+
+async def test_an_ignored_address_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG", logger="pounce.error")
+    headers = [(b"x-forwarded-for", b"not-an-ip")]
+    await seen(ProxyHeadersLayer(), scope(("127.0.0.1", 1), headers))
+    [record] = [r for r in caplog.records if r.name == "pounce.error"]
+    assert record.levelname == "DEBUG" and "not-an-ip" in record.getMessage()

@@ -265,6 +265,14 @@ CORPUS: list[tuple[str, bytes]] = [
     ("chunk-ext-lf", chunked(b"5;a\nb\r\nhello\r\n0\r\n\r\n")),
     ("chunk-ext-nul", chunked(b"5;a\x00b\r\nhello\r\n0\r\n\r\n")),
     ("chunk-ext-trailing-ows", chunked(b"5;a \t\r\nhello\r\n0\r\n\r\n")),
+    # RFC 9112 §7.1.1: no control byte but HTAB in an extension (h11 takes any but LF).
+    ("chunk-ext-cr-equals", chunked(b"5;ext=a\rb\r\nhello\r\n0\r\n\r\n")),
+    ("chunk-ext-nul-end", chunked(b"5;a\x00\r\nhello\r\n0\r\n\r\n")),
+    ("chunk-ext-ctl", chunked(b"5;a\x01\r\nhello\r\n0\r\n\r\n")),
+    ("chunk-ext-del", chunked(b"5;a\x7f\r\nhello\r\n0\r\n\r\n")),
+    ("chunk-ext-htab-obs-text", chunked(b'5;a="\t\x80"\r\nhello\r\n0\r\n\r\n')),
+    ("chunk-last-ext-cr", chunked(b"5\r\nhello\r\n0;a\rb\r\n\r\n")),
+    ("chunk-ext-cr-second", chunked(b"1\r\na\r\n5;a\rb\r\nhello\r\n0\r\n\r\n")),
     # Chunk terminators: h11's CVE-2025-43859.
     ("chunk-end-xx", chunked(b"5\r\nhelloXX0\r\n\r\n")),
     ("chunk-end-lf", chunked(b"5\r\nhello\n0\r\n\r\n")),
@@ -347,6 +355,19 @@ CORPUS: list[tuple[str, bytes]] = [
     ("host-upper", b"GET / HTTP/1.1\r\nHOST: x\r\n\r\n"),
     ("http10-no-host", b"GET / HTTP/1.0\r\n\r\n"),
     ("http10-two-hosts", b"GET / HTTP/1.0\r\nhost: a\r\nhost: b\r\n\r\n"),
+    # RFC 9112 §3.2: Host = uri-host [ ":" port ], else 400.
+    ("host-space", b"GET / HTTP/1.1\r\nhost: a b\r\n\r\n"),
+    ("host-userinfo", b"GET / HTTP/1.1\r\nhost: user@evil\r\n\r\n"),
+    ("host-bad-port", b"GET / HTTP/1.1\r\nhost: a:b\r\n\r\n"),
+    ("host-two-ports", b"GET / HTTP/1.1\r\nhost: a:1:2\r\n\r\n"),
+    ("host-port", b"GET / HTTP/1.1\r\nhost: localhost:8000\r\n\r\n"),
+    ("host-ipv6", b"GET / HTTP/1.1\r\nhost: [::1]:8000\r\n\r\n"),
+    ("host-ipv6-bad", b"GET / HTTP/1.1\r\nhost: [::g]\r\n\r\n"),
+    ("host-pct", b"GET / HTTP/1.1\r\nhost: caf%C3%A9\r\n\r\n"),
+    ("host-pct-bad", b"GET / HTTP/1.1\r\nhost: a%zz\r\n\r\n"),
+    ("host-high-byte", b"GET / HTTP/1.1\r\nhost: \xc3\xa9\r\n\r\n"),
+    ("host-http10-bad", b"GET / HTTP/1.0\r\nhost: a b\r\n\r\n"),
+    ("host-bad-with-body", post(b"content-length: 2", body=b"ab").replace(b"host: x", b"host: @")),
     # Versions and request lines.
     ("http12", b"GET / HTTP/1.2\r\nhost: x\r\n\r\n"),
     ("http12-no-host", b"GET / HTTP/1.2\r\n\r\n"),
@@ -367,6 +388,22 @@ CORPUS: list[tuple[str, bytes]] = [
     ("target-high-byte", b"GET /\xff HTTP/1.1\r\nhost: x\r\n\r\n"),
     ("target-star", b"OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n"),
     ("target-absolute", b"GET http://a/b?c HTTP/1.1\r\nhost: x\r\n\r\n"),
+    # RFC 9112 §3.2.2: the target's authority replaces Host; userinfo or no host is 400.
+    ("target-absolute-https-port", b"GET HTTPS://a:8443 HTTP/1.1\r\nhost: x\r\n\r\n"),
+    ("target-absolute-query", b"GET http://a?q HTTP/1.1\r\nhost: x\r\n\r\n"),
+    ("target-absolute-options", b"OPTIONS http://a HTTP/1.1\r\nhost: x\r\n\r\n"),
+    ("target-absolute-http10", b"GET http://a/b HTTP/1.0\r\n\r\n"),
+    ("target-absolute-userinfo", b"GET http://u@a/b HTTP/1.1\r\nhost: a\r\n\r\n"),
+    ("target-absolute-no-host", b"GET http:///b HTTP/1.1\r\nhost: a\r\n\r\n"),
+    ("target-absolute-bad-port", b"GET http://a:b/ HTTP/1.1\r\nhost: a\r\n\r\n"),
+    ("target-absolute-bad-host-field", b"GET http://a/ HTTP/1.1\r\nhost: a b\r\n\r\n"),
+    ("target-absolute-other-scheme", b"GET ftp://a/b HTTP/1.1\r\nhost: x\r\n\r\n"),
+    ("target-relative", b"GET abc HTTP/1.1\r\nhost: x\r\n\r\n"),
+    (
+        "target-absolute-upgrade",
+        b"GET http://a/ws HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+    ),
+    ("connect-absolute", b"CONNECT http://a/ HTTP/1.1\r\nhost: a\r\n\r\n"),
     ("connect", b"CONNECT a:443 HTTP/1.1\r\nhost: a:443\r\n\r\n"),
     ("head-pipelined", b"HEAD / HTTP/1.1\r\nhost: x\r\n\r\n" + GET),
     ("connect-then-bytes", b"CONNECT a:443 HTTP/1.1\r\nhost: a:443\r\n\r\n\x16\x03\x01"),
@@ -485,7 +522,7 @@ SPECIAL_FIELDS: list[tuple[bytes, list[bytes]]] = [
     (b"upgrade", [b"websocket", b"h2c", b","]),
     (b"content-length", [b"0", b"3", b"3, 3"]),
     (b"transfer-encoding", [b"chunked", b"Chunked", b"gzip"]),
-    (b"host", [b"example.com", b""]),
+    (b"host", [b"example.com", b"", b"a b", b"u@h", b"[::1]:80", b"h:x"]),
 ]
 
 
@@ -508,7 +545,7 @@ def chunked_bodies(draw: st.DrawFn) -> bytes:
     for data in draw(st.lists(st.binary(min_size=1, max_size=20), max_size=3)):
         size = b"%x" % len(data)
         size = draw(st.sampled_from([size, size.upper(), b"0" + size]))
-        ext = draw(st.sampled_from([b"", b"", b";a=b", b";a", b' ;q="x"']))
+        ext = draw(st.sampled_from([b"", b"", b";a=b", b";a", b' ;q="x"', b";a\rb", b";\x00"]))
         out += size + ext + draw(ows) + b"\r\n" + data + b"\r\n"
     out += draw(st.sampled_from([b"0", b"000"])) + b"\r\n"
     trailers = draw(
@@ -520,7 +557,7 @@ def chunked_bodies(draw: st.DrawFn) -> bytes:
 @st.composite
 def requests(draw: st.DrawFn) -> bytes:
     method = draw(st.one_of(st.sampled_from([b"GET", b"POST", b"HEAD", b"CONNECT"]), tokens))
-    target = draw(st.one_of(st.just(b"/"), vchars))
+    target = draw(st.one_of(st.just(b"/"), vchars, st.just(b"http://a.example/p?q")))
     version = draw(st.sampled_from([b"1.1", b"1.1", b"1.1", b"1.0"]))
     eol = draw(st.sampled_from([b"\r\n", b"\r\n", b"\r\n", b"\n"]))
     lines = draw(header_lines())

@@ -715,3 +715,17 @@ def test_body_waiting_for_window_is_counted_when_queued() -> None:
     pair.core.send(SendData(stream_id=sid, data=b"12345"))
     assert pair.core.buffered(sid) == 3
     assert _refused(pair, sid, SendData(stream_id=sid, data=b"6"), "Too much data") == b"12"
+
+
+@pytest.mark.parametrize("path", [b"abc", b"/a b", b"/a\x01b", b"*"])
+def test_a_path_that_is_not_origin_form_resets_its_stream_only(path: bytes) -> None:
+    # RFC 9113 §8.3.1: ":path" is origin-form ("*" for OPTIONS); a malformed
+    # request is a stream error of type PROTOCOL_ERROR (§8.1.1).
+    pair = Pair()
+    pair.client.config.validate_outbound_headers = False
+    sid = pair.request([*GET[:3], (b":path", path)])
+    assert pair.to_server() == []
+    [reset] = of(pair.to_client(), h2.events.StreamReset)
+    assert reset.stream_id == sid and reset.error_code == 1  # type: ignore[attr-defined]
+    pair.request()
+    assert isinstance(pair.to_server()[0], RequestReceived)  # the connection goes on

@@ -4,7 +4,8 @@ The H2 core switches h2's inbound validation off and checks blocks itself,
 in one pass. Here both run on the same blocks (after h2's inbound
 normalisation, which stays on): they must accept and refuse the same ones,
 except where Pounce is stricter on purpose — an ordinary CONNECT (no
-tunnels).
+tunnels), and a ``:path`` that is not origin-form (``*`` for OPTIONS; RFC
+9113 §8.3.1), where h2 refuses only an empty one.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ NAMES = [
 VALUES = [
     b"", b"v", b"t", b"evil", b" v", b"v ", b"\tv", b"a b", b"a\x00b", b"a\rb", b"a\nb",
     b"trailers", b"TRAILERS", b"gzip", b"GET", b"CONNECT", b"/", b"http", b"websocket",
-    b"\xff\x80", b"u=1, i",
+    b"\xff\x80", b"u=1, i", b"*", b"/a?b=c", b"OPTIONS", b"/a\x7f",
 ]  # fmt: skip
 
 
@@ -57,6 +58,17 @@ def normalised(block: Block) -> Block:
 
 def pounce_accepts(block: Block) -> bool:
     return parse_request(1, block, ended=True)[0] is not None
+
+
+def path_not_origin_form(block: Block) -> bool:
+    paths = [v for n, v in block if n == b":path"]
+    methods = [v for n, v in block if n == b":method"]
+    if not paths:
+        return False
+    path = paths[0]
+    if path == b"*":
+        return methods[:1] != [b"OPTIONS"]
+    return path[:1] != b"/" or any(b <= 0x20 or b >= 0x7F for b in path)
 
 
 def ordinary_connect(block: Block) -> bool:
@@ -105,6 +117,8 @@ def test_request_blocks_are_judged_as_h2_judges_them(block: Block) -> None:
     ours = pounce_accepts(block)
     if ordinary_connect(block):
         assert not ours  # stricter on purpose: CONNECT tunnels are not served
+    elif path_not_origin_form(block):
+        assert not ours  # stricter on purpose: h2 refuses only an empty :path
     else:
         assert ours == theirs, block
 
@@ -151,6 +165,24 @@ def test_a_good_request_becomes_the_event() -> None:
 )
 def test_malformed_requests_are_refused(extra: Block) -> None:
     assert parse_request(1, [*good_start, *extra], ended=True)[0] is None
+
+
+@pytest.mark.parametrize(
+    "path", [b"abc", b"/a b", b"a/b", b"//\x00", b"/a\tb", b"/\x7f", b"/caf\xc3\xa9", b"*", b""]
+)
+def test_a_path_that_is_not_origin_form_is_malformed(path: bytes) -> None:
+    # RFC 9113 §8.3.1: origin-form, or "*" for OPTIONS.
+    block = [*good_start[:3], (b":path", path)]
+    assert parse_request(1, block, ended=True)[0] is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [(b"GET", b"/"), (b"GET", b"//a/b?c=%20&d#e"), (b"OPTIONS", b"*")]
+)
+def test_origin_form_paths_and_an_options_star_are_served(method: bytes, path: bytes) -> None:
+    block = [(b":method", method), *good_start[1:3], (b":path", path)]
+    request = parse_request(1, block, ended=True)[0]
+    assert request is not None and request.target == path
 
 
 def test_extended_connect_names_its_protocol() -> None:
