@@ -16,6 +16,7 @@ import gc
 import logging
 import signal
 import socket
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from pounce.builder import ServerBuilder, ServerSpec
 from pounce.errors import TLSError
 from pounce.layer import HandlerFactory
 from pounce.layers.tls import TLSLayer
+from pounce.layers.tls_config import ServerTLS
 from pounce.loops import loop_factory
 from pounce.protocol import bridge_factory
 from pounce.service import ServiceContext
@@ -46,6 +48,11 @@ class Server:
 
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
+        # The TLS contexts of the serves running now (one list per serve), so
+        # reload_tls() reaches every worker. Not configuration: bookkeeping that
+        # serves on other threads add to and remove from, under this lock.
+        self._live_tls: dict[int, list[ServerTLS]] = {}
+        self._live_lock = threading.Lock()
 
     def _wrap_app(self) -> ASGIApp:
         """The app layers folded around the app: once per `serve()`, so state a
@@ -72,9 +79,16 @@ class Server:
         Raises `TLSError` (and keeps serving the old certificate) when the
         files are now missing or broken. SIGHUP does the same under `run()`.
         """
+        with self._live_lock:
+            live = [tls for serve in self._live_tls.values() for tls in serve]
+        if not live:  # nothing serving: check the files, as the next serve will load them
+            for layer in self.spec.stream_layers:
+                if isinstance(layer, TLSLayer):
+                    ServerTLS(layer.config, layer.alpn).reload()
+        for tls in live:
+            tls.reload()
         for layer in self.spec.stream_layers:
             if isinstance(layer, TLSLayer):
-                layer.reload()
                 error_log.info("Reloaded TLS certificate %s", layer.config.cert)
 
     def _on_sighup(self) -> None:
@@ -149,6 +163,7 @@ class Server:
         spec = self.spec
         sockets: list[socket.socket] = list(given or ())
         opened: list[Bind] = []
+        live_tls: list[ServerTLS] = []
         try:
             if given is None:
                 for bind in spec.binds:
@@ -156,7 +171,9 @@ class Server:
                     opened.append(bind)
             service = ServiceContext(app, spec.http, state=lifespan.state)
             tracker = ConnectionTracker()
-            factory = self._handler_factory(service)
+            factory = self._handler_factory(service, live_tls)
+            with self._live_lock:
+                self._live_tls[id(live_tls)] = live_tls
             loop = asyncio.get_running_loop()
             servers = [
                 await loop.create_server(
@@ -178,6 +195,8 @@ class Server:
             await stop.wait()
             await self._shut_down(servers, service, tracker)
         finally:
+            with self._live_lock:
+                self._live_tls.pop(id(live_tls), None)
             if given is None:  # ours to close; given sockets are the caller's
                 for sock in sockets:
                     with contextlib.suppress(OSError):
@@ -185,10 +204,20 @@ class Server:
             for bind in opened:
                 cleanup(bind)
 
-    def _handler_factory(self, service: ServiceContext) -> HandlerFactory:
+    def _handler_factory(
+        self, service: ServiceContext, live_tls: list[ServerTLS]
+    ) -> HandlerFactory:
+        """The stream layers folded around the protocol bridge, for one serve.
+
+        A TLS layer's live context is collected in `live_tls`, for reloads.
+        """
         factory = bridge_factory(self.spec.protocols, service)
         for layer in reversed(self.spec.stream_layers):
-            factory = layer.wrap(factory)
+            if isinstance(layer, TLSLayer):
+                factory, tls = layer.wrap_serving(factory)
+                live_tls.append(tls)
+            else:
+                factory = layer.wrap(factory)
         return factory
 
     async def _shut_down(

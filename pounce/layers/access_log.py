@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.layer import AppLayer
@@ -32,6 +33,7 @@ def escape(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+@dataclass(frozen=True, slots=True)
 class AccessLogLayer(AppLayer):
     """Logs client, method, path, version, status, bytes and duration."""
 

@@ -27,6 +27,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.layer import AppLayer
@@ -42,11 +43,14 @@ _PAIR = re.compile(r'\s*([!#$%&\'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|
 _OBFUSCATED = re.compile(r"_[A-Za-z0-9._-]+")
 
 
+@dataclass(frozen=True, slots=True, init=False)
 class ProxyHeadersLayer(AppLayer):
     """Rewrite ``client``, ``scheme`` and the ``host`` header from trusted proxies' headers."""
 
+    trusted: TrustedProxies
+
     def __init__(self, trusted: Iterable[str] = DEFAULT_TRUSTED) -> None:
-        self.trusted = TrustedProxies(trusted)
+        object.__setattr__(self, "trusted", TrustedProxies(trusted))
 
     def wrap(self, inner: ASGIApp) -> ASGIApp:
         trusted = self.trusted

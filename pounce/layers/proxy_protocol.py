@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
 
 from pounce.errors import RemoteProtocolError
 from pounce.layer import (
@@ -35,8 +36,12 @@ error_log = logging.getLogger("pounce.error")
 DEFAULT_HEADER_TIMEOUT = 5.0  # seconds; HAProxy sends the header at once, on connect
 
 
+@dataclass(frozen=True, slots=True, init=False)
 class ProxyProtocolLayer(StreamLayer):
     """Read a PROXY v1 or v2 header first on every connection."""
+
+    trusted: TrustedProxies
+    header_timeout: float  # seconds for the whole header
 
     def __init__(
         self,
@@ -44,8 +49,8 @@ class ProxyProtocolLayer(StreamLayer):
         *,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     ) -> None:
-        self.trusted = TrustedProxies(trusted, call=".proxy_protocol")
-        self.header_timeout = header_timeout
+        object.__setattr__(self, "trusted", TrustedProxies(trusted, call=".proxy_protocol"))
+        object.__setattr__(self, "header_timeout", header_timeout)
 
     def wrap(self, inner: HandlerFactory) -> HandlerFactory:
         trusted = self.trusted

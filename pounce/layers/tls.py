@@ -19,6 +19,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 
 from pounce.layer import (
     Conn,
@@ -47,36 +48,47 @@ _RDN_NAMES = {
 }
 
 
+@dataclass(frozen=True, slots=True, init=False)
 class TLSLayer(StreamLayer):
-    """Serve TLS; see `pounce.builder.ServerBuilder.tls` for the options."""
+    """Serve TLS; see `pounce.builder.ServerBuilder.tls` for the options.
+
+    Immutable: the live `ServerTLS` (the loaded context, which a certificate
+    reload swaps) is made per serve by `wrap_serving`, and the server keeps it
+    with the rest of that serve's state. The files are loaded once here too,
+    so a bad certificate is a `BuildError` before anything binds.
+    """
+
+    config: TLSConfig
+    alpn: tuple[str, ...]  # ALPN ids offered, h2 first; set by the builder
 
     def __init__(self, config: TLSConfig, alpn: Sequence[str] = ()) -> None:
-        self.config = config
-        self.tls = ServerTLS(config, alpn)
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "alpn", tuple(alpn))
+        ServerTLS(config, self.alpn)  # check the files now
 
     def for_protocols(self, alpn: Sequence[str]) -> TLSLayer:
         """The same layer offering `alpn`; the builder calls it once the protocols are known."""
         return TLSLayer(self.config, alpn)
 
-    def reload(self) -> None:
-        """Re-read the certificate and key for new connections; `TLSError` keeps the old ones."""
-        self.tls.reload()
-
     def wrap(self, inner: HandlerFactory) -> HandlerFactory:
-        tls = self.tls
+        return self.wrap_serving(inner)[0]
+
+    def wrap_serving(self, inner: HandlerFactory) -> tuple[HandlerFactory, ServerTLS]:
+        """`wrap`, and the live context it serves from, for the server to reload."""
+        tls = ServerTLS(self.config, self.alpn)
         timeout = self.config.handshake_timeout
 
         def make() -> ConnectionHandler:
             return TLSHandler(inner(), tls, timeout)
 
-        return make
+        return make, tls
 
     def describe(self) -> str:
         c = self.config
         version = {ssl.TLSVersion.TLSv1_3: "TLS 1.3+"}.get(c.min_version, "TLS 1.2+")
         parts = [
             version,
-            f"alpn {','.join(self.tls.alpn) or '-'}",
+            f"alpn {','.join(self.alpn) or '-'}",
             f"client certs {c.client_certs}",
             f"handshake {c.handshake_timeout:g} s",
         ]

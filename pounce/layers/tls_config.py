@@ -207,11 +207,13 @@ def _first_pem_cert(path: str) -> str | None:
 
 
 class ServerTLS:
-    """The live context of one TLS layer; `reload` swaps it, atomically, for new connections.
+    """The live context of one TLS layer in one serve; `reload` swaps it for new connections.
 
-    The one piece of mutable state a layer holds, on purpose: a certificate
-    reload must reach every worker thread that shares the layer. Readers take
-    `current` once per connection (an attribute read, atomic).
+    Made per serve by `TLSLayer.wrap_serving` (the layer itself is immutable)
+    and kept by the server, which reloads every live one on SIGHUP or
+    ``Server.reload_tls()`` — from another thread, too: `reload` holds a lock
+    while it loads, and readers take `current` once per connection (an
+    attribute read, atomic).
     """
 
     __slots__ = ("_alpn", "_lock", "config", "current")

@@ -153,7 +153,7 @@ def test_alpn_offers_every_protocol_h2_first(pki: PKI) -> None:
     server = builder(pki).h1().protocol(Greeter("h2")).asgi(app)
     layer = server.spec.stream_layers[0]
     assert isinstance(layer, TLSLayer)
-    assert layer.tls.alpn == ("h2", "http/1.1")
+    assert layer.alpn == ("h2", "http/1.1")
     assert server.describe().splitlines()[1] == (
         f"stream   tls {pki.cert} (TLS 1.2+; alpn h2,http/1.1; client certs none; handshake 10 s)"
     )
@@ -291,6 +291,24 @@ def peer_common_name(ts: TestServer, pki: PKI) -> str:
     assert cert
     names = dict(pair for rdn in cert["subject"] for pair in rdn)
     return str(names.get("commonName", ""))
+
+
+def test_reload_reaches_every_serve_of_one_server(pki: PKI, tmp_path: Path) -> None:
+    """The layer is immutable; each serve (worker) holds its own live context, and
+    reload_tls() swaps them all."""
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(pki.cert, cert)
+    shutil.copy(pki.key, key)
+    served = Server.builder().bind("127.0.0.1", 0).tls(cert=str(cert), key=str(key)).h1().asgi(app)
+    layer = served.spec.stream_layers[0]
+    with pytest.raises(AttributeError):
+        layer.config = layer.config  # type: ignore[misc]  # frozen
+    with serving(served) as one, serving(served) as two:
+        assert peer_common_name(one, pki) == peer_common_name(two, pki) != "second"
+        shutil.copy(pki.second_cert, cert)
+        shutil.copy(pki.second_key, key)
+        served.reload_tls()
+        assert peer_common_name(one, pki) == peer_common_name(two, pki) == "second"
 
 
 def test_reload_swaps_the_certificate_for_new_connections(pki: PKI, tmp_path: Path) -> None:
