@@ -110,7 +110,7 @@ class FakeConn:
 async def run_path(data: list[bytes]) -> int:
     server = Server.builder().bind("127.0.0.1", 0).h1().h2().asgi(app, name="bench")
     service = ServiceContext(server._wrap_app(), server.spec.http)
-    handler = server._handler_factory(service)()
+    handler = server._handler_factory(service, [])()
     conn = FakeConn()
     handler.connection_made(conn)
     handler.data_received(PREFACE + SettingsFrame(0).serialize())

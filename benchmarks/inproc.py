@@ -122,7 +122,7 @@ def protocol_maker(server: str, parser: str, stack: str) -> ProtocolMaker:
         builder = Server.builder().bind("127.0.0.1", 8000).h1(parser=parser)  # type: ignore[arg-type]
     built = builder.timeouts(keep_alive=600).asgi(app)
     service = ServiceContext(built._wrap_app(), built.spec.http)
-    factory = built._handler_factory(service)
+    factory = built._handler_factory(service, [])
     tracker = ConnectionTracker()
     return lambda: TransportAdapter(factory, tracker)
 
