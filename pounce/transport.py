@@ -502,7 +502,13 @@ class TransportAdapter(asyncio.Protocol):
             # half-closed has nothing left to send, so there is nothing to drain.
             transport.close()
             return
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:
+            # The peer is already gone (ENOTCONN: its reset arrived before the
+            # loop reported it): nothing left to flush or to linger for.
+            transport.abort()
+            return
         transport.resume_reading()
         self._linger = asyncio.get_running_loop().call_later(LINGER_TIMEOUT, _end_linger, transport)
 

@@ -258,3 +258,49 @@ def test_eof_received_true_keeps_the_write_side_open(keep_writing: bool, expecte
             while chunk := sock.recv(1024):
                 received += chunk
     assert received == expected
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_closing_a_connection_the_peer_already_reset_raises_nothing(loop_name: str) -> None:
+    """A client that resets right after its request (wrk with ``Connection: close`` does,
+    under load) must not turn our close into an OSError in the app's ``send``."""
+    from pounce.loops import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:  # type: ignore[arg-type]
+        runner.run(_close_after_peer_reset())
+
+
+async def _close_after_peer_reset() -> None:
+    import struct
+    import time
+
+    from pounce.transport import ConnectionTracker, TransportAdapter
+
+    accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
+    lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    class Record:
+        def connection_made(self, conn: Conn) -> None:
+            accepted.set_result(conn)
+
+        def data_received(self, data: bytes) -> None: ...
+
+        def eof_received(self) -> None: ...
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            lost.set_result(None)
+
+        def begin_shutdown(self) -> None: ...
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    tracker = ConnectionTracker()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: TransportAdapter(Record, tracker), sock=listener)
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    conn = await asyncio.wait_for(accepted, 5)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()  # RST
+    time.sleep(0.1)  # the kernel has it; the loop has not run to notice
+    conn.close()  # shutdown(SHUT_WR) on a reset socket: ENOTCONN
+    await asyncio.wait_for(lost, 5)
+    server.close()
