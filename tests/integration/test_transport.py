@@ -169,25 +169,36 @@ def test_tcp_nodelay_is_set_on_accepted_sockets(loop_name: str) -> None:
         runner.run(_accept_one_and_check_nodelay())
 
 
+class _Record:
+    """A handler that reports its connection, and its loss, through futures."""
+
+    def __init__(
+        self, accepted: asyncio.Future[Conn], lost: asyncio.Future[None] | None = None
+    ) -> None:
+        self.accepted = accepted
+        self.lost = lost
+
+    def connection_made(self, conn: Conn) -> None:
+        self.accepted.set_result(conn)
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def eof_received(self) -> None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.lost is not None:
+            self.lost.set_result(None)
+
+    def begin_shutdown(self) -> None: ...
+
+
 async def _accept_one_and_check_nodelay() -> None:
     from pounce.transport import ConnectionTracker, TransportAdapter
 
     accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
 
-    class Record:
-        def connection_made(self, conn: Conn) -> None:
-            accepted.set_result(conn)
-
-        def data_received(self, data: bytes) -> None: ...
-
-        def eof_received(self) -> None: ...
-
-        def connection_lost(self, exc: Exception | None) -> None: ...
-
-        def begin_shutdown(self) -> None: ...
-
     def factory() -> ConnectionHandler:
-        return Record()
+        return _Record(accepted)
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -278,24 +289,12 @@ async def _close_after_peer_reset() -> None:
 
     accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
     lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    class Record:
-        def connection_made(self, conn: Conn) -> None:
-            accepted.set_result(conn)
-
-        def data_received(self, data: bytes) -> None: ...
-
-        def eof_received(self) -> None: ...
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            lost.set_result(None)
-
-        def begin_shutdown(self) -> None: ...
-
     listener = socket.create_server(("127.0.0.1", 0))
     tracker = ConnectionTracker()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: TransportAdapter(Record, tracker), sock=listener)
+    server = await loop.create_server(
+        lambda: TransportAdapter(lambda: _Record(accepted, lost), tracker), sock=listener
+    )
     client = socket.create_connection(listener.getsockname(), timeout=5)
     conn = await asyncio.wait_for(accepted, 5)
     client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
