@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.apps import app
 from pounce import Server
-from pounce.layer import ConnectionInfo
+from pounce.conn import ConnectionInfo
+from pounce.drivers.service import ServiceContext
 from pounce.protocols.events import RequestReceived, SendData, SendResponse
 from pounce.protocols.h2 import PREFACE, H2Core
-from pounce.service import ServiceContext
 
 REQUEST = [
     (b":method", b"GET"),

@@ -53,9 +53,9 @@ if str(HERE.parent) not in sys.path:
 
 from apps import HELLO_BODY, LARGE_BODY, app  # noqa: E402
 
+from pounce.drivers.service import ServiceContext  # noqa: E402
+from pounce.net.transport import ConnectionTracker, TransportAdapter  # noqa: E402
 from pounce.presets import StandardOptions, standard  # noqa: E402
-from pounce.service import ServiceContext  # noqa: E402
-from pounce.transport import ConnectionTracker, TransportAdapter  # noqa: E402
 
 BODIES = {"/hello": HELLO_BODY, "/64k": LARGE_BODY}
 

@@ -45,10 +45,10 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.apps import ws_echo
-from pounce.layer import ConnectionInfo
+from pounce.conn import ConnectionInfo
+from pounce.drivers.service import HTTPOptions, ServiceContext
+from pounce.drivers.websocket import WebSocketHandler, WebSocketOptions
 from pounce.protocols.events import RequestReceived, UpgradeRequested
-from pounce.service import HTTPOptions, ServiceContext
-from pounce.websocket import WebSocketHandler, WebSocketOptions
 
 MASK = b"\x37\xfa\x21\x3d"
 

@@ -11,6 +11,9 @@ from typing import Any
 
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.builder import ServerBuilder
+from pounce.conn import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory
+from pounce.drivers.bridge import ProtocolFactory
+from pounce.drivers.service import ServiceContext
 from pounce.errors import (
     ASGIContractError,
     BuildError,
@@ -24,18 +27,8 @@ from pounce.errors import (
     TLSError,
     TransportError,
 )
-from pounce.layer import (
-    AppLayer,
-    Conn,
-    ConnectionHandler,
-    ConnectionInfo,
-    ForwardingHandler,
-    HandlerFactory,
-    StreamLayer,
-)
-from pounce.protocol import ProtocolFactory
+from pounce.layer import AppLayer, ForwardingHandler, StreamLayer
 from pounce.server import Server
-from pounce.service import ServiceContext
 
 __version__ = "0.1.0"
 

@@ -26,25 +26,25 @@ from typing import TYPE_CHECKING, Literal
 
 from pounce.asgi.lifespan import LIFESPAN_MODES, LifespanMode
 from pounce.asgi.types import ASGIApp
-from pounce.binds import DEFAULT_BACKLOG, Bind, FdBind, TCPBind, UnixBind
+from pounce.drivers.bridge import ProtocolFactory, offer_tunnels
+from pounce.drivers.http1 import H1_PARSERS, H1Parser, HTTP1Protocol
+from pounce.drivers.service import HTTPOptions
 from pounce.errors import BuildError
-from pounce.http1 import H1_PARSERS, H1Parser, HTTP1Protocol
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
-from pounce.layers.proxy_headers import ProxyHeadersLayer
-from pounce.layers.proxy_protocol import DEFAULT_HEADER_TIMEOUT, ProxyProtocolLayer
-from pounce.layers.tls import TLSLayer
-from pounce.layers.tls_config import (
+from pounce.layers.proxy.headers import ProxyHeadersLayer
+from pounce.layers.proxy.protocol import DEFAULT_HEADER_TIMEOUT, ProxyProtocolLayer
+from pounce.layers.proxy.trust import DEFAULT_TRUSTED
+from pounce.layers.tls.config import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     TLSConfig,
     client_certs_mode,
     min_tls_version,
 )
-from pounce.layers.trust import DEFAULT_TRUSTED
-from pounce.loops import LoopChoice, resolve_loop
-from pounce.protocol import ProtocolFactory, offer_tunnels
+from pounce.layers.tls.layer import TLSLayer
+from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, TCPBind, UnixBind
+from pounce.net.loops import LoopChoice, resolve_loop
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD, DEFAULT_MAX_REQUEST_LINE, H1Limits
-from pounce.service import HTTPOptions
 
 if TYPE_CHECKING:
     from pounce.server import Server
@@ -172,7 +172,7 @@ class ServerBuilder:
         See docs/http2.md.
         """
         try:
-            from pounce.http2 import HTTP2Protocol
+            from pounce.drivers.http2 import HTTP2Protocol
             from pounce.protocols.h2 import H2Settings
         except ImportError as exc:
             raise BuildError(
@@ -218,7 +218,7 @@ class ServerBuilder:
         when offered (`per_message_deflate`). Needs `.h1()`.
         """
         try:
-            from pounce.websocket import WebSocketOptions, WebSocketProtocol
+            from pounce.drivers.websocket import WebSocketOptions, WebSocketProtocol
         except ImportError as exc:
             raise BuildError(
                 ".websocket(): WebSocket needs the wsproto package", hint="pip install pounce[ws]"

@@ -17,7 +17,6 @@ from typing import Any
 
 from pounce import __version__
 from pounce.asgi.lifespan import LIFESPAN_MODES
-from pounce.binds import DEFAULT_BACKLOG
 from pounce.builder import (
     H2_CONNECTION_WINDOW_SIZE,
     H2_INITIAL_WINDOW_SIZE,
@@ -30,13 +29,14 @@ from pounce.builder import (
     WS_PING_INTERVAL,
     WS_PING_TIMEOUT,
 )
+from pounce.drivers.http1 import H1_PARSERS
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
-from pounce.http1 import H1_PARSERS
 from pounce.importer import import_app
-from pounce.layers.tls_config import DEFAULT_HANDSHAKE_TIMEOUT
-from pounce.layers.trust import DEFAULT_TRUSTED, split_list
+from pounce.layers.proxy.trust import DEFAULT_TRUSTED, split_list
+from pounce.layers.tls.config import DEFAULT_HANDSHAKE_TIMEOUT
 from pounce.logs import LOG_LEVELS, configure_logging
-from pounce.loops import LOOP_CHOICES
+from pounce.net.binds import DEFAULT_BACKLOG
+from pounce.net.loops import LOOP_CHOICES
 from pounce.presets import WS_CHOICES, StandardOptions, h2_installed, standard
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
 

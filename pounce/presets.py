@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from pounce.asgi.lifespan import LifespanMode
-from pounce.binds import DEFAULT_BACKLOG, systemd_fds
 from pounce.builder import (
     H2_CONNECTION_WINDOW_SIZE,
     H2_INITIAL_WINDOW_SIZE,
@@ -26,10 +25,11 @@ from pounce.builder import (
     WS_PING_TIMEOUT,
     ServerBuilder,
 )
-from pounce.http1 import H1Parser
-from pounce.layers.tls_config import DEFAULT_HANDSHAKE_TIMEOUT
-from pounce.layers.trust import DEFAULT_TRUSTED
-from pounce.loops import LoopChoice
+from pounce.drivers.http1 import H1Parser
+from pounce.layers.proxy.trust import DEFAULT_TRUSTED
+from pounce.layers.tls.config import DEFAULT_HANDSHAKE_TIMEOUT
+from pounce.net.binds import DEFAULT_BACKLOG, systemd_fds
+from pounce.net.loops import LoopChoice
 from pounce.protocols.h1 import DEFAULT_MAX_HEAD
 
 WSChoice = Literal["auto", "wsproto", "none"]

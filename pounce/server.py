@@ -22,16 +22,16 @@ from typing import Any
 
 from pounce.asgi.lifespan import Lifespan
 from pounce.asgi.types import ASGIApp
-from pounce.binds import Bind, cleanup, display_address, open_socket
 from pounce.builder import ServerBuilder, ServerSpec
+from pounce.conn import HandlerFactory
+from pounce.drivers.bridge import bridge_factory
+from pounce.drivers.service import ServiceContext
 from pounce.errors import TLSError
-from pounce.layer import HandlerFactory
-from pounce.layers.tls import TLSLayer
-from pounce.layers.tls_config import ServerTLS
-from pounce.loops import loop_factory
-from pounce.protocol import bridge_factory
-from pounce.service import ServiceContext
-from pounce.transport import ConnectionTracker, TransportAdapter
+from pounce.layers.tls.config import ServerTLS
+from pounce.layers.tls.layer import TLSLayer
+from pounce.net.binds import Bind, cleanup, display_address, open_socket
+from pounce.net.loops import loop_factory
+from pounce.net.transport import ConnectionTracker, TransportAdapter
 
 error_log = logging.getLogger("pounce.error")
 

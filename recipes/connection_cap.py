@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from line_echo import LineEcho  # run as a script, recipes/ is on sys.path
 
 from pounce import BuildError, Conn, ConnectionHandler, ForwardingHandler, Server, StreamLayer
-from pounce.layer import HandlerFactory
+from pounce.conn import HandlerFactory
 
 
 @dataclass(frozen=True, slots=True)

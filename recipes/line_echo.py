@@ -29,7 +29,7 @@ import logging
 from dataclasses import dataclass
 
 from pounce import BuildError, Conn, ConnectionHandler, ProtocolFactory, Server
-from pounce.service import ServiceContext
+from pounce.drivers.service import ServiceContext
 
 KiB = 1024
 MAX_LINE = 64 * KiB  # bytes per line, newline excluded; as asyncio's StreamReader default limit

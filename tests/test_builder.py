@@ -6,10 +6,10 @@ import pytest
 
 from pounce import AppLayer, BuildError, ProtocolFactory, Server, StreamLayer
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
-from pounce.layer import ConnectionHandler, HandlerFactory
-from pounce.loops import uvloop_installed
+from pounce.conn import ConnectionHandler, HandlerFactory
+from pounce.drivers.service import ServiceContext
+from pounce.net.loops import uvloop_installed
 from pounce.presets import StandardOptions, h2_installed, standard, wsproto_installed
-from pounce.service import ServiceContext
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -218,9 +218,9 @@ def test_websocket_without_wsproto_names_the_extra(monkeypatch: pytest.MonkeyPat
     for name in [m for m in sys.modules if m == "wsproto" or m.startswith("wsproto.")]:
         monkeypatch.setitem(sys.modules, name, None)  # import wsproto → ImportError
     monkeypatch.setitem(sys.modules, "wsproto", None)
-    monkeypatch.delitem(sys.modules, "pounce.websocket", raising=False)
+    monkeypatch.delitem(sys.modules, "pounce.drivers.websocket", raising=False)
     monkeypatch.delitem(sys.modules, "pounce.protocols.ws", raising=False)
-    monkeypatch.delitem(sys.modules, "pounce.asgi.websocket", raising=False)
+    monkeypatch.delitem(sys.modules, "pounce.asgi.session", raising=False)
     with pytest.raises(BuildError) as info:
         Server.builder().h1().websocket()
     assert info.value.hint == "pip install pounce[ws]"

@@ -8,8 +8,8 @@ import pytest
 
 from pounce import Server
 from pounce.cli import build_parser, options_from
+from pounce.drivers.http2 import HTTP2Protocol
 from pounce.errors import BuildError
-from pounce.http2 import HTTP2Protocol
 from pounce.presets import StandardOptions, standard
 
 
@@ -43,7 +43,7 @@ def test_h2_rejects_bad_settings(name: str, value: int) -> None:
 
 
 def test_h2_without_the_extra_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
-    for module in ("h2", "pounce.http2", "pounce.protocols.h2"):
+    for module in ("h2", "pounce.drivers.http2", "pounce.protocols.h2"):
         monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
     with pytest.raises(BuildError) as info:
         Server.builder().h2()

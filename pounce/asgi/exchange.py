@@ -26,8 +26,8 @@ from urllib.parse import quote, unquote_to_bytes
 
 from pounce.asgi.headers import validate_response_headers
 from pounce.asgi.types import ASGIApp, Message, Scope
+from pounce.conn import ConnectionInfo
 from pounce.errors import ASGIContractError, ClientDisconnectedError, PounceError
-from pounce.layer import ConnectionInfo
 from pounce.protocols.events import (
     Headers,
     OutboundEvent,
@@ -467,7 +467,7 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
     state = context.state
     if state is not None:
         scope["state"] = dict(state)
-    # -- TLS (issue 6): the ASGI "tls" extension, filled by pounce/layers/tls.py --
+    # -- TLS (issue 6): the ASGI "tls" extension, filled by pounce/layers/tls/layer.py --
     if info.tls is not None:
         scope["extensions"]["tls"] = info.tls.asgi_extension()
     return scope

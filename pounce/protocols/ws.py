@@ -169,7 +169,7 @@ WSOutboundEvent = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WSSettings:
-    """Options of the core; the driver's (pings, queue) live in `pounce.websocket`."""
+    """Options of the core; the driver's (pings, queue) live in `pounce.drivers.websocket`."""
 
     max_size: int = DEFAULT_MAX_SIZE  # bytes per message, after decompression
     per_message_deflate: bool = True  # accept a permessage-deflate offer (RFC 7692)

@@ -13,7 +13,7 @@ import threading
 from types import TracebackType
 from typing import Any, Literal
 
-from pounce.loops import loop_factory
+from pounce.net.loops import loop_factory
 from pounce.server import Server
 
 

@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 
 from pounce.asgi.exchange import TRANSITIONS, Exchange, ResponseState, build_scope
 from pounce.asgi.types import Message, Receive, Scope, Send
+from pounce.conn import ConnectionInfo
+from pounce.drivers.service import DateHeader, HTTPOptions, ServiceContext
 from pounce.errors import (
     ASGIContractError,
     ClientDisconnectedError,
     LocalProtocolError,
 )
-from pounce.layer import ConnectionInfo
 from pounce.protocols.events import (
     Headers,
     OutboundEvent,
@@ -34,7 +35,6 @@ from pounce.protocols.events import (
     SendResponse,
     SendTrailers,
 )
-from pounce.service import DateHeader, HTTPOptions, ServiceContext
 
 INFO = ConnectionInfo(client=("127.0.0.1", 50000), server=("127.0.0.1", 8000))
 

@@ -27,6 +27,7 @@ import contextlib
 import io
 import re
 import shlex
+import sys
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,7 +139,9 @@ def nothing_served(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> Iterator[l
     monkeypatch.setattr("pounce.importer.import_app", load)
     monkeypatch.setattr("pounce.cli.import_app", load)
     monkeypatch.chdir(scratch)
-    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    # Not syspath_prepend: it touches pkg_resources, which another test's
+    # package (kosoku) shims without the function it calls.
+    monkeypatch.setattr(sys, "path", [str(ROOT / "recipes"), *sys.path])
     yield built
 
 

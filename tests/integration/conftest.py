@@ -86,7 +86,7 @@ def need(tool: str) -> str:
 @pytest.fixture(params=["asyncio", "uvloop"])
 def loop_name(request: pytest.FixtureRequest) -> str:
     """Both event loops: they differ in when a new connection starts reading."""
-    from pounce.loops import uvloop_installed
+    from pounce.net.loops import uvloop_installed
 
     if request.param == "uvloop" and not uvloop_installed():
         pytest.skip("uvloop is not installed")

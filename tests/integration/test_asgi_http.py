@@ -24,7 +24,7 @@ import pytest
 
 from pounce import Server
 from pounce.asgi.types import Receive, Scope, Send
-from pounce.http1 import H1Parser
+from pounce.drivers.http1 import H1Parser
 from pounce.testing import TestServer
 
 TIMEOUT = 5.0  # seconds for every network wait and every poll

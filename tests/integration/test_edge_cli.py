@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from pounce.binds import systemd_fds
 from pounce.cli import build_parser, options_from
-from pounce.layers.proxy_headers import ProxyHeadersLayer
-from pounce.layers.proxy_protocol import ProxyProtocolLayer
-from pounce.layers.tls import TLSLayer
+from pounce.layers.proxy.headers import ProxyHeadersLayer
+from pounce.layers.proxy.protocol import ProxyProtocolLayer
+from pounce.layers.tls.layer import TLSLayer
+from pounce.net.binds import systemd_fds
 from pounce.presets import StandardOptions, standard
 from tests.integration.conftest import PKI
 from tests.integration.edge_apps import app

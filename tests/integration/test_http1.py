@@ -20,7 +20,7 @@ import pytest
 
 from pounce import Server, ServerBuilder
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
-from pounce.http1 import H1Parser
+from pounce.drivers.http1 import H1Parser
 from pounce.testing import TestServer
 
 TIMEOUT = 5.0  # seconds: the bound on every network wait in this module

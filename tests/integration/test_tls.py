@@ -17,9 +17,9 @@ import pytest
 
 from pounce import BuildError, ProtocolFactory, Server, TLSError
 from pounce.builder import ServerBuilder
-from pounce.layer import Conn, ConnectionHandler
-from pounce.layers.tls import TLSLayer
-from pounce.service import ServiceContext
+from pounce.conn import Conn, ConnectionHandler
+from pounce.drivers.service import ServiceContext
+from pounce.layers.tls.layer import TLSLayer
 from pounce.testing import TestServer
 from tests.integration.conftest import PASSWORD, PKI, need
 from tests.integration.edge_apps import app
@@ -111,7 +111,7 @@ def test_bad_options(pki: PKI, options: dict[str, Any], match: str) -> None:
 
 
 def test_tls_must_be_next_to_the_wire(pki: PKI) -> None:
-    from pounce.layers.proxy_protocol import ProxyProtocolLayer
+    from pounce.layers.proxy.protocol import ProxyProtocolLayer
 
     b = Server.builder().bind("127.0.0.1", 0).h1()
     tls = builder(pki).h1().asgi(app).spec.stream_layers[0]

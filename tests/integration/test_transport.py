@@ -15,9 +15,9 @@ import pytest
 
 from pounce import Server, TransportError
 from pounce.asgi.types import Receive, Scope, Send
-from pounce.layer import Conn, ConnectionHandler
-from pounce.protocol import ProtocolFactory
-from pounce.service import ServiceContext
+from pounce.conn import Conn, ConnectionHandler
+from pounce.drivers.bridge import ProtocolFactory
+from pounce.drivers.service import ServiceContext
 from pounce.testing import TestServer
 
 
@@ -163,7 +163,7 @@ def test_backlog_is_passed_to_listen() -> None:
 
 def test_tcp_nodelay_is_set_on_accepted_sockets(loop_name: str) -> None:
     """Set by the adapter on asyncio, by uvloop itself (the adapter then leaves it)."""
-    from pounce.loops import loop_factory
+    from pounce.net.loops import loop_factory
 
     with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:  # type: ignore[arg-type]
         runner.run(_accept_one_and_check_nodelay())
@@ -193,7 +193,7 @@ class _Record:
 
 
 async def _accept_one_and_check_nodelay() -> None:
-    from pounce.transport import ConnectionTracker, TransportAdapter
+    from pounce.net.transport import ConnectionTracker, TransportAdapter
 
     accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
 
@@ -275,7 +275,7 @@ def test_eof_received_true_keeps_the_write_side_open(keep_writing: bool, expecte
 def test_closing_a_connection_the_peer_already_reset_raises_nothing(loop_name: str) -> None:
     """A client that resets right after its request (wrk with ``Connection: close`` does,
     under load) must not turn our close into an OSError in the app's ``send``."""
-    from pounce.loops import loop_factory
+    from pounce.net.loops import loop_factory
 
     with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:  # type: ignore[arg-type]
         runner.run(_close_after_peer_reset())
@@ -285,7 +285,7 @@ async def _close_after_peer_reset() -> None:
     import struct
     import time
 
-    from pounce.transport import ConnectionTracker, TransportAdapter
+    from pounce.net.transport import ConnectionTracker, TransportAdapter
 
     accepted: asyncio.Future[Conn] = asyncio.get_running_loop().create_future()
     lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -22,7 +22,7 @@ from wsproto import events as wse
 
 from pounce import Server, ServerBuilder
 from pounce.asgi.types import Receive, Scope, Send
-from pounce.http1 import H1Parser
+from pounce.drivers.http1 import H1Parser
 from pounce.testing import TestServer
 from tests.integration.test_asgi_http import logged
 

@@ -8,7 +8,7 @@ import pytest
 
 from pounce import BuildError
 from pounce.asgi.types import Message, Scope
-from pounce.layers.proxy_headers import ProxyHeadersLayer
+from pounce.layers.proxy.headers import ProxyHeadersLayer
 
 
 def scope(

@@ -45,7 +45,7 @@ def imported_modules(path: Path, protocols_dir: Path = PROTOCOLS_DIR) -> list[tu
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, base] if base else anchor)
             found.append((node.lineno, base))
-            # `from pounce import connection` imports pounce.connection.
+            # `from pounce import server` imports pounce.server.
             found.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names)
         elif (
             isinstance(node, ast.Call)
@@ -94,7 +94,7 @@ def test_protocol_core_imports(path: Path) -> None:
         ("import selectors", True),
         ("from threading import Lock", True),
         ("def f():\n    import time", True),
-        ("from pounce.connection import HTTPDriver", True),
+        ("from pounce.drivers.http import HTTPDriver", True),
         ("from pounce import connection", True),
         ("from .. import server", True),
         ("from ..asgi import exchange", True),

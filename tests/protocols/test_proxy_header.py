@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pounce.errors import RemoteProtocolError
-from pounce.layers.proxy_header import (
+from pounce.protocols.proxy_header import (
     V2_SIGNATURE,
     ProxyHeader,
     ProxyHeaderParser,

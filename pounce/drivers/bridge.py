@@ -33,9 +33,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from pounce.layer import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory
+from pounce.conn import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory
+from pounce.drivers.service import ServiceContext
 from pounce.protocols.events import UpgradeRequested
-from pounce.service import ServiceContext
 
 MAX_SNIFF_BYTES = 64  # bytes buffered while no protocol has claimed a connection
 

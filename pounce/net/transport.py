@@ -40,7 +40,7 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar, cast
 
-from pounce.layer import ConnectionHandler, ConnectionInfo, HandlerFactory
+from pounce.conn import ConnectionHandler, ConnectionInfo, HandlerFactory
 
 T = TypeVar("T")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.layer import AppLayer
-from pounce.layers.trust import DEFAULT_TRUSTED, TrustedProxies
+from pounce.layers.proxy.trust import DEFAULT_TRUSTED, TrustedProxies
 
 error_log = logging.getLogger("pounce.error")
 

@@ -17,10 +17,12 @@ import math
 from collections.abc import Callable
 
 from pounce.asgi.exchange import Exchange
-from pounce.deadline import Deadline
+from pounce.conn import Conn
+from pounce.drivers.bridge import Upgradable
+from pounce.drivers.service import BODY_RATE_GRACE, ServiceContext
 from pounce.errors import RemoteProtocolError
-from pounce.layer import Conn
-from pounce.protocol import Upgradable
+from pounce.net.deadline import Deadline
+from pounce.net.transport import run_eagerly
 from pounce.protocols.base import ProtocolCore
 from pounce.protocols.events import (
     DataReceived,
@@ -34,8 +36,6 @@ from pounce.protocols.events import (
     StreamReset,
     UpgradeRequested,
 )
-from pounce.service import BODY_RATE_GRACE, ServiceContext
-from pounce.transport import run_eagerly
 
 error_log = logging.getLogger("pounce.error")
 

@@ -1,7 +1,7 @@
 """TLS layer: the event loop's own TLS on every accepted connection.
 
 A `StreamLayer` whose handler asks the transport (`SetupConn.start_tls`, the
-seam in `pounce/transport.py`) to run ``loop.start_tls()`` as soon as the
+seam in `pounce/net/transport.py`) to run ``loop.start_tls()`` as soon as the
 connection is made — or right after the PROXY protocol header, on the same
 connection. No TLS record is handled here. When the handshake is done the
 inner handler sees ``scheme`` ``https``, the negotiated ALPN protocol (the
@@ -21,16 +21,9 @@ import ssl
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
-from pounce.layer import (
-    Conn,
-    ConnectionHandler,
-    ForwardingHandler,
-    HandlerFactory,
-    SetupConn,
-    StreamLayer,
-    TLSInfo,
-)
-from pounce.layers.tls_config import LoadedContext, ServerTLS, TLSConfig
+from pounce.conn import Conn, ConnectionHandler, HandlerFactory, SetupConn, TLSInfo
+from pounce.layer import ForwardingHandler, StreamLayer
+from pounce.layers.tls.config import LoadedContext, ServerTLS, TLSConfig
 
 error_log = logging.getLogger("pounce.error")
 

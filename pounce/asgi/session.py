@@ -1,7 +1,7 @@
 """One WebSocket connection as an ASGI call: scope, ``receive`` and ``send``.
 
 The `WebSocketSession` speaks WebSocket core events to a `WebSocketOwner`
-(the driver in `pounce.websocket`) and never sees a frame. It enforces the
+(the driver in `pounce.drivers.websocket`) and never sees a frame. It enforces the
 ASGI WebSocket contract (spec 2.4) with a transition table; a message with no
 entry for the current state raises `ASGIContractError`.
 
@@ -24,8 +24,8 @@ from typing import Protocol
 from pounce.asgi.exchange import ExchangeContext, build_scope
 from pounce.asgi.headers import validate_response_headers
 from pounce.asgi.types import ASGIApp, Message, Scope
+from pounce.conn import ConnectionInfo
 from pounce.errors import ASGIContractError, ClientDisconnectedError, PounceError
-from pounce.layer import ConnectionInfo
 from pounce.protocols.events import RejectRequest, RequestReceived, SendData, SendResponse
 from pounce.protocols.ws import (
     INTERNAL_ERROR,

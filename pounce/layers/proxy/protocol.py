@@ -18,18 +18,11 @@ import logging
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 
+from pounce.conn import Conn, ConnectionHandler, HandlerFactory, ProxyInfo, SetupConn
 from pounce.errors import RemoteProtocolError
-from pounce.layer import (
-    Conn,
-    ConnectionHandler,
-    ForwardingHandler,
-    HandlerFactory,
-    ProxyInfo,
-    SetupConn,
-    StreamLayer,
-)
-from pounce.layers.proxy_header import ProxyHeader, ProxyHeaderParser
-from pounce.layers.trust import DEFAULT_TRUSTED, TrustedProxies
+from pounce.layer import ForwardingHandler, StreamLayer
+from pounce.layers.proxy.trust import DEFAULT_TRUSTED, TrustedProxies
+from pounce.protocols.proxy_header import ProxyHeader, ProxyHeaderParser
 
 error_log = logging.getLogger("pounce.error")
 

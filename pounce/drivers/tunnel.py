@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pounce.layer import ConnectionHandler, ConnectionInfo
+from pounce.conn import ConnectionHandler, ConnectionInfo
 from pounce.protocols.events import (
     AcknowledgeData,
     Headers,

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pounce.connection import HTTPDriver
-from pounce.layer import ConnectionHandler
-from pounce.protocol import ProtocolFactory
+from pounce.conn import ConnectionHandler
+from pounce.drivers.bridge import ProtocolFactory
+from pounce.drivers.http import HTTPDriver
+from pounce.drivers.service import ServiceContext
 from pounce.protocols.base import ProtocolCore
 from pounce.protocols.h1 import H1Limits, H11Core
 from pounce.protocols.h1_fast import FastH1Core
-from pounce.service import ServiceContext
 
 H1Parser = Literal["auto", "fast", "h11"]
 H1_PARSERS: tuple[H1Parser, ...] = ("auto", "fast", "h11")

@@ -27,10 +27,12 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from pounce.connection import HTTPDriver
+from pounce.conn import Conn, ConnectionHandler, ConnectionInfo
+from pounce.drivers.bridge import ProtocolFactory
+from pounce.drivers.http import HTTPDriver
+from pounce.drivers.service import ServiceContext
+from pounce.drivers.tunnel import StreamTunnel
 from pounce.errors import RemoteProtocolError
-from pounce.layer import Conn, ConnectionHandler, ConnectionInfo
-from pounce.protocol import ProtocolFactory
 from pounce.protocols.events import (
     AcknowledgeData,
     CloseConnection,
@@ -47,8 +49,6 @@ from pounce.protocols.h2 import (
     H2Settings,
     valid_upgrade_settings,
 )
-from pounce.service import ServiceContext
-from pounce.tunnel import StreamTunnel
 
 error_log = logging.getLogger("pounce.error")
 

@@ -32,11 +32,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from pounce.asgi.websocket import WebSocketSession
-from pounce.deadline import Deadline
+from pounce.asgi.session import WebSocketSession
+from pounce.conn import Conn, ConnectionHandler, StreamConn
+from pounce.drivers.bridge import ProtocolFactory
+from pounce.drivers.service import ServiceContext
 from pounce.errors import RemoteProtocolError
-from pounce.layer import Conn, ConnectionHandler, StreamConn
-from pounce.protocol import ProtocolFactory
+from pounce.net.deadline import Deadline
+from pounce.net.transport import run_eagerly
 from pounce.protocols.events import UpgradeRequested
 from pounce.protocols.ws import (
     ABNORMAL_CLOSURE,
@@ -58,8 +60,6 @@ from pounce.protocols.ws import (
     refusal_bytes,
     refusal_headers,
 )
-from pounce.service import ServiceContext
-from pounce.transport import run_eagerly
 
 error_log = logging.getLogger("pounce.error")
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from pounce.asgi.websocket import WebSocketSession
+from pounce.asgi.session import WebSocketSession
+from pounce.conn import ConnectionInfo
+from pounce.drivers.service import HTTPOptions, ServiceContext
 from pounce.errors import ASGIContractError, ClientDisconnectedError
-from pounce.layer import ConnectionInfo
 from pounce.protocols.events import RequestReceived
 from pounce.protocols.ws import (
     AcceptWebSocket,
@@ -23,7 +24,6 @@ from pounce.protocols.ws import (
     SendMessage,
     WSOutboundEvent,
 )
-from pounce.service import HTTPOptions, ServiceContext
 
 
 class Owner:
