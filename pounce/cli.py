@@ -103,16 +103,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BuildError as exc:
         configure_logging("info")
         return _fail(exc, EXIT_USAGE, False)
-    if args.print_config:
-        print(render_settings(FRONT_END, settings))
-        return EXIT_OK
     values = {name: setting.value for name, setting in settings.items()}
-    if not values["app"]:
-        parser.error("the APP argument is required (e.g. pounce pounce.demo:app)")
     log_level = str(values["log_level"])
     configure_logging(log_level, access_log=bool(values["access_log"]))
     for warning in warnings:
         error_log.warning("%s", warning)
+    if args.print_config:
+        print(render_settings(FRONT_END, settings))
+        return EXIT_OK
+    if not values["app"]:
+        parser.error("the APP argument is required (e.g. pounce pounce.demo:app)")
     debug = log_level in ("debug", "trace")
     try:
         names = {opt.name for opt in STANDARD}

@@ -12,7 +12,7 @@ from pounce.layers.proxy_protocol import DEFAULT_HEADER_TIMEOUT
 from pounce.layers.trust import DEFAULT_TRUSTED
 from pounce.options import option, seconds
 
-_TRUSTED_HELP = "peers trusted to send it: IPs, CIDR networks, * (any peer), unix"
+_TRUSTED_HELP = "the trusted proxies: IPs, CIDR networks, * (any peer), unix"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
