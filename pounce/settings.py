@@ -164,7 +164,7 @@ def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option]) ->
             kwargs["type"] = _argtype(opt)
             if opt.meta.repeat:
                 kwargs["action"] = "append"
-            if opt.base == "choice" and opt.meta.convert is None:
+            if opt.choices and opt.meta.convert is None:
                 kwargs["choices"] = opt.choices
             kwargs["metavar"] = _metavar(opt)
         group.add_argument(opt.flag, **kwargs)
@@ -176,7 +176,7 @@ def _unit(opt: Option) -> str:
 
 
 def _metavar(opt: Option) -> str | None:
-    if opt.base == "choice" and opt.meta.convert is None:
+    if opt.choices and opt.meta.convert is None:
         return None
     by_unit = {"s": "SECONDS", "bytes": "BYTES", "B/s": "BYTES_PER_S"}
     if opt.meta.unit in by_unit:
