@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import Required, TypedDict
 
 from pounce.http1 import H1Parser
 
@@ -39,7 +39,7 @@ class WebSocketKeywords(TypedDict, total=False):
 
 
 class TLSKeywords(TypedDict, total=False):
-    cert: str
+    cert: Required[str]
     key: str | None
     password: str | None
     client_certs: str | int
