@@ -1,162 +1,38 @@
 """Presets: thin compositions of public builder calls.
 
-`standard()` is what ``pounce.run()`` and the ``pounce`` CLI serve: every
-option maps onto one builder call, so anything a preset does can be written
-by hand with `Server.builder()`.
+`standard()` is what ``pounce.run()`` and the ``pounce`` CLI serve. Its
+options are not restated here: they are the options of the builder calls it
+makes (each defined once on its options dataclass, `pounce.options`), plus the
+preset's own choices (`StackOptions`: which of those calls to make), all keyed
+by their outside names — the ``pounce.run()`` keywords. `STANDARD` lists
+them; `StandardOptions` is a checked mapping of them. Anything the preset does
+can be written by hand with `Server.builder()`.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
-from pounce.asgi.lifespan import LifespanMode
-from pounce.builder import (
-    H2_CONNECTION_WINDOW_SIZE,
-    H2_INITIAL_WINDOW_SIZE,
-    H2_MAX_CONCURRENT_STREAMS,
-    H2_MAX_FRAME_SIZE,
-    H2_MAX_HEADER_LIST_SIZE,
-    H2_MAX_RESETS,
-    WS_MAX_QUEUE,
-    WS_MAX_SIZE,
-    WS_PING_INTERVAL,
-    WS_PING_TIMEOUT,
-    ServerBuilder,
-)
-from pounce.drivers.http1 import H1Parser
+from pounce.builder import ServeOptions, ServerBuilder
+from pounce.drivers.http1 import H1Options
+from pounce.drivers.http2_options import HTTP2Options
+from pounce.drivers.service import RequestOptions, ResponseHeaders, Timeouts
+from pounce.drivers.websocket_options import WebSocketOptions
+from pounce.errors import BuildError
+from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.trust import DEFAULT_TRUSTED
-from pounce.layers.tls.config import DEFAULT_HANDSHAKE_TIMEOUT
-from pounce.net.binds import DEFAULT_BACKLOG, systemd_fds
-from pounce.net.loops import LoopChoice
-from pounce.protocols.h1 import DEFAULT_MAX_HEAD
+from pounce.layers.tls.config import TLSConfig
+from pounce.logs import LOG_LEVELS
+from pounce.net.binds import ListenOptions, systemd_fds
+from pounce.options import Option, did_you_mean, one_of, option, options_of, outside_values
+
+T = TypeVar("T")
 
 WSChoice = Literal["auto", "wsproto", "none"]
 WS_CHOICES: tuple[WSChoice, ...] = ("auto", "wsproto", "none")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StandardOptions:
-    """The options of the standard preset; names follow Uvicorn's."""
-
-    host: str = "127.0.0.1"
-    port: int = 8000
-    uds: str | None = None
-    uds_mode: int | None = None
-    fd: int | None = None
-    backlog: int = DEFAULT_BACKLOG
-    lifespan: LifespanMode = "auto"
-    root_path: str = ""
-    timeout_keep_alive: float = 5.0  # seconds
-    timeout_request_head: float = 10.0  # seconds
-    timeout_request_body: float = 60.0  # seconds a request body may pause while being read
-    timeout_graceful_shutdown: float = 30.0  # seconds
-    timeout_send: float = 60.0  # seconds our output may make no progress before an abort
-    request_body_min_rate: int = 500  # bytes per second after a 20 s grace; 0: no minimum
-    limit_request_body: int | None = None  # bytes
-    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-    server_header: bool = True
-    date_header: bool = True
-    h11_max_incomplete_event_size: int = DEFAULT_MAX_HEAD  # bytes
-    access_log: bool = True
-    http: H1Parser = "auto"
-    loop: LoopChoice = "auto"
-    http2: bool | None = None  # None: HTTP/2 on when the h2 extra is installed (docs/http2.md)
-    http2_max_concurrent_streams: int = H2_MAX_CONCURRENT_STREAMS  # streams per connection
-    http2_initial_window_size: int = H2_INITIAL_WINDOW_SIZE  # bytes per stream
-    http2_connection_window_size: int = H2_CONNECTION_WINDOW_SIZE  # bytes per connection
-    http2_max_frame_size: int = H2_MAX_FRAME_SIZE  # bytes
-    http2_max_header_list_size: int = H2_MAX_HEADER_LIST_SIZE  # bytes, decoded
-    http2_max_resets: int = H2_MAX_RESETS  # streams (Rapid Reset / MadeYouReset budget)
-    # TLS (docs/tls.md); TLS is on when ssl_certfile is set.
-    ssl_certfile: str | None = None
-    ssl_keyfile: str | None = None
-    ssl_keyfile_password: str | None = None
-    ssl_version: str | int = "1.2"  # minimum TLS version; Uvicorn's 17 also means 1.2
-    ssl_cert_reqs: str | int = "none"  # client certificates: none / optional / required (0/1/2)
-    ssl_ca_certs: str | None = None
-    ssl_ciphers: str | None = None  # OpenSSL cipher string; None = OpenSSL's default
-    ssl_handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT  # seconds
-    # Proxies (docs/proxies.md): off unless asked; trust loopback by default.
-    proxy_headers: bool = True  # as Uvicorn; only loopback peers are trusted by default
-    proxy_protocol: bool = False
-    forwarded_allow_ips: tuple[str, ...] = DEFAULT_TRUSTED
-    # WebSocket (docs/websocket.md): "auto" serves it when wsproto is installed.
-    ws: WSChoice = "auto"
-    ws_max_size: int = WS_MAX_SIZE  # bytes per message, after decompression
-    ws_max_queue: int = WS_MAX_QUEUE  # messages
-    ws_ping_interval: float | None = WS_PING_INTERVAL  # seconds; None: no pings
-    ws_ping_timeout: float | None = WS_PING_TIMEOUT  # seconds
-    ws_per_message_deflate: bool = True
-
-
-def standard(options: StandardOptions | None = None) -> ServerBuilder:
-    """The standard stack, ready for ``.asgi(app)``."""
-    o = options or StandardOptions()
-    builder = ServerBuilder()
-    if o.uds is not None:
-        builder = builder.bind_unix(o.uds, mode=o.uds_mode)
-    if o.fd is not None:
-        builder = builder.bind_fd(o.fd)
-    if o.uds is None and o.fd is None:
-        activated = systemd_fds()  # socket activation replaces host/port
-        for fd in activated:
-            builder = builder.bind_fd(fd)
-        if not activated:
-            builder = builder.bind(o.host, o.port)
-    if o.proxy_protocol:
-        builder = builder.proxy_protocol(trusted=o.forwarded_allow_ips)
-    if o.ssl_certfile is not None or o.ssl_keyfile is not None:
-        builder = builder.tls(
-            cert=o.ssl_certfile or "",
-            key=o.ssl_keyfile,
-            password=o.ssl_keyfile_password,
-            client_certs=o.ssl_cert_reqs,
-            ca=o.ssl_ca_certs,
-            ciphers=o.ssl_ciphers,
-            min_version=o.ssl_version,
-            handshake_timeout=o.ssl_handshake_timeout,
-        )
-    builder = (
-        builder.backlog(o.backlog)
-        .h1(max_incomplete_event_size=o.h11_max_incomplete_event_size, parser=o.http)
-        .timeouts(
-            keep_alive=o.timeout_keep_alive,
-            request_head=o.timeout_request_head,
-            request_body=o.timeout_request_body,
-            graceful_shutdown=o.timeout_graceful_shutdown,
-            send=o.timeout_send,
-            request_body_min_rate=o.request_body_min_rate,
-        )
-        .response_headers(server=o.server_header, date=o.date_header, extra=o.headers)
-        .limit_request_body(o.limit_request_body)
-        .root_path(o.root_path)
-        .lifespan(o.lifespan)
-        .loop(o.loop)
-    )
-    if o.proxy_headers:
-        builder = builder.proxy_headers(trusted=o.forwarded_allow_ips)
-    if o.http2 if o.http2 is not None else h2_installed():
-        builder = builder.h2(
-            max_concurrent_streams=o.http2_max_concurrent_streams,
-            initial_window_size=o.http2_initial_window_size,
-            connection_window_size=o.http2_connection_window_size,
-            max_frame_size=o.http2_max_frame_size,
-            max_header_list_size=o.http2_max_header_list_size,
-            max_resets=o.http2_max_resets,
-        )
-    if o.ws == "wsproto" or (o.ws == "auto" and wsproto_installed()):
-        builder = builder.websocket(
-            max_size=o.ws_max_size,
-            max_queue=o.ws_max_queue,
-            ping_interval=o.ws_ping_interval,
-            ping_timeout=o.ws_ping_timeout,
-            per_message_deflate=o.ws_per_message_deflate,
-        )
-    if o.access_log:
-        builder = builder.access_log()
-    return builder
 
 
 def h2_installed() -> bool:
@@ -167,3 +43,198 @@ def h2_installed() -> bool:
 def wsproto_installed() -> bool:
     """Is the ``wsproto`` package (the ``pounce[ws]`` extra) importable?"""
     return importlib.util.find_spec("wsproto") is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppOptions:
+    """What the CLI and ``pounce.run()`` need before there is a stack: the app and logging."""
+
+    options_group = "app"
+
+    app: str | None = option(
+        None,
+        flag="APP",
+        help='the ASGI app as "module:attribute", e.g. myapp:app; the attribute may be dotted',
+    )
+    factory: bool = option(False, help="APP is a zero-argument callable that returns the app")
+    app_dir: str = option(".", help="directory put first on sys.path to import APP from")
+    log_level: str = option(
+        "info", help="level of the pounce loggers", check=one_of(LOG_LEVELS), group="logging"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StackOptions:
+    """The standard preset's own choices: which layers and protocols it adds."""
+
+    options_group = "server"
+
+    http2: bool | None = option(
+        h2_installed(),
+        help="serve HTTP/2 too (ALPN h2, prior knowledge on cleartext); needs pounce[h2]",
+        shown="on when h2 is installed",
+        group="HTTP/2",
+    )
+    ws: WSChoice = option(
+        "auto",
+        help="WebSocket: wsproto (pounce[ws]), none; auto = wsproto if installed. Over HTTP/1.1 "
+        "Upgrade, and HTTP/2 streams (RFC 8441) when HTTP/2 is on",
+        group="WebSocket",
+    )
+    proxy_headers: bool = option(
+        True,
+        help="client, scheme, host from Forwarded / X-Forwarded-* of trusted proxies (as Uvicorn)",
+        group="proxies",
+    )
+    forwarded_allow_ips: tuple[str, ...] = option(
+        DEFAULT_TRUSTED,
+        env=("POUNCE_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"),
+        help="trusted proxies for both proxy options: IPs, CIDR networks, * (any peer), unix",
+        group="proxies",
+    )
+    proxy_protocol: bool = option(
+        False,
+        help="every connection starts with a HAProxy PROXY v1/v2 header from a trusted proxy",
+        group="proxies",
+    )
+    access_log: bool = option(True, help="log one line per response", group="logging")
+
+
+STANDARD: tuple[Option, ...] = tuple(
+    opt
+    for owner in (
+        ListenOptions,
+        Timeouts,
+        RequestOptions,
+        ResponseHeaders,
+        H1Options,
+        StackOptions,
+        HTTP2Options,
+        WebSocketOptions,
+        TLSConfig,
+        ProxyProtocolOptions,
+        ProxyHeadersOptions,
+        ServeOptions,
+    )
+    for opt in options_of(owner)
+)
+"""Every option of the standard stack, in docs order (grouped)."""
+
+_GROUPS: tuple[str, ...] = ("app", "listen", "timeouts", "HTTP", "HTTP/1.1", "HTTP/2")
+_GROUPS += ("WebSocket", "TLS", "proxies", "server", "logging")
+
+FRONT_END: tuple[Option, ...] = tuple(
+    sorted((*options_of(AppOptions), *STANDARD), key=lambda o: _GROUPS.index(o.group))
+)
+"""The CLI's, the environment's and the config file's options: the app's and `STANDARD`."""
+
+_NAMED = {opt.name: opt for opt in STANDARD if opt.meta.outside}
+
+
+class StandardOptions(Mapping[str, Any]):
+    """The standard preset's options by name (``pounce.run()``'s keywords), checked.
+
+    Values not given are the definitions' defaults. An unknown name or a bad
+    value is a `BuildError` naming it. ``options.port`` reads like ``options["port"]``.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, object] | None = None, /, **options: object) -> None:
+        given = {**(values or {}), **options}
+        unknown = sorted(set(given) - set(_NAMED))
+        if unknown:
+            raise BuildError(
+                f"pounce.run(): unknown option(s) {', '.join(unknown)}",
+                hint=did_you_mean(unknown[0], _NAMED),
+            )
+        resolved: dict[str, object] = {}
+        for name, opt in _NAMED.items():
+            if name not in given:
+                resolved[name] = None if opt.required else opt.default
+                continue
+            value = given[name]
+            try:
+                resolved[name] = opt.coerce(value)
+            except ValueError as exc:
+                raise BuildError(f"option {name}={value!r}: {exc}") from None
+        self._values = resolved
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self._values.items() if v != _NAMED[k].default}
+        return f"StandardOptions({changed!r})"
+
+    def of(self, owner: type[T]) -> T:
+        """`owner`'s options dataclass with these values (the preset's typed view)."""
+        return owner(**outside_values(owner, self._values))
+
+    def keywords(self, owner: type) -> dict[str, Any]:
+        """The keywords of `owner`'s builder call, from these values."""
+        return outside_values(owner, self._values)
+
+
+def standard(options: StandardOptions | None = None) -> ServerBuilder:
+    """The standard stack, ready for ``.asgi(app)``."""
+    o = options if options is not None else StandardOptions()
+    listen = o.of(ListenOptions)
+    stack = o.of(StackOptions)
+    builder = _listeners(listen)
+    if stack.proxy_protocol:
+        timeout = o.of(ProxyProtocolOptions).header_timeout
+        builder = builder.proxy_protocol(trusted=stack.forwarded_allow_ips, header_timeout=timeout)
+    if o["ssl_certfile"] is not None or o["ssl_keyfile"] is not None:
+        builder = builder.tls(**{**o.keywords(TLSConfig), "cert": o["ssl_certfile"] or ""})
+    serve = o.of(ServeOptions)
+    requests = o.of(RequestOptions)
+    builder = (
+        builder.backlog(listen.backlog)
+        .h1(**o.keywords(H1Options))
+        .timeouts(**o.keywords(Timeouts))
+        .response_headers(**o.keywords(ResponseHeaders))
+        .limit_request_body(requests.limit_request_body)
+        .root_path(requests.root_path)
+        .lifespan(serve.lifespan)
+        .loop(serve.loop)
+    )
+    if stack.proxy_headers:
+        builder = builder.proxy_headers(trusted=stack.forwarded_allow_ips)
+    if stack.http2 if stack.http2 is not None else h2_installed():
+        builder = builder.h2(**o.keywords(HTTP2Options))
+    if stack.ws == "wsproto" or (stack.ws == "auto" and wsproto_installed()):
+        builder = builder.websocket(**o.keywords(WebSocketOptions))
+    if stack.access_log:
+        builder = builder.access_log()
+    return builder
+
+
+def _listeners(listen: ListenOptions) -> ServerBuilder:
+    """``uds``, else ``fd``, else systemd's sockets, else ``host``:``port``."""
+    builder = ServerBuilder()
+    if listen.uds is not None:
+        builder = builder.bind_unix(listen.uds, mode=listen.uds_mode)
+    if listen.fd is not None:
+        builder = builder.bind_fd(listen.fd)
+    if listen.uds is None and listen.fd is None:
+        activated = systemd_fds()  # socket activation replaces host/port
+        for fd in activated:
+            builder = builder.bind_fd(fd)
+        if not activated:
+            builder = builder.bind(listen.host, listen.port)
+    return builder

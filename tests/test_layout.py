@@ -69,10 +69,12 @@ def test_no_import_cycles() -> None:
             visit(name)
 
 
-# Which folders a folder may import at load time (besides itself, errors, conn,
-# protocols.events and the asgi types every plane speaks).
-SHARED = ("pounce.errors", "pounce.conn", "pounce.protocols", "pounce.asgi.types")
+# Which folders a folder may import at load time (besides itself, and what every
+# plane shares: the error tree, the connection types, the protocol events, the
+# ASGI types, and the option definitions each layer declares its options with).
+SHARED = ("pounce.errors", "pounce.conn", "pounce.protocols", "pounce.asgi.types", "pounce.options")
 MAY_IMPORT = {
+    "pounce.options": (),
     "pounce.protocols": (),  # sans-I/O: see tests/protocols/test_architecture.py
     "pounce.asgi": (),
     "pounce.net": (),

@@ -55,6 +55,9 @@ class ProtocolFactory(ABC):
     """Reached only by an HTTP/1.1 Upgrade (WebSocket): `handler` is never called."""
     tunnels: bool = False
     """`upgrade()` can also run on one HTTP/2 stream (RFC 8441 ``:protocol`` = a token)."""
+    needs_app: bool = False
+    """Serves the ASGI app (HTTP/1.1, HTTP/2, WebSocket): ``.build()`` without ``.asgi(app)``
+    is then a `BuildError`. A protocol that answers by itself (a line echo) leaves it False."""
 
     def sniff(self, data: bytes) -> bool | None:
         """Does a connection that starts with `data` speak this protocol?

@@ -14,12 +14,48 @@ from pounce.conn import ConnectionHandler
 from pounce.drivers.bridge import ProtocolFactory
 from pounce.drivers.http import HTTPDriver
 from pounce.drivers.service import ServiceContext
+from pounce.options import option, whole
 from pounce.protocols.base import ProtocolCore
-from pounce.protocols.h1 import H1Limits, H11Core
+from pounce.protocols.h1 import DEFAULT_MAX_HEAD, DEFAULT_MAX_REQUEST_LINE, H1Limits, H11Core
 from pounce.protocols.h1_fast import FastH1Core
 
 H1Parser = Literal["auto", "fast", "h11"]
 H1_PARSERS: tuple[H1Parser, ...] = ("auto", "fast", "h11")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class H1Options:
+    """The options of `.h1()`; the limits are the cores' own defaults (`H1Limits`)."""
+
+    builder_call = ".h1"
+    options_group = "HTTP/1.1"
+
+    max_incomplete_event_size: int = option(
+        DEFAULT_MAX_HEAD,
+        unit="bytes",
+        name="h11_max_incomplete_event_size",
+        help="largest request head (line and fields) before 431; h11's and Uvicorn's 16 KiB",
+        check=whole(64, text="an integer of at least 64 bytes"),
+    )
+    max_request_line: int = option(
+        DEFAULT_MAX_REQUEST_LINE,
+        unit="bytes",
+        name="limit_request_line",
+        help="largest request line before 414; nginx's and Apache's 8 KiB",
+        check=whole(64, text="an integer of at least 64 bytes"),
+    )
+    parser: H1Parser = option(
+        "auto",
+        name="http",
+        help="HTTP/1.1 parser: fast (pure Python) or h11; equally strict; auto = fast",
+    )
+
+    def protocol(self) -> HTTP1Protocol:
+        limits = H1Limits(
+            max_incomplete_event_size=self.max_incomplete_event_size,
+            max_request_line=self.max_request_line,
+        )
+        return HTTP1Protocol(limits, self.parser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +67,7 @@ class HTTP1Protocol(ProtocolFactory):
     name = "http/1.1"
     alpn_ids = ("http/1.1",)
     fallback = True
+    needs_app = True
 
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         limits = self.limits

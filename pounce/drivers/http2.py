@@ -61,6 +61,7 @@ class HTTP2Protocol(ProtocolFactory):
     name = "h2"
     alpn_ids = ("h2",)
     upgrade_tokens = (b"h2c",)
+    needs_app = True
 
     def sniff(self, data: bytes) -> bool | None:
         if len(data) < len(PREFACE):

@@ -1,7 +1,10 @@
 """Options of the HTTP service and the per-server context every driver shares.
 
-`HTTPOptions` is frozen configuration set through the builder (timeouts,
-default headers, body limits). `ServiceContext` is what one running server —
+`Timeouts`, `ResponseHeaders` and `RequestOptions` are the option definitions
+of `.timeouts()`, `.response_headers()`, `.limit_request_body()` and
+`.root_path()` (see `pounce.options`). `HTTPOptions` is the flat, frozen view
+the drivers read per request, assembled from them when the server is built.
+`ServiceContext` is what one running server —
 one worker — hands each of its connection drivers: the wrapped app, the
 options, the lifespan state and a cached ``Date`` header. It is created per
 server run, never at module level, so thread workers never share it.
@@ -16,6 +19,7 @@ from email.utils import formatdate
 from typing import Any
 
 from pounce.asgi.types import ASGIApp
+from pounce.options import option, seconds, whole
 from pounce.protocols.events import Headers
 
 KiB = 1024
@@ -26,6 +30,146 @@ KiB = 1024
 BODY_RATE_GRACE = 20.0  # seconds
 
 SERVER_HEADER = b"pounce"
+
+HeaderPairs = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """The options of `.timeouts()`; each keyword left out keeps its value."""
+
+    builder_call = ".timeouts"
+    options_group = "timeouts"
+
+    keep_alive: float = option(
+        5.0,
+        unit="s",
+        name="timeout_keep_alive",
+        help="an idle keep-alive connection stays open this long (Uvicorn's default)",
+        check=seconds(),
+    )
+    request_head: float = option(
+        10.0,
+        unit="s",
+        name="timeout_request_head",
+        help="to pick a protocol and send a whole request head (slowloris guard)",
+        check=seconds(),
+    )
+    request_body: float = option(
+        60.0,
+        unit="s",
+        name="timeout_request_body",
+        help="a request body may go silent this long while it is read (HTTP/1.1: 408); nginx's",
+        check=seconds(),
+    )
+    graceful_shutdown: float = option(
+        30.0,
+        unit="s",
+        name="timeout_graceful_shutdown",
+        help="in-flight requests get this long to finish on shutdown (Hypercorn: 5 s)",
+        check=seconds(),
+    )
+    send: float = option(
+        60.0,
+        unit="s",
+        name="timeout_send",
+        help="a client may read none of our output this long, then the connection is "
+        "aborted (nginx's send_timeout)",
+        check=seconds(),
+    )
+    request_body_min_rate: int = option(
+        500,
+        unit="B/s",
+        help=f"a request body must average this after a {BODY_RATE_GRACE:g} s grace "
+        "(HTTP/1.1: 408; Apache's MinRate); 0: no minimum",
+        check=whole(0, text="a whole number of bytes per second, 0 for no minimum"),
+    )
+
+
+def header_pair(text: str) -> tuple[str, str]:
+    """``NAME:VALUE`` (the CLI's ``--header``) → a pair."""
+    name, sep, content = text.partition(":")
+    if not sep or not name.strip():
+        raise ValueError(f"expected NAME:VALUE, got {text!r}")
+    return name.strip(), content.strip()
+
+
+def header_pairs(value: object) -> HeaderPairs:
+    """Extra response headers: (name, value) pairs or ``NAME:VALUE`` strings, checked."""
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValueError("must be a list of (name, value) pairs")
+    pairs = []
+    for pair in value:
+        if isinstance(pair, str):
+            pair = header_pair(pair)
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            raise ValueError(f"{pair!r} is not a (name, value) pair")
+        name, content = pair
+        if not isinstance(name, str) or not isinstance(content, str):
+            raise ValueError(f"{pair!r} is not a (name, value) pair")
+        bad_name = not name or any(c in name for c in " \t:\r\n")
+        if bad_name or any(c in content for c in "\r\n\0"):
+            raise ValueError(f"invalid header {name!r}: {content!r}")
+        pairs.append((name, content))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseHeaders:
+    """The options of `.response_headers()`: default headers on every response."""
+
+    builder_call = ".response_headers"
+    options_group = "HTTP"
+
+    server: bool = option(True, name="server_header", help="send 'server: pounce'")
+    date: bool = option(
+        True, name="date_header", help="send Date (RFC 9110 §6.6.1: origin servers must)"
+    )
+    extra: HeaderPairs = option(
+        (),
+        name="headers",
+        flag="--header",
+        help="extra default response headers, NAME:VALUE; repeat the flag, or comma-separate",
+        shown="none",
+        convert=header_pairs,
+        parse=header_pair,
+        repeat=True,
+        show=lambda pairs: _toml_headers(header_pairs(pairs)),
+    )
+
+
+def _toml_headers(pairs: HeaderPairs) -> str:
+    return "[" + ", ".join(f'"{name}: {value}"' for name, value in pairs) + "]"
+
+
+def check_root_path(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if value and (not value.startswith("/") or value.endswith("/")):
+        raise ValueError("must start with '/' and not end with it (e.g. \"/api\")")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestOptions:
+    """The options of `.limit_request_body()` and `.root_path()`."""
+
+    options_group = "HTTP"
+
+    limit_request_body: int | None = option(
+        None,
+        unit="bytes",
+        help="answer 413 to larger request bodies",
+        shown="no limit",
+        check=whole(0, text="bytes >= 0 or None"),
+        call=".limit_request_body(n)",
+    )
+    root_path: str = option(
+        "",
+        help="ASGI root_path: the prefix the app is mounted under behind a proxy (/api)",
+        convert=check_root_path,
+        call=".root_path(path)",
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -36,6 +36,7 @@ from pounce.asgi.session import WebSocketSession
 from pounce.conn import Conn, ConnectionHandler, StreamConn
 from pounce.drivers.bridge import ProtocolFactory
 from pounce.drivers.service import ServiceContext
+from pounce.drivers.websocket_options import WebSocketOptions as WebSocketOptions
 from pounce.errors import RemoteProtocolError
 from pounce.net.deadline import Deadline
 from pounce.net.transport import run_eagerly
@@ -63,24 +64,8 @@ from pounce.protocols.ws import (
 
 error_log = logging.getLogger("pounce.error")
 
-MiB = 1024 * 1024
-DEFAULT_MAX_SIZE = 16 * MiB  # bytes per message, decompressed; Uvicorn's and Hypercorn's
-DEFAULT_MAX_QUEUE = 32  # messages waiting for the app; Uvicorn's --ws-max-queue
-DEFAULT_PING_INTERVAL = 20.0  # seconds; Uvicorn's and daphne's
-DEFAULT_PING_TIMEOUT = 20.0  # seconds; Uvicorn's
 CLOSE_TIMEOUT = 5.0  # seconds to wait for the peer's close frame after ours
 PING_PAYLOAD = b"pounce"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WebSocketOptions:
-    """Options of `.websocket()`, each with its default and unit."""
-
-    max_size: int = DEFAULT_MAX_SIZE  # bytes per message after decompression (answer 1009)
-    max_queue: int = DEFAULT_MAX_QUEUE  # received messages the app has not taken yet
-    ping_interval: float | None = DEFAULT_PING_INTERVAL  # seconds; None: no pings
-    ping_timeout: float | None = DEFAULT_PING_TIMEOUT  # seconds for the pong; None: no limit
-    per_message_deflate: bool = True  # accept permessage-deflate offers (RFC 7692)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +78,7 @@ class WebSocketProtocol(ProtocolFactory):
     upgrade_tokens = (b"websocket",)
     upgrade_only = True
     tunnels = True
+    needs_app = True
 
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         raise NotImplementedError("WebSocket connections start as HTTP/1.1: register .h1() too")

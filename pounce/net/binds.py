@@ -15,8 +15,48 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pounce.errors import TransportError
+from pounce.options import option, whole
 
 DEFAULT_BACKLOG = 2048  # connections; Uvicorn's and Hypercorn's default
+
+
+def octal_mode(text: str) -> int:
+    """A file mode in octal, ``660`` or ``0o660``."""
+    return int(text.strip().removeprefix("0o"), 8)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenOptions:
+    """Where the standard preset listens; `.bind()`, `.bind_unix()` and `.bind_fd()` check
+    their arguments with these definitions."""
+
+    options_group = "listen"
+
+    host: str = option(
+        "127.0.0.1", help="address to bind; an IPv6 literal binds IPv6 only (0.0.0.0: all IPv4)"
+    )
+    port: int = option(8000, help="TCP port; 0 picks a free one", check=whole(0, 65535))
+    uds: str | None = option(None, help="bind this Unix domain socket path instead of TCP")
+    uds_mode: int | None = option(
+        None,
+        help="octal file mode of the --uds socket file, e.g. 660",
+        shown="umask",
+        parse=octal_mode,
+        check=whole(0, 0o777, text="an octal file mode like 660"),
+        show=lambda mode: f"0o{mode:o}",
+    )
+    fd: int | None = option(
+        None,
+        help="serve on this inherited listening socket instead",
+        check=whole(0, text="a non-negative integer"),
+    )
+    backlog: int = option(
+        DEFAULT_BACKLOG,
+        unit="connections",
+        help="pending connections per listener (Uvicorn's and Hypercorn's default)",
+        check=whole(1, text="a positive integer"),
+        call=".backlog(n)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

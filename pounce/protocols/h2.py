@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import deque
-from dataclasses import dataclass
 
 import h2.config
 import h2.connection
@@ -66,9 +65,7 @@ from pounce.protocols.events import (
 )
 from pounce.protocols.framing import DeclaredLengths
 from pounce.protocols.h2_fields import CONNECTION_SPECIFIC, parse_request, valid_trailers
-
-KiB = 1024
-MiB = 1024 * KiB
+from pounce.protocols.h2_settings import H2Settings as H2Settings
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
 
@@ -96,31 +93,6 @@ SWITCHING_PROTOCOLS = (
 DEFAULT_PRIORITY = (3, False)
 # Fields of the upgrade request that belong to the HTTP/1.1 hop, not to stream 1.
 _UPGRADE_FIELDS = frozenset((b"connection", b"upgrade", b"http2-settings", b"keep-alive"))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class H2Settings:
-    """What we advertise in SETTINGS, and the abuse budgets; each with its precedent.
-
-    `max_resets`: streams a connection may see reset (by the client, or by us
-    because of its frames) beyond half the streams it completed; nghttp2 and
-    Go bound the same thing. `max_control_backlog`: PING/SETTINGS acks we owe
-    while the peer is not reading what we write (Go's ``maxQueuedControlFrames``
-    is 10 000). `max_empty_frames`: DATA frames with neither payload nor
-    END_STREAM (CVE-2019-9518).
-    """
-
-    max_concurrent_streams: int = 100  # streams; h2's, Hypercorn's and nginx's default
-    initial_window_size: int = 65_535  # bytes per stream; RFC 9113 §6.9.2 default
-    connection_window_size: int = 1 * MiB  # bytes of request body per connection
-    max_frame_size: int = 16_384  # bytes; RFC 9113 §4.2 default and minimum
-    max_header_list_size: int = 64 * KiB  # bytes, decoded; Hypercorn's 65 536
-    max_resets: int = 200  # streams
-    max_control_backlog: int = 10_000  # frames
-    max_empty_frames: int = 1_000  # frames
-    connect_protocols: tuple[bytes, ...] = ()
-    """RFC 8441 ``:protocol`` tokens served by extended CONNECT (``websocket``); when any,
-    SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised. Set by the builder, not by users."""
 
 
 class _Outbox:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
 import shlex
 import sys
@@ -41,7 +42,6 @@ import pounce
 import pounce.cli
 from pounce import Server
 from pounce.asgi.types import Receive, Scope, Send
-from pounce.presets import standard
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -136,6 +136,10 @@ def nothing_served(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> Iterator[l
         return app
 
     monkeypatch.setattr(Server, "run", build_only)
+    monkeypatch.setattr("pounce.cli.configure_logging", lambda *a, **k: None)
+    for name in [n for n in os.environ if n.startswith("POUNCE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(os, "environ", os.environ.copy())  # what examples set goes away
     monkeypatch.setattr("pounce.importer.import_app", load)
     monkeypatch.setattr("pounce.cli.import_app", load)
     monkeypatch.chdir(scratch)
@@ -174,9 +178,15 @@ def check_command(argv: list[str], example: Example) -> None:
         return  # a synopsis (`pounce APP [flags]`), not a command
     if argv[:3] == ["python", "-m", "pounce"] or argv[:3] == ["python3", "-m", "pounce"]:
         argv = ["pounce", *argv[3:]]
+    while argv and re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", argv[0]):
+        name, _, value = argv.pop(0).partition("=")
+        os.environ[name] = value  # restored by the monkeypatch in nothing_served
     if argv[0] == "pounce":
-        args = pounce.cli.build_parser().parse_args(argv[1:])
-        standard(pounce.cli.options_from(args)).asgi(app, name=args.app).run()
+        # The real CLI: parse, merge file, environment and flags, build the stack;
+        # Server.run() only describes it here (nothing_served).
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = pounce.cli.main(argv[1:])
+        assert code == 0, f"{example}: {shlex.join(argv)} exits {code}"
     elif argv[:2] in (["python3", "dev.py"], ["python", "dev.py"]):
         assert len(argv) == 2 or argv[2].startswith("-") or argv[2] in DEV_TASKS, argv
         assert argv[2] in DEV_TASKS, f"{example}: no dev.py task {argv[2]!r}"
@@ -194,14 +204,15 @@ def check_command(argv: list[str], example: Example) -> None:
         raise AssertionError(f"{example}: no check for {argv[0]!r}; mark it as an illustration")
 
 
-def commands(code: str) -> Iterator[list[str]]:
-    """The command lines of a shell block: comments dropped, continuations joined."""
+def commands(code: str, lang: str) -> Iterator[list[str]]:
+    """The command lines of a shell block: comments dropped, continuations joined;
+    in a console block only the ``$`` lines (the rest is their output)."""
     text = re.sub(r"\\\n", " ", code)
     for raw in text.splitlines():
         line = raw.strip()
         if line.startswith("$ "):
             line = line[2:]
-        elif raw.startswith(" ") or not line or line.startswith("#"):
+        elif lang == "console" or raw.startswith(" ") or not line or line.startswith("#"):
             continue  # output of a console example, or nothing
         argv = shlex.split(line, comments=True)
         if argv:
@@ -229,7 +240,7 @@ def test_example(example: Example, scratch: Path, monkeypatch: pytest.MonkeyPatc
         if example.lang == "python":
             run_python(example)
         else:
-            for argv in commands(example.code):
+            for argv in commands(example.code, example.lang):
                 check_command(argv, example)
 
 

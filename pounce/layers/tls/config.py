@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pounce.errors import BuildError, TLSError
+from pounce.options import REQUIRED, option, seconds
 
 ClientCerts = Literal["none", "optional", "required"]
 CLIENT_CERTS: dict[str, ClientCerts] = {
@@ -57,42 +58,103 @@ DEFAULT_HANDSHAKE_TIMEOUT = (
 
 def client_certs_mode(value: object) -> ClientCerts:
     """``none`` / ``optional`` / ``required``, also from Uvicorn's 0 / 1 / 2."""
-    key = str(int(value) if isinstance(value, int) else value).strip().lower()
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be none, optional or required (or 0, 1, 2)")
+    key = str(value).strip().lower()
     try:
         return CLIENT_CERTS[key]
     except KeyError:
-        raise BuildError(
-            f".tls(client_certs={value!r}): must be none, optional or required (or 0, 1, 2)"
-        ) from None
+        raise ValueError("must be none, optional or required (or 0, 1, 2)") from None
 
 
 def min_tls_version(value: object) -> ssl.TLSVersion:
+    """``"1.2"`` / ``"1.3"`` (also ``TLSv1.3``, Uvicorn's 2 and 17, an `ssl.TLSVersion`)."""
     if isinstance(value, ssl.TLSVersion):
         if value < ssl.TLSVersion.TLSv1_2:
-            raise BuildError(f".tls(min_version={value!r}): TLS below 1.2 is not offered")
+            raise ValueError("must be 1.2 or 1.3: TLS below 1.2 is not offered")
         return value
-    key = str(value).strip().lower()
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("must be 1.2 or 1.3")
     try:
-        return MIN_VERSIONS[key]
+        return MIN_VERSIONS[str(value).strip().lower()]
     except KeyError:
-        raise BuildError(
-            f".tls(min_version={value!r}): must be 1.2 or 1.3",
-            hint='e.g. min_version="1.3" (--ssl-version 1.3)',
-        ) from None
+        raise ValueError("must be 1.2 or 1.3") from None
+
+
+def version_text(value: object) -> str:
+    """A minimum version as the CLI spells it (``"1.3"``)."""
+    version = min_tls_version(value)
+    return '"1.3"' if version == ssl.TLSVersion.TLSv1_3 else '"1.2"'
+
+
+def _no_empty(value: object) -> str | None:
+    """A path or string option that may be unset (None); an empty string counts as unset."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TLSConfig:
-    """What ``.tls(...)`` was given; paths as given, checked by `load`."""
+    """The options of `.tls()`: paths as given, checked by `load`. Names outside are
+    Uvicorn's ``--ssl-*``; the standard preset turns TLS on when ``ssl_certfile`` is set."""
 
-    cert: str
-    key: str | None = None
-    password: str | None = None
-    client_certs: ClientCerts = "none"
-    ca: str | None = None
-    ciphers: str | None = None  # OpenSSL cipher string for TLS 1.2; None = OpenSSL's default
-    min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    builder_call = ".tls"
+    options_group = "TLS"
+
+    cert: str = option(
+        REQUIRED, name="ssl_certfile", help="PEM certificate (chain); turns TLS on. See tls.md"
+    )
+    key: str | None = option(
+        None,
+        name="ssl_keyfile",
+        help="PEM private key",
+        shown="in the certificate file",
+        convert=_no_empty,
+    )
+    password: str | None = option(
+        None,
+        name="ssl_keyfile_password",
+        help="password of an encrypted key",
+        convert=_no_empty,
+        secret=True,
+    )
+    client_certs: ClientCerts = option(
+        "none",
+        name="ssl_cert_reqs",
+        help="client certificates (mTLS): none, optional, required (Uvicorn's 0, 1, 2)",
+        convert=client_certs_mode,
+    )
+    ca: str | None = option(
+        None,
+        name="ssl_ca_certs",
+        help="CA file that client certificates are checked against",
+        shown="the system store",
+        convert=_no_empty,
+    )
+    ciphers: str | None = option(
+        None,
+        name="ssl_ciphers",
+        help="OpenSSL cipher string for TLS 1.2",
+        shown="OpenSSL's",
+        convert=_no_empty,
+    )
+    min_version: ssl.TLSVersion = option(
+        ssl.TLSVersion.TLSv1_2,
+        name="ssl_version",
+        help="minimum TLS version: 1.2 or 1.3 (Uvicorn's 17 means 1.2)",
+        convert=min_tls_version,
+        show=version_text,
+    )
+    handshake_timeout: float = option(
+        DEFAULT_HANDSHAKE_TIMEOUT,
+        unit="s",
+        name="ssl_handshake_timeout",
+        help="to finish the TLS handshake (Hypercorn and asyncio: 60 s)",
+        check=seconds(),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,73 @@
+"""The keyword options of the builder calls, as types for type checkers and editors.
+
+The options themselves — defaults, units, checks — are defined once, on each
+call's options dataclass (`pounce.options`); these `TypedDict`s only give
+``**options`` its names and types. tests/test_options.py fails when one
+disagrees with its dataclass.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Required, TypedDict
+
+from pounce.drivers.http1 import H1Parser
+
+
+class H1Keywords(TypedDict, total=False):
+    max_incomplete_event_size: int
+    max_request_line: int
+    parser: H1Parser
+
+
+class H2Keywords(TypedDict, total=False):
+    max_concurrent_streams: int
+    initial_window_size: int
+    connection_window_size: int
+    max_frame_size: int
+    max_header_list_size: int
+    max_resets: int
+
+
+class WebSocketKeywords(TypedDict, total=False):
+    max_size: int
+    max_queue: int
+    ping_interval: float | None
+    ping_timeout: float | None
+    per_message_deflate: bool
+
+
+class TLSKeywords(TypedDict, total=False):
+    cert: Required[str]
+    key: str | None
+    password: str | None
+    client_certs: str | int
+    ca: str | None
+    ciphers: str | None
+    min_version: str | int | ssl.TLSVersion
+    handshake_timeout: float
+
+
+class ProxyProtocolKeywords(TypedDict, total=False):
+    trusted: Iterable[str]
+    header_timeout: float
+
+
+class ProxyHeadersKeywords(TypedDict, total=False):
+    trusted: Iterable[str]
+
+
+class TimeoutKeywords(TypedDict, total=False):
+    keep_alive: float
+    request_head: float
+    request_body: float
+    graceful_shutdown: float
+    send: float
+    request_body_min_rate: int
+
+
+class ResponseHeaderKeywords(TypedDict, total=False):
+    server: bool
+    date: bool
+    extra: tuple[tuple[str, str], ...] | list[tuple[str, str]]
