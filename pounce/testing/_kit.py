@@ -159,10 +159,11 @@ def check_frozen(subject: str, obj: object) -> None:
         return
     if not had:
         delattr(obj, name)
+    target = f"`layer.{name} = ...`" if had else "new attributes (`layer.x = ...`)"
     fail(
         subject,
-        f"accepts `{type(obj).__name__}.{name} = ...`: configuration shared by every "
-        "worker must be immutable; make it a @dataclass(frozen=True)",
+        f"accepts {target}: configuration shared by every worker must be immutable; "
+        "make it a @dataclass(frozen=True)",
     )
 
 
