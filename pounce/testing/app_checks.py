@@ -254,7 +254,7 @@ def _check_frozen(make_layer: Callable[[], AppLayer], setup: _Setup) -> None:
 def _check_lifespan(make_layer: Callable[[], AppLayer], setup: _Setup) -> None:
     async def main(app: ASGIApp, inner: EchoApp) -> None:
         scope: Scope = {"type": "lifespan", "asgi": dict(ASGI), "state": {}}
-        messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+        messages: list[Message] = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
         peer = await _call(app, scope, messages)
         if [s["type"] for s in inner.scopes] != ["lifespan"]:
             fail(setup.subject, f"the lifespan scope did not reach the inner app ({inner.scopes})")
@@ -290,7 +290,10 @@ def _expect_echo(setup: _Setup, peer: Peer, body: bytes) -> None:
 
 def _check_websocket(make_layer: Callable[[], AppLayer], setup: _Setup) -> None:
     async def main(app: ASGIApp, inner: EchoApp) -> None:
-        messages = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+        messages: list[Message] = [
+            {"type": "websocket.connect"},
+            {"type": "websocket.disconnect", "code": 1000},
+        ]
         peer = await _call(app, setup.websocket(), messages)
         if [s["type"] for s in inner.scopes] != ["websocket"]:
             fail(setup.subject, f"the websocket scope did not reach the inner app ({inner.scopes})")
@@ -316,7 +319,7 @@ def _check_concurrent(make_layer: Callable[[], AppLayer], setup: _Setup) -> None
         bodies = [b"first request", b"second request"]
         peers = [Peer(request(body)) for body in bodies]
         tasks = [
-            asyncio.create_task(app(setup.http(f"/hold/{i}"), p.receive, p.send))
+            asyncio.ensure_future(app(setup.http(f"/hold/{i}"), p.receive, p.send))
             for i, p in enumerate(peers)
         ]
         await wait_until(lambda: inner.held == 2, setup.subject, "two requests never both arrived")
@@ -341,27 +344,33 @@ async def _serve_all(setup: _Setup, app: ASGIApp, inner: EchoApp) -> list[object
     seen.append(peer.sent)
     for body in (b"one", b"two"):
         seen.append((await _call(app, setup.http(), request(body))).sent)
-    ws = [{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}]
+    ws: list[Message] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1000},
+    ]
     seen.append((await _call(app, setup.websocket(), ws)).sent)
     keys = ("type", "path", "scheme", "client", "headers", "root_path")
     seen.append([{k: s.get(k) for k in keys} for s in inner.scopes])
     return seen
 
 
-async def _hold(setup: _Setup, app: ASGIApp) -> None:
+async def _hold(setup: _Setup, app: ASGIApp) -> list[asyncio.Future[None]]:
     """Two requests left in flight (their inner app waits for a release that never comes)."""
+    held: list[asyncio.Future[None]] = []
     for i in range(2):
         peer = Peer(request(b"held"))
-        asyncio.get_running_loop().create_task(app(setup.http(f"/hold/{i}"), peer.receive, peer.send))
+        held.append(asyncio.ensure_future(app(setup.http(f"/hold/{i}"), peer.receive, peer.send)))
     await turns(10)
+    return held
 
 
 def _check_per_wrap(make_layer: Callable[[], AppLayer], setup: _Setup) -> None:
     layer = make_layer()
     fresh = _run(setup, "a first wrap", _scenario(setup), layer)
     with KitLoop(setup.subject) as busy:
-        busy.run(_hold(setup, layer.wrap(EchoApp())), "a wrap with requests in flight")
+        held = busy.run(_hold(setup, layer.wrap(EchoApp())), "a wrap with requests in flight")
         other = _run(setup, "another wrap", _scenario(setup), layer)
+        del held  # in flight until here; the busy loop cancels them as it closes
     if fresh != other:
         fail(
             setup.subject,
@@ -377,8 +386,9 @@ def _check_stateless(make_layer: Callable[[], AppLayer], setup: _Setup) -> None:
     _run(setup, "serving requests", _scenario(setup), layer)
     check_unchanged(setup.subject, before, snapshot(layer))
     with KitLoop(setup.subject) as kit:
-        kit.run(_hold(setup, layer.wrap(EchoApp())), "requests in flight")
+        held = kit.run(_hold(setup, layer.wrap(EchoApp())), "requests in flight")
         check_unchanged(setup.subject, before, snapshot(layer))
+        del held  # in flight until here; the loop cancels them as it closes
 
 
 _CHECKS: dict[str, Callable[[Callable[[], AppLayer], _Setup], None]] = {

@@ -31,6 +31,7 @@ check what they can.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -131,7 +132,8 @@ class _Wrapped:
     def connect(self) -> MemorySetupConn:
         conn = MemorySetupConn(self.outer(), self.setup.info)
         self.conns.append(conn)
-        return conn.open()
+        conn.open()
+        return conn
 
     async def admitted(self) -> tuple[MemorySetupConn, RecordingHandler]:
         """A connection the layer has handed inward, with its inner handler."""
@@ -182,14 +184,8 @@ async def _forwarding(w: _Wrapped) -> None:
     for chunk in (b"one to a", b"one to b", b"two to a", b"two to b"):
         (a if chunk.endswith(b"a") else b).feed(chunk)
         await turns()
-    for conn, inner, expected in ((a, inner_a, b"one to atwo to a"), (b, inner_b, b"one to btwo to b")):
-        await wait_until(
-            lambda inner=inner, n=len(expected): len(inner.data) >= n,
-            subject,
-            f"passed inward {inner.data!r} of the {expected!r} sent after the preamble",
-        )
-        if inner.data != expected:
-            fail(subject, f"passed inward {inner.data!r}, not the {expected!r} sent {_show(conn)}")
+    await _received(subject, a, inner_a, b"one to atwo to a")
+    await _received(subject, b, inner_b, b"one to btwo to b")
     a.feed_eof()
     await wait_until(lambda: inner_a.names[-1:] == ["connection_lost"], subject, _story(inner_a))
     expected_a = ["connection_made", "data_received", "eof_received", "connection_lost"]
@@ -202,6 +198,17 @@ async def _forwarding(w: _Wrapped) -> None:
         fail(subject, f"a lost connection: inner handler saw {inner_b.names}")
     if inner_b.callbacks[-1].exc is not error:
         fail(subject, f"connection_lost({error!r}) reached inward as {inner_b.callbacks[-1]}")
+
+
+async def _received(
+    subject: str, conn: MemorySetupConn, inner: RecordingHandler, expected: bytes
+) -> None:
+    def enough() -> bool:
+        return len(inner.data) >= len(expected)
+
+    await wait_until(enough, subject, f"passed inward only {inner.data!r} of {expected!r}")
+    if inner.data != expected:
+        fail(subject, f"passed inward {inner.data!r}, not the {expected!r} sent {_show(conn)}")
 
 
 def _story(inner: RecordingHandler) -> str:
@@ -264,12 +271,12 @@ def _nothing_leaked(w: _Wrapped) -> None:
 
 def _check_refusal(make_layer: Callable[[], StreamLayer], setup: _Setup) -> None:
     for first in setup.refused:
-        _run(setup, f"refusing {first!r}", lambda w, f=first: _refusal(w, f), make_layer())
+        _run(setup, f"refusing {first!r}", functools.partial(_refusal, first=first), make_layer())
     if not setup.admits:
         _run(setup, "a connection never handed inward", _never_inward, make_layer())
 
 
-async def _refusal(w: _Wrapped, first: bytes) -> None:
+async def _refusal(w: _Wrapped, *, first: bytes) -> None:
     conn = w.connect()
     conn.feed(first)
     await wait_until(
@@ -287,7 +294,13 @@ async def _refusal(w: _Wrapped, first: bytes) -> None:
 
 async def _never_inward(w: _Wrapped) -> None:
     conn = w.connect()
-    for step in (lambda: conn.feed(b"hello"), conn.feed_eof, conn.shutdown, conn.lose):
+    steps: list[Callable[[], None]] = [
+        functools.partial(conn.feed, b"hello"),
+        conn.feed_eof,
+        conn.shutdown,
+        conn.lose,
+    ]
+    for step in steps:
         step()
         await turns()
         _nothing_leaked(w)
@@ -302,12 +315,13 @@ def _check_lost(make_layer: Callable[[], StreamLayer], setup: _Setup) -> None:
         points["in the middle of the preamble"] = setup.preamble[:-1]
     for where, first in points.items():
         what = f"connection_lost {where}"
-        _run(setup, what, lambda w, f=first, what=what: _lost_early(w, f, what), make_layer())
+        part = functools.partial(_lost_early, first=first, what=what)
+        _run(setup, what, part, make_layer())
     if setup.admits:
         _run(setup, "connection_lost after handing inward", _lost_inward, make_layer())
 
 
-async def _lost_early(w: _Wrapped, first: bytes, what: str) -> None:
+async def _lost_early(w: _Wrapped, *, first: bytes, what: str) -> None:
     conn = w.connect()
     conn.feed(first)
     await turns()
