@@ -93,12 +93,14 @@ async def kit_app(scope: Scope, receive: Receive, send: Send) -> None:
             pass
 
 
-def upgrade_request(token: bytes, headers: Iterable[tuple[bytes, bytes]] = ()) -> UpgradeRequested:
-    """An HTTP/1.1 ``GET`` asking to switch to `token`, with `headers` added."""
+def upgrade_request(
+    token: bytes, headers: Iterable[tuple[bytes, bytes]] = (), *, target: bytes = b"/"
+) -> UpgradeRequested:
+    """An HTTP/1.1 ``GET`` of `target` asking to switch to `token`, with `headers` added."""
     request = RequestReceived(
         stream_id=1,
         method=b"GET",
-        target=b"/",
+        target=target,
         headers=[
             (b"host", b"kit.test"),
             (b"connection", b"upgrade"),
@@ -145,14 +147,16 @@ def check_protocol(
     *,
     greeting: bytes = b"",
     upgrade_headers: Iterable[tuple[bytes, bytes]] = (),
+    upgrade_target: bytes = b"/",
     app: ASGIApp = kit_app,
     checks: Iterable[str] = PROTOCOL_CHECKS,
 ) -> None:
     """Run the `checks` (default: all of `PROTOCOL_CHECKS`); AssertionError on failure.
 
     `greeting`: what a client of this protocol sends first (the HTTP/2
-    preface, a request). `upgrade_headers`: added to the kit's Upgrade
-    request so `accepts_upgrade` takes it. `app`: the ASGI app the handlers serve.
+    preface, a request). `upgrade_headers`, `upgrade_target`: the headers
+    added to the kit's Upgrade request, and its target, so that
+    `accepts_upgrade` takes it. `app`: the ASGI app the handlers serve.
     """
     if not isinstance(factory, ProtocolFactory):
         fail(repr(factory), "is not a pounce.ProtocolFactory")
@@ -160,11 +164,16 @@ def check_protocol(
     extra = list(upgrade_headers)
     upgrades = []
     for token in factory.upgrade_tokens:
-        upgrade = upgrade_request(token, extra)
+        upgrade = upgrade_request(token, extra, target=upgrade_target)
         if factory.accepts_upgrade(upgrade, kit_info()):
             upgrades.append(upgrade)
-        elif extra:
-            fail(subject, f"accepts_upgrade refused the kit's Upgrade to {token!r} with {extra}")
+        elif extra or factory.upgrade_only:
+            fail(
+                subject,
+                f"accepts_upgrade refused the kit's Upgrade to {token!r} (target "
+                f"{upgrade_target!r}, headers {extra}); pass upgrade_headers= and "
+                "upgrade_target= that it accepts",
+            )
     setup = _Setup(subject, factory, greeting, extra, app, tuple(upgrades))
     for name in checks:
         if name not in _CHECKS:
