@@ -32,7 +32,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from pounce import Conn, ConnectionHandler, ProtocolFactory, Server
+from pounce import BuildError, Conn, ConnectionHandler, ProtocolFactory, Server
 from pounce.asgi.types import Receive, Scope, Send
 from pounce.layer import ConnectionInfo
 from pounce.protocols.events import UpgradeRequested
@@ -49,6 +49,13 @@ class UpgradeEcho(ProtocolFactory):
     name = "echo"
     upgrade_tokens = (TOKEN,)
     upgrade_only = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, bytes) or not self.path.startswith(b"/"):
+            raise BuildError(
+                f"UpgradeEcho(path={self.path!r}): must be bytes starting with /",
+                hint='e.g. UpgradeEcho(path=b"/echo")',
+            )
 
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         raise NotImplementedError("reached only by Upgrade: echo; serve .h1() too")

@@ -43,6 +43,7 @@ from pounce.testing import (
     STREAM_LAYER_CHECKS,
     TestServer,
     check_app_layer,
+    check_bad_options,
     check_protocol,
     check_stream_layer,
 )
@@ -194,6 +195,36 @@ PROTOCOL_CASES: dict[str, tuple[ProtocolFactory, dict[str, Any]]] = {
 def test_protocol(name: str, check: str) -> None:
     factory, options = PROTOCOL_CASES[name]
     check_protocol(factory, checks=[check], **options)
+
+
+# -- bad options fail at build -----------------------------------------------------------------
+
+
+def _builder() -> Any:
+    return Server.builder().bind("127.0.0.1", 0)
+
+
+BAD_OPTIONS: dict[str, tuple[Callable[[Any], object], list[Any], list[Any]]] = {
+    "ConnectionCap": (connection_cap.ConnectionCap, [0, -1, "2", 1.5], [1]),
+    "AddHeader name": (lambda v: add_header.AddHeader(v, b"1"), [b"", b"a b", b"a:"], [b"x-a"]),
+    "LineEcho": (lambda v: line_echo.LineEcho(max_line=v), [0, -1, "9"], [1]),
+    "UpgradeEcho": (lambda v: upgrade_echo.UpgradeEcho(path=v), [b"", b"echo", "/echo"], [b"/"]),
+    "ProxyProtocolLayer": (lambda v: ProxyProtocolLayer([v]), ["nope", "10.0.0.0/33"], ["*"]),
+    "ProxyHeadersLayer": (lambda v: ProxyHeadersLayer([v]), ["nope", "1.2.3"], ["unix"]),
+    ".proxy_protocol(header_timeout=)": (
+        lambda v: _builder().proxy_protocol(header_timeout=v),
+        [0, -1.0, float("inf"), "5"],
+        [0.5],
+    ),
+    ".tls(cert=)": (lambda v: _builder().tls(cert=v), ["", "/nonexistent/cert.pem"], []),
+    ".h1(parser=)": (lambda v: _builder().h1(parser=v), ["slow", ""], ["h11"]),
+}
+
+
+@pytest.mark.parametrize("name", BAD_OPTIONS)
+def test_bad_options_fail_at_build(name: str) -> None:
+    build, bad, good = BAD_OPTIONS[name]
+    check_bad_options(build, bad, good_values=good)
 
 
 # -- what the kit cannot see in memory: TLS over a real socket ------------------------------------
