@@ -20,7 +20,7 @@ import pytest
 
 from pounce import BuildError, Server
 from pounce.asgi.types import Message, Receive, Scope, Send
-from pounce.testing import TestServer
+from pounce.testing import TestServer, check_protocol
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 TIMEOUT = 5.0  # seconds, for every network wait
@@ -35,6 +35,7 @@ def _recipe(name: str) -> ModuleType:
 add_header = _recipe("add_header")
 line_echo = _recipe("line_echo")
 connection_cap = _recipe("connection_cap")
+upgrade_echo = _recipe("upgrade_echo")
 
 
 # -- socket helpers --------------------------------------------------------------------
@@ -287,3 +288,76 @@ def test_connection_cap_composes_with_http() -> None:
     with TestServer(server) as ts, httpx.Client(base_url=ts.url, timeout=TIMEOUT) as client:
         assert client.get("/json").headers["x-capped"] == "1"
         assert client.get("/json").status_code == 200  # the one place, kept alive
+
+
+# -- upgrade_echo.py ----------------------------------------------------------------------------
+
+
+def _upgrade(path: bytes = b"/echo", after: bytes = b"") -> bytes:
+    return (
+        b"GET " + path + b" HTTP/1.1\r\nhost: x\r\nupgrade: echo\r\n"
+        b"connection: upgrade\r\n\r\n" + after
+    )
+
+
+def _recv_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The response head, and whatever arrived behind it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+@pytest.fixture(scope="module")
+def upgrade_server() -> Iterator[TestServer]:
+    with TestServer(upgrade_echo.build_server("127.0.0.1", 0)) as ts:
+        yield ts
+
+
+def test_upgrade_echo_switches_and_echoes(upgrade_server: TestServer) -> None:
+    with _connect(upgrade_server) as sock:
+        sock.sendall(_upgrade(after=b"early"))  # bytes right behind the head: the echo's
+        head, rest = _recv_head(sock)
+        assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+        assert b"upgrade: echo" in head.lower()
+        rest += _recv_exactly(sock, 5 - len(rest))
+        assert rest == b"early"
+        sock.sendall(b"GET / HTTP/1.1\r\n\r\n")  # no longer HTTP: echoed back as bytes
+        assert _recv_exactly(sock, 18) == b"GET / HTTP/1.1\r\n\r\n"
+        sock.shutdown(socket.SHUT_WR)
+        assert _recv_to_eof(sock) == b""
+
+
+def test_upgrade_echo_refused_elsewhere_is_plain_http(upgrade_server: TestServer) -> None:
+    with _connect(upgrade_server) as sock:
+        sock.sendall(_upgrade(b"/other"))  # accepts_upgrade says no: the app answers
+        head, _ = _recv_head(sock)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    r = httpx.get(upgrade_server.url + "/echo", timeout=TIMEOUT)  # no Upgrade: plain HTTP
+    assert r.status_code == 200 and "Upgrade: echo" in r.text
+
+
+def test_upgrade_echo_closes_at_shutdown() -> None:
+    ts = TestServer(upgrade_echo.build_server("127.0.0.1", 0)).start()
+    try:
+        sock = _connect(ts)
+        sock.sendall(_upgrade())
+        _recv_head(sock)
+    finally:
+        started = time.monotonic()
+        ts.stop()
+    with sock:
+        assert _recv_to_eof(sock) == b""
+    assert time.monotonic() - started < TIMEOUT  # not the 30 s graceful timeout
+
+
+def test_upgrade_echo_describes_itself() -> None:
+    lines = upgrade_echo.build_server("127.0.0.1", 0).describe().splitlines()
+    assert "protocol echo (Upgrade: echo at /echo)" in lines
+
+
+def test_upgrade_echo_passes_the_conformance_kit() -> None:
+    check_protocol(upgrade_echo.UpgradeEcho(), upgrade_target=b"/echo")
