@@ -34,9 +34,9 @@ from dataclasses import dataclass
 
 from pounce import BuildError, Conn, ConnectionHandler, ProtocolFactory, Server
 from pounce.asgi.types import Receive, Scope, Send
-from pounce.layer import ConnectionInfo
+from pounce.conn import ConnectionInfo
+from pounce.drivers.service import ServiceContext
 from pounce.protocols.events import UpgradeRequested
-from pounce.service import ServiceContext
 
 TOKEN = b"echo"
 

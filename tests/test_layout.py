@@ -80,7 +80,13 @@ MAY_IMPORT = {
     "pounce.net": (),
     "pounce.layers": ("pounce.layer", "pounce.net", "pounce.asgi"),
     "pounce.drivers": ("pounce.net", "pounce.asgi", "pounce.layer"),
-    "pounce.testing": ("pounce.server", "pounce.net", "pounce.builder", "pounce.layer"),
+    "pounce.testing": (
+        "pounce.server",
+        "pounce.net",
+        "pounce.builder",
+        "pounce.layer",
+        "pounce.drivers",
+    ),
 }
 
 

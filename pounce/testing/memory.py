@@ -1,7 +1,7 @@
 """Connections in memory: drive a `ConnectionHandler` without a socket.
 
 `MemoryConn` plays both the peer and the transport of one connection, the
-way `pounce.transport.TransportAdapter` does for a real socket: the test
+way `pounce.net.transport.TransportAdapter` does for a real socket: the test
 calls `open`, `feed`, `feed_eof`, `lose` and `shutdown` (the server's
 ``begin_shutdown``); the handler answers through the `Conn` methods, which
 are recorded (`written`, `closed`, `aborted`). As with a real transport,
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from pounce.layer import Conn, ConnectionHandler, ConnectionInfo
+from pounce.conn import Conn, ConnectionHandler, ConnectionInfo
 
 KIT_CLIENT = ("127.0.0.1", 40000)
 KIT_SERVER = ("127.0.0.1", 8000)

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
-from pounce.layer import ConnectionHandler
-from pounce.protocol import MAX_SNIFF_BYTES, ProtocolFactory
+from pounce.conn import ConnectionHandler
+from pounce.drivers.bridge import MAX_SNIFF_BYTES, ProtocolFactory
+from pounce.drivers.service import HTTPOptions, ServiceContext
 from pounce.protocols.events import Headers, RequestReceived, UpgradeRequested
-from pounce.service import HTTPOptions, ServiceContext
 from pounce.testing._kit import (
     KitLoop,
     check_describe,

@@ -35,7 +35,8 @@ import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from pounce.layer import ConnectionInfo, StreamLayer
+from pounce.conn import ConnectionInfo
+from pounce.layer import StreamLayer
 from pounce.testing._kit import (
     KitLoop,
     check_describe,

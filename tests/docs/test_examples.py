@@ -151,11 +151,14 @@ def nothing_served(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> Iterator[l
 
 PRELUDE = """
 import asyncio, socket
+from dataclasses import dataclass
+import pytest
 from pounce import *
-from pounce.testing import TestServer
+from pounce.testing import *
 from add_header import AddHeader
 from connection_cap import ConnectionCap
 from line_echo import LineEcho
+from upgrade_echo import UpgradeEcho
 """
 
 
@@ -166,6 +169,9 @@ def run_python(example: Example) -> None:
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(code, namespace)
+    for name, value in list(namespace.items()):  # an example that shows a test runs it
+        if name.startswith("test_") and callable(value) and not value.__code__.co_argcount:
+            value()
     if example.output is not None and "describe()" in example.code:
         assert _normalized(printed.getvalue()) == _normalized(example.output), (
             f"{example}: the output shown is not what the example prints:\n{printed.getvalue()}"

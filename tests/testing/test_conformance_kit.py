@@ -1,8 +1,7 @@
 """The conformance kit over every built-in layer and protocol, and every recipe.
 
-Each (subject, check) pair is its own test, so a failure names both. The
-built-in layers that are still plain mutable classes fail only ``frozen``;
-those cases are marked xfail until they become frozen dataclasses.
+Each (subject, check) pair is its own test, so a failure names both; every
+built-in passes every check.
 
 TLS cannot finish a handshake in memory, so the kit checks what it can
 (``admits=False``) and `test_tls_passes_shutdown_inward_over_a_real_socket`
@@ -28,14 +27,15 @@ import pytest
 import trustme
 
 from pounce import Server
-from pounce.http1 import HTTP1Protocol
-from pounce.http2 import HTTP2Protocol
+from pounce.drivers.bridge import ProtocolFactory
+from pounce.drivers.http1 import HTTP1Protocol
+from pounce.drivers.http2 import HTTP2Protocol
+from pounce.drivers.websocket import WebSocketProtocol
 from pounce.layers.access_log import AccessLogLayer
-from pounce.layers.proxy_headers import ProxyHeadersLayer
-from pounce.layers.proxy_protocol import ProxyProtocolLayer
-from pounce.layers.tls import TLSLayer
-from pounce.layers.tls_config import TLSConfig
-from pounce.protocol import ProtocolFactory
+from pounce.layers.proxy.headers import ProxyHeadersLayer
+from pounce.layers.proxy.protocol import ProxyProtocolLayer
+from pounce.layers.tls.config import TLSConfig
+from pounce.layers.tls.layer import TLSLayer
 from pounce.protocols.h2 import PREFACE
 from pounce.testing import (
     APP_LAYER_CHECKS,
@@ -47,7 +47,6 @@ from pounce.testing import (
     check_protocol,
     check_stream_layer,
 )
-from pounce.websocket import WebSocketProtocol
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 if str(RECIPES) not in sys.path:
@@ -58,11 +57,6 @@ line_echo = importlib.import_module("line_echo")
 upgrade_echo = importlib.import_module("upgrade_echo")
 
 TIMEOUT = 5.0  # seconds, for every network wait
-
-NOT_FROZEN_YET = pytest.mark.xfail(
-    reason="a plain mutable class until it becomes a frozen dataclass (in progress on main)",
-    strict=False,
-)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +87,6 @@ PROXY_V2 = (
 class StreamCase:
     make: Callable[[str], Any]  # the cert file → a layer
     options: dict[str, Any] = field(default_factory=dict)
-    xfail: frozenset[str] = frozenset()
 
 
 STREAM_CASES = {
@@ -104,30 +97,21 @@ STREAM_CASES = {
             "preamble": PROXY_V1,
             "refused": [b"GET / HTTP/1.1\r\n\r\n", b"PROXY TCP9 192.0.2.1 127.0.0.1 1 2\r\n"],
         },
-        frozenset({"frozen"}),
     ),
     "proxy protocol v2": StreamCase(
         lambda _: ProxyProtocolLayer(["127.0.0.0/8"], header_timeout=1.0),
         {"preamble": PROXY_V2, "refused": [b"\r\n\r\n\x00\r\nQUIT\n\x99" + bytes(15)]},
-        frozenset({"frozen"}),
     ),
     "proxy protocol, untrusted peer": StreamCase(
         lambda _: ProxyProtocolLayer(),
         {"client": ("203.0.113.9", 50000), "admits": False},
-        frozenset({"frozen"}),
     ),
-    "tls": StreamCase(_tls_layer, {"admits": False}, frozenset({"frozen"})),
+    "tls": StreamCase(_tls_layer, {"admits": False}),
 }
 
 
 def _pairs(cases: dict[str, Any], checks: tuple[str, ...]) -> list[Any]:
-    return [
-        pytest.param(name, check, id=f"{name}-{check}", marks=[NOT_FROZEN_YET])
-        if check in cases[name].xfail
-        else pytest.param(name, check, id=f"{name}-{check}")
-        for name in cases
-        for check in checks
-    ]
+    return [pytest.param(name, check, id=f"{name}-{check}") for name in cases for check in checks]
 
 
 @pytest.mark.parametrize(("name", "check"), _pairs(STREAM_CASES, STREAM_LAYER_CHECKS))
@@ -143,17 +127,15 @@ def test_stream_layer(name: str, check: str, cert: tuple[str, trustme.CA]) -> No
 class AppCase:
     make: Callable[[], Any]
     options: dict[str, Any] = field(default_factory=dict)
-    xfail: frozenset[str] = frozenset()
 
 
 APP_CASES = {
     "add_header recipe": AppCase(lambda: add_header.AddHeader(b"x-served-by", b"kit")),
-    "access log": AppCase(AccessLogLayer, xfail=frozenset({"frozen"})),
-    "proxy headers": AppCase(ProxyHeadersLayer, xfail=frozenset({"frozen"})),
+    "access log": AppCase(AccessLogLayer),
+    "proxy headers": AppCase(ProxyHeadersLayer),
     "proxy headers, forwarded": AppCase(
         lambda: ProxyHeadersLayer(["127.0.0.1"]),
         {"headers": [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", b"https")]},
-        frozenset({"frozen"}),
     ),
 }
 

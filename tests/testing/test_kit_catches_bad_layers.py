@@ -25,8 +25,8 @@ from pounce import (
     StreamLayer,
 )
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
-from pounce.layer import HandlerFactory
-from pounce.service import ServiceContext
+from pounce.conn import HandlerFactory
+from pounce.drivers.service import ServiceContext
 from pounce.testing import (
     check_app_layer,
     check_bad_options,
