@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 error_log = logging.getLogger("pounce.error")
 
+SETTLE_TURNS = 2  # event loop turns between closing the listeners and closing idle connections
+
 ReadyCallback = Callable[[list[Any]], None]
 """Called once listening, with each listener's ``getsockname()``."""
 
@@ -236,6 +238,12 @@ class Server:
         error_log.info("Shutting down")
         for server in servers:
             server.close()
+        # Requests that have reached us are answered, not dropped: a connection
+        # accepted just now, or kept alive, may hold a request not read yet (a
+        # rolling restart drains workers under load). Two loop turns read it —
+        # asyncio runs this task ahead of the reads its next poll schedules.
+        for _ in range(SETTLE_TURNS):
+            await asyncio.sleep(0)
         service.begin_shutdown()
         tracker.begin_shutdown()
         timeout = self.spec.graceful_timeout
