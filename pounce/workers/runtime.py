@@ -51,6 +51,9 @@ def run_worker(plan: WorkerPlan, link: Link) -> int:
     try:
         with asyncio.Runner(loop_factory=loop_factory(plan.server.spec.loop)) as runner:
             runner.run(_serve(plan, link, on_ready))
+    except SystemExit as exc:  # the app called sys.exit(): this worker ends, with its status
+        error_log.error("Worker exited by sys.exit(%r)", exc.code)
+        return exc.code if isinstance(exc.code, int) else 1
     except asyncio.CancelledError:
         error_log.warning("Worker forced to exit")
         return 1

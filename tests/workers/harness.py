@@ -61,6 +61,16 @@ class Running:
                     raise AssertionError(f"no log line {regex.pattern!r}:\n{self.output()}")
                 self._changed.wait(left)
 
+    def wait_count(self, pattern: str, count: int, timeout: float = 10) -> None:
+        """Wait until `count` log lines match `pattern`; fail after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.count(pattern) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.lines[-1:] == ["<exited>\n"]:
+                    raise AssertionError(f"not {count} lines {pattern!r}:\n{self.output()}")
+                self._changed.wait(left)
+
     def count(self, pattern: str) -> int:
         return sum(1 for line in list(self.lines) if re.search(pattern, line))
 
@@ -185,3 +195,74 @@ class KeepAliveClient:
 
 def pid_of(body: str) -> int:
     return int(body.split()[0])
+
+
+class Load:
+    """Clients requesting in a loop on threads until `stop()`, bounded in count and time.
+
+    `fresh` clients open a new connection per request, `keep_alive` ones reuse
+    theirs. Every request that does not end in a 200 is a failure — a refused
+    or reset new connection included; the only thing not counted is the retry
+    RFC 9112 §9.3.1 allows on a reused connection closed before it answered
+    (`retries`).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        fresh: int = 2,
+        keep_alive: int = 1,
+        path: str = "/",
+        limit: int = 5000,
+        seconds: float = 20.0,
+    ) -> None:
+        self.port, self.path, self.limit = port, path, limit
+        self.deadline = time.monotonic() + seconds
+        self.ok = 0
+        self.failures: list[str] = []
+        self.retries = 0
+        self.pids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(reuse,), daemon=True)
+            for reuse in [False] * fresh + [True] * keep_alive
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def running(self) -> bool:
+        """Still requesting: neither stopped nor past its bounds."""
+        return self._more()
+
+    def _more(self) -> bool:
+        with self._lock:
+            count = self.ok + len(self.failures)
+        return not self._stop.is_set() and count < self.limit and time.monotonic() < self.deadline
+
+    def _run(self, reuse: bool) -> None:
+        client = KeepAliveClient(self.port) if reuse else None
+        while self._more():
+            try:
+                status, body = client.get(self.path) if client else get(self.port, self.path)
+                outcome = None if status == 200 else f"status {status}"
+            except OSError as exc:
+                outcome = f"{'keep-alive' if reuse else 'new connection'}: {exc!r}"
+                if client:
+                    client.close()
+            with self._lock:
+                if outcome is None:
+                    self.ok += 1
+                    self.pids.add(pid_of(body))
+                else:
+                    self.failures.append(outcome)
+        if client:
+            with self._lock:
+                self.retries += client.retries
+            client.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)

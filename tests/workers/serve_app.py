@@ -7,7 +7,7 @@ that file exists, a new worker's lifespan startup fails.
 Routes: every answer is ``<pid> <thread id> <TCP_NODELAY of this connection>``.
 ``/block?s=0.3`` blocks the worker's event loop first (so the next connection
 goes to another worker), ``/slow?s=2`` awaits, ``/crash`` kills the worker
-(``os._exit`` in a process; a stopped event loop in a thread).
+(``os._exit(7)`` in a process; in a thread, the worker's serve task is cancelled).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
     elif path == "/crash":
         if threading.current_thread() is threading.main_thread():
             os._exit(7)
-        asyncio.get_running_loop().stop()
+        for task in asyncio.all_tasks():  # a thread worker's serve ends under it
+            if task.get_coro().__qualname__ == "_serve":  # type: ignore[union-attr]
+                task.cancel()
         return
     flag = nodelay(scope["client"], scope["server"]) if path != "/" else -2
     body = f"{os.getpid()} {threading.get_ident()} {flag}".encode()

@@ -39,7 +39,7 @@ def answers_from_every_worker(running: Running, workers: int) -> dict[tuple[str,
 
 
 def kill_a_worker(running: Running, kind: str) -> None:
-    """SIGKILL a worker process; end a worker thread by an exception (its loop stopped)."""
+    """SIGKILL a worker process; end a worker thread's serve under it (cancelled)."""
     if kind == "process":
         os.kill(int(running.wait_for(r"Started worker pid (\d+)")[1]), signal.SIGKILL)
         return
