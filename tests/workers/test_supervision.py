@@ -65,6 +65,13 @@ def test_every_worker_serves_with_nodelay(kind: str) -> None:
         assert running.count(r"Worker .* \(generation 1\) ready") == 2
 
 
+def test_reuse_port_workers_each_serve_their_own_socket() -> None:
+    with serving(workers=2, worker_class="process", reuse_port=True) as running:
+        seen = answers_from_every_worker(running, 2)
+        assert len({pid for pid, _ in seen}) == 2
+        assert set(seen.values()) == {"1"}
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_dead_worker_is_replaced_within_a_second(kind: str) -> None:
     with serving(workers=2, worker_class=kind) as running:
