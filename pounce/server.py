@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pounce.asgi.lifespan import Lifespan
 from pounce.asgi.types import ASGIApp
@@ -33,7 +33,12 @@ from pounce.net.binds import Bind, cleanup, display_address, open_socket
 from pounce.net.loops import loop_factory
 from pounce.net.transport import ConnectionTracker, TransportAdapter
 
+if TYPE_CHECKING:
+    from pounce.workers.options import WorkerClass
+
 error_log = logging.getLogger("pounce.error")
+
+SETTLE_TURNS = 2  # event loop turns between closing the listeners and closing idle connections
 
 ReadyCallback = Callable[[list[Any]], None]
 """Called once listening, with each listener's ``getsockname()``."""
@@ -135,6 +140,7 @@ class Server:
         stop: asyncio.Event | None = None,
         ready: ReadyCallback | None = None,
         sockets: Sequence[socket.socket] | None = None,
+        announce: bool = True,
     ) -> None:
         """Serve until `stop` is set, then shut down gracefully.
 
@@ -142,13 +148,15 @@ class Server:
         this `Server` stays immutable and shareable. `sockets`: listening
         sockets already open (a supervisor opens them once for every worker);
         they are served instead of the binds and left open afterwards.
+        `announce`: log the "Pounce running on" line (a supervisor logs it
+        once for all its workers instead).
         """
         stop = stop or asyncio.Event()
         app = self._wrap_app()
         lifespan = Lifespan(app, self.spec.lifespan)
         await lifespan.startup()
         try:
-            await self._serve_listening(app, lifespan, stop, ready, sockets)
+            await self._serve_listening(app, lifespan, stop, ready, sockets, announce)
         finally:
             await lifespan.shutdown()
 
@@ -159,6 +167,7 @@ class Server:
         stop: asyncio.Event,
         ready: ReadyCallback | None,
         given: Sequence[socket.socket] | None,
+        announce: bool = True,
     ) -> None:
         spec = self.spec
         sockets: list[socket.socket] = list(given or ())
@@ -185,7 +194,7 @@ class Server:
                 )
                 for sock in sockets
             ]
-            for sock in sockets:
+            for sock in sockets if announce else ():
                 address = display_address(sock)
                 if self.uses_tls:
                     address = address.replace("http://", "https://", 1)
@@ -229,6 +238,12 @@ class Server:
         error_log.info("Shutting down")
         for server in servers:
             server.close()
+        # Requests that have reached us are answered, not dropped: a connection
+        # accepted just now, or kept alive, may hold a request not read yet (a
+        # rolling restart drains workers under load). Two loop turns read it —
+        # asyncio runs this task ahead of the reads its next poll schedules.
+        for _ in range(SETTLE_TURNS):
+            await asyncio.sleep(0)
         service.begin_shutdown()
         tracker.begin_shutdown()
         timeout = self.spec.graceful_timeout
@@ -240,8 +255,41 @@ class Server:
             )
             tracker.abort_all()
 
-    def run(self) -> None:
-        """Serve in a new event loop until SIGINT or SIGTERM; a second signal forces exit."""
+    def run(
+        self,
+        workers: int = 1,
+        worker_class: WorkerClass = "auto",
+        reuse_port: bool = False,
+        max_requests: int | None = None,
+        max_requests_jitter: int = 0,
+    ) -> None:
+        """Serve until SIGINT or SIGTERM (graceful; a second one forces exit).
+
+        One worker (the default): serve in this process, on a new event loop.
+        More, or `max_requests`: a supervisor opens the listeners once and
+        keeps that many workers serving them — processes (forked) or, on a
+        free-threaded Python, threads (`worker_class`), with SO_REUSEPORT
+        sockets per worker if `reuse_port`, each replaced after
+        `max_requests` (+ up to `max_requests_jitter`) requests. SIGHUP is
+        then a rolling restart and SIGTTIN / SIGTTOU add / remove a worker.
+        A supervisor that gives up on workers failing at start-up raises
+        ``SystemExit(3)``. See docs/workers.md.
+        """
+        from pounce.workers import WorkerOptions, check, needs_supervisor, supervise
+
+        options = WorkerOptions(
+            workers=workers,
+            worker_class=worker_class,
+            reuse_port=reuse_port,
+            max_requests=max_requests,
+            max_requests_jitter=max_requests_jitter,
+        )
+        check(options)
+        if needs_supervisor(options):
+            code = supervise(self, options)
+            if code:
+                raise SystemExit(code)
+            return
         with asyncio.Runner(loop_factory=loop_factory(self.spec.loop)) as runner:
             runner.run(self._serve_until_signalled())
 

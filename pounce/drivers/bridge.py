@@ -41,6 +41,10 @@ MAX_SNIFF_BYTES = 64  # bytes buffered while no protocol has claimed a connectio
 
 error_log = logging.getLogger("pounce.error")
 
+# Seconds a connection still waiting for its (first) request head is given once a
+# graceful shutdown begins; the graceful timeout bounds it too.
+SHUTDOWN_HEAD_GRACE = 1.0
+
 
 class ProtocolFactory(ABC):
     """Makes the handler for one connection of a protocol; immutable, shared."""
@@ -273,6 +277,12 @@ class ProtocolBridge:
         if self._chosen is not None:
             self._chosen.begin_shutdown()
         elif self._conn is not None:
+            # Accepted before the listener closed, no byte yet: its first request
+            # may be on the way (the chosen driver will answer it, with close).
+            asyncio.get_running_loop().call_later(SHUTDOWN_HEAD_GRACE, self._abort_undecided)
+
+    def _abort_undecided(self) -> None:
+        if self._chosen is None and self._conn is not None and not self._conn.is_closing():
             self._conn.abort()  # no request has even started: nothing to finish or flush
 
 

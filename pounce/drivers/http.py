@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from pounce.asgi.exchange import Exchange
 from pounce.conn import Conn
-from pounce.drivers.bridge import Upgradable
+from pounce.drivers.bridge import SHUTDOWN_HEAD_GRACE, Upgradable
 from pounce.drivers.service import BODY_RATE_GRACE, ServiceContext
 from pounce.errors import RemoteProtocolError
 from pounce.net.deadline import Deadline
@@ -424,8 +424,20 @@ class HTTPDriver(Upgradable):
         self._close()
 
     def begin_shutdown(self) -> None:
-        """Graceful shutdown: close when idle, else after the responses in flight."""
+        """Graceful shutdown: close when idle, else after the responses in flight.
+
+        A connection waiting for a request head — accepted just before the
+        listener closed, or holding part of a head — is owed that request
+        (a rolling restart drains workers under load): it gets
+        `SHUTDOWN_HEAD_GRACE` more seconds, and the request, if it comes, is
+        answered with ``connection: close``. An idle keep-alive connection
+        closes at once, as HTTP/1.1 allows (RFC 9112 §9.3.1: its client may retry).
+        """
         if not self._exchanges:
+            if self._waiting_for_head:
+                grace = min(SHUTDOWN_HEAD_GRACE, self._options.request_head_timeout)
+                self._set_timer(grace, self._close)
+                return
             self._close()
             return
         for exchange in self._exchanges.values():

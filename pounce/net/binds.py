@@ -90,14 +90,23 @@ class FdBind:
 Bind = TCPBind | UnixBind | FdBind
 
 
-def open_socket(bind: Bind, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
-    """Open, bind and listen; raise `TransportError` with what to do on failure."""
+def open_socket(
+    bind: Bind, backlog: int = DEFAULT_BACKLOG, *, reuse_port: bool = False, listen: bool = True
+) -> socket.socket:
+    """Open, bind and listen; raise `TransportError` with what to do on failure.
+
+    `reuse_port` (TCP only): set SO_REUSEPORT, so each worker can listen on a
+    socket of its own on the same port. `listen=False` only binds: a socket
+    that holds the port (and learns it, for port 0) but is handed no connections.
+    """
     if isinstance(bind, TCPBind):
-        sock = _open_tcp(bind)
+        sock = _open_tcp(bind, reuse_port)
     elif isinstance(bind, UnixBind):
         sock = _open_unix(bind)
     else:
         sock = _open_fd(bind)
+    if not listen:
+        return sock
     try:
         sock.listen(backlog)
     except OSError as exc:
@@ -107,10 +116,12 @@ def open_socket(bind: Bind, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
     return sock
 
 
-def _open_tcp(bind: TCPBind) -> socket.socket:
+def _open_tcp(bind: TCPBind, reuse_port: bool = False) -> socket.socket:
     family = socket.AF_INET6 if ":" in bind.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if family == socket.AF_INET6:
         # An explicit IPv6 bind means IPv6 only; bind 0.0.0.0 as well for both.
         with contextlib.suppress(OSError):

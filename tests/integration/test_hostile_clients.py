@@ -204,7 +204,10 @@ def test_shutdown_drops_connections_that_have_not_started(loop: str, pki: PKI) -
         for ts in running:
             start = time.monotonic()
             ts.stop()
-            assert time.monotonic() - start < 1.5, ts.server.describe()
+            # Gone, mid-handshake, mid-header: dropped at once. Open but silent: a
+            # request may be on its way, so SHUTDOWN_HEAD_GRACE (1 s) — never the
+            # 20 s graceful timeout.
+            assert time.monotonic() - start < 3.0, ts.server.describe()
     finally:
         for ts in running:
             ts.stop()

@@ -1,0 +1,79 @@
+"""Workers: one supervisor, N workers, each serving the same `Server` on its own loop.
+
+``Server.run(workers=N, ...)`` comes here when it needs a supervisor; see
+docs/workers.md. Modules, one job each:
+
+* `options` — `WorkerOptions`, their checks, ``auto`` → process or thread;
+* `sockets` — the listening sockets, opened once and shared (or split with
+  SO_REUSEPORT);
+* `supervisor` — the slots, restarts, rolling restarts, the end;
+* `policy` — the restart back-off and when to give up;
+* `handle`, `process`, `thread` — a worker as the supervisor sees it, per kind;
+* `runtime` — the body of a worker, the same for both kinds;
+* `counting` — the request counter behind ``max_requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import TYPE_CHECKING
+
+from pounce.workers.options import WorkerOptions, check, worker_kind
+from pounce.workers.policy import GIVE_UP_EXIT_CODE, RestartPolicy
+from pounce.workers.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from pounce.server import Server
+
+__all__ = [
+    "GIVE_UP_EXIT_CODE",
+    "RestartPolicy",
+    "Supervisor",
+    "WorkerOptions",
+    "check",
+    "needs_supervisor",
+    "supervise",
+    "worker_kind",
+]
+
+
+def needs_supervisor(options: WorkerOptions) -> bool:
+    """More than one worker, or one that must be recycled; else serve in this process."""
+    return options.workers > 1 or options.max_requests is not None
+
+
+def supervise(server: Server, options: WorkerOptions) -> int:
+    """Run a supervisor in this process until SIGTERM / SIGINT; return its exit status."""
+    with asyncio.Runner() as runner:
+        return runner.run(_run_with_signals(Supervisor(server, options)))
+
+
+async def _run_with_signals(supervisor: Supervisor) -> int:
+    """SIGINT / SIGTERM drain (a second one forces), SIGHUP rolls, SIGTTIN / SIGTTOU scale."""
+    loop = asyncio.get_running_loop()
+
+    def on_stop() -> None:
+        if supervisor.stopping:
+            supervisor.force()
+        else:
+            supervisor.stop()
+
+    handlers = {
+        signal.SIGINT: on_stop,
+        signal.SIGTERM: on_stop,
+        signal.SIGHUP: supervisor.roll,
+        signal.SIGTTIN: supervisor.add,
+        signal.SIGTTOU: supervisor.remove,
+    }
+    installed = []
+    for signum, handler in handlers.items():
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, handler)
+            installed.append(signum)
+    try:
+        return await supervisor.run()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,268 @@
+"""Run `serve_app` in a subprocess and talk to it: raw HTTP/1.1, every wait bounded.
+
+`Running` reads the server's log as it comes; tests wait for lines with
+`wait_for` (a timeout each). `get` makes one request on a new connection;
+`KeepAliveClient` reuses one, retrying a request only where RFC 9112
+§9.3.1 lets a client: the reused connection closed before any byte of the
+answer (it counts those retries).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTED = re.compile(r"Pounce running on http://127\.0\.0\.1:(\d+)")
+TIMEOUT = 5.0  # seconds for any one network operation
+
+
+class Running:
+    def __init__(self, proc: subprocess.Popen[str], *, started: bool = True) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.port = int(self.wait_for(STARTED, 20)[1]) if started else 0
+
+    def _pump(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self.lines.append("<exited>\n")
+            self._changed.notify_all()
+
+    def wait_for(self, pattern: str | re.Pattern[str], timeout: float = 10, after: int = 0) -> Any:
+        """The first log line from index `after` on that matches; fail after `timeout` s."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines[after:]:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.lines and self.lines[-1] == "<exited>\n"):
+                    raise AssertionError(f"no log line {regex.pattern!r}:\n{self.output()}")
+                self._changed.wait(left)
+
+    def wait_count(self, pattern: str, count: int, timeout: float = 10) -> None:
+        """Wait until `count` log lines match `pattern`; fail after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.count(pattern) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.lines[-1:] == ["<exited>\n"]:
+                    raise AssertionError(f"not {count} lines {pattern!r}:\n{self.output()}")
+                self._changed.wait(left)
+
+    def count(self, pattern: str) -> int:
+        return sum(1 for line in list(self.lines) if re.search(pattern, line))
+
+    def mark(self) -> int:
+        return len(self.lines)
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def signal(self, signum: signal.Signals) -> None:
+        os.kill(self.proc.pid, signum)
+
+    def wait(self, timeout: float = 15) -> int:
+        return self.proc.wait(timeout)
+
+
+@contextmanager
+def serving(
+    env: dict[str, str] | None = None, started: bool = True, **options: Any
+) -> Iterator[Running]:
+    """The server run with `options`; `started`: wait for its start-up line."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.workers.serve_app", json.dumps(options)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        yield Running(proc, started=started)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        _kill_orphans(proc.pid)
+
+
+def _kill_orphans(pid: int) -> None:
+    """Workers of a supervisor killed by the test notice it and drain; make sure."""
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = path.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # our supervisor's child
+            with_pid = int(path.parent.name)
+            with suppress(ProcessLookupError):
+                os.kill(with_pid, signal.SIGKILL)
+
+
+def request_bytes(path: str, *, close: bool) -> bytes:
+    extra = b"connection: close\r\n" if close else b""
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nhost: test\r\n" + extra + b"\r\n"
+
+
+def read_response(sock: socket.socket) -> tuple[int, bytes, bool]:
+    """(status, body, closing) of one response with a content-length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise EmptyAnswerError(data)
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed in the middle of a body")
+        body += chunk
+    return status, body, re.search(rb"(?i)\r\nconnection: *close", head) is not None
+
+
+class EmptyAnswerError(ConnectionError):
+    """The connection closed before the first byte of an answer."""
+
+    def __init__(self, partial: bytes) -> None:
+        super().__init__(f"closed before a whole answer head ({len(partial)} bytes)")
+        self.partial = partial
+
+
+def get(port: int, path: str = "/", timeout: float = TIMEOUT) -> tuple[int, str]:
+    """One request on a new connection (``connection: close``)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request_bytes(path, close=True))
+        status, body, _ = read_response(sock)
+    return status, body.decode()
+
+
+class KeepAliveClient:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.retries = 0
+
+    def get(self, path: str = "/") -> tuple[int, str]:
+        if self.sock is not None:
+            try:
+                return self._exchange(self.sock, path)
+            except (EmptyAnswerError, ConnectionResetError, BrokenPipeError) as exc:
+                if isinstance(exc, EmptyAnswerError) and exc.partial:
+                    raise
+                self.retries += 1  # RFC 9112 §9.3.1: idle connection closed under us
+                self.close()
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
+        return self._exchange(self.sock, path)
+
+    def _exchange(self, sock: socket.socket, path: str) -> tuple[int, str]:
+        sock.sendall(request_bytes(path, close=False))
+        status, body, closing = read_response(sock)
+        if closing:
+            self.close()
+        return status, body.decode()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def pid_of(body: str) -> int:
+    return int(body.split()[0])
+
+
+class Load:
+    """Clients requesting in a loop on threads until `stop()`, bounded in count and time.
+
+    `fresh` clients open a new connection per request, `keep_alive` ones reuse
+    theirs. Every request that does not end in a 200 is a failure — a refused
+    or reset new connection included; the only thing not counted is the retry
+    RFC 9112 §9.3.1 allows on a reused connection closed before it answered
+    (`retries`).
+    """
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        fresh: int = 2,
+        keep_alive: int = 1,
+        path: str = "/",
+        limit: int = 5000,
+        seconds: float = 20.0,
+    ) -> None:
+        self.port, self.path, self.limit = port, path, limit
+        self.deadline = time.monotonic() + seconds
+        self.ok = 0
+        self.failures: list[str] = []
+        self.retries = 0
+        self.pids: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(reuse,), daemon=True)
+            for reuse in [False] * fresh + [True] * keep_alive
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def running(self) -> bool:
+        """Still requesting: neither stopped nor past its bounds."""
+        return self._more()
+
+    def _more(self) -> bool:
+        with self._lock:
+            count = self.ok + len(self.failures)
+        return not self._stop.is_set() and count < self.limit and time.monotonic() < self.deadline
+
+    def _run(self, reuse: bool) -> None:
+        client = KeepAliveClient(self.port) if reuse else None
+        while self._more():
+            try:
+                status, body = client.get(self.path) if client else get(self.port, self.path)
+                outcome = None if status == 200 else f"status {status}"
+            except OSError as exc:
+                outcome = f"{'keep-alive' if reuse else 'new connection'}: {exc!r}"
+                if client:
+                    client.close()
+            with self._lock:
+                if outcome is None:
+                    self.ok += 1
+                    self.pids.add(pid_of(body))
+                else:
+                    self.failures.append(outcome)
+        if client:
+            with self._lock:
+                self.retries += client.retries
+            client.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
