@@ -123,3 +123,19 @@ def test_serve_on_sockets_opened_once() -> None:
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
         pass  # and still listening (the kernel queues the connection)
     listener.close()
+
+
+async def test_a_websocket_server_picks_http1_without_waiting_for_bytes() -> None:
+    """WebSocket is reached only by Upgrade, so `.h1().websocket()` has one protocol to
+    pick from: the connection is HTTP/1.1's at once, with no protocol-choice clock."""
+    from pounce.drivers.bridge import ProtocolBridge
+    from pounce.drivers.http import HTTPDriver
+    from pounce.drivers.service import ServiceContext
+    from pounce.testing import MemoryConn
+
+    server = Server.builder().bind("127.0.0.1", 0).h1().websocket().asgi(hello)
+    bridge = ProtocolBridge(server.spec.protocols, ServiceContext(hello, server.spec.http))
+    conn = MemoryConn(bridge).open()
+    assert isinstance(bridge._chosen, HTTPDriver)
+    assert len(bridge._undecided) == 0
+    conn.lose()

@@ -156,7 +156,9 @@ class ProtocolBridge:
         upgrades: Mapping[bytes, ProtocolFactory] | None = None,
         undecided: UndecidedConnections | None = None,
     ) -> None:
-        self._factories = factories
+        # Picked per connection: every factory but those reached only by an
+        # Upgrade (WebSocket), so .h1().websocket() still picks HTTP/1.1 at once.
+        self._factories = tuple(f for f in factories if not f.upgrade_only)
         self._service = service
         self._upgrades = upgrades if upgrades is not None else upgrade_map(factories)
         if undecided is None:  # a bridge made outside `bridge_factory` (tests)

@@ -226,6 +226,11 @@ class _ExactReader(asyncio.BufferedProtocol):
 # nothing of it) before the connection is aborted: nginx's send_timeout.
 DEFAULT_SEND_TIMEOUT = 60.0  # seconds
 
+# How long closing a TLS connection waits for the peer's close_notify before it
+# aborts (asyncio's default is 30 s: an idle client that never answers would hold
+# a graceful shutdown that long). As long as a plain connection's lingering close.
+TLS_SHUTDOWN_TIMEOUT = 2.0  # seconds
+
 # Our own bound on a TLS handshake, past the loop's ssl_handshake_timeout.
 HANDSHAKE_GRACE = 1.0  # seconds
 
@@ -459,7 +464,12 @@ class TransportAdapter(asyncio.Protocol):
         self._reader = None
         try:
             tls = await loop.start_tls(
-                transport, self, context, server_side=True, ssl_handshake_timeout=timeout
+                transport,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=timeout,
+                ssl_shutdown_timeout=TLS_SHUTDOWN_TIMEOUT,
             )
             # None: closed (aborted) while the handshake was under way. uvloop
             # may also hand back a transport already closed and without a

@@ -441,3 +441,25 @@ def test_client_that_reads_nothing_of_a_response_is_aborted_after_send_timeout(
                     pass
             assert time.monotonic() - start < 1.5 + TIMEOUT
         assert any("read nothing of our output" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_shutdown_does_not_wait_for_a_tls_client_that_never_answers_our_close(
+    loop: str, pki: PKI
+) -> None:
+    """An idle TLS client that reads nothing never sends close_notify back: our close
+    gives up after TLS_SHUTDOWN_TIMEOUT (2 s), not asyncio's 30 s or the graceful timeout."""
+    server = (
+        _front(Server.builder().bind("127.0.0.1", 0), "tls", pki, 20.0)
+        .h1()
+        .timeouts(request_head=20.0, graceful_shutdown=20.0)
+        .asgi(app)
+    )
+    ts = TestServer(server, loop=loop).start()
+    tls = _client_context(pki).wrap_socket(_raw(ts.port), server_hostname="localhost")
+    try:
+        start = time.monotonic()
+        ts.stop()
+        assert time.monotonic() - start < 6.0
+    finally:
+        tls.close()
