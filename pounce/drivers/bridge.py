@@ -156,11 +156,12 @@ class ProtocolBridge:
         upgrades: Mapping[bytes, ProtocolFactory] | None = None,
         undecided: UndecidedConnections | None = None,
     ) -> None:
-        # Picked per connection: every factory but those reached only by an
-        # Upgrade (WebSocket), so .h1().websocket() still picks HTTP/1.1 at once.
-        self._factories = tuple(f for f in factories if not f.upgrade_only)
+        if upgrades is None:  # a bridge made outside `bridge_factory` (tests)
+            upgrades = upgrade_map(factories)
+            factories = direct_factories(factories)
+        self._factories = factories  # those a connection can start with
         self._service = service
-        self._upgrades = upgrades if upgrades is not None else upgrade_map(factories)
+        self._upgrades = upgrades
         if undecided is None:  # a bridge made outside `bridge_factory` (tests)
             undecided = UndecidedConnections(service.options.request_head_timeout)
         self._undecided = undecided
@@ -290,12 +291,12 @@ class ProtocolBridge:
 
 def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext) -> HandlerFactory:
     """The handler factory at the bottom of the stream layers (one per serve)."""
-    chosen = tuple(factories)
-    upgrades = upgrade_map(chosen)
+    upgrades = upgrade_map(factories)
+    direct = direct_factories(factories)
     undecided = UndecidedConnections(service.options.request_head_timeout)
 
     def make() -> ConnectionHandler:
-        return ProtocolBridge(chosen, service, upgrades, undecided)
+        return ProtocolBridge(direct, service, upgrades, undecided)
 
     return make
 
@@ -357,6 +358,12 @@ def offer_tunnels(factories: Sequence[ProtocolFactory]) -> tuple[ProtocolFactory
         for token in factory.upgrade_tokens
     )
     return tuple(factory.with_tunnels(tokens) for factory in factories)
+
+
+def direct_factories(factories: Sequence[ProtocolFactory]) -> tuple[ProtocolFactory, ...]:
+    """The factories a connection can start with: all but those reached only by an
+    Upgrade (WebSocket), so ``.h1().websocket()`` picks HTTP/1.1 at once."""
+    return tuple(f for f in factories if not f.upgrade_only)
 
 
 def upgrade_map(factories: Sequence[ProtocolFactory]) -> dict[bytes, ProtocolFactory]:
