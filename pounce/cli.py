@@ -32,6 +32,7 @@ from pounce.settings import (
     from_file,
     render_settings,
 )
+from pounce.workers.options import WorkerOptions
 
 EXIT_OK = 0
 EXIT_STARTUP = 1
@@ -122,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server = standard(options).asgi(app, name=app_name)
         if debug:
             error_log.debug("Stack:\n%s", server.describe())
-        server.run()
+        server.run(**options.keywords(WorkerOptions))
     except BuildError as exc:
         return _fail(exc, EXIT_USAGE, debug)
     except (AppImportError, TransportError) as exc:

@@ -28,6 +28,7 @@ from pounce.layers.tls.config import TLSConfig
 from pounce.logs import LOG_LEVELS
 from pounce.net.binds import ListenOptions, systemd_fds
 from pounce.options import Option, did_you_mean, one_of, option, options_of, outside_values
+from pounce.workers.options import WorkerOptions
 
 T = TypeVar("T")
 
@@ -115,13 +116,15 @@ STANDARD: tuple[Option, ...] = tuple(
         ProxyProtocolOptions,
         ProxyHeadersOptions,
         ServeOptions,
+        WorkerOptions,
     )
     for opt in options_of(owner)
 )
-"""Every option of the standard stack, in docs order (grouped)."""
+"""Every option of the standard stack and of how it is run (`WorkerOptions`:
+``Server.run()``'s keywords), in docs order (grouped)."""
 
 _GROUPS: tuple[str, ...] = ("app", "listen", "timeouts", "HTTP", "HTTP/1.1", "HTTP/2")
-_GROUPS += ("WebSocket", "TLS", "proxies", "server", "logging")
+_GROUPS += ("WebSocket", "TLS", "proxies", "server", "workers", "logging")
 
 FRONT_END: tuple[Option, ...] = tuple(
     sorted((*options_of(AppOptions), *STANDARD), key=lambda o: _GROUPS.index(o.group))

@@ -20,7 +20,7 @@ import contextlib
 import signal
 from typing import TYPE_CHECKING
 
-from pounce.workers.options import WorkerOptions, check, worker_kind
+from pounce.workers.options import WorkerOptions, check, from_keywords, worker_kind
 from pounce.workers.policy import GIVE_UP_EXIT_CODE, RestartPolicy
 from pounce.workers.supervisor import Supervisor
 
@@ -33,6 +33,7 @@ __all__ = [
     "Supervisor",
     "WorkerOptions",
     "check",
+    "from_keywords",
     "needs_supervisor",
     "supervise",
     "worker_kind",
