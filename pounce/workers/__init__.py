@@ -8,6 +8,7 @@ docs/workers.md. Modules, one job each:
   SO_REUSEPORT);
 * `supervisor` — the slots, restarts, rolling restarts, the end;
 * `policy` — the restart back-off and when to give up;
+* `heartbeat` — each serving worker's event loop must answer, or it is replaced;
 * `handle`, `process`, `thread` — a worker as the supervisor sees it, per kind;
 * `runtime` — the body of a worker, the same for both kinds;
 * `counting` — the request counter behind ``max_requests``.

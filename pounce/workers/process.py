@@ -5,8 +5,17 @@ listening sockets as they are, so ``Server.run(workers=N)`` works for an app
 built in Python, not only for an import string. Platforms without fork are
 refused when the options are checked (`pounce.workers.options`).
 
-The pipe carries small tuples: supervisor → worker ``("stop",)``; worker →
-supervisor ``("ready",)``, ``("recycle", served)``, ``("served", served)``.
+The pipe carries small tuples: supervisor → worker ``("stop",)``,
+``("ping",)``; worker → supervisor ``("ready",)``, ``("pong",)``,
+``("recycle", served)``, ``("served", served)``. The worker reads its end
+in a reader callback on its own event loop, so a ``pong`` proves that loop
+turns (`pounce.workers.heartbeat`).
+
+A second pipe, one way, carries a stack dump: the child registers
+`faulthandler` on SIGUSR1 to write every thread's stack into it. When a
+worker's loop stops answering, the supervisor sends SIGUSR1, gives the
+dump `STACK_WAIT` to arrive (faulthandler writes from the C signal handler,
+even while Python code is blocked in a C call), logs it, then SIGKILLs.
 A worker that reads EOF on it has lost its supervisor and drains. The
 supervisor learns of an exit from the process sentinel, whatever the cause
 (exit, exception, SIGKILL, the OOM killer).
@@ -22,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
+import logging
 import multiprocessing
 import os
 import signal
@@ -35,7 +46,11 @@ from pounce.workers.handle import Events, Worker, WorkerPlan
 from pounce.workers.runtime import run_worker
 from pounce.workers.sockets import close_all
 
+error_log = logging.getLogger("pounce.error")
+
 REAP_TIMEOUT = 1.0  # seconds; reaping a child whose sentinel fired takes microseconds
+STACK_WAIT = 0.5  # seconds from SIGUSR1 to reading the stack dump; it takes microseconds
+STACK_SIGNAL = signal.SIGUSR1
 
 SUPERVISOR_SIGNALS = (
     signal.SIGINT,
@@ -52,9 +67,10 @@ class ProcessSpawner:
 
     def __init__(self) -> None:
         self.pipes: set[Connection] = set()
+        self.stack_fds: set[int] = set()  # the read ends of the workers' stack pipes
 
     def spawn(self, plan: WorkerPlan, events: Events, loop: asyncio.AbstractEventLoop) -> Worker:
-        return ProcessWorker(plan, events, loop, self.pipes)
+        return ProcessWorker(plan, events, loop, self)
 
 
 class ProcessWorker(Worker):
@@ -65,19 +81,22 @@ class ProcessWorker(Worker):
         plan: WorkerPlan,
         events: Events,
         loop: asyncio.AbstractEventLoop,
-        pipes: set[Connection],
+        spawner: ProcessSpawner,
     ) -> None:
         super().__init__(plan, events, loop)
-        self._pipes = pipes
+        self._pipes = spawner.pipes
+        self._stack_fds = spawner.stack_fds
+        self._stack: int | None = None  # the read end of this worker's stack pipe
         self._conn: Connection | None = None
         self._process: Any = None  # multiprocessing's fork Process; its stub is untyped
 
     def start(self, own_sockets: list[socket.socket]) -> None:
         ours, theirs = multiprocessing.Pipe()
+        stack, stack_w = os.pipe()
         context = multiprocessing.get_context("fork")
         process = context.Process(
             target=_child_main,
-            args=(self.plan, theirs, [ours, *self._pipes]),
+            args=(self.plan, theirs, stack_w, [ours, *self._pipes], [stack, *self._stack_fds]),
             name=f"pounce-worker-g{self.generation}",
         )
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
@@ -86,7 +105,11 @@ class ProcessWorker(Worker):
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             theirs.close()
+            os.close(stack_w)
             close_all(own_sockets)  # the child has them now; a sibling must not
+        os.set_blocking(stack, False)
+        self._stack = stack
+        self._stack_fds.add(stack)
         self._process, self._conn = process, ours
         self._pipes.add(ours)
         self.ident = process.pid or 0
@@ -99,9 +122,35 @@ class ProcessWorker(Worker):
                 self._conn.send(("stop",))
 
     def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: signal.Signals) -> None:
         if self._process is not None and self._process.exitcode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.ident, signal.SIGKILL)
+                os.kill(self.ident, signum)
+
+    def ping(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(("ping",))
+
+    def abandon(self) -> None:
+        """SIGUSR1 (faulthandler dumps the stacks into the stack pipe), log them, SIGKILL."""
+        self._signal(STACK_SIGNAL)
+
+        def dump_and_kill() -> None:
+            stack = self._read_stack().rstrip() or "(no stack: the worker did not dump one)"
+            error_log.error("Stack of %s, blocked; killing it:\n%s", self, stack)
+            self.kill()
+
+        self.loop.call_later(STACK_WAIT, dump_and_kill)
+
+    def _read_stack(self) -> str:
+        chunks = []
+        with contextlib.suppress(OSError):  # (EAGAIN: all read)
+            while self._stack is not None and (chunk := os.read(self._stack, 65536)):
+                chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
 
     def _read(self) -> None:
         conn = self._conn
@@ -117,7 +166,9 @@ class ProcessWorker(Worker):
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "ready":
+        if kind == "pong":
+            self.answered()
+        elif kind == "ready":
             self.events.worker_ready(self)
         elif kind == "recycle":
             self.served = int(message[1])
@@ -134,6 +185,10 @@ class ProcessWorker(Worker):
                 self.loop.remove_reader(self._conn.fileno())
             self._pipes.discard(self._conn)
             self._conn.close()
+        if self._stack is not None:
+            self._stack_fds.discard(self._stack)
+            os.close(self._stack)
+            self._stack = None
         # The sentinel is readable once the child's fds are closed, a moment
         # before the kernel lets us reap it: wait that moment.
         process.join(REAP_TIMEOUT)
@@ -142,7 +197,13 @@ class ProcessWorker(Worker):
         self.events.worker_exited(self, None if signum else code, signum)
 
 
-def _child_main(plan: WorkerPlan, conn: Connection, supervisor_ends: list[Connection]) -> None:
+def _child_main(
+    plan: WorkerPlan,
+    conn: Connection,
+    stack: int,
+    supervisor_ends: list[Connection],
+    supervisor_fds: list[int],
+) -> None:
     """In the forked child: shed the supervisor's signal set-up and pipes, then serve."""
     signal.set_wakeup_fd(-1)  # the supervisor loop's; a signal here must not wake it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -151,6 +212,9 @@ def _child_main(plan: WorkerPlan, conn: Connection, supervisor_ends: list[Connec
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for end in supervisor_ends:  # (fork passes these objects as they are, unpickled)
         end.close()
+    for fd in supervisor_fds:
+        os.close(fd)
+    faulthandler.register(STACK_SIGNAL, file=stack, all_threads=True, chain=False)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
     sys.exit(run_worker(plan, ProcessLink(conn)))
 
@@ -176,7 +240,9 @@ class ProcessLink:
             asyncio.get_running_loop().remove_reader(self._conn.fileno())
             self._stop.set()
             return
-        if message[0] == "stop":
+        if message[0] == "ping":  # answered here, on this worker's loop: it turns
+            self._send("pong")
+        elif message[0] == "stop":
             self._stop.set()
 
     def _send(self, *message: Any) -> None:
