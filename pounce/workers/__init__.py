@@ -11,7 +11,8 @@ docs/workers.md. Modules, one job each:
 * `heartbeat` — each serving worker's event loop must answer, or it is replaced;
 * `handle`, `process`, `thread` — a worker as the supervisor sees it, per kind;
 * `runtime` — the body of a worker, the same for both kinds;
-* `counting` — the request counter behind ``max_requests``.
+* `counting` — the request counter behind ``max_requests``;
+* `reload`, `watch` — dev reload: a fresh worker per change of a watched file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from typing import TYPE_CHECKING
 
 from pounce.workers.options import WorkerOptions, check, from_keywords, worker_kind
 from pounce.workers.policy import GIVE_UP_EXIT_CODE, RestartPolicy
+from pounce.workers.reload import FreshSpawner, Recipe, ReloadOptions
 from pounce.workers.supervisor import Supervisor
+from pounce.workers.watch import Watcher
 
 if TYPE_CHECKING:
     from pounce.server import Server
@@ -37,6 +40,7 @@ __all__ = [
     "from_keywords",
     "needs_supervisor",
     "supervise",
+    "supervise_reload",
     "worker_kind",
 ]
 
@@ -50,6 +54,21 @@ def supervise(server: Server, options: WorkerOptions) -> int:
     """Run a supervisor in this process until SIGTERM / SIGINT; return its exit status."""
     with asyncio.Runner() as runner:
         return runner.run(_run_with_signals(Supervisor(server, options)))
+
+
+def supervise_reload(
+    server: Server, options: WorkerOptions, recipe: Recipe, reload: ReloadOptions
+) -> int:
+    """Dev reload: one fresh worker (`pounce.workers.reload`), a new one per change.
+
+    `server` gives the listeners and timeouts only; the worker builds its own from `recipe`.
+    """
+    watcher = Watcher(
+        reload.reload_dirs, reload.reload_includes, reload.reload_excludes, reload.reload_delay
+    )
+    supervisor = Supervisor(server, options, spawner=FreshSpawner(recipe), watcher=watcher)
+    with asyncio.Runner() as runner:
+        return runner.run(_run_with_signals(supervisor))
 
 
 async def _run_with_signals(supervisor: Supervisor) -> int:

@@ -66,8 +66,7 @@ class ProcessSpawner:
     child must close (else a worker would not see EOF when the supervisor dies)."""
 
     def __init__(self) -> None:
-        self.pipes: set[Connection] = set()
-        self.stack_fds: set[int] = set()  # the read ends of the workers' stack pipes
+        self.pipes: set[Connection] = set()  # (the stack pipes' read ends too)
 
     def spawn(self, plan: WorkerPlan, events: Events, loop: asyncio.AbstractEventLoop) -> Worker:
         return ProcessWorker(plan, events, loop, self)
@@ -85,36 +84,39 @@ class ProcessWorker(Worker):
     ) -> None:
         super().__init__(plan, events, loop)
         self._pipes = spawner.pipes
-        self._stack_fds = spawner.stack_fds
-        self._stack: int | None = None  # the read end of this worker's stack pipe
+        self._stack: Connection | None = None  # the read end of this worker's stack pipe
         self._conn: Connection | None = None
         self._process: Any = None  # multiprocessing's fork Process; its stub is untyped
 
     def start(self, own_sockets: list[socket.socket]) -> None:
         ours, theirs = multiprocessing.Pipe()
-        stack, stack_w = os.pipe()
-        context = multiprocessing.get_context("fork")
-        process = context.Process(
-            target=_child_main,
-            args=(self.plan, theirs, stack_w, [ours, *self._pipes], [stack, *self._stack_fds]),
-            name=f"pounce-worker-g{self.generation}",
-        )
+        stack, stack_w = multiprocessing.Pipe(duplex=False)
+        process = self.make_process(theirs, stack_w, [ours, stack, *self._pipes])
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
         try:
             process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             theirs.close()
-            os.close(stack_w)
+            stack_w.close()
             close_all(own_sockets)  # the child has them now; a sibling must not
-        os.set_blocking(stack, False)
-        self._stack = stack
-        self._stack_fds.add(stack)
-        self._process, self._conn = process, ours
-        self._pipes.add(ours)
+        os.set_blocking(stack.fileno(), False)
+        self._process, self._conn, self._stack = process, ours, stack
+        self._pipes.update((ours, stack))
         self.ident = process.pid or 0
         self.loop.add_reader(ours.fileno(), self._read)
         self.loop.add_reader(process.sentinel, self._exited)
+
+    def make_process(
+        self, conn: Connection, stack: Connection, supervisor_ends: list[Connection]
+    ) -> Any:
+        """The (not yet started) child: forked, serving `plan` as it is."""
+        context = multiprocessing.get_context("fork")
+        return context.Process(
+            target=_child_main,
+            args=(self.plan, conn, stack, supervisor_ends),
+            name=f"pounce-worker-g{self.generation}",
+        )
 
     def drain(self) -> None:
         if self._conn is not None:
@@ -148,7 +150,7 @@ class ProcessWorker(Worker):
     def _read_stack(self) -> str:
         chunks = []
         with contextlib.suppress(OSError):  # (EAGAIN: all read)
-            while self._stack is not None and (chunk := os.read(self._stack, 65536)):
+            while self._stack is not None and (chunk := os.read(self._stack.fileno(), 65536)):
                 chunks.append(chunk)
         return b"".join(chunks).decode("utf-8", "replace")
 
@@ -186,8 +188,8 @@ class ProcessWorker(Worker):
             self._pipes.discard(self._conn)
             self._conn.close()
         if self._stack is not None:
-            self._stack_fds.discard(self._stack)
-            os.close(self._stack)
+            self._pipes.discard(self._stack)
+            self._stack.close()
             self._stack = None
         # The sentinel is readable once the child's fds are closed, a moment
         # before the kernel lets us reap it: wait that moment.
@@ -198,11 +200,7 @@ class ProcessWorker(Worker):
 
 
 def _child_main(
-    plan: WorkerPlan,
-    conn: Connection,
-    stack: int,
-    supervisor_ends: list[Connection],
-    supervisor_fds: list[int],
+    plan: WorkerPlan, conn: Connection, stack: Connection, supervisor_ends: list[Connection]
 ) -> None:
     """In the forked child: shed the supervisor's signal set-up and pipes, then serve."""
     signal.set_wakeup_fd(-1)  # the supervisor loop's; a signal here must not wake it
@@ -212,11 +210,14 @@ def _child_main(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for end in supervisor_ends:  # (fork passes these objects as they are, unpickled)
         end.close()
-    for fd in supervisor_fds:
-        os.close(fd)
-    faulthandler.register(STACK_SIGNAL, file=stack, all_threads=True, chain=False)
+    register_stack_dump(stack)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
     sys.exit(run_worker(plan, ProcessLink(conn)))
+
+
+def register_stack_dump(stack: Connection) -> None:
+    """In a child: SIGUSR1 writes every thread's stack into `stack` (kept by faulthandler)."""
+    faulthandler.register(STACK_SIGNAL, file=stack, all_threads=True, chain=False)
 
 
 class ProcessLink:

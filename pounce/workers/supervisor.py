@@ -42,6 +42,7 @@ from pounce.workers.policy import GIVE_UP_EXIT_CODE, RestartPolicy
 from pounce.workers.process import ProcessSpawner
 from pounce.workers.sockets import Listeners
 from pounce.workers.thread import ThreadSpawner
+from pounce.workers.watch import Watcher
 
 if TYPE_CHECKING:
     from pounce.server import Server
@@ -73,13 +74,22 @@ class Slot:
 
 class Supervisor:
     def __init__(
-        self, server: Server, options: WorkerOptions, policy: RestartPolicy | None = None
+        self,
+        server: Server,
+        options: WorkerOptions,
+        policy: RestartPolicy | None = None,
+        *,
+        spawner: Spawner | None = None,
+        watcher: Watcher | None = None,
     ) -> None:
         self.server = server
         self.options = options
         self.policy = policy or RestartPolicy()
-        self.kind = worker_kind(options.worker_class)
-        self.spawner: Spawner = ProcessSpawner() if self.kind == "process" else ThreadSpawner()
+        self.kind = worker_kind(options.worker_class) if spawner is None else "process"
+        if spawner is None:
+            spawner = ProcessSpawner() if self.kind == "process" else ThreadSpawner()
+        self.spawner: Spawner = spawner
+        self.watcher = watcher  # dev reload: a change rolls the workers
         self.slots: list[Slot] = []
         self.draining: set[Worker] = set()
         self.abandoned: set[Worker] = set()  # blocked loops, given up on (see Heartbeat)
@@ -95,15 +105,19 @@ class Supervisor:
         self._done = asyncio.Event()
         spec = self.server.spec
         self.listeners = Listeners(spec.binds, spec.backlog, reuse_port=self.options.reuse_port)
+        watching: asyncio.Task[None] | None = None
         heartbeat = Heartbeat(self.options.timeout_worker_healthcheck, self._serving, self._blocked)
         try:
             error_log.info("Starting %d %s workers", self.options.workers, self.kind)
             for _ in range(self.options.workers):
                 self._add_slot()
             heartbeat.start(self._loop)
+            watching = self._loop.create_task(self._watch()) if self.watcher else None
             await self._done.wait()
         finally:
             heartbeat.stop()
+            if watching is not None:
+                watching.cancel()
             self.listeners.close()
         return self.exit_code
 
@@ -231,10 +245,25 @@ class Supervisor:
             self._died(slot, worker)
         self._check_done()
 
+    async def _watch(self) -> None:
+        assert self.watcher is not None
+        async for changed in self.watcher.changes():
+            shown = ", ".join(changed[:3]) + (
+                f" and {len(changed) - 3} more" if changed[3:] else ""
+            )
+            error_log.info("Changes detected in %s: reloading", shown)
+            self.roll()
+
     # -- deaths -----------------------------------------------------------------------
 
     def _died(self, slot: Slot, worker: Worker) -> None:
         if self.stopping:
+            return
+        if self.watcher is not None and worker.ready_at is None:
+            # Dev reload: the same code would fail again; its error is above, once.
+            slot.failures = 0
+            serving = "the previous code serves on" if slot.current else "nothing is served"
+            error_log.warning("The new code did not start: %s until the next change", serving)
             return
         ready_for = None if worker.ready_at is None else time.monotonic() - worker.ready_at
         slot.failures = slot.failures + 1 if self.policy.is_fast(ready_for) else 0
