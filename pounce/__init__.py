@@ -76,15 +76,19 @@ def run(
 
     `options` are the standard preset's options by name (Uvicorn's: ``host``,
     ``port``, ``uds``, ``timeout_keep_alive`` …; `pounce.presets.STANDARD`,
-    listed in docs/cli.md): the config-file keys. An unknown name or a bad
+    listed in docs/cli.md): the config-file keys, the worker options among
+    them (``workers``, ``limit_max_requests`` …; docs/workers.md). With
+    ``workers`` > 1 the workers are forked from this process and inherit
+    `app` as it is, an object or an import string. An unknown name or a bad
     value is a `BuildError` before anything binds.
     """
     from pounce.importer import import_app
     from pounce.logs import configure_logging
     from pounce.presets import StandardOptions, standard
+    from pounce.workers.options import WorkerOptions
 
     opts = StandardOptions(options)
     configure_logging(log_level, access_log=bool(opts["access_log"]))
     name = app if isinstance(app, str) else None
     loaded = import_app(app, factory=factory, app_dir=app_dir) if isinstance(app, str) else app
-    standard(opts).asgi(loaded, name=name).run()
+    standard(opts).asgi(loaded, name=name).run(**opts.keywords(WorkerOptions))

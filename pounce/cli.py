@@ -19,9 +19,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pounce import __version__
+from pounce.asgi.types import Receive, Scope, Send
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.importer import import_app
 from pounce.logs import configure_logging
+from pounce.options import outside_values
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
 from pounce.settings import (
     Setting,
@@ -32,6 +34,7 @@ from pounce.settings import (
     from_file,
     render_settings,
 )
+from pounce.workers.options import WorkerOptions
 
 EXIT_OK = 0
 EXIT_STARTUP = 1
@@ -118,11 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = {opt.name for opt in STANDARD}
         options = StandardOptions({k: v for k, v in values.items() if k in names})
         app_name = str(values["app"])
+        if values["reload"]:
+            return serve_reloading(options, values, app_name)
         app = import_app(app_name, factory=bool(values["factory"]), app_dir=str(values["app_dir"]))
         server = standard(options).asgi(app, name=app_name)
         if debug:
             error_log.debug("Stack:\n%s", server.describe())
-        server.run()
+        server.run(**options.keywords(WorkerOptions))
     except BuildError as exc:
         return _fail(exc, EXIT_USAGE, debug)
     except (AppImportError, TransportError) as exc:
@@ -134,6 +139,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return EXIT_OK
+
+
+def serve_reloading(options: StandardOptions, values: Mapping[str, object], app: str) -> int:
+    """``--reload``: a supervisor that never imports APP; a fresh worker per change."""
+    from pounce.workers import from_keywords, supervise_reload
+    from pounce.workers.reload import Recipe, ReloadOptions
+
+    workers = from_keywords(options.keywords(WorkerOptions))
+    if workers.workers > 1:
+        raise BuildError(
+            f"--reload serves one worker: it cannot be combined with --workers {workers.workers}",
+            hint="drop --workers while developing, or --reload in production",
+        )
+    reload = ReloadOptions(**outside_values(ReloadOptions, values))
+    factory, app_dir = bool(values["factory"]), str(values["app_dir"])
+    recipe = Recipe(app, factory, app_dir, str(values["log_level"]), dict(options))
+    # The supervisor's own Server only opens the listeners; each worker builds its own.
+    server = standard(options).asgi(_not_served, name=app)
+    return supervise_reload(server, workers, recipe, reload)
+
+
+async def _not_served(scope: Scope, receive: Receive, send: Send) -> None:
+    raise AssertionError("the reload supervisor serves no request")
 
 
 def _fail(exc: PounceError, code: int, debug: bool) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Required, TypedDict
 
 from pounce.drivers.http1 import H1Parser
+from pounce.workers.options import WorkerClass
 
 
 class H1Keywords(TypedDict, total=False):
@@ -71,3 +72,12 @@ class ResponseHeaderKeywords(TypedDict, total=False):
     server: bool
     date: bool
     extra: tuple[tuple[str, str], ...] | list[tuple[str, str]]
+
+
+class WorkerKeywords(TypedDict, total=False):
+    workers: int
+    worker_class: WorkerClass
+    reuse_port: bool
+    max_requests: int | None
+    max_requests_jitter: int
+    timeout_worker_healthcheck: float

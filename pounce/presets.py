@@ -28,6 +28,8 @@ from pounce.layers.tls.config import TLSConfig
 from pounce.logs import LOG_LEVELS
 from pounce.net.binds import ListenOptions, systemd_fds
 from pounce.options import Option, did_you_mean, one_of, option, options_of, outside_values
+from pounce.workers.options import WorkerOptions
+from pounce.workers.reload import ReloadOptions
 
 T = TypeVar("T")
 
@@ -115,18 +117,24 @@ STANDARD: tuple[Option, ...] = tuple(
         ProxyProtocolOptions,
         ProxyHeadersOptions,
         ServeOptions,
+        WorkerOptions,
     )
     for opt in options_of(owner)
 )
-"""Every option of the standard stack, in docs order (grouped)."""
+"""Every option of the standard stack and of how it is run (`WorkerOptions`:
+``Server.run()``'s keywords), in docs order (grouped)."""
 
 _GROUPS: tuple[str, ...] = ("app", "listen", "timeouts", "HTTP", "HTTP/1.1", "HTTP/2")
-_GROUPS += ("WebSocket", "TLS", "proxies", "server", "logging")
+_GROUPS += ("WebSocket", "TLS", "proxies", "server", "workers", "reload", "logging")
 
 FRONT_END: tuple[Option, ...] = tuple(
-    sorted((*options_of(AppOptions), *STANDARD), key=lambda o: _GROUPS.index(o.group))
+    sorted(
+        (*options_of(AppOptions), *STANDARD, *options_of(ReloadOptions)),
+        key=lambda o: _GROUPS.index(o.group),
+    )
 )
-"""The CLI's, the environment's and the config file's options: the app's and `STANDARD`."""
+"""The CLI's, the environment's and the config file's options: the app's, `STANDARD`
+and dev reload's."""
 
 _NAMED = {opt.name: opt for opt in STANDARD if opt.meta.outside}
 

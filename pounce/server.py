@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from pounce.asgi.lifespan import Lifespan
 from pounce.asgi.types import ASGIApp
@@ -34,7 +34,7 @@ from pounce.net.loops import loop_factory
 from pounce.net.transport import ConnectionTracker, TransportAdapter
 
 if TYPE_CHECKING:
-    from pounce.workers.options import WorkerClass
+    from pounce.keywords import WorkerKeywords
 
 error_log = logging.getLogger("pounce.error")
 
@@ -255,38 +255,27 @@ class Server:
             )
             tracker.abort_all()
 
-    def run(
-        self,
-        workers: int = 1,
-        worker_class: WorkerClass = "auto",
-        reuse_port: bool = False,
-        max_requests: int | None = None,
-        max_requests_jitter: int = 0,
-    ) -> None:
+    def run(self, **options: Unpack[WorkerKeywords]) -> None:
         """Serve until SIGINT or SIGTERM (graceful; a second one forces exit).
 
         One worker (the default): serve in this process, on a new event loop.
-        More, or `max_requests`: a supervisor opens the listeners once and
-        keeps that many workers serving them — processes (forked) or, on a
-        free-threaded Python, threads (`worker_class`), with SO_REUSEPORT
-        sockets per worker if `reuse_port`, each replaced after
-        `max_requests` (+ up to `max_requests_jitter`) requests. SIGHUP is
-        then a rolling restart and SIGTTIN / SIGTTOU add / remove a worker.
-        A supervisor that gives up on workers failing at start-up raises
-        ``SystemExit(3)``. See docs/workers.md.
+        More (`workers`), or `max_requests`: a supervisor opens the listeners
+        once and keeps that many workers serving them — processes (forked)
+        or, on a free-threaded Python, threads (`worker_class`), with
+        SO_REUSEPORT sockets per worker if `reuse_port`, each replaced after
+        `max_requests` (+ up to `max_requests_jitter`) requests, or when its
+        event loop does not answer a heartbeat for
+        `timeout_worker_healthcheck` seconds. SIGHUP is then a rolling
+        restart and SIGTTIN / SIGTTOU add / remove a worker. A supervisor
+        that gives up on workers failing at start-up raises
+        ``SystemExit(3)``. The options, their defaults and units:
+        `pounce.workers.options.WorkerOptions`; docs/workers.md.
         """
-        from pounce.workers import WorkerOptions, check, needs_supervisor, supervise
+        from pounce.workers import from_keywords, needs_supervisor, supervise
 
-        options = WorkerOptions(
-            workers=workers,
-            worker_class=worker_class,
-            reuse_port=reuse_port,
-            max_requests=max_requests,
-            max_requests_jitter=max_requests_jitter,
-        )
-        check(options)
-        if needs_supervisor(options):
-            code = supervise(self, options)
+        checked = from_keywords(options)
+        if needs_supervisor(checked):
+            code = supervise(self, checked)
             if code:
                 raise SystemExit(code)
             return

@@ -4,7 +4,7 @@ Every function here works from option definitions (`pounce.options`), never
 from a list of its own: the CLI parser (`add_arguments`, `from_args`), the
 ``POUNCE_*`` variables (`from_environ`), TOML config files (`from_file`),
 ``pounce --print-config`` (`render_settings`) and the option tables of
-docs/cli.md and docs/builder.md (`cli_table`, `builder_table`; ``python -m
+docs/cli.md, docs/builder.md and docs/workers.md (`doc_tables`; ``python -m
 pounce.settings --write`` rewrites them, and tests/test_options.py fails when
 they are stale). A value from any of them goes through the option's own
 check, and an error names the flag, the variable, or the file and the key.
@@ -245,19 +245,32 @@ def docs_with_tables(text: str, tables: Mapping[str, str]) -> str:
     return _BLOCK.sub(lambda m: f"{m[1]}\n{tables[m[2]]}\n{m[4]}", text)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pounce.settings [--write]``: print (or rewrite in docs/) the option tables."""
+DOCS = {"cli": "cli.md", "builder": "builder.md", "workers": "workers.md"}
+"""Each generated table and the page in docs/ that holds it."""
+
+
+def doc_tables() -> dict[str, str]:
+    """Every generated table by name (the NAME of ``<!-- options:NAME -->``)."""
     from pounce.presets import FRONT_END
 
+    return {
+        "cli": cli_table(FRONT_END),
+        "builder": builder_table(FRONT_END),
+        "workers": cli_table([opt for opt in FRONT_END if opt.group == "workers"]),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pounce.settings [--write]``: print (or rewrite in docs/) the option tables."""
     parser = argparse.ArgumentParser(prog="python -m pounce.settings")
-    parser.add_argument("--write", action="store_true", help="update docs/cli.md, docs/builder.md")
+    parser.add_argument("--write", action="store_true", help="update the tables in docs/")
     parser.add_argument("--docs", default="docs", help="the docs folder")
     args = parser.parse_args(argv)
-    tables = {"cli": cli_table(FRONT_END), "builder": builder_table(FRONT_END)}
+    tables = doc_tables()
     if not args.write:
         print("\n\n".join(tables.values()))
         return 0
-    for name in ("cli.md", "builder.md"):
+    for name in DOCS.values():
         path = Path(args.docs) / name
         path.write_text(docs_with_tables(path.read_text(encoding="utf-8"), tables), "utf-8")
     return 0

@@ -23,7 +23,8 @@ from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOption
 from pounce.layers.tls.config import TLSConfig
 from pounce.options import options_of
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
-from pounce.settings import builder_table, cli_table, docs_with_tables
+from pounce.settings import DOCS, builder_table, cli_table, doc_tables, docs_with_tables
+from pounce.workers.options import WorkerOptions
 
 ROOT = Path(__file__).parent.parent
 
@@ -36,11 +37,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def test_docs_tables_match_the_definitions() -> None:
-    tables = {"cli": cli_table(FRONT_END), "builder": builder_table(FRONT_END)}
-    for name in ("cli.md", "builder.md"):
+    tables = doc_tables()
+    assert tables["cli"] == cli_table(FRONT_END)
+    assert tables["builder"] == builder_table(FRONT_END)
+    for table, name in DOCS.items():
         text = (ROOT / "docs" / name).read_text(encoding="utf-8")
-        assert f"<!-- options:{name[:-3]} -->" in text
-        assert tables[name[:-3]] in text  # the table is there, not just its markers
+        assert f"<!-- options:{table} -->" in text
+        assert tables[table] in text  # the table is there, not just its markers
         assert docs_with_tables(text, tables) == text, (
             f"docs/{name} is stale: run python -m pounce.settings --write"
         )
@@ -57,6 +60,7 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.ProxyHeadersKeywords, ProxyHeadersOptions),
         (kw.TimeoutKeywords, Timeouts),
         (kw.ResponseHeaderKeywords, ResponseHeaders),
+        (kw.WorkerKeywords, WorkerOptions),
     ],
 )
 def test_builder_keyword_types_match_the_definitions(keywords: type, owner: type) -> None:

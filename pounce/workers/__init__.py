@@ -8,9 +8,11 @@ docs/workers.md. Modules, one job each:
   SO_REUSEPORT);
 * `supervisor` — the slots, restarts, rolling restarts, the end;
 * `policy` — the restart back-off and when to give up;
+* `heartbeat` — each serving worker's event loop must answer, or it is replaced;
 * `handle`, `process`, `thread` — a worker as the supervisor sees it, per kind;
 * `runtime` — the body of a worker, the same for both kinds;
-* `counting` — the request counter behind ``max_requests``.
+* `counting` — the request counter behind ``max_requests``;
+* `reload`, `watch` — dev reload: a fresh worker per change of a watched file.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import contextlib
 import signal
 from typing import TYPE_CHECKING
 
-from pounce.workers.options import WorkerOptions, check, worker_kind
+from pounce.workers.options import WorkerOptions, check, from_keywords, worker_kind
 from pounce.workers.policy import GIVE_UP_EXIT_CODE, RestartPolicy
+from pounce.workers.reload import FreshSpawner, Recipe, ReloadOptions
 from pounce.workers.supervisor import Supervisor
+from pounce.workers.watch import Watcher
 
 if TYPE_CHECKING:
     from pounce.server import Server
@@ -33,8 +37,10 @@ __all__ = [
     "Supervisor",
     "WorkerOptions",
     "check",
+    "from_keywords",
     "needs_supervisor",
     "supervise",
+    "supervise_reload",
     "worker_kind",
 ]
 
@@ -48,6 +54,21 @@ def supervise(server: Server, options: WorkerOptions) -> int:
     """Run a supervisor in this process until SIGTERM / SIGINT; return its exit status."""
     with asyncio.Runner() as runner:
         return runner.run(_run_with_signals(Supervisor(server, options)))
+
+
+def supervise_reload(
+    server: Server, options: WorkerOptions, recipe: Recipe, reload: ReloadOptions
+) -> int:
+    """Dev reload: one fresh worker (`pounce.workers.reload`), a new one per change.
+
+    `server` gives the listeners and timeouts only; the worker builds its own from `recipe`.
+    """
+    watcher = Watcher(
+        reload.reload_dirs, reload.reload_includes, reload.reload_excludes, reload.reload_delay
+    )
+    supervisor = Supervisor(server, options, spawner=FreshSpawner(recipe), watcher=watcher)
+    with asyncio.Runner() as runner:
+        return runner.run(_run_with_signals(supervisor))
 
 
 async def _run_with_signals(supervisor: Supervisor) -> int:

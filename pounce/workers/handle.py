@@ -52,6 +52,7 @@ class Worker(ABC):
         self.started_at = time.monotonic()
         self.ready_at: float | None = None
         self.served: int | None = None  # requests served, where counted (max_requests)
+        self.answered_at: float | None = None  # its loop's last heartbeat answer (from ready on)
         self.kill_timer: asyncio.TimerHandle | None = None
 
     @property
@@ -69,6 +70,19 @@ class Worker(ABC):
     @abstractmethod
     def kill(self) -> None:
         """Exit at once (a process: SIGKILL; a thread: its serve is cancelled)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Ask the worker's event loop to answer; its answer sets `answered_at`."""
+
+    @abstractmethod
+    def abandon(self) -> None:
+        """Its loop is blocked: log the stack of the blocked thread, then end it
+        as far as its kind allows (a process: SIGKILL; a thread: drain once unblocked)."""
+
+    def answered(self) -> None:
+        """On the supervisor's loop: the worker's loop answered a ping."""
+        self.answered_at = time.monotonic()
 
     def __str__(self) -> str:
         label = "pid" if self.kind == "process" else "thread"

@@ -1,34 +1,87 @@
-"""`WorkerOptions`: how many workers, of which kind, and when to recycle them.
+"""`WorkerOptions`: how many workers, of which kind, when to recycle them, and how
+long a worker's event loop may go without answering the supervisor.
 
-Frozen configuration, checked once by `check()` before any socket is opened:
-a bad value is a `BuildError` that names the argument of `Server.run()` and
-the fix. `worker_kind()` resolves ``"auto"``: threads on a free-threaded
-interpreter (``sys._is_gil_enabled()`` false, Python 3.13t+), processes
-otherwise — threads under the GIL share one core's worth of Python.
+Each field is an option defined once (`pounce.options`): its default, unit,
+help and outside names (``--workers``, ``POUNCE_WORKERS``, config key
+``workers``) are derived from it, and `Server.run()` checks its keywords
+against these definitions (`from_keywords`: a `BuildError` naming the
+argument). `check()` adds what one field cannot say alone: a jitter needs a
+request limit, SO_REUSEPORT and fork must exist on this platform.
+`worker_kind()` resolves ``"auto"``: threads on a free-threaded interpreter
+(``sys._is_gil_enabled()`` false, Python 3.13t+), processes otherwise —
+threads under the GIL share one core's worth of Python.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from pounce.errors import BuildError
+from pounce.options import keywords, option, seconds, whole
 
 WorkerClass = Literal["auto", "process", "thread"]
 WORKER_CLASSES: tuple[WorkerClass, ...] = ("auto", "process", "thread")
 
+HEALTHCHECK_TIMEOUT = 5.0  # seconds; Uvicorn's --timeout-worker-healthcheck default
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerOptions:
-    """The arguments of `Server.run()` that concern workers, each with its default."""
+    """The keywords of `Server.run()` (and ``pounce.run()``, the CLI) that concern workers."""
 
-    workers: int = 1  # worker count; 1 (and no reload) = no supervisor, as Uvicorn
-    worker_class: WorkerClass = "auto"  # threads when free-threaded, else processes
-    reuse_port: bool = False  # SO_REUSEPORT: one listening socket per worker (Linux)
-    max_requests: int | None = None  # requests before a worker is recycled; Gunicorn's name
-    max_requests_jitter: int = 0  # up to this many more, at random, per worker; Gunicorn's
+    builder_call = "Server.run"
+    options_group = "workers"
+
+    workers: int = option(
+        1,
+        check=whole(1),
+        env=("POUNCE_WORKERS", "WEB_CONCURRENCY"),
+        help="workers to keep serving; more than 1 starts a supervisor (as Uvicorn, "
+        "WEB_CONCURRENCY is read when POUNCE_WORKERS is not set)",
+    )
+    worker_class: WorkerClass = option(
+        "auto",
+        help="process (forked) or thread workers; auto = threads on a free-threaded Python, "
+        "processes otherwise",
+    )
+    reuse_port: bool = option(
+        False,
+        help="a SO_REUSEPORT listening socket per worker (Linux) instead of one shared socket",
+    )
+    max_requests: int | None = option(
+        None,
+        name="limit_max_requests",
+        unit="requests",
+        check=whole(1),
+        help="requests (HTTP requests and WebSocket sessions) after which a worker is "
+        "replaced, the new one serving first; none: never",
+    )
+    max_requests_jitter: int = option(
+        0,
+        name="limit_max_requests_jitter",
+        unit="requests",
+        check=whole(0),
+        help="up to this many more requests, drawn per worker, so that workers started "
+        "together are not recycled together",
+    )
+    timeout_worker_healthcheck: float = option(
+        HEALTHCHECK_TIMEOUT,
+        unit="s",
+        check=seconds(),
+        help="a worker whose event loop does not answer the supervisor's heartbeat for this "
+        "long has its stack logged and is replaced (Uvicorn's name and default)",
+    )
+
+
+def from_keywords(given: Mapping[str, object]) -> WorkerOptions:
+    """`Server.run()`'s keywords → checked `WorkerOptions`, or a `BuildError` naming one."""
+    options = WorkerOptions(**keywords(WorkerOptions, "Server.run", given))
+    check(options)
+    return options
 
 
 def gil_enabled() -> bool:
@@ -44,43 +97,22 @@ def worker_kind(choice: WorkerClass) -> Literal["process", "thread"]:
 
 
 def check(options: WorkerOptions) -> None:
-    """Raise `BuildError` for a value `Server.run()` cannot serve with."""
-    workers = options.workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise BuildError(
-            f"Server.run(workers={workers!r}): must be an integer >= 1",
-            hint="workers=1 serves in this process; more starts a supervisor",
-        )
-    if options.worker_class not in WORKER_CLASSES:
-        raise BuildError(
-            f"Server.run(worker_class={options.worker_class!r}): "
-            f"must be one of {', '.join(WORKER_CLASSES)}"
-        )
-    _check_limits(options)
-    if worker_kind(options.worker_class) == "process" and workers > 1:
-        _check_fork(options.worker_class)
+    """Raise `BuildError` for a combination `Server.run()` cannot serve with.
 
-
-def _check_limits(options: WorkerOptions) -> None:
-    limit = options.max_requests
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise BuildError(
-            f"Server.run(max_requests={limit!r}): must be an integer >= 1 or None",
-            hint="None (the default) never recycles a worker",
-        )
-    jitter = options.max_requests_jitter
-    if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
-        raise BuildError(f"Server.run(max_requests_jitter={jitter!r}): must be an integer >= 0")
-    if jitter and limit is None:
+    Each value alone was checked by its definition (`from_keywords`).
+    """
+    if options.max_requests_jitter and options.max_requests is None:
         raise BuildError(
             "Server.run(max_requests_jitter=...): has no effect without max_requests",
-            hint="set max_requests too, or leave the jitter at 0",
+            hint="set max_requests (--limit-max-requests) too, or leave the jitter at 0",
         )
     if options.reuse_port and not _has_reuse_port():
         raise BuildError(
             "Server.run(reuse_port=True): this platform has no SO_REUSEPORT",
             hint="leave reuse_port off: the workers then share one listening socket",
         )
+    if worker_kind(options.worker_class) == "process" and options.workers > 1:
+        _check_fork(options.worker_class)
 
 
 def _check_fork(choice: WorkerClass) -> None:

@@ -5,8 +5,17 @@ listening sockets as they are, so ``Server.run(workers=N)`` works for an app
 built in Python, not only for an import string. Platforms without fork are
 refused when the options are checked (`pounce.workers.options`).
 
-The pipe carries small tuples: supervisor → worker ``("stop",)``; worker →
-supervisor ``("ready",)``, ``("recycle", served)``, ``("served", served)``.
+The pipe carries small tuples: supervisor → worker ``("stop",)``,
+``("ping",)``; worker → supervisor ``("ready",)``, ``("pong",)``,
+``("recycle", served)``, ``("served", served)``. The worker reads its end
+in a reader callback on its own event loop, so a ``pong`` proves that loop
+turns (`pounce.workers.heartbeat`).
+
+A second pipe, one way, carries a stack dump: the child registers
+`faulthandler` on SIGUSR1 to write every thread's stack into it. When a
+worker's loop stops answering, the supervisor sends SIGUSR1, gives the
+dump `STACK_WAIT` to arrive (faulthandler writes from the C signal handler,
+even while Python code is blocked in a C call), logs it, then SIGKILLs.
 A worker that reads EOF on it has lost its supervisor and drains. The
 supervisor learns of an exit from the process sentinel, whatever the cause
 (exit, exception, SIGKILL, the OOM killer).
@@ -22,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
+import logging
 import multiprocessing
 import os
 import signal
@@ -35,7 +46,11 @@ from pounce.workers.handle import Events, Worker, WorkerPlan
 from pounce.workers.runtime import run_worker
 from pounce.workers.sockets import close_all
 
+error_log = logging.getLogger("pounce.error")
+
 REAP_TIMEOUT = 1.0  # seconds; reaping a child whose sentinel fired takes microseconds
+STACK_WAIT = 0.5  # seconds from SIGUSR1 to reading the stack dump; it takes microseconds
+STACK_SIGNAL = signal.SIGUSR1
 
 SUPERVISOR_SIGNALS = (
     signal.SIGINT,
@@ -51,10 +66,10 @@ class ProcessSpawner:
     child must close (else a worker would not see EOF when the supervisor dies)."""
 
     def __init__(self) -> None:
-        self.pipes: set[Connection] = set()
+        self.pipes: set[Connection] = set()  # (the stack pipes' read ends too)
 
     def spawn(self, plan: WorkerPlan, events: Events, loop: asyncio.AbstractEventLoop) -> Worker:
-        return ProcessWorker(plan, events, loop, self.pipes)
+        return ProcessWorker(plan, events, loop, self)
 
 
 class ProcessWorker(Worker):
@@ -65,33 +80,43 @@ class ProcessWorker(Worker):
         plan: WorkerPlan,
         events: Events,
         loop: asyncio.AbstractEventLoop,
-        pipes: set[Connection],
+        spawner: ProcessSpawner,
     ) -> None:
         super().__init__(plan, events, loop)
-        self._pipes = pipes
+        self._pipes = spawner.pipes
+        self._stack: Connection | None = None  # the read end of this worker's stack pipe
         self._conn: Connection | None = None
         self._process: Any = None  # multiprocessing's fork Process; its stub is untyped
 
     def start(self, own_sockets: list[socket.socket]) -> None:
         ours, theirs = multiprocessing.Pipe()
-        context = multiprocessing.get_context("fork")
-        process = context.Process(
-            target=_child_main,
-            args=(self.plan, theirs, [ours, *self._pipes]),
-            name=f"pounce-worker-g{self.generation}",
-        )
+        stack, stack_w = multiprocessing.Pipe(duplex=False)
+        process = self.make_process(theirs, stack_w, [ours, stack, *self._pipes])
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, SUPERVISOR_SIGNALS)
         try:
             process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
             theirs.close()
+            stack_w.close()
             close_all(own_sockets)  # the child has them now; a sibling must not
-        self._process, self._conn = process, ours
-        self._pipes.add(ours)
+        os.set_blocking(stack.fileno(), False)
+        self._process, self._conn, self._stack = process, ours, stack
+        self._pipes.update((ours, stack))
         self.ident = process.pid or 0
         self.loop.add_reader(ours.fileno(), self._read)
         self.loop.add_reader(process.sentinel, self._exited)
+
+    def make_process(
+        self, conn: Connection, stack: Connection, supervisor_ends: list[Connection]
+    ) -> Any:
+        """The (not yet started) child: forked, serving `plan` as it is."""
+        context = multiprocessing.get_context("fork")
+        return context.Process(
+            target=_child_main,
+            args=(self.plan, conn, stack, supervisor_ends),
+            name=f"pounce-worker-g{self.generation}",
+        )
 
     def drain(self) -> None:
         if self._conn is not None:
@@ -99,9 +124,35 @@ class ProcessWorker(Worker):
                 self._conn.send(("stop",))
 
     def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: signal.Signals) -> None:
         if self._process is not None and self._process.exitcode is None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.ident, signal.SIGKILL)
+                os.kill(self.ident, signum)
+
+    def ping(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(("ping",))
+
+    def abandon(self) -> None:
+        """SIGUSR1 (faulthandler dumps the stacks into the stack pipe), log them, SIGKILL."""
+        self._signal(STACK_SIGNAL)
+
+        def dump_and_kill() -> None:
+            stack = self._read_stack().rstrip() or "(no stack: the worker did not dump one)"
+            error_log.error("Stack of %s, blocked; killing it:\n%s", self, stack)
+            self.kill()
+
+        self.loop.call_later(STACK_WAIT, dump_and_kill)
+
+    def _read_stack(self) -> str:
+        chunks = []
+        with contextlib.suppress(OSError):  # (EAGAIN: all read)
+            while self._stack is not None and (chunk := os.read(self._stack.fileno(), 65536)):
+                chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
 
     def _read(self) -> None:
         conn = self._conn
@@ -117,7 +168,9 @@ class ProcessWorker(Worker):
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
-        if kind == "ready":
+        if kind == "pong":
+            self.answered()
+        elif kind == "ready":
             self.events.worker_ready(self)
         elif kind == "recycle":
             self.served = int(message[1])
@@ -134,6 +187,10 @@ class ProcessWorker(Worker):
                 self.loop.remove_reader(self._conn.fileno())
             self._pipes.discard(self._conn)
             self._conn.close()
+        if self._stack is not None:
+            self._pipes.discard(self._stack)
+            self._stack.close()
+            self._stack = None
         # The sentinel is readable once the child's fds are closed, a moment
         # before the kernel lets us reap it: wait that moment.
         process.join(REAP_TIMEOUT)
@@ -142,7 +199,9 @@ class ProcessWorker(Worker):
         self.events.worker_exited(self, None if signum else code, signum)
 
 
-def _child_main(plan: WorkerPlan, conn: Connection, supervisor_ends: list[Connection]) -> None:
+def _child_main(
+    plan: WorkerPlan, conn: Connection, stack: Connection, supervisor_ends: list[Connection]
+) -> None:
     """In the forked child: shed the supervisor's signal set-up and pipes, then serve."""
     signal.set_wakeup_fd(-1)  # the supervisor loop's; a signal here must not wake it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -151,8 +210,14 @@ def _child_main(plan: WorkerPlan, conn: Connection, supervisor_ends: list[Connec
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for end in supervisor_ends:  # (fork passes these objects as they are, unpickled)
         end.close()
+    register_stack_dump(stack)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, SUPERVISOR_SIGNALS)
     sys.exit(run_worker(plan, ProcessLink(conn)))
+
+
+def register_stack_dump(stack: Connection) -> None:
+    """In a child: SIGUSR1 writes every thread's stack into `stack` (kept by faulthandler)."""
+    faulthandler.register(STACK_SIGNAL, file=stack, all_threads=True, chain=False)
 
 
 class ProcessLink:
@@ -176,7 +241,9 @@ class ProcessLink:
             asyncio.get_running_loop().remove_reader(self._conn.fileno())
             self._stop.set()
             return
-        if message[0] == "stop":
+        if message[0] == "ping":  # answered here, on this worker's loop: it turns
+            self._send("pong")
+        elif message[0] == "stop":
             self._stop.set()
 
     def _send(self, *message: Any) -> None:

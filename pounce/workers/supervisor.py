@@ -15,6 +15,12 @@ of tries, the supervisor stops every worker and exits with
 still serves is given up on alone: the old worker serves on, and the error
 is logged.
 
+A serving worker whose event loop stops answering the `Heartbeat` for
+``timeout_worker_healthcheck`` seconds is *abandoned*: taken out of its
+slot, its stack logged, killed (a process) or told to drain whenever it can
+(a thread), and a replacement started at once. Abandoned workers are not
+waited for at shutdown.
+
 Every method runs on the supervisor's event loop (signal handlers and
 worker reports are delivered there), so the supervisor's own state needs no
 lock.
@@ -30,11 +36,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from pounce.workers.handle import Worker, WorkerPlan
+from pounce.workers.heartbeat import Heartbeat
 from pounce.workers.options import WorkerOptions, worker_kind
 from pounce.workers.policy import GIVE_UP_EXIT_CODE, RestartPolicy
 from pounce.workers.process import ProcessSpawner
 from pounce.workers.sockets import Listeners
 from pounce.workers.thread import ThreadSpawner
+from pounce.workers.watch import Watcher
 
 if TYPE_CHECKING:
     from pounce.server import Server
@@ -66,15 +74,25 @@ class Slot:
 
 class Supervisor:
     def __init__(
-        self, server: Server, options: WorkerOptions, policy: RestartPolicy | None = None
+        self,
+        server: Server,
+        options: WorkerOptions,
+        policy: RestartPolicy | None = None,
+        *,
+        spawner: Spawner | None = None,
+        watcher: Watcher | None = None,
     ) -> None:
         self.server = server
         self.options = options
         self.policy = policy or RestartPolicy()
-        self.kind = worker_kind(options.worker_class)
-        self.spawner: Spawner = ProcessSpawner() if self.kind == "process" else ThreadSpawner()
+        self.kind = worker_kind(options.worker_class) if spawner is None else "process"
+        if spawner is None:
+            spawner = ProcessSpawner() if self.kind == "process" else ThreadSpawner()
+        self.spawner: Spawner = spawner
+        self.watcher = watcher  # dev reload: a change rolls the workers
         self.slots: list[Slot] = []
         self.draining: set[Worker] = set()
+        self.abandoned: set[Worker] = set()  # blocked loops, given up on (see Heartbeat)
         self.generation = 1
         self.stopping = False
         self.exit_code = 0
@@ -87,12 +105,19 @@ class Supervisor:
         self._done = asyncio.Event()
         spec = self.server.spec
         self.listeners = Listeners(spec.binds, spec.backlog, reuse_port=self.options.reuse_port)
+        watching: asyncio.Task[None] | None = None
+        heartbeat = Heartbeat(self.options.timeout_worker_healthcheck, self._serving, self._blocked)
         try:
             error_log.info("Starting %d %s workers", self.options.workers, self.kind)
             for _ in range(self.options.workers):
                 self._add_slot()
+            heartbeat.start(self._loop)
+            watching = self._loop.create_task(self._watch()) if self.watcher else None
             await self._done.wait()
         finally:
+            heartbeat.stop()
+            if watching is not None:
+                watching.cancel()
             self.listeners.close()
         return self.exit_code
 
@@ -184,7 +209,7 @@ class Supervisor:
     # -- reports from workers ---------------------------------------------------------
 
     def worker_ready(self, worker: Worker) -> None:
-        worker.ready_at = time.monotonic()
+        worker.ready_at = worker.answered_at = time.monotonic()
         error_log.info("%s ready", _cap(worker))
         slot = self._slot_of(worker)
         if self.stopping or slot is None or slot.pending is not worker:
@@ -206,9 +231,11 @@ class Supervisor:
     def worker_exited(self, worker: Worker, code: int | None, signum: int | None) -> None:
         if worker.kill_timer is not None:
             worker.kill_timer.cancel()
-        log = error_log.info if worker in self.draining or self.stopping else error_log.error
+        expected = worker in self.draining or worker in self.abandoned or self.stopping
+        log = error_log.info if expected else error_log.error
         log("%s exited: %s", _cap(worker), worker.exit_summary(code, signum))
         self.draining.discard(worker)
+        self.abandoned.discard(worker)
         slot = self._slot_of(worker)
         if slot is not None and worker in (slot.current, slot.pending):
             if slot.current is worker:
@@ -218,10 +245,25 @@ class Supervisor:
             self._died(slot, worker)
         self._check_done()
 
+    async def _watch(self) -> None:
+        assert self.watcher is not None
+        async for changed in self.watcher.changes():
+            shown = ", ".join(changed[:3]) + (
+                f" and {len(changed) - 3} more" if changed[3:] else ""
+            )
+            error_log.info("Changes detected in %s: reloading", shown)
+            self.roll()
+
     # -- deaths -----------------------------------------------------------------------
 
     def _died(self, slot: Slot, worker: Worker) -> None:
         if self.stopping:
+            return
+        if self.watcher is not None and worker.ready_at is None:
+            # Dev reload: the same code would fail again; its error is above, once.
+            slot.failures = 0
+            serving = "the previous code serves on" if slot.current else "nothing is served"
+            error_log.warning("The new code did not start: %s until the next change", serving)
             return
         ready_for = None if worker.ready_at is None else time.monotonic() - worker.ready_at
         slot.failures = slot.failures + 1 if self.policy.is_fast(ready_for) else 0
@@ -252,6 +294,27 @@ class Supervisor:
         )
         self.exit_code = GIVE_UP_EXIT_CODE
         self.stop()
+
+    # -- blocked loops ----------------------------------------------------------------
+
+    def _serving(self) -> list[Worker]:
+        return [] if self.stopping else [s.current for s in self.slots if s.current is not None]
+
+    def _blocked(self, worker: Worker) -> None:
+        """`worker`'s loop has not answered the heartbeat: replace it now, end it."""
+        slot = self._slot_of(worker)
+        if slot is not None and slot.current is worker:
+            slot.current = None
+        worker.state = "draining"
+        self.abandoned.add(worker)
+        error_log.error(
+            "%s has not answered the heartbeat for %g s: its event loop is blocked; replacing it",
+            _cap(worker),
+            self.options.timeout_worker_healthcheck,
+        )
+        worker.abandon()
+        if slot is not None and slot.pending is None:
+            self._start(slot)
 
     # -- draining and the end ---------------------------------------------------------
 

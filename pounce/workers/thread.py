@@ -6,6 +6,15 @@ for tests and for apps that mostly wait. Signals reach only the supervisor's
 (main) thread, so a worker is told to drain or exit through its own loop's
 ``call_soon_threadsafe``, and reports through the supervisor's.
 
+A thread cannot be killed. A worker whose loop stops answering the
+heartbeat (`abandon`) has the stack of its thread logged (from
+``sys._current_frames()``, in faulthandler's format), is told to drain —
+which it does if its loop ever turns again — and is replaced; with a shared
+listening socket it takes no new connection meanwhile (its loop is not
+accepting), but the connections it holds wait with it, and with
+``reuse_port`` its own socket keeps receiving its share of new connections
+until it turns again (docs/workers.md).
+
 Shared state: the handle's `_worker_loop`, `_stop`, `_task` and `_pending`
 are written by the worker thread (in `attach`) and read by the supervisor
 thread (in `drain` and `kill`); `_lock` guards them, nothing else. The
@@ -18,14 +27,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pounce.workers.handle import Events, Worker, WorkerPlan
 from pounce.workers.runtime import run_worker
 from pounce.workers.sockets import close_all
+
+error_log = logging.getLogger("pounce.error")
+
+
+def thread_stack(ident: int) -> str:
+    """The stack of thread `ident`, innermost first, as faulthandler prints one."""
+    frame = sys._current_frames().get(ident)
+    if frame is None:
+        return "(the thread has ended)"
+    lines = [f"Thread {ident:#018x} (most recent call first):"]
+    for entry in reversed(traceback.extract_stack(frame)):
+        lines.append(f'  File "{entry.filename}", line {entry.lineno} in {entry.name}')
+    return "\n".join(lines)
 
 
 class ThreadSpawner:
@@ -72,6 +97,23 @@ class ThreadWorker(Worker):
 
     def kill(self) -> None:
         self._tell("kill")
+
+    def ping(self) -> None:
+        with self._lock:
+            loop = self._worker_loop
+        if loop is not None:
+            # Runs on the worker's loop, and only if it turns; answers on ours.
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(self._report, self.answered)
+
+    def abandon(self) -> None:
+        error_log.error(
+            "Stack of %s, blocked (a thread cannot be killed: it drains if its loop "
+            "ever turns again):\n%s",
+            self,
+            thread_stack(self.ident),
+        )
+        self.drain()
 
     def _tell(self, what: Literal["drain", "kill"]) -> None:
         with self._lock:

@@ -9,6 +9,7 @@ answer (it counts those retries).
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +89,12 @@ class Running:
 
 
 @contextmanager
-def serving(
-    env: dict[str, str] | None = None, started: bool = True, **options: Any
+def launched(
+    argv: list[str], env: dict[str, str] | None = None, started: bool = True
 ) -> Iterator[Running]:
-    """The server run with `options`; `started`: wait for its start-up line."""
+    """`argv` (run with this Python, in the repository) as a server; see `serving`."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.workers.serve_app", json.dumps(options)],
+        [sys.executable, *argv],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -107,6 +108,14 @@ def serving(
             proc.kill()
             proc.wait(10)
         _kill_orphans(proc.pid)
+
+
+def serving(
+    env: dict[str, str] | None = None, started: bool = True, **options: Any
+) -> AbstractContextManager[Running]:
+    """The server run with `options`; `started`: wait for its start-up line."""
+    argv = ["-m", "tests.workers.serve_app", json.dumps(options)]
+    return launched(argv, env, started)
 
 
 def _kill_orphans(pid: int) -> None:
@@ -266,3 +275,24 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(10)
+
+
+def answers_from_every_worker(running: Running, workers: int) -> dict[tuple[str, str], str]:
+    """(pid, thread id) → TCP_NODELAY, for each worker seen: requests that block
+    their worker's loop for a moment, started 0.1 s apart, so each new one must
+    be accepted by a worker that is not blocked (bounded: 4 rounds)."""
+    seen: dict[tuple[str, str], str] = {}
+    with concurrent.futures.ThreadPoolExecutor(workers + 1) as pool:
+        for _ in range(4):
+            futures = []
+            for _ in range(workers + 1):
+                futures.append(pool.submit(get, running.port, "/block?s=0.3"))
+                time.sleep(0.1)
+            for future in futures:
+                status, body = future.result(timeout=10)
+                assert status == 200
+                pid, tid, flag = body.split()
+                seen[(pid, tid)] = flag
+            if len(seen) >= workers:
+                break
+    return seen

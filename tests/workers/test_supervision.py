@@ -3,7 +3,6 @@ app is given up on, SIGTTIN / SIGTTOU scale. Each test runs for both worker kind
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import os
 import signal
@@ -12,30 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.workers.harness import Running, get, serving
+from tests.workers.harness import Running, answers_from_every_worker, get, serving
 
 KINDS = ["process", "thread"]
-
-
-def answers_from_every_worker(running: Running, workers: int) -> dict[tuple[str, str], str]:
-    """(pid, thread id) → TCP_NODELAY, for each worker seen: requests that block
-    their worker's loop for a moment, started 0.1 s apart, so each new one must
-    be accepted by a worker that is not blocked (bounded: 4 rounds)."""
-    seen: dict[tuple[str, str], str] = {}
-    with concurrent.futures.ThreadPoolExecutor(workers + 1) as pool:
-        for _ in range(4):
-            futures = []
-            for _ in range(workers + 1):
-                futures.append(pool.submit(get, running.port, "/block?s=0.3"))
-                time.sleep(0.1)
-            for future in futures:
-                status, body = future.result(timeout=10)
-                assert status == 200
-                pid, tid, flag = body.split()
-                seen[(pid, tid)] = flag
-            if len(seen) >= workers:
-                break
-    return seen
 
 
 def kill_a_worker(running: Running, kind: str) -> None:
