@@ -32,6 +32,7 @@ from pounce.errors import BuildError
 from pounce.keywords import (
     H1Keywords,
     H2Keywords,
+    LimitKeywords,
     ProxyHeadersKeywords,
     ProxyProtocolKeywords,
     ResponseHeaderKeywords,
@@ -41,6 +42,7 @@ from pounce.keywords import (
 )
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
@@ -210,6 +212,21 @@ class ServerBuilder:
     def access_log(self) -> ServerBuilder:
         """Log one line per response on the ``pounce.access`` logger."""
         return self.layer(AccessLogLayer())
+
+    # -- backpressure (docs/backpressure.md) -------------------------------------------
+
+    def limit(self, **options: Unpack[LimitKeywords]) -> ServerBuilder:
+        """At most `max_in_flight` requests in the app per worker; `queue` more wait.
+
+        HTTP/1.1 requests, HTTP/2 streams and WebSocket handshakes count. Up to
+        `queue` (default 0) wait first come first served for at most
+        `queue_timeout` seconds (10); the rest, and those that wait too long,
+        get 503 with ``Retry-After: 1``. A waiting request whose client leaves
+        never reaches the app. An app layer: its place in the call order is
+        its place in the stack (after `.rate_limit()`, so a metered client
+        takes no place).
+        """
+        return self.layer(ConcurrencyLimit(**keywords(ConcurrencyLimit, ".limit", options)))
 
     # -- the edge: PROXY protocol, TLS, forwarded headers (docs/tls.md, docs/proxies.md) --
 

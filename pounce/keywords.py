@@ -71,3 +71,9 @@ class ResponseHeaderKeywords(TypedDict, total=False):
     server: bool
     date: bool
     extra: tuple[tuple[str, str], ...] | list[tuple[str, str]]
+
+
+class LimitKeywords(TypedDict, total=False):
+    max_in_flight: Required[int]
+    queue: int
+    queue_timeout: float

@@ -22,6 +22,7 @@ from pounce.drivers.http2_options import HTTP2Options
 from pounce.drivers.service import RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
+from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.trust import DEFAULT_TRUSTED
 from pounce.layers.tls.config import TLSConfig
@@ -114,6 +115,7 @@ STANDARD: tuple[Option, ...] = tuple(
         TLSConfig,
         ProxyProtocolOptions,
         ProxyHeadersOptions,
+        ConcurrencyLimit,
         ServeOptions,
     )
     for opt in options_of(owner)
@@ -121,7 +123,7 @@ STANDARD: tuple[Option, ...] = tuple(
 """Every option of the standard stack, in docs order (grouped)."""
 
 _GROUPS: tuple[str, ...] = ("app", "listen", "timeouts", "HTTP", "HTTP/1.1", "HTTP/2")
-_GROUPS += ("WebSocket", "TLS", "proxies", "server", "logging")
+_GROUPS += ("WebSocket", "TLS", "proxies", "limits", "server", "logging")
 
 FRONT_END: tuple[Option, ...] = tuple(
     sorted((*options_of(AppOptions), *STANDARD), key=lambda o: _GROUPS.index(o.group))
@@ -220,7 +222,9 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
     if stack.ws == "wsproto" or (stack.ws == "auto" and wsproto_installed()):
         builder = builder.websocket(**o.keywords(WebSocketOptions))
     if stack.access_log:
-        builder = builder.access_log()
+        builder = builder.access_log()  # outside the limits: it logs their 503s and 429s
+    if o["limit_concurrency"] is not None:
+        builder = builder.limit(**o.keywords(ConcurrencyLimit))
     return builder
 
 

@@ -19,6 +19,7 @@ from pounce.drivers.http1 import H1Options
 from pounce.drivers.http2_options import HTTP2Options
 from pounce.drivers.service import ResponseHeaders, ServiceContext, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
+from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.options import options_of
@@ -57,6 +58,7 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.ProxyHeadersKeywords, ProxyHeadersOptions),
         (kw.TimeoutKeywords, Timeouts),
         (kw.ResponseHeaderKeywords, ResponseHeaders),
+        (kw.LimitKeywords, ConcurrencyLimit),
     ],
 )
 def test_builder_keyword_types_match_the_definitions(keywords: type, owner: type) -> None:

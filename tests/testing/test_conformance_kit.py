@@ -32,6 +32,7 @@ from pounce.drivers.http1 import HTTP1Protocol
 from pounce.drivers.http2 import HTTP2Protocol
 from pounce.drivers.websocket import WebSocketProtocol
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
 from pounce.layers.tls.config import TLSConfig
@@ -137,6 +138,9 @@ APP_CASES = {
         lambda: ProxyHeadersLayer(["127.0.0.1"]),
         {"headers": [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", b"https")]},
     ),
+    # Two places: the kit holds two requests at once.
+    "concurrency limit": AppCase(lambda: ConcurrencyLimit(max_in_flight=2)),
+    "concurrency limit, queue": AppCase(lambda: ConcurrencyLimit(max_in_flight=2, queue=4)),
 }
 
 
@@ -200,6 +204,16 @@ BAD_OPTIONS: dict[str, tuple[Callable[[Any], object], list[Any], list[Any]]] = {
     ),
     ".tls(cert=)": (lambda v: _builder().tls(cert=v), ["", "/nonexistent/cert.pem"], []),
     ".h1(parser=)": (lambda v: _builder().h1(parser=v), ["slow", ""], ["h11"]),
+    "ConcurrencyLimit": (
+        lambda v: ConcurrencyLimit(max_in_flight=v),
+        [0, -1, "2", 1.5, True, None],
+        [1, 1000],
+    ),
+    ".limit(queue_timeout=)": (
+        lambda v: _builder().limit(max_in_flight=1, queue=1, queue_timeout=v),
+        [0, -1.0, float("inf"), float("nan"), "5"],
+        [0.5, 30],
+    ),
 }
 
 
