@@ -35,6 +35,7 @@ from pounce.keywords import (
     LimitKeywords,
     ProxyHeadersKeywords,
     ProxyProtocolKeywords,
+    RateLimitKeywords,
     ResponseHeaderKeywords,
     TimeoutKeywords,
     TLSKeywords,
@@ -46,6 +47,7 @@ from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
+from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, ListenOptions, TCPBind, UnixBind
@@ -228,6 +230,18 @@ class ServerBuilder:
         """
         return self.layer(ConcurrencyLimit(**keywords(ConcurrencyLimit, ".limit", options)))
 
+    def rate_limit(self, **options: Unpack[RateLimitKeywords]) -> ServerBuilder:
+        """A token bucket per client: `rate` (``"100/s"``, ``"600/m"``), `burst` at once.
+
+        The key is the client address (call `.proxy_headers()` first behind a
+        proxy: the builder refuses the other order) or what `key(scope)`
+        returns (None: not metered). Past it: 429 with ``Retry-After`` and the
+        ``RateLimit-Policy`` / ``RateLimit`` fields, which every response
+        carries. At most `max_keys` (10 000) clients are remembered per
+        worker, least recently seen forgotten first.
+        """
+        return self.layer(RateLimit(**keywords(RateLimit, ".rate_limit", options)))
+
     # -- the edge: PROXY protocol, TLS, forwarded headers (docs/tls.md, docs/proxies.md) --
 
     def proxy_protocol(self, **options: Unpack[ProxyProtocolKeywords]) -> ServerBuilder:
@@ -388,6 +402,7 @@ class ServerBuilder:
         app: list[AppLayer] = []
         for index, layer in enumerate(self._layers):
             _check_edge_position(layer, index, self._layers[:index])
+            _check_metered_after_forwarding(layer, self._layers[:index])
             if isinstance(layer, StreamLayer):
                 if app:
                     raise BuildError(
@@ -412,6 +427,21 @@ def _check_edge_position(layer: Layer, index: int, before: tuple[Layer, ...]) ->
             f".layer({layer.describe()}): the TLS layer must be first, or right after "
             ".proxy_protocol()"
         )
+
+
+def _check_metered_after_forwarding(layer: Layer, before: tuple[Layer, ...]) -> None:
+    """A rate limit keyed by client address meters the proxy if it runs before the
+    forwarded-headers layer has put the real client in the scope."""
+    if not isinstance(layer, ProxyHeadersLayer):
+        return
+    for earlier in before:
+        if isinstance(earlier, RateLimit) and earlier.client_keyed:
+            raise BuildError(
+                f".rate_limit() ({earlier.describe()}) comes before .proxy_headers(): it would "
+                "meter the proxy's address, not the client's",
+                hint="call .proxy_headers() first, or give .rate_limit() a key= that is not "
+                "the client address",
+            )
 
 
 def _check_upgrades(protocols: tuple[ProtocolFactory, ...]) -> None:

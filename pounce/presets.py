@@ -25,6 +25,7 @@ from pounce.errors import BuildError
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.trust import DEFAULT_TRUSTED
+from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.logs import LOG_LEVELS
 from pounce.net.binds import ListenOptions, systemd_fds
@@ -115,6 +116,7 @@ STANDARD: tuple[Option, ...] = tuple(
         TLSConfig,
         ProxyProtocolOptions,
         ProxyHeadersOptions,
+        RateLimit,
         ConcurrencyLimit,
         ServeOptions,
     )
@@ -223,6 +225,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.websocket(**o.keywords(WebSocketOptions))
     if stack.access_log:
         builder = builder.access_log()  # outside the limits: it logs their 503s and 429s
+    if o["rate_limit"] is not None:  # before the limit: a metered client takes no place
+        builder = builder.rate_limit(**o.keywords(RateLimit))
     if o["limit_concurrency"] is not None:
         builder = builder.limit(**o.keywords(ConcurrencyLimit))
     return builder

@@ -21,6 +21,7 @@ from pounce.drivers.service import ResponseHeaders, ServiceContext, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
+from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.options import options_of
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
@@ -59,6 +60,7 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.TimeoutKeywords, Timeouts),
         (kw.ResponseHeaderKeywords, ResponseHeaders),
         (kw.LimitKeywords, ConcurrencyLimit),
+        (kw.RateLimitKeywords, RateLimit),
     ],
 )
 def test_builder_keyword_types_match_the_definitions(keywords: type, owner: type) -> None:

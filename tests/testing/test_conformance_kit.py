@@ -35,6 +35,7 @@ from pounce.layers.access_log import AccessLogLayer
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
+from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
 from pounce.protocols.h2 import PREFACE
@@ -141,6 +142,7 @@ APP_CASES = {
     # Two places: the kit holds two requests at once.
     "concurrency limit": AppCase(lambda: ConcurrencyLimit(max_in_flight=2)),
     "concurrency limit, queue": AppCase(lambda: ConcurrencyLimit(max_in_flight=2, queue=4)),
+    "rate limit": AppCase(lambda: RateLimit(rate="1000/s")),
 }
 
 
@@ -208,6 +210,12 @@ BAD_OPTIONS: dict[str, tuple[Callable[[Any], object], list[Any], list[Any]]] = {
         lambda v: ConcurrencyLimit(max_in_flight=v),
         [0, -1, "2", 1.5, True, None],
         [1, 1000],
+    ),
+    "RateLimit rate": (lambda v: RateLimit(rate=v), ["", "5", "0/s", "5/y", 5, None], ["1/h"]),
+    ".rate_limit(burst=)": (
+        lambda v: _builder().rate_limit(rate="5/s", burst=v),
+        [0, -1, "3", 2.5],
+        [1, None],
     ),
     ".limit(queue_timeout=)": (
         lambda v: _builder().limit(max_in_flight=1, queue=1, queue_timeout=v),
