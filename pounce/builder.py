@@ -32,6 +32,7 @@ from pounce.errors import BuildError
 from pounce.keywords import (
     H1Keywords,
     H2Keywords,
+    HealthKeywords,
     LimitKeywords,
     ProxyHeadersKeywords,
     ProxyProtocolKeywords,
@@ -43,6 +44,7 @@ from pounce.keywords import (
 )
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
@@ -216,6 +218,12 @@ class ServerBuilder:
         return self.layer(AccessLogLayer())
 
     # -- backpressure (docs/backpressure.md) -------------------------------------------
+
+    def health(self, **options: Unpack[HealthKeywords]) -> ServerBuilder:
+        """Answer `live` (``/livez``: 200 while the loop turns) and `ready` (``/readyz``:
+        503 with ``Connection: close`` while the worker drains or its limit's queue is
+        full). Neither reaches the app; call it before `.rate_limit()` and `.limit()`."""
+        return self.layer(Health(**keywords(Health, ".health", options)))
 
     def limit(self, **options: Unpack[LimitKeywords]) -> ServerBuilder:
         """At most `max_in_flight` requests in the app per worker; `queue` more wait.
@@ -403,6 +411,7 @@ class ServerBuilder:
         for index, layer in enumerate(self._layers):
             _check_edge_position(layer, index, self._layers[:index])
             _check_metered_after_forwarding(layer, self._layers[:index])
+            _check_health_before_limits(layer, self._layers[:index])
             if isinstance(layer, StreamLayer):
                 if app:
                     raise BuildError(
@@ -441,6 +450,19 @@ def _check_metered_after_forwarding(layer: Layer, before: tuple[Layer, ...]) -> 
                 "meter the proxy's address, not the client's",
                 hint="call .proxy_headers() first, or give .rate_limit() a key= that is not "
                 "the client address",
+            )
+
+
+def _check_health_before_limits(layer: Layer, before: tuple[Layer, ...]) -> None:
+    """Health probes must not be metered or counted: health comes before the limits."""
+    if not isinstance(layer, Health):
+        return
+    for earlier in before:
+        if isinstance(earlier, RateLimit | ConcurrencyLimit):
+            raise BuildError(
+                f".health() comes after {earlier.describe()}: probes would be metered or "
+                "counted, and refused when the server is busy",
+                hint="call .health() before .rate_limit() and .limit()",
             )
 
 

@@ -85,3 +85,8 @@ class RateLimitKeywords(TypedDict, total=False):
     burst: int | None
     max_keys: int
     key: Callable[[Scope], str | None] | None
+
+
+class HealthKeywords(TypedDict, total=False):
+    live: str
+    ready: str

@@ -32,6 +32,7 @@ from pounce.drivers.http1 import HTTP1Protocol
 from pounce.drivers.http2 import HTTP2Protocol
 from pounce.drivers.websocket import WebSocketProtocol
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
@@ -143,6 +144,7 @@ APP_CASES = {
     "concurrency limit": AppCase(lambda: ConcurrencyLimit(max_in_flight=2)),
     "concurrency limit, queue": AppCase(lambda: ConcurrencyLimit(max_in_flight=2, queue=4)),
     "rate limit": AppCase(lambda: RateLimit(rate="1000/s")),
+    "health": AppCase(Health),
 }
 
 
@@ -217,6 +219,7 @@ BAD_OPTIONS: dict[str, tuple[Callable[[Any], object], list[Any], list[Any]]] = {
         [0, -1, "3", 2.5],
         [1, None],
     ),
+    "Health": (lambda v: Health(live=v), ["", "livez", 5, None, "/readyz"], ["/alive"]),
     ".limit(queue_timeout=)": (
         lambda v: _builder().limit(max_in_flight=1, queue=1, queue_timeout=v),
         [0, -1.0, float("inf"), float("nan"), "5"],
