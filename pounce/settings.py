@@ -245,19 +245,32 @@ def docs_with_tables(text: str, tables: Mapping[str, str]) -> str:
     return _BLOCK.sub(lambda m: f"{m[1]}\n{tables[m[2]]}\n{m[4]}", text)
 
 
+DOCS_WITH_TABLES = ("cli.md", "builder.md", "backpressure.md")
+
+
+def docs_tables(options: Sequence[Option]) -> dict[str, str]:
+    """Every generated table by its name in ``<!-- options:NAME -->``."""
+    backpressure = [opt for opt in options if opt.group in ("health", "limits")]
+    return {
+        "cli": cli_table(options),
+        "builder": builder_table(options),
+        "backpressure": cli_table(backpressure),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pounce.settings [--write]``: print (or rewrite in docs/) the option tables."""
     from pounce.presets import FRONT_END
 
     parser = argparse.ArgumentParser(prog="python -m pounce.settings")
-    parser.add_argument("--write", action="store_true", help="update docs/cli.md, docs/builder.md")
+    parser.add_argument("--write", action="store_true", help="update the tables in docs/")
     parser.add_argument("--docs", default="docs", help="the docs folder")
     args = parser.parse_args(argv)
-    tables = {"cli": cli_table(FRONT_END), "builder": builder_table(FRONT_END)}
+    tables = docs_tables(FRONT_END)
     if not args.write:
         print("\n\n".join(tables.values()))
         return 0
-    for name in ("cli.md", "builder.md"):
+    for name in DOCS_WITH_TABLES:
         path = Path(args.docs) / name
         path.write_text(docs_with_tables(path.read_text(encoding="utf-8"), tables), "utf-8")
     return 0

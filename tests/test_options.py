@@ -26,7 +26,13 @@ from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.options import options_of
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
-from pounce.settings import builder_table, cli_table, docs_with_tables
+from pounce.settings import (
+    DOCS_WITH_TABLES,
+    builder_table,
+    cli_table,
+    docs_tables,
+    docs_with_tables,
+)
 
 ROOT = Path(__file__).parent.parent
 
@@ -39,8 +45,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def test_docs_tables_match_the_definitions() -> None:
-    tables = {"cli": cli_table(FRONT_END), "builder": builder_table(FRONT_END)}
-    for name in ("cli.md", "builder.md"):
+    tables = docs_tables(FRONT_END)
+    assert tables["cli"] == cli_table(FRONT_END)
+    assert tables["builder"] == builder_table(FRONT_END)
+    for name in DOCS_WITH_TABLES:
         text = (ROOT / "docs" / name).read_text(encoding="utf-8")
         assert f"<!-- options:{name[:-3]} -->" in text
         assert tables[name[:-3]] in text  # the table is there, not just its markers

@@ -60,7 +60,9 @@ def parse_rate(text: str) -> tuple[int, int]:
     return int(match[1]), span * _PERIODS[match[3]]
 
 
-def _check_rate(value: object) -> str:
+def _check_rate(value: object) -> str | None:
+    if value is None:
+        return None  # unset: no rate limit (the standard preset's default)
     if not isinstance(value, str):
         raise ValueError('must be a string such as "100/s"')
     parse_rate(value)
