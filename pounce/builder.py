@@ -32,8 +32,11 @@ from pounce.errors import BuildError
 from pounce.keywords import (
     H1Keywords,
     H2Keywords,
+    HealthKeywords,
+    LimitKeywords,
     ProxyHeadersKeywords,
     ProxyProtocolKeywords,
+    RateLimitKeywords,
     ResponseHeaderKeywords,
     TimeoutKeywords,
     TLSKeywords,
@@ -41,9 +44,12 @@ from pounce.keywords import (
 )
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.health import Health
+from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
+from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, ListenOptions, TCPBind, UnixBind
@@ -211,6 +217,39 @@ class ServerBuilder:
         """Log one line per response on the ``pounce.access`` logger."""
         return self.layer(AccessLogLayer())
 
+    # -- backpressure (docs/backpressure.md) -------------------------------------------
+
+    def health(self, **options: Unpack[HealthKeywords]) -> ServerBuilder:
+        """Answer `live` (``/livez``: 200 while the loop turns) and `ready` (``/readyz``:
+        503 with ``Connection: close`` while the worker drains or its limit's queue is
+        full). Neither reaches the app; call it before `.rate_limit()` and `.limit()`."""
+        return self.layer(Health(**keywords(Health, ".health", options)))
+
+    def limit(self, **options: Unpack[LimitKeywords]) -> ServerBuilder:
+        """At most `max_in_flight` requests in the app per worker; `queue` more wait.
+
+        HTTP/1.1 requests, HTTP/2 streams and WebSocket handshakes count. Up to
+        `queue` (default 0) wait first come first served for at most
+        `queue_timeout` seconds (10); the rest, and those that wait too long,
+        get 503 with ``Retry-After: 1``. A waiting request whose client leaves
+        never reaches the app. An app layer: its place in the call order is
+        its place in the stack (after `.rate_limit()`, so a metered client
+        takes no place).
+        """
+        return self.layer(ConcurrencyLimit(**keywords(ConcurrencyLimit, ".limit", options)))
+
+    def rate_limit(self, **options: Unpack[RateLimitKeywords]) -> ServerBuilder:
+        """A token bucket per client: `rate` (``"100/s"``, ``"600/m"``), `burst` at once.
+
+        The key is the client address (call `.proxy_headers()` first behind a
+        proxy: the builder refuses the other order) or what `key(scope)`
+        returns (None: not metered). Past it: 429 with ``Retry-After`` and the
+        ``RateLimit-Policy`` / ``RateLimit`` fields, which every response
+        carries. At most `max_keys` (10 000) clients are remembered per
+        worker, least recently seen forgotten first.
+        """
+        return self.layer(RateLimit(**keywords(RateLimit, ".rate_limit", options)))
+
     # -- the edge: PROXY protocol, TLS, forwarded headers (docs/tls.md, docs/proxies.md) --
 
     def proxy_protocol(self, **options: Unpack[ProxyProtocolKeywords]) -> ServerBuilder:
@@ -371,6 +410,8 @@ class ServerBuilder:
         app: list[AppLayer] = []
         for index, layer in enumerate(self._layers):
             _check_edge_position(layer, index, self._layers[:index])
+            _check_metered_after_forwarding(layer, self._layers[:index])
+            _check_health_before_limits(layer, self._layers[:index])
             if isinstance(layer, StreamLayer):
                 if app:
                     raise BuildError(
@@ -395,6 +436,34 @@ def _check_edge_position(layer: Layer, index: int, before: tuple[Layer, ...]) ->
             f".layer({layer.describe()}): the TLS layer must be first, or right after "
             ".proxy_protocol()"
         )
+
+
+def _check_metered_after_forwarding(layer: Layer, before: tuple[Layer, ...]) -> None:
+    """A rate limit keyed by client address meters the proxy if it runs before the
+    forwarded-headers layer has put the real client in the scope."""
+    if not isinstance(layer, ProxyHeadersLayer):
+        return
+    for earlier in before:
+        if isinstance(earlier, RateLimit) and earlier.client_keyed:
+            raise BuildError(
+                f".rate_limit() ({earlier.describe()}) comes before .proxy_headers(): it would "
+                "meter the proxy's address, not the client's",
+                hint="call .proxy_headers() first, or give .rate_limit() a key= that is not "
+                "the client address",
+            )
+
+
+def _check_health_before_limits(layer: Layer, before: tuple[Layer, ...]) -> None:
+    """Health probes must not be metered or counted: health comes before the limits."""
+    if not isinstance(layer, Health):
+        return
+    for earlier in before:
+        if isinstance(earlier, RateLimit | ConcurrencyLimit):
+            raise BuildError(
+                f".health() comes after {earlier.describe()}: probes would be metered or "
+                "counted, and refused when the server is busy",
+                hint="call .health() before .rate_limit() and .limit()",
+            )
 
 
 def _check_upgrades(protocols: tuple[ProtocolFactory, ...]) -> None:

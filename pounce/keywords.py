@@ -9,9 +9,10 @@ disagrees with its dataclass.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Required, TypedDict
 
+from pounce.asgi.types import Scope
 from pounce.drivers.http1 import H1Parser
 from pounce.workers.options import WorkerClass
 
@@ -81,3 +82,21 @@ class WorkerKeywords(TypedDict, total=False):
     max_requests: int | None
     max_requests_jitter: int
     timeout_worker_healthcheck: float
+
+
+class LimitKeywords(TypedDict, total=False):
+    max_in_flight: Required[int]
+    queue: int
+    queue_timeout: float
+
+
+class RateLimitKeywords(TypedDict, total=False):
+    rate: Required[str]
+    burst: int | None
+    max_keys: int
+    key: Callable[[Scope], str | None] | None
+
+
+class HealthKeywords(TypedDict, total=False):
+    live: str
+    ready: str

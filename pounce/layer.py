@@ -15,6 +15,7 @@ never on the layer object itself, so one layer serves every worker thread.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from pounce.asgi.types import ASGIApp
 from pounce.conn import Conn, ConnectionHandler, HandlerFactory
@@ -75,12 +76,57 @@ class StreamLayer(ABC):
         return type(self).__name__
 
 
+ReadinessCheck = Callable[[], str | None]
+"""Why this worker should get no new work now (``"queue full"``), or None."""
+
+
+class Serving:
+    """What one serve — one worker — tells the app layers it wraps.
+
+    `Server.serve()` makes one per call and hands it to every app layer's
+    `AppLayer.wrap_serving`; a layer keeps it in the closure `wrap_serving`
+    returns and reads it per request. `draining` turns True when the serve
+    begins its graceful shutdown (before the listeners close); readiness
+    checks are what layers report about their own load (the concurrency
+    limit: its waiting queue is full), read by the health layer's readiness
+    answer. Outside a serve (the conformance kit, a bare ``wrap``) a fresh
+    `Serving` never drains and has no checks.
+    """
+
+    __slots__ = ("_checks", "draining")
+
+    def __init__(self) -> None:
+        self.draining = False
+        self._checks: list[ReadinessCheck] = []
+
+    def add_readiness_check(self, check: ReadinessCheck) -> None:
+        """Report on this worker's readiness: `check` answers why not, or None."""
+        self._checks.append(check)
+
+    def not_ready(self) -> list[str]:
+        """Why this worker should get no new work now; empty when it is ready."""
+        reasons = ["draining"] if self.draining else []
+        for check in self._checks:
+            reason = check()
+            if reason is not None:
+                reasons.append(reason)
+        return reasons
+
+
 class AppLayer(ABC):
     """A layer of the request plane: wraps the ASGI app beneath it."""
 
     @abstractmethod
     def wrap(self, inner: ASGIApp) -> ASGIApp:
         """Return the ASGI app that requests enter through."""
+
+    def wrap_serving(self, inner: ASGIApp, serving: Serving) -> ASGIApp:
+        """`wrap`, told about the serve it is wrapped for; what `Server.serve()` calls.
+
+        Override it (and make `wrap` call it with a fresh `Serving`) when the
+        layer reads or reports readiness; the default ignores `serving`.
+        """
+        return self.wrap(inner)
 
     def describe(self) -> str:
         """One line for `Server.describe()`; override to show options."""

@@ -413,3 +413,15 @@ def keywords(owner: type, call: str, given: Mapping[str, object]) -> dict[str, A
 def outside_values(owner: type, values: Mapping[str, object]) -> dict[str, Any]:
     """Builder keywords of `owner` from `values` keyed by outside names (for a preset)."""
     return {o.field: values[o.name] for o in options_of(owner) if o.meta.outside}
+
+
+def check_fields(instance: object, call: str) -> None:
+    """Check every option field of the frozen dataclass `instance` (a layer that is its
+    own options), storing each coerced value; a `BuildError` names `call` and the field."""
+    owner: type = type(instance)
+    for opt in options_of(owner):
+        value = getattr(instance, opt.field)
+        if opt.required and value is None:
+            raise BuildError(f"{call}(): {opt.field}= is required", hint=f"{opt.flag} on the CLI")
+        checked = check_value(f"{call}({opt.field}={value!r}):", opt, value)
+        object.__setattr__(instance, opt.field, checked)

@@ -22,8 +22,11 @@ from pounce.drivers.http2_options import HTTP2Options
 from pounce.drivers.service import RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
+from pounce.layers.health import Health
+from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.trust import DEFAULT_TRUSTED
+from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.logs import LOG_LEVELS
 from pounce.net.binds import ListenOptions, systemd_fds
@@ -99,6 +102,11 @@ class StackOptions:
         help="every connection starts with a HAProxy PROXY v1/v2 header from a trusted proxy",
         group="proxies",
     )
+    health: bool = option(
+        False,
+        help="answer the liveness and readiness paths (not logged, metered or counted)",
+        group="health",
+    )
     access_log: bool = option(True, help="log one line per response", group="logging")
 
 
@@ -116,6 +124,9 @@ STANDARD: tuple[Option, ...] = tuple(
         TLSConfig,
         ProxyProtocolOptions,
         ProxyHeadersOptions,
+        Health,
+        RateLimit,
+        ConcurrencyLimit,
         ServeOptions,
         WorkerOptions,
     )
@@ -125,7 +136,17 @@ STANDARD: tuple[Option, ...] = tuple(
 ``Server.run()``'s keywords), in docs order (grouped)."""
 
 _GROUPS: tuple[str, ...] = ("app", "listen", "timeouts", "HTTP", "HTTP/1.1", "HTTP/2")
-_GROUPS += ("WebSocket", "TLS", "proxies", "server", "workers", "reload", "logging")
+_GROUPS += (
+    "WebSocket",
+    "TLS",
+    "proxies",
+    "health",
+    "limits",
+    "server",
+    "workers",
+    "reload",
+    "logging",
+)
 
 FRONT_END: tuple[Option, ...] = tuple(
     sorted(
@@ -227,8 +248,14 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.h2(**o.keywords(HTTP2Options))
     if stack.ws == "wsproto" or (stack.ws == "auto" and wsproto_installed()):
         builder = builder.websocket(**o.keywords(WebSocketOptions))
+    if stack.health:  # outside the access log and the limits: probes pass unlogged, uncounted
+        builder = builder.health(**o.keywords(Health))
     if stack.access_log:
-        builder = builder.access_log()
+        builder = builder.access_log()  # outside the limits: it logs their 503s and 429s
+    if o["rate_limit"] is not None:  # before the limit: a metered client takes no place
+        builder = builder.rate_limit(**o.keywords(RateLimit))
+    if o["limit_concurrency"] is not None:
+        builder = builder.limit(**o.keywords(ConcurrencyLimit))
     return builder
 
 

@@ -27,6 +27,7 @@ from pounce.conn import HandlerFactory
 from pounce.drivers.bridge import bridge_factory
 from pounce.drivers.service import ServiceContext
 from pounce.errors import TLSError
+from pounce.layer import Serving
 from pounce.layers.tls.config import ServerTLS
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import Bind, cleanup, display_address, open_socket
@@ -59,12 +60,12 @@ class Server:
         self._live_tls: dict[int, list[ServerTLS]] = {}
         self._live_lock = threading.Lock()
 
-    def _wrap_app(self) -> ASGIApp:
+    def _wrap_app(self, serving: Serving) -> ASGIApp:
         """The app layers folded around the app: once per `serve()`, so state a
         layer makes in ``wrap`` belongs to one worker and one event loop."""
         app = self.spec.app or _no_app
         for layer in reversed(self.spec.app_layers):
-            app = layer.wrap(app)
+            app = layer.wrap_serving(app, serving)
         return app
 
     @staticmethod
@@ -152,11 +153,12 @@ class Server:
         once for all its workers instead).
         """
         stop = stop or asyncio.Event()
-        app = self._wrap_app()
+        serving = Serving()
+        app = self._wrap_app(serving)
         lifespan = Lifespan(app, self.spec.lifespan)
         await lifespan.startup()
         try:
-            await self._serve_listening(app, lifespan, stop, ready, sockets, announce)
+            await self._serve_listening(app, lifespan, stop, ready, sockets, announce, serving)
         finally:
             await lifespan.shutdown()
 
@@ -168,6 +170,7 @@ class Server:
         ready: ReadyCallback | None,
         given: Sequence[socket.socket] | None,
         announce: bool = True,
+        serving: Serving | None = None,
     ) -> None:
         spec = self.spec
         sockets: list[socket.socket] = list(given or ())
@@ -202,6 +205,8 @@ class Server:
             if ready is not None:
                 ready([sock.getsockname() for sock in sockets])
             await stop.wait()
+            if serving is not None:
+                serving.draining = True  # readiness fails first (docs/backpressure.md)
             await self._shut_down(servers, service, tracker)
         finally:
             with self._live_lock:

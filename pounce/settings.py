@@ -245,7 +245,12 @@ def docs_with_tables(text: str, tables: Mapping[str, str]) -> str:
     return _BLOCK.sub(lambda m: f"{m[1]}\n{tables[m[2]]}\n{m[4]}", text)
 
 
-DOCS = {"cli": "cli.md", "builder": "builder.md", "workers": "workers.md"}
+DOCS = {
+    "cli": "cli.md",
+    "builder": "builder.md",
+    "workers": "workers.md",
+    "backpressure": "backpressure.md",
+}
 """Each generated table and the page in docs/ that holds it."""
 
 
@@ -257,6 +262,7 @@ def doc_tables() -> dict[str, str]:
         "cli": cli_table(FRONT_END),
         "builder": builder_table(FRONT_END),
         "workers": cli_table([opt for opt in FRONT_END if opt.group == "workers"]),
+        "backpressure": cli_table([opt for opt in FRONT_END if opt.group in ("health", "limits")]),
     }
 
 

@@ -8,6 +8,7 @@ from pounce import AppLayer, BuildError, ProtocolFactory, Server, StreamLayer
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.conn import ConnectionHandler, HandlerFactory
 from pounce.drivers.service import ServiceContext
+from pounce.layer import Serving
 from pounce.net.loops import uvloop_installed
 from pounce.presets import StandardOptions, h2_installed, standard, wsproto_installed
 
@@ -126,7 +127,7 @@ async def test_app_layers_wrap_outer_to_inner() -> None:
 
     server = Server.builder().bind("127.0.0.1", 0).h1().layer(Tag("a")).layer(Tag("b"))
     built = server.asgi(recorder)
-    await built._wrap_app()({"type": "http"}, receive_nothing, send_nothing)
+    await built._wrap_app(Serving())({"type": "http"}, receive_nothing, send_nothing)
     assert seen == [["a", "b"]]
 
 

@@ -19,7 +19,10 @@ from pounce.drivers.http1 import H1Options
 from pounce.drivers.http2_options import HTTP2Options
 from pounce.drivers.service import ResponseHeaders, ServiceContext, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
+from pounce.layers.health import Health
+from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
+from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.options import options_of
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
@@ -61,6 +64,9 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.TimeoutKeywords, Timeouts),
         (kw.ResponseHeaderKeywords, ResponseHeaders),
         (kw.WorkerKeywords, WorkerOptions),
+        (kw.LimitKeywords, ConcurrencyLimit),
+        (kw.RateLimitKeywords, RateLimit),
+        (kw.HealthKeywords, Health),
     ],
 )
 def test_builder_keyword_types_match_the_definitions(keywords: type, owner: type) -> None:

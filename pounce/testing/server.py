@@ -84,11 +84,15 @@ class TestServer:
         self.addresses = addresses
         self._ready.set()
 
-    def stop(self) -> None:
-        """Trigger graceful shutdown and wait for the server to finish."""
+    def request_stop(self) -> None:
+        """Begin the graceful shutdown and return at once (`stop` waits for its end)."""
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 self._loop.call_soon_threadsafe(self._stop.set)
+
+    def stop(self) -> None:
+        """Trigger graceful shutdown and wait for the server to finish."""
+        self.request_stop()
         if self._thread is not None:
             self._thread.join(self._timeout + self.server.spec.graceful_timeout)
             if self._thread.is_alive():

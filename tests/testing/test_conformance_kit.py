@@ -32,8 +32,11 @@ from pounce.drivers.http1 import HTTP1Protocol
 from pounce.drivers.http2 import HTTP2Protocol
 from pounce.drivers.websocket import WebSocketProtocol
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.health import Health
+from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
+from pounce.layers.rate_limit import RateLimit
 from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
 from pounce.protocols.h2 import PREFACE
@@ -137,6 +140,11 @@ APP_CASES = {
         lambda: ProxyHeadersLayer(["127.0.0.1"]),
         {"headers": [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", b"https")]},
     ),
+    # Two places: the kit holds two requests at once.
+    "concurrency limit": AppCase(lambda: ConcurrencyLimit(max_in_flight=2)),
+    "concurrency limit, queue": AppCase(lambda: ConcurrencyLimit(max_in_flight=2, queue=4)),
+    "rate limit": AppCase(lambda: RateLimit(rate="1000/s")),
+    "health": AppCase(Health),
 }
 
 
@@ -200,6 +208,23 @@ BAD_OPTIONS: dict[str, tuple[Callable[[Any], object], list[Any], list[Any]]] = {
     ),
     ".tls(cert=)": (lambda v: _builder().tls(cert=v), ["", "/nonexistent/cert.pem"], []),
     ".h1(parser=)": (lambda v: _builder().h1(parser=v), ["slow", ""], ["h11"]),
+    "ConcurrencyLimit": (
+        lambda v: ConcurrencyLimit(max_in_flight=v),
+        [0, -1, "2", 1.5, True, None],
+        [1, 1000],
+    ),
+    "RateLimit rate": (lambda v: RateLimit(rate=v), ["", "5", "0/s", "5/y", 5, None], ["1/h"]),
+    ".rate_limit(burst=)": (
+        lambda v: _builder().rate_limit(rate="5/s", burst=v),
+        [0, -1, "3", 2.5],
+        [1, None],
+    ),
+    "Health": (lambda v: Health(live=v), ["", "livez", 5, None, "/readyz"], ["/alive"]),
+    ".limit(queue_timeout=)": (
+        lambda v: _builder().limit(max_in_flight=1, queue=1, queue_timeout=v),
+        [0, -1.0, float("inf"), float("nan"), "5"],
+        [0.5, 30],
+    ),
 }
 
 
