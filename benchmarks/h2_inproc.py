@@ -36,6 +36,7 @@ from benchmarks.apps import app
 from pounce import Server
 from pounce.conn import ConnectionInfo
 from pounce.drivers.service import ServiceContext
+from pounce.layer import Serving
 from pounce.protocols.events import RequestReceived, SendData, SendResponse
 from pounce.protocols.h2 import PREFACE, H2Core
 
@@ -109,7 +110,7 @@ class FakeConn:
 
 async def run_path(data: list[bytes]) -> int:
     server = Server.builder().bind("127.0.0.1", 0).h1().h2().asgi(app, name="bench")
-    service = ServiceContext(server._wrap_app(), server.spec.http)
+    service = ServiceContext(server._wrap_app(Serving()), server.spec.http)
     handler = server._handler_factory(service, [])()
     conn = FakeConn()
     handler.connection_made(conn)

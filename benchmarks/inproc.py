@@ -54,6 +54,7 @@ if str(HERE.parent) not in sys.path:
 from apps import HELLO_BODY, LARGE_BODY, app  # noqa: E402
 
 from pounce.drivers.service import ServiceContext  # noqa: E402
+from pounce.layer import Serving  # noqa: E402
 from pounce.net.transport import ConnectionTracker, TransportAdapter  # noqa: E402
 from pounce.presets import StandardOptions, standard  # noqa: E402
 
@@ -121,7 +122,7 @@ def protocol_maker(server: str, parser: str, stack: str) -> ProtocolMaker:
 
         builder = Server.builder().bind("127.0.0.1", 8000).h1(parser=parser)  # type: ignore[arg-type]
     built = builder.timeouts(keep_alive=600).asgi(app)
-    service = ServiceContext(built._wrap_app(), built.spec.http)
+    service = ServiceContext(built._wrap_app(Serving()), built.spec.http)
     factory = built._handler_factory(service, [])
     tracker = ConnectionTracker()
     return lambda: TransportAdapter(factory, tracker)
