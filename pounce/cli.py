@@ -123,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app_name = str(values["app"])
         if values["reload"]:
             return serve_reloading(options, values, app_name)
+        if fresh_workers(options):
+            return serve_fresh_workers(options, values, app_name)
         app = import_app(app_name, factory=bool(values["factory"]), app_dir=str(values["app_dir"]))
         server = standard(options).asgi(app, name=app_name)
         if debug:
@@ -160,8 +162,30 @@ def serve_reloading(options: StandardOptions, values: Mapping[str, object], app:
     return supervise_reload(server, workers, recipe, reload)
 
 
+def fresh_workers(options: StandardOptions) -> bool:
+    """Process workers under a supervisor: each imports APP itself (so SIGHUP re-reads it)."""
+    from pounce.workers import from_keywords, needs_supervisor, worker_kind
+
+    workers = from_keywords(options.keywords(WorkerOptions))
+    return needs_supervisor(workers) and worker_kind(workers.worker_class) == "process"
+
+
+def serve_fresh_workers(options: StandardOptions, values: Mapping[str, object], app: str) -> int:
+    """``--workers N`` (processes): a supervisor that never imports APP; each worker a
+    fresh interpreter that does, so a rolling restart (SIGHUP) serves the code on disk."""
+    from pounce.workers import check, from_keywords, supervise_fresh
+    from pounce.workers.reload import Recipe
+
+    workers = from_keywords(options.keywords(WorkerOptions))
+    check(workers)
+    factory, app_dir = bool(values["factory"]), str(values["app_dir"])
+    recipe = Recipe(app, factory, app_dir, str(values["log_level"]), dict(options))
+    server = standard(options).asgi(_not_served, name=app)
+    return supervise_fresh(server, workers, recipe)
+
+
 async def _not_served(scope: Scope, receive: Receive, send: Send) -> None:
-    raise AssertionError("the reload supervisor serves no request")
+    raise AssertionError("the supervisor serves no request: its workers do")
 
 
 def _fail(exc: PounceError, code: int, debug: bool) -> int:

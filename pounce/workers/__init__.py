@@ -40,6 +40,7 @@ __all__ = [
     "from_keywords",
     "needs_supervisor",
     "supervise",
+    "supervise_fresh",
     "supervise_reload",
     "worker_kind",
 ]
@@ -54,6 +55,15 @@ def supervise(server: Server, options: WorkerOptions) -> int:
     """Run a supervisor in this process until SIGTERM / SIGINT; return its exit status."""
     with asyncio.Runner() as runner:
         return runner.run(_run_with_signals(Supervisor(server, options)))
+
+
+def supervise_fresh(server: Server, options: WorkerOptions, recipe: Recipe) -> int:
+    """Process workers that each import the app afresh (the CLI, which has its import
+    string): a rolling restart (SIGHUP) then serves the code as it is on disk now,
+    as Gunicorn's workers do without ``preload_app``. `server` gives the listeners."""
+    supervisor = Supervisor(server, options, spawner=FreshSpawner(recipe))
+    with asyncio.Runner() as runner:
+        return runner.run(_run_with_signals(supervisor))
 
 
 def supervise_reload(

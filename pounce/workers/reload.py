@@ -118,13 +118,15 @@ class FreshWorker(ProcessWorker):
 
         # (spawn passes only what the arguments hold: no supervisor end to shed)
         context = multiprocessing.get_context("spawn")
-        args = (self.recipe, self.plan.generation, self.plan.sockets, conn, stack)
+        plan = self.plan
+        args = (self.recipe, plan.generation, plan.limit, plan.sockets, conn, stack)
         return context.Process(target=_fresh_main, args=args, name="pounce-reload-worker")
 
 
 def _fresh_main(
     recipe: Recipe,
     generation: int,
+    limit: int | None,
     sockets: tuple[socket.socket, ...],
     conn: Connection,
     stack: Connection,
@@ -147,6 +149,6 @@ def _fresh_main(
     except Exception as exc:  # the error the user must see, once: no retry follows
         import logging
 
-        logging.getLogger("pounce.error").error("Reload: cannot load %s: %s", recipe.app, exc)
+        logging.getLogger("pounce.error").error("Worker cannot load %s: %s", recipe.app, exc)
         sys.exit(STARTUP_FAILED)
-    sys.exit(run_worker(WorkerPlan(server, sockets, None, generation), ProcessLink(conn)))
+    sys.exit(run_worker(WorkerPlan(server, sockets, limit, generation), ProcessLink(conn)))

@@ -132,10 +132,16 @@ def nothing_served(monkeypatch: pytest.MonkeyPatch, scratch: Path) -> Iterator[l
     def build_only(self: Server, *args: Any, **kwargs: Any) -> None:
         built.append(self.describe())
 
+    def supervised(server: Server) -> int:
+        build_only(server)
+        return 0  # the supervisor's exit status
+
     def load(target: str, **kwargs: Any) -> Any:
         return app
 
     monkeypatch.setattr(Server, "run", build_only)
+    for supervise in ("supervise", "supervise_fresh", "supervise_reload"):  # workers: built
+        monkeypatch.setattr(f"pounce.workers.{supervise}", lambda server, *a: supervised(server))
     monkeypatch.setattr("pounce.cli.configure_logging", lambda *a, **k: None)
     for name in [n for n in os.environ if n.startswith("POUNCE_")]:
         monkeypatch.delenv(name)

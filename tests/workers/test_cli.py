@@ -91,3 +91,26 @@ def test_a_bad_value_for_pounce_run_is_a_build_error() -> None:
 
     with pytest.raises(BuildError, match="workers=0"):
         pounce_run(APP, workers=0)
+
+
+def test_sighup_serves_the_code_on_disk_now(tmp_path: Path) -> None:
+    """``pounce APP --workers 2``: each worker imports APP itself, so a rolling restart
+    (SIGHUP) serves an edited module — as Gunicorn's workers do without preload_app."""
+    import signal
+    import time
+
+    from tests.workers.harness import get
+    from tests.workers.test_reload import write_app
+
+    write_app(tmp_path, '"one"')
+    argv = ["-m", "pounce", "devapp:app", "--app-dir", str(tmp_path), *LISTEN, "--workers", "2"]
+    with launched(argv) as running:
+        running.wait_for(r"Worker .* \(generation 1\) ready", 10)
+        assert get(running.port)[1] == "one"
+        write_app(tmp_path, '"two"')
+        os.kill(running.proc.pid, signal.SIGHUP)
+        running.wait_for(r"\(generation 2\) ready", 20)
+        deadline = time.monotonic() + 20
+        while get(running.port)[1] != "two":  # the old generation drains meanwhile
+            assert time.monotonic() < deadline, running.output()
+            time.sleep(0.1)
