@@ -5,13 +5,11 @@ ignored, never an error. `choose` picks among the codings the server offers:
 
 * a coding's qvalue is its own entry's, else the ``*`` entry's, else 0 (not
   acceptable); ``x-gzip`` counts as ``gzip`` (§8.4.1.3);
-* ``identity`` is acceptable at qvalue 1 unless the field says otherwise —
-  its own entry, else the ``*`` entry (so ``identity;q=0`` and ``*;q=0``
-  exclude it);
 * the coding with the highest qvalue above 0 wins; among equals, the one
   the server lists first (its preference, br > zstd > gzip by default);
-* identity wins when its qvalue is higher than every coding's (a client
-  that asks ``gzip;q=0.5, identity`` prefers the raw bytes).
+* identity wins when the field lists it with a qvalue higher than every
+  coding's (a client that asks ``gzip;q=0.5, identity`` prefers the raw
+  bytes); unlisted, it is only the fallback (``br;q=0.9`` means br).
 
 No field at all means no compression: the RFC allows any coding then, but
 a client that sends nothing may decode nothing. When nothing is acceptable,
@@ -62,7 +60,7 @@ def choose(field: str | None, offered: Iterable[str]) -> str | None:
         return None
     accepted = parse(field)
     star = accepted.get("*")
-    identity = accepted.get("identity", star if star is not None else 1.0)
+    identity = accepted.get("identity", 0.0)
     best: str | None = None
     best_q = 0.0
     for coding in offered:
