@@ -30,6 +30,7 @@ from pounce.drivers.service import HTTPOptions, RequestOptions, ResponseHeaders,
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
 from pounce.keywords import (
+    CompressKeywords,
     H1Keywords,
     H2Keywords,
     HealthKeywords,
@@ -44,6 +45,7 @@ from pounce.keywords import (
 )
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.compression import Compression
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
@@ -249,6 +251,19 @@ class ServerBuilder:
         worker, least recently seen forgotten first.
         """
         return self.layer(RateLimit(**keywords(RateLimit, ".rate_limit", options)))
+
+    def compress(self, **options: Unpack[CompressKeywords]) -> ServerBuilder:
+        """Compress responses with the best coding the client accepts (docs/compression.md).
+
+        Codings `algorithms` (default br > zstd > gzip, those installed; one named here and
+        not installed is a `BuildError`), levels `brotli_level` 4, `gzip_level` 6,
+        `zstd_level` 3; bodies of known length under `minimum_size` (500 B), already
+        encoded, ranges, ``no-transform``, compressed types and (unless `event_stream`)
+        server-sent events pass as they are. Streamed bodies are flushed per chunk.
+        `decompress_requests`: inflate request bodies up to `max_request_size` (16 MiB; 413).
+        Call it after the limits: it is the innermost of the standard layers.
+        """
+        return self.layer(Compression(**keywords(Compression, ".compress", options)))
 
     # -- the edge: PROXY protocol, TLS, forwarded headers (docs/tls.md, docs/proxies.md) --
 

@@ -100,3 +100,14 @@ class RateLimitKeywords(TypedDict, total=False):
 class HealthKeywords(TypedDict, total=False):
     live: str
     ready: str
+
+
+class CompressKeywords(TypedDict, total=False):
+    algorithms: tuple[str, ...] | list[str] | str | None
+    brotli_level: int
+    gzip_level: int
+    zstd_level: int
+    minimum_size: int
+    event_stream: bool
+    decompress_requests: bool
+    max_request_size: int

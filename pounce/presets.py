@@ -22,6 +22,7 @@ from pounce.drivers.http2_options import HTTP2Options
 from pounce.drivers.service import RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
+from pounce.layers.compression import Compression
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
@@ -108,6 +109,11 @@ class StackOptions:
         group="health",
     )
     access_log: bool = option(True, help="log one line per response", group="logging")
+    compression: bool = option(
+        False,
+        help="compress responses (br, zstd, gzip as the client accepts; docs/compression.md)",
+        group="compression",
+    )
 
 
 STANDARD: tuple[Option, ...] = tuple(
@@ -127,6 +133,7 @@ STANDARD: tuple[Option, ...] = tuple(
         Health,
         RateLimit,
         ConcurrencyLimit,
+        Compression,
         ServeOptions,
         WorkerOptions,
     )
@@ -142,6 +149,7 @@ _GROUPS += (
     "proxies",
     "health",
     "limits",
+    "compression",
     "server",
     "workers",
     "reload",
@@ -256,6 +264,12 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.rate_limit(**o.keywords(RateLimit))
     if o["limit_concurrency"] is not None:
         builder = builder.limit(**o.keywords(ConcurrencyLimit))
+    if stack.compression:  # innermost: the limits' and the health answers stay plain
+        builder = builder.compress(**o.keywords(Compression))
+    elif o["decompress_requests"]:
+        raise BuildError(
+            "decompress_requests needs the compression layer", hint="add --compression"
+        )
     return builder
 
 

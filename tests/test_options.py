@@ -19,6 +19,7 @@ from pounce.drivers.http1 import H1Options
 from pounce.drivers.http2_options import HTTP2Options
 from pounce.drivers.service import ResponseHeaders, ServiceContext, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
+from pounce.layers.compression import Compression
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
@@ -67,6 +68,7 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.LimitKeywords, ConcurrencyLimit),
         (kw.RateLimitKeywords, RateLimit),
         (kw.HealthKeywords, Health),
+        (kw.CompressKeywords, Compression),
     ],
 )
 def test_builder_keyword_types_match_the_definitions(keywords: type, owner: type) -> None:

@@ -32,6 +32,7 @@ from pounce.drivers.http1 import HTTP1Protocol
 from pounce.drivers.http2 import HTTP2Protocol
 from pounce.drivers.websocket import WebSocketProtocol
 from pounce.layers.access_log import AccessLogLayer
+from pounce.layers.compression import Compression
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
@@ -145,6 +146,13 @@ APP_CASES = {
     "concurrency limit, queue": AppCase(lambda: ConcurrencyLimit(max_in_flight=2, queue=4)),
     "rate limit": AppCase(lambda: RateLimit(rate="1000/s")),
     "health": AppCase(Health),
+    # The kit compares bodies byte for byte: its clients accept no coding (identity), so
+    # the layer's negotiation, decision and pass-through run; tests/layers/test_compression.py
+    # checks the encoded bodies.
+    "compression": AppCase(Compression, {"headers": [(b"accept-encoding", b"identity")]}),
+    "compression, inflating requests": AppCase(
+        lambda: Compression(minimum_size=0, algorithms=("gzip",), decompress_requests=True)
+    ),
 }
 
 
@@ -220,6 +228,24 @@ BAD_OPTIONS: dict[str, tuple[Callable[[Any], object], list[Any], list[Any]]] = {
         [1, None],
     ),
     "Health": (lambda v: Health(live=v), ["", "livez", 5, None, "/readyz"], ["/alive"]),
+    ".compress(algorithms=)": (
+        lambda v: _builder().compress(algorithms=v),
+        ["", "lzma", ["gzip", "gzip"], 5, ["br", 1]],
+        [None, "gzip", ["br", "gzip"]],
+    ),
+    ".compress(gzip_level=)": (
+        lambda v: _builder().compress(gzip_level=v),
+        [0, 10, "6", 2.5],
+        [1, 9],
+    ),
+    ".compress(brotli_level=)": (lambda v: _builder().compress(brotli_level=v), [-1, 12], [0, 11]),
+    ".compress(zstd_level=)": (lambda v: _builder().compress(zstd_level=v), [0, 23, True], [1, 22]),
+    ".compress(minimum_size=)": (lambda v: _builder().compress(minimum_size=v), [-1, "5"], [0]),
+    ".compress(max_request_size=)": (
+        lambda v: _builder().compress(max_request_size=v),
+        [0, -5, 1.5],
+        [1],
+    ),
     ".limit(queue_timeout=)": (
         lambda v: _builder().limit(max_in_flight=1, queue=1, queue_timeout=v),
         [0, -1.0, float("inf"), float("nan"), "5"],
