@@ -100,3 +100,14 @@ class RateLimitKeywords(TypedDict, total=False):
 class HealthKeywords(TypedDict, total=False):
     live: str
     ready: str
+
+
+class StaticKeywords(TypedDict, total=False):
+    follow_symlinks: bool
+    hidden: bool
+    index: str
+    max_age: int | None
+    immutable: bool
+    precompressed: bool
+    max_ranges: int
+    chunk_size: int

@@ -250,6 +250,7 @@ DOCS = {
     "builder": "builder.md",
     "workers": "workers.md",
     "backpressure": "backpressure.md",
+    "static": "static.md",
 }
 """Each generated table and the page in docs/ that holds it."""
 
@@ -263,6 +264,7 @@ def doc_tables() -> dict[str, str]:
         "builder": builder_table(FRONT_END),
         "workers": cli_table([opt for opt in FRONT_END if opt.group == "workers"]),
         "backpressure": cli_table([opt for opt in FRONT_END if opt.group in ("health", "limits")]),
+        "static": cli_table([opt for opt in FRONT_END if opt.group == "static"]),
     }
 
 

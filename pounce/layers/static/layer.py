@@ -57,7 +57,16 @@ class Static(AppLayer):
         object.__setattr__(self, "directory", os.fspath(self.directory))
 
     def describe(self) -> str:
-        return f"static: {self.prefix} -> {self.directory}"
+        o = self.options
+        shown = [f"static {self.prefix} from {self.directory}"]
+        if o.max_age is not None:
+            shown.append(f"max-age {o.max_age} s")
+        if o.immutable:
+            shown.append("immutable when fingerprinted")
+        shown.append("precompressed siblings" if o.precompressed else "no precompressed siblings")
+        if o.follow_symlinks:
+            shown.append("symlinks inside the root")
+        return ", ".join(shown)
 
     def wrap(self, inner: ASGIApp) -> ASGIApp:
         root = Root.of(self.directory, self.options.follow_symlinks)
