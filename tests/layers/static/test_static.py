@@ -10,13 +10,14 @@ import os
 import shutil
 import socket
 import subprocess
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from pounce import Server
+from pounce import BuildError, Server
 from pounce.asgi.types import Message
 from pounce.layers.static import Static, StaticOptions, not_found
 from pounce.presets import StandardOptions, standard
@@ -362,3 +363,57 @@ def test_curl_ranges_and_time_conditions(ts: TestServer, site: Path) -> None:
         "-o", "/dev/null", "-w", "%{http_code}", "-z", "-" + str(future), f"{ts.url}/assets/app.js"
     )
     assert status == b"200"  # -z -file: If-Unmodified-Since, not evaluated: the file
+
+
+def test_static_mounts_from_flags_the_environment_and_run_keywords(site: Path) -> None:
+    from pounce.cli import build_parser, settings_from
+
+    sub = site / "sub"
+    args = build_parser().parse_args(["--static", f"/a={site}", "--static", f"/b={sub}"])
+    settings, _ = settings_from(args, environ={"POUNCE_STATIC_MAX_AGE": "60"})
+    assert settings["static"].value == (f"/a={site}", f"/b={sub}")
+    assert settings["static_max_age"].value == 60
+    env, _ = settings_from(
+        build_parser().parse_args([]), environ={"POUNCE_STATIC": f"/a={site},/b={sub}"}
+    )
+    assert env["static"].value == (f"/a={site}", f"/b={sub}")
+    described = (
+        standard(StandardOptions(static=[f"/a={site}"], static_dir=str(sub)))
+        .asgi(not_found)
+        .describe()
+    )
+    assert f"static /a from {site}" in described and f"static / from {sub}" in described
+    with pytest.raises(BuildError, match="PREFIX=DIR"):
+        StandardOptions(static=["assets=./public"])
+    with pytest.raises(BuildError, match="not a directory"):
+        standard(StandardOptions(static_dir=str(site / "nope")))
+
+
+def test_memory_stays_one_chunk_whatever_the_file_size(tmp_path: Path) -> None:
+    """16 MiB through the layer: the peak of traced allocations stays near one chunk."""
+    (tmp_path / "huge.bin").write_bytes(os.urandom(16 * 1024 * 1024))
+    inner = Static("/", str(tmp_path)).wrap(not_found)
+    total = 0
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        nonlocal total
+        total += len(message.get("body", b""))
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/huge.bin",
+        "raw_path": b"/huge.bin",
+        "headers": [],
+    }
+    tracemalloc.start()
+    try:
+        asyncio.run(inner(scope, receive, send))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert total == 16 * 1024 * 1024
+    assert peak < 2 * 1024 * 1024, peak
