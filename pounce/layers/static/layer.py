@@ -117,10 +117,11 @@ class _Files:
         request = request_headers(scope["headers"])
         available = siblings(self.root, found) if self.options.precompressed else ()
         coding = semantics.accepted_coding(request.get("accept-encoding"), available)
-        opened = open_file(found.path + SIBLINGS[coding], True) if coding else None
+        follow = self.options.follow_symlinks
+        opened = open_file(found.path + SIBLINGS[coding], follow) if coding else None
         if opened is None:
             coding = None
-            opened = open_file(found.path, self.options.follow_symlinks)
+            opened = open_file(found.path, follow)
         if opened is None:
             return False  # gone since it was found: a miss
         fd, info = opened
