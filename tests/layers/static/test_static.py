@@ -417,3 +417,16 @@ def test_memory_stays_one_chunk_whatever_the_file_size(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert total == 16 * 1024 * 1024
     assert peak < 2 * 1024 * 1024, peak
+
+
+def test_over_http2(site: Path, app: HeldApp) -> None:
+    """The layer is plain ASGI: the same answers through an HTTP/2 stream (prior knowledge)."""
+    pytest.importorskip("h2")
+    server = builder().h2().static("/assets", str(site)).asgi(app)
+    with TestServer(server) as ts, httpx.Client(http1=False, http2=True, timeout=TIMEOUT) as client:
+        identity = {"accept-encoding": "identity"}
+        whole = client.get(f"{ts.url}/assets/big.bin", headers=identity)
+        assert (whole.http_version, whole.content) == ("HTTP/2", BIG)
+        part = client.get(f"{ts.url}/assets/big.bin", headers={**identity, "range": "bytes=5-9"})
+        assert (part.status_code, part.content) == (206, BIG[5:10])
+        assert client.get(f"{ts.url}/assets/%2e%2e/secret.txt").status_code == 404
