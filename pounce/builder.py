@@ -39,6 +39,7 @@ from pounce.keywords import (
     ProxyProtocolKeywords,
     RateLimitKeywords,
     ResponseHeaderKeywords,
+    StaticKeywords,
     TimeoutKeywords,
     TLSKeywords,
     WebSocketKeywords,
@@ -52,6 +53,7 @@ from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.static import Static, StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, ListenOptions, TCPBind, UnixBind
@@ -264,6 +266,21 @@ class ServerBuilder:
         Call it after the limits: it is the innermost of the standard layers.
         """
         return self.layer(Compression(**keywords(Compression, ".compress", options)))
+
+    # -- static files (docs/static.md) -----------------------------------------------
+
+    def static(
+        self, prefix: str, directory: str, **options: Unpack[StaticKeywords]
+    ) -> ServerBuilder:
+        """Serve the files of `directory` at `prefix` (``"/assets"``) in front of the app.
+
+        GET and HEAD with validators, conditional requests and ranges;
+        precompressed ``.br`` / ``.zst`` / ``.gz`` siblings; a miss goes on to
+        the app. Paths that try to leave the directory get 404. An app
+        layer: call it last to serve files after the limits and the access log.
+        """
+        checked = StaticOptions(**keywords(StaticOptions, ".static", options))
+        return self.layer(Static(prefix, directory, checked))
 
     # -- the edge: PROXY protocol, TLS, forwarded headers (docs/tls.md, docs/proxies.md) --
 

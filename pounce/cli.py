@@ -36,6 +36,9 @@ from pounce.settings import (
 )
 from pounce.workers.options import WorkerOptions
 
+NO_APP = "pounce.layers.static:not_found"
+"""The app behind ``--static`` / ``--static-dir`` when no APP is given."""
+
 EXIT_OK = 0
 EXIT_STARTUP = 1
 EXIT_USAGE = 2
@@ -114,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.print_config:
         print(render_settings(FRONT_END, settings))
         return EXIT_OK
+    if not values["app"] and (values["static"] or values["static_dir"]):
+        values["app"] = NO_APP  # only the static files: 404 for the rest
     if not values["app"]:
         parser.error("the APP argument is required (e.g. pounce pounce.demo:app)")
     debug = log_level in ("debug", "trace")

@@ -111,3 +111,14 @@ class CompressKeywords(TypedDict, total=False):
     event_stream: bool
     decompress_requests: bool
     max_request_size: int
+
+
+class StaticKeywords(TypedDict, total=False):
+    follow_symlinks: bool
+    hidden: bool
+    index: str
+    max_age: int | None
+    immutable: bool
+    precompressed: bool
+    max_ranges: int
+    chunk_size: int

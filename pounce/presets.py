@@ -28,6 +28,7 @@ from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.trust import DEFAULT_TRUSTED
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.static import StaticMounts, StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.logs import LOG_LEVELS
 from pounce.net.binds import ListenOptions, systemd_fds
@@ -134,6 +135,8 @@ STANDARD: tuple[Option, ...] = tuple(
         RateLimit,
         ConcurrencyLimit,
         Compression,
+        StaticMounts,
+        StaticOptions,
         ServeOptions,
         WorkerOptions,
     )
@@ -150,6 +153,7 @@ _GROUPS += (
     "health",
     "limits",
     "compression",
+    "static",
     "server",
     "workers",
     "reload",
@@ -264,12 +268,24 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.rate_limit(**o.keywords(RateLimit))
     if o["limit_concurrency"] is not None:
         builder = builder.limit(**o.keywords(ConcurrencyLimit))
-    if stack.compression:  # innermost: the limits' and the health answers stay plain
+    if stack.compression:  # inside the limits (their answers and health stay plain), outside static
         builder = builder.compress(**o.keywords(Compression))
     elif o["decompress_requests"]:
         raise BuildError(
             "decompress_requests needs the compression layer", hint="add --compression"
         )
+    return _static(builder, o)
+
+
+def _static(builder: ServerBuilder, o: StandardOptions) -> ServerBuilder:
+    """One `.static()` per ``--static PREFIX=DIR``, then ``--static-dir`` at /; innermost,
+    so the files are logged and counted like the app's answers."""
+    mounts = o.of(StaticMounts)
+    pairs = [mount.partition("=")[::2] for mount in mounts.static]
+    if mounts.static_dir is not None:
+        pairs.append(("/", mounts.static_dir))
+    for prefix, directory in pairs:
+        builder = builder.static(prefix, directory, **o.keywords(StaticOptions))
     return builder
 
 

@@ -251,6 +251,7 @@ DOCS = {
     "workers": "workers.md",
     "backpressure": "backpressure.md",
     "compression": "compression.md",
+    "static": "static.md",
 }
 """Each generated table and the page in docs/ that holds it."""
 
@@ -265,6 +266,7 @@ def doc_tables() -> dict[str, str]:
         "workers": cli_table([opt for opt in FRONT_END if opt.group == "workers"]),
         "backpressure": cli_table([opt for opt in FRONT_END if opt.group in ("health", "limits")]),
         "compression": cli_table([opt for opt in FRONT_END if opt.group == "compression"]),
+        "static": cli_table([opt for opt in FRONT_END if opt.group == "static"]),
     }
 
 

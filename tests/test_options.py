@@ -24,6 +24,7 @@ from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.static import StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.options import options_of
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
@@ -69,6 +70,7 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.RateLimitKeywords, RateLimit),
         (kw.HealthKeywords, Health),
         (kw.CompressKeywords, Compression),
+        (kw.StaticKeywords, StaticOptions),
     ],
 )
 def test_builder_keyword_types_match_the_definitions(keywords: type, owner: type) -> None:

@@ -114,13 +114,15 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with the files examples name: certificates and keys."""
+    """A directory with the files examples name: certificates, keys, static directories."""
     directory = tmp_path_factory.mktemp("docs")
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     cert.cert_chain_pems[0].write_to_path(str(directory / "cert.pem"))
     cert.private_key_pem.write_to_path(str(directory / "key.pem"))
     ca.cert_pem.write_to_path(str(directory / "clients-ca.pem"))
+    for static in ("public", "site"):  # the directories docs/static.md serves
+        (directory / static).mkdir()
     return directory
 
 

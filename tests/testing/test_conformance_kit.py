@@ -38,6 +38,7 @@ from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.static import Static
 from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
 from pounce.protocols.h2 import PREFACE
@@ -53,6 +54,7 @@ from pounce.testing import (
 )
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+HERE = str(Path(__file__).resolve().parent)  # a directory for the static layer to serve
 if str(RECIPES) not in sys.path:
     sys.path.insert(0, str(RECIPES))
 add_header = importlib.import_module("add_header")
@@ -153,6 +155,9 @@ APP_CASES = {
     "compression, inflating requests": AppCase(
         lambda: Compression(minimum_size=0, algorithms=("gzip",), decompress_requests=True)
     ),
+    # Mounted at /: the kit's /kit is a miss in this folder, so it reaches the app.
+    "static": AppCase(lambda: Static("/", HERE)),
+    "static, a file's prefix": AppCase(lambda: Static("/kit", HERE)),
 }
 
 
@@ -245,6 +250,27 @@ BAD_OPTIONS: dict[str, tuple[Callable[[Any], object], list[Any], list[Any]]] = {
         lambda v: _builder().compress(max_request_size=v),
         [0, -5, 1.5],
         [1],
+    ),
+    "Static prefix": (lambda v: Static(v, HERE), ["", "assets", "//x", "/a/../b", None, 5], ["/a"]),
+    "Static directory": (
+        lambda v: Static("/a", v),
+        ["", "/nonexistent/dir", None, __file__],
+        [HERE],
+    ),
+    ".static(max_ranges=)": (
+        lambda v: _builder().static("/a", HERE, max_ranges=v),
+        [0, -1, "3", 1.5, 101],
+        [1, 100],
+    ),
+    ".static(chunk_size=)": (
+        lambda v: _builder().static("/a", HERE, chunk_size=v),
+        [0, 1023, "x"],
+        [4096],
+    ),
+    ".static(max_age=)": (
+        lambda v: _builder().static("/a", HERE, max_age=v),
+        [-1, 1.5, "x"],
+        [0, None],
     ),
     ".limit(queue_timeout=)": (
         lambda v: _builder().limit(max_in_flight=1, queue=1, queue_timeout=v),
