@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 
+from pounce.layers.compression.negotiation import choose
+
 _TEXT_TYPES = ("application/javascript", "application/json", "application/xml", "image/svg+xml")
 _HASHED = re.compile(r"[.-][0-9A-Za-z_-]*[0-9][0-9A-Za-z_-]*[.]")  # app.3f9a1c2e.js
 _HASH_LENGTH = 8  # characters: the shortest fingerprint webpack, Vite or esbuild emit
@@ -135,34 +137,10 @@ def _one_range(item: str, size: int) -> tuple[int, int] | Unsatisfiable | None:
 def accepted_coding(accept_encoding: str | None, available: tuple[str, ...]) -> str | None:
     """The best of `available` (in server preference order) that the client accepts.
 
-    RFC 9110 §12.5.3: q-values, ``*`` for codings not named, ``q=0`` refuses.
-    Highest q wins; among equals, the first in `available`.
+    RFC 9110 §12.5.3, negotiated exactly as the compression layer does (one parser
+    of Accept-Encoding for both): q-values, ``*`` for codings not named, ``q=0``
+    refuses, an ``identity`` preferred over every coding means none.
     """
     if not accept_encoding or not available:
         return None
-    weights = _weights(accept_encoding)
-    star = weights.get("*", 0.0)
-    best, best_q = None, 0.0
-    for coding in available:
-        q = weights.get(coding, star)
-        if q > best_q:
-            best, best_q = coding, q
-    return best
-
-
-def _weights(header: str) -> dict[str, float]:
-    weights: dict[str, float] = {}
-    for item in header.split(","):
-        name, *params = (part.strip() for part in item.split(";"))
-        if not name:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        weights[name.lower()] = q
-    return weights
+    return choose(accept_encoding, available)
