@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pounce import __version__
+from pounce import __version__, uvicorn_flags
 from pounce.asgi.types import Receive, Scope, Send
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.importer import import_app
@@ -124,7 +124,11 @@ def bool_values(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(bool_values(sys.argv[1:] if argv is None else argv))
+    argv = sys.argv[1:] if argv is None else argv
+    refused = uvicorn_flags.refusal(argv)  # a Uvicorn flag Pounce does not take: say why
+    if refused is not None:
+        parser.error(refused)
+    args = parser.parse_args(bool_values(argv))
     try:
         settings, warnings = settings_from(args)
     except BuildError as exc:

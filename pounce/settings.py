@@ -250,12 +250,14 @@ DOCS = {
     "builder": "builder.md",
     "workers": "workers.md",
     "backpressure": "backpressure.md",
+    "uvicorn": "migrating-from-uvicorn.md",
 }
 """Each generated table and the page in docs/ that holds it."""
 
 
 def doc_tables() -> dict[str, str]:
     """Every generated table by name (the NAME of ``<!-- options:NAME -->``)."""
+    from pounce import uvicorn_flags
     from pounce.presets import FRONT_END
 
     return {
@@ -263,6 +265,7 @@ def doc_tables() -> dict[str, str]:
         "builder": builder_table(FRONT_END),
         "workers": cli_table([opt for opt in FRONT_END if opt.group == "workers"]),
         "backpressure": cli_table([opt for opt in FRONT_END if opt.group in ("health", "limits")]),
+        "uvicorn": uvicorn_flags.table(),
     }
 
 
