@@ -83,13 +83,14 @@ def run(
     `app` as it is, an object or an import string. An unknown name or a bad
     value is a `BuildError` before anything binds.
     """
+    from pounce import uvicorn_flags
     from pounce.importer import import_app
     from pounce.logs import configure_logging
     from pounce.options import check_value, option_of
     from pounce.presets import AppOptions, StandardOptions, standard
     from pounce.workers.options import WorkerOptions
 
-    opts = StandardOptions(options)
+    opts = StandardOptions(uvicorn_flags.run_keywords(options))
     level_option = option_of(AppOptions, "log_level")
     level = check_value("pounce.run(log_level=):", level_option, log_level or level_option.default)
     configure_logging(str(level), access_log=bool(opts["access_log"]))

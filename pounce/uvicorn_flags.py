@@ -10,12 +10,18 @@ value with its message and exit status 2, before anything else is read.
 docs/migrating-from-uvicorn.md holds the table made from this mapping
 (``python -m pounce.settings --write``), and tests/test_uvicorn_flags.py parses
 the installed Uvicorn's ``--help``, so a flag a new Uvicorn adds fails the test
-until it is mapped here.
+until it is mapped here. The same holds for ``uvicorn.run()``'s keywords against
+``pounce.run()`` (`RUN_REFUSED`): one Pounce does not take is refused with a
+`BuildError` carrying the message, unless it is given as Uvicorn's own
+default (``reload=False``, ``interface="auto"``), which changes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pounce.errors import BuildError
 
 SAME: tuple[str, ...] = (
     "--host",
@@ -128,3 +134,41 @@ def table() -> str:
     rows += [f"| `{flag}` | refused: {why} |" for flag, why in REFUSED.items()]
     rows += [f"| `{f} {v}` | refused: {why} |" for (f, v), why in REFUSED_VALUES.items()]
     return "\n".join(rows)
+
+
+_RELOAD = (
+    "pounce.run() serves the app it is given; dev reload is the command line's: pounce APP --reload"
+)
+
+RUN_REFUSED: dict[str, tuple[tuple[object, ...], str]] = {
+    "interface": (("auto", "asgi3"), REFUSED["--interface"]),
+    "env_file": ((None,), REFUSED["--env-file"]),
+    "log_config": ((None,), REFUSED["--log-config"]),
+    "use_colors": ((None,), _COLORS),
+    "reset_contextvars": ((False,), REFUSED["--reset-contextvars"]),
+    "reload": ((False,), _RELOAD),
+    "reload_dirs": ((None,), _RELOAD),
+    "reload_includes": ((None,), _RELOAD),
+    "reload_excludes": ((None,), _RELOAD),
+    "reload_delay": ((0.25,), _RELOAD),
+    "ssl_context_factory": (
+        (None,),
+        "give ssl_certfile, ssl_keyfile, ssl_ca_certs … "
+        "(docs/tls.md), or build the stack with Server.builder().tls(...)",
+    ),
+}
+"""``uvicorn.run()`` keywords that ``pounce.run()`` does not take: (Uvicorn's values
+that change nothing, what to do instead)."""
+
+
+def run_keywords(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` less Uvicorn-only keywords given at Uvicorn's default; any other
+    value of one is a `BuildError` saying what to do instead."""
+    kept: dict[str, Any] = {}
+    for name, value in options.items():
+        refused = RUN_REFUSED.get(name)
+        if refused is None:
+            kept[name] = value
+        elif not any(value is v or (value == v and type(value) is type(v)) for v in refused[0]):
+            raise BuildError(f"pounce.run({name}={value!r}): {refused[1]}")
+    return kept

@@ -108,3 +108,46 @@ def test_refused_flags_exit_2_with_their_message(
 
 def test_a_shared_flag_with_a_taken_value_is_not_refused() -> None:
     assert uvicorn_flags.refusal(["m:app", "--http", "h11", "--loop", "asyncio"]) is None
+
+
+# -- uvicorn.run() keywords against pounce.run() ---------------------------------------------
+
+
+def uvicorn_run_defaults() -> dict[str, object]:
+    import inspect
+
+    import uvicorn
+
+    parameters = inspect.signature(uvicorn.run).parameters
+    return {name: p.default for name, p in parameters.items() if name != "app"}
+
+
+def test_every_uvicorn_run_keyword_is_taken_or_refused() -> None:
+    from pounce.presets import StandardOptions
+
+    taken = {*StandardOptions(), "factory", "app_dir", "log_level"}
+    for name in uvicorn_run_defaults():
+        refused = name in uvicorn_flags.RUN_REFUSED
+        assert (name in taken) != refused, f"uvicorn.run({name}=): map it in RUN_REFUSED"
+
+
+def test_refused_run_keywords_at_uvicorns_default_change_nothing() -> None:
+    defaults = uvicorn_run_defaults()
+    given = {name: defaults[name] for name in uvicorn_flags.RUN_REFUSED if name != "log_config"}
+    assert uvicorn_flags.run_keywords({**given, "port": 0}) == {"port": 0}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("interface", "wsgi", "Pounce serves ASGI 3"),
+        ("reload", True, "pounce APP --reload"),
+        ("use_colors", False, "plain text"),
+    ],
+)
+def test_refused_run_keywords_say_what_to_do(name: str, value: object, message: str) -> None:
+    import pounce
+    from pounce import BuildError
+
+    with pytest.raises(BuildError, match=message):
+        pounce.run("m:app", **{name: value})
