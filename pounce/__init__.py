@@ -69,7 +69,7 @@ def run(
     *,
     factory: bool = False,
     app_dir: str | None = None,
-    log_level: str = "info",
+    log_level: str | None = None,
     **options: Any,
 ) -> None:
     """Serve `app` (a callable or ``"module:attr"``) with the standard preset.
@@ -77,18 +77,23 @@ def run(
     `options` are the standard preset's options by name (Uvicorn's: ``host``,
     ``port``, ``uds``, ``timeout_keep_alive`` …; `pounce.presets.STANDARD`,
     listed in docs/cli.md): the config-file keys, the worker options among
-    them (``workers``, ``limit_max_requests`` …; docs/workers.md). With
+    them (``workers``, ``limit_max_requests`` …; docs/workers.md). None is the
+    default, as in ``uvicorn.run()`` (``log_level=None``: ``info``). With
     ``workers`` > 1 the workers are forked from this process and inherit
     `app` as it is, an object or an import string. An unknown name or a bad
     value is a `BuildError` before anything binds.
     """
+    from pounce import uvicorn_flags
     from pounce.importer import import_app
     from pounce.logs import configure_logging
-    from pounce.presets import StandardOptions, standard
+    from pounce.options import check_value, option_of
+    from pounce.presets import AppOptions, StandardOptions, standard
     from pounce.workers.options import WorkerOptions
 
-    opts = StandardOptions(options)
-    configure_logging(log_level, access_log=bool(opts["access_log"]))
+    opts = StandardOptions(uvicorn_flags.run_keywords(options))
+    level_option = option_of(AppOptions, "log_level")
+    level = check_value("pounce.run(log_level=):", level_option, log_level or level_option.default)
+    configure_logging(str(level), access_log=bool(opts["access_log"]))
     name = app if isinstance(app, str) else None
     loaded = import_app(app, factory=factory, app_dir=app_dir) if isinstance(app, str) else app
     standard(opts).asgi(loaded, name=name).run(**opts.keywords(WorkerOptions))

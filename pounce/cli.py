@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pounce import __version__
+from pounce import __version__, uvicorn_flags
 from pounce.asgi.types import Receive, Scope, Send
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.importer import import_app
@@ -101,9 +102,36 @@ def options_from(args: argparse.Namespace) -> StandardOptions:
     return StandardOptions({k: s.value for k, s in settings.items() if k in names})
 
 
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "on": True}
+_BOOL_WORDS |= {"false": False, "0": False, "no": False, "off": False}
+
+
+def bool_values(argv: Sequence[str]) -> list[str]:
+    """Uvicorn's value form of a boolean flag, ``--ws-per-message-deflate false`` (or
+    ``=false``), as our ``--no-ws-per-message-deflate``; only a true/false word is taken."""
+    flags = {o.flag for o in FRONT_END if o.base == "bool" and o.meta.parse is None}
+    out: list[str] = []
+    bare = False  # the last argument is a bare boolean flag that may take a word
+    for arg in argv:
+        flag, _, word = arg.partition("=") if not bare else (out[-1], "", arg)
+        if flag in flags and word.lower() in _BOOL_WORDS:
+            if bare:
+                out.pop()
+            out.append(flag if _BOOL_WORDS[word.lower()] else "--no-" + flag[2:])
+            bare = False
+        else:
+            out.append(arg)
+            bare = arg in flags
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    refused = uvicorn_flags.refusal(argv)  # a Uvicorn flag Pounce does not take: say why
+    if refused is not None:
+        parser.error(refused)
+    args = parser.parse_args(bool_values(argv))
     try:
         settings, warnings = settings_from(args)
     except BuildError as exc:

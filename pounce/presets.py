@@ -175,7 +175,9 @@ _NAMED = {opt.name: opt for opt in STANDARD if opt.meta.outside}
 class StandardOptions(Mapping[str, Any]):
     """The standard preset's options by name (``pounce.run()``'s keywords), checked.
 
-    Values not given are the definitions' defaults. An unknown name or a bad
+    Values not given, and None for an option that has no None value (as
+    ``uvicorn.run()`` passes them: ``headers=None``), are the definitions'
+    defaults. An unknown name or a bad
     value is a `BuildError` naming it. ``options.port`` reads like ``options["port"]``.
     """
 
@@ -195,6 +197,9 @@ class StandardOptions(Mapping[str, Any]):
                 resolved[name] = None if opt.required else opt.default
                 continue
             value = given[name]
+            if value is None and not opt.optional:  # Uvicorn's run() passes None for "unset"
+                resolved[name] = None if opt.required else opt.default
+                continue
             try:
                 resolved[name] = opt.coerce(value)
             except ValueError as exc:

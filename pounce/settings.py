@@ -252,12 +252,14 @@ DOCS = {
     "backpressure": "backpressure.md",
     "compression": "compression.md",
     "static": "static.md",
+    "uvicorn": "migrating-from-uvicorn.md",
 }
 """Each generated table and the page in docs/ that holds it."""
 
 
 def doc_tables() -> dict[str, str]:
     """Every generated table by name (the NAME of ``<!-- options:NAME -->``)."""
+    from pounce import uvicorn_flags
     from pounce.presets import FRONT_END
 
     return {
@@ -267,6 +269,7 @@ def doc_tables() -> dict[str, str]:
         "backpressure": cli_table([opt for opt in FRONT_END if opt.group in ("health", "limits")]),
         "compression": cli_table([opt for opt in FRONT_END if opt.group == "compression"]),
         "static": cli_table([opt for opt in FRONT_END if opt.group == "static"]),
+        "uvicorn": uvicorn_flags.table(),
     }
 
 

@@ -9,6 +9,14 @@ from typing import Any
 
 import pytest
 
+import pounce.testing.pytest_plugin
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The plugin as its entry point registers it, for a checkout not (re)installed yet."""
+    if not config.pluginmanager.has_plugin("pounce"):
+        config.pluginmanager.register(pounce.testing.pytest_plugin, "pounce")
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:

@@ -1,6 +1,10 @@
 """Test helpers that users need too: a real server, and conformance checks.
 
-`TestServer` runs a real Pounce server on a free port. The conformance kit
+`TestServer` runs a real Pounce server on a free port: a built `Server`, or
+an ASGI app on the standard stack with ``pounce.run()`` options (``tls=True``:
+a throwaway CA, `TestCertificates`); the pytest plugin
+(`pounce.testing.pytest_plugin`) gives it as the ``pounce_server`` fixture.
+The conformance kit
 checks what every layer and protocol must do, in memory, so a third party's
 test is one line::
 
@@ -19,6 +23,7 @@ drive, for tests of your own.
 
 from pounce.testing.app_checks import APP_LAYER_CHECKS, EchoApp, check_app_layer, http_scope
 from pounce.testing.build_checks import check_bad_options
+from pounce.testing.certs import TestCertificates
 from pounce.testing.memory import (
     Callback,
     MemoryConn,
@@ -40,6 +45,7 @@ __all__ = [
     "MemorySetupConn",
     "RecordingFactory",
     "RecordingHandler",
+    "TestCertificates",
     "TestServer",
     "check_app_layer",
     "check_bad_options",
