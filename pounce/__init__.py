@@ -6,6 +6,8 @@ composes exactly the layers asked for.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
@@ -90,6 +92,11 @@ def run(
     from pounce.presets import AppOptions, StandardOptions, standard
     from pounce.workers.options import WorkerOptions
 
+    env_file = options.pop("env_file", None)  # Uvicorn's: variables the environment lacks
+    if env_file is not None:
+        from pounce import envfile
+
+        envfile.load(Path(str(env_file)), os.environ)
     opts = StandardOptions(uvicorn_flags.run_keywords(options))
     level_option = option_of(AppOptions, "log_level")
     level = check_value("pounce.run(log_level=):", level_option, log_level or level_option.default)

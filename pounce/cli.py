@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pounce import __version__, uvicorn_flags
+from pounce import __version__, envfile, uvicorn_flags
 from pounce.asgi.types import Receive, Scope, Send
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.importer import import_app
@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="TOML file of options (keys: the pounce.run() keywords); default: [tool.pounce] "
         "of pyproject.toml in --app-dir",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        type=Path,
+        help="set the variables of this dotenv file (KEY=VALUE lines) that the environment "
+        "lacks, for Pounce's POUNCE_* options and for the app",
     )
     parser.add_argument(
         "--print-config",
@@ -133,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(refused)
     args = parser.parse_args(bool_values(argv))
     try:
+        if args.env_file is not None:
+            envfile.load(args.env_file, os.environ)
         settings, warnings = settings_from(args)
     except BuildError as exc:
         configure_logging("info")

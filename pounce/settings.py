@@ -85,6 +85,11 @@ def from_file(options: Sequence[Option], path: Path) -> dict[str, Setting]:
     return found
 
 
+NOT_OPTIONS = frozenset({"POUNCE_ARTIFACTS"})
+"""``POUNCE_*`` variables that are not options and draw no warning (the test suite's
+artifact folder)."""
+
+
 def from_environ(
     options: Sequence[Option], environ: Mapping[str, str]
 ) -> tuple[dict[str, Setting], list[str]]:
@@ -98,10 +103,12 @@ def from_environ(
             found[name] = _setting(opt, _text(opt, var, environ[var]), f"environment {var}")
     warnings = []
     for var in environ:
-        if var.startswith(ENV_PREFIX) and var not in variables:
-            close = difflib.get_close_matches(var, list(variables), n=1, cutoff=0.85)
-            if close:
-                warnings.append(f"{var} is not a Pounce variable (did you mean {close[0]}?)")
+        if var.startswith(ENV_PREFIX) and var not in variables and var not in NOT_OPTIONS:
+            # Compared without the prefix every name shares, which would make any two alike.
+            names = {v[len(ENV_PREFIX) :]: v for v in variables if v.startswith(ENV_PREFIX)}
+            close = difflib.get_close_matches(var[len(ENV_PREFIX) :], list(names), n=1, cutoff=0.6)
+            nearest = f"did you mean {names[close[0]]}?" if close else "docs/cli.md lists them"
+            warnings.append(f"{var} is not a Pounce variable ({nearest})")
     return found, warnings
 
 

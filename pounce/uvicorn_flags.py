@@ -24,6 +24,7 @@ from typing import Any
 from pounce.errors import BuildError
 
 SAME: tuple[str, ...] = (
+    "--env-file",
     "--host",
     "--port",
     "--uds",
@@ -84,8 +85,6 @@ _COLORS = (
 )
 
 REFUSED: dict[str, str] = {
-    "--env-file": "not supported: export the variables before starting (a systemd "
-    "EnvironmentFile=, docker --env-file), or put the options in a config file: --config FILE",
     "--log-config": "not supported: Pounce logs through the standard logging module under "
     "the `pounce` logger (docs/logging.md); configure it with logging.config in your app, "
     "or set --log-level and --no-access-log",
@@ -142,7 +141,6 @@ _RELOAD = (
 
 RUN_REFUSED: dict[str, tuple[tuple[object, ...], str]] = {
     "interface": (("auto", "asgi3"), REFUSED["--interface"]),
-    "env_file": ((None,), REFUSED["--env-file"]),
     "log_config": ((None,), REFUSED["--log-config"]),
     "use_colors": ((None,), _COLORS),
     "reset_contextvars": ((False,), REFUSED["--reset-contextvars"]),

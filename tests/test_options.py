@@ -293,6 +293,9 @@ def test_bad_variables_name_the_variable() -> None:
         settings([], {"POUNCE_BACKLOG": "0"})
     _, warnings = settings_from(build_parser().parse_args([]), {"POUNCE_BAKLOG": "3"})
     assert warnings == ["POUNCE_BAKLOG is not a Pounce variable (did you mean POUNCE_BACKLOG?)"]
+    far = {"POUNCE_ZZZ": "1", "POUNCE_ARTIFACTS": "/tmp/a"}  # (the suite's own: no warning)
+    _, warnings = settings_from(build_parser().parse_args([]), far)
+    assert warnings == ["POUNCE_ZZZ is not a Pounce variable (docs/cli.md lists them)"]
 
 
 def pounce(

@@ -93,7 +93,6 @@ def test_every_uvicorn_value_is_taken_or_refused() -> None:
         (["m:app", "--http", "httptools"], "--http httptools: Pounce parses HTTP/1.1 itself"),
         (["m:app", "--ws=websockets"], "--ws websockets: Pounce's WebSocket is wsproto"),
         (["--interface", "wsgi", "m:app"], "--interface: Pounce serves ASGI 3"),
-        (["m:app", "--env-file", ".env"], "--env-file: not supported"),
         (["m:app", "--no-use-colors"], "--no-use-colors: Pounce's log lines are plain text"),
     ],
 )
@@ -125,7 +124,7 @@ def uvicorn_run_defaults() -> dict[str, object]:
 def test_every_uvicorn_run_keyword_is_taken_or_refused() -> None:
     from pounce.presets import StandardOptions
 
-    taken = {*StandardOptions(), "factory", "app_dir", "log_level"}
+    taken = {*StandardOptions(), "factory", "app_dir", "log_level", "env_file"}
     for name in uvicorn_run_defaults():
         refused = name in uvicorn_flags.RUN_REFUSED
         assert (name in taken) != refused, f"uvicorn.run({name}=): map it in RUN_REFUSED"
