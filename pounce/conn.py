@@ -201,3 +201,8 @@ class ConnectionHandler(Protocol):
 
 HandlerFactory = Callable[[], ConnectionHandler]
 """Makes one `ConnectionHandler` per accepted connection."""
+
+
+def peer_name(client: tuple[str, int] | None, unix: str = "unix socket") -> str:
+    """``host:port`` of a peer for a log line; `unix` for a peer without an address."""
+    return f"{client[0]}:{client[1]}" if client else unix

@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from pounce.conn import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory
+from pounce.conn import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
 from pounce.drivers.service import ServiceContext
 from pounce.protocols.events import UpgradeRequested
 
@@ -188,8 +188,7 @@ class ProtocolBridge:
     def timed_out(self) -> None:
         """No protocol chosen within the request-head timeout: close."""
         if self._chosen is None and self._conn is not None and not self._conn.is_closing():
-            client = self._conn.info.client
-            who = f"{client[0]}:{client[1]}" if client else "unix socket"
+            who = peer_name(self._conn.info.client)
             error_log.info("Closing %s: no protocol chosen in time", who)
             self._rejected = True
             self._conn.close()

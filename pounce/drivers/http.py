@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable
 
 from pounce.asgi.exchange import Exchange
-from pounce.conn import Conn
+from pounce.conn import Conn, peer_name
 from pounce.drivers.bridge import SHUTDOWN_HEAD_GRACE, Upgradable
 from pounce.drivers.service import BODY_RATE_GRACE, ServiceContext
 from pounce.errors import RemoteProtocolError
@@ -216,7 +216,7 @@ class HTTPDriver(Upgradable):
 
     def _bad_request(self, exc: RemoteProtocolError) -> None:
         client = self._conn.info.client if self._conn is not None else None
-        error_log.warning("Invalid HTTP request from %s: %s", _fmt(client), exc)
+        error_log.warning("Invalid HTTP request from %s: %s", peer_name(client), exc)
         stream_ids = list(self._exchanges) or [0]
         self._reject(stream_ids[-1], exc.status)
 
@@ -403,7 +403,7 @@ class HTTPDriver(Upgradable):
         if rate is not None and self._body_bytes < rate * (elapsed - BODY_RATE_GRACE) + rate:
             error_log.info(
                 "Closing %s: request body slower than %d B/s (%d B in %.0f s)",
-                _fmt(client),
+                peer_name(client),
                 rate,
                 self._body_bytes,
                 elapsed,
@@ -411,7 +411,7 @@ class HTTPDriver(Upgradable):
         else:
             error_log.info(
                 "Closing %s: request body silent for %g s",
-                _fmt(client),
+                peer_name(client),
                 self._options.request_body_timeout,
             )
         self._reject(stream_id, 408)
@@ -420,7 +420,7 @@ class HTTPDriver(Upgradable):
         if self._exchanges:
             return
         client = self._conn.info.client if self._conn is not None else None
-        error_log.info("Closing %s: no complete request head in time", _fmt(client))
+        error_log.info("Closing %s: no complete request head in time", peer_name(client))
         self._close()
 
     def begin_shutdown(self) -> None:
@@ -457,7 +457,3 @@ def _content_length(request: RequestReceived) -> int | None:
         if name == b"content-length":
             return int(value)
     return None
-
-
-def _fmt(client: tuple[str, int] | None) -> str:
-    return f"{client[0]}:{client[1]}" if client else "unix socket"

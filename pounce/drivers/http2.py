@@ -27,7 +27,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from pounce.conn import Conn, ConnectionHandler, ConnectionInfo
+from pounce.conn import Conn, ConnectionHandler, ConnectionInfo, peer_name
 from pounce.drivers.bridge import ProtocolFactory
 from pounce.drivers.http import HTTPDriver
 from pounce.drivers.service import ServiceContext
@@ -214,7 +214,7 @@ class HTTP2Driver(HTTPDriver):
 
     def _bad_request(self, exc: RemoteProtocolError) -> None:
         client = self._conn.info.client if self._conn is not None else None
-        error_log.warning("HTTP/2 connection error from %s: %s", _fmt(client), exc)
+        error_log.warning("HTTP/2 connection error from %s: %s", peer_name(client), exc)
         for exchange in self._exchanges.values():
             exchange.disconnect()
         self._exchanges.clear()
@@ -313,7 +313,3 @@ class HTTP2Driver(HTTPDriver):
 
 def _settings_headers(upgrade: UpgradeRequested) -> list[bytes]:
     return [value for name, value in upgrade.request.headers if name == b"http2-settings"]
-
-
-def _fmt(client: tuple[str, int] | None) -> str:
-    return f"{client[0]}:{client[1]}" if client else "unix socket"

@@ -33,7 +33,7 @@ import logging
 from dataclasses import dataclass, field
 
 from pounce.asgi.session import WebSocketSession
-from pounce.conn import Conn, ConnectionHandler, StreamConn
+from pounce.conn import Conn, ConnectionHandler, StreamConn, peer_name
 from pounce.drivers.bridge import ProtocolFactory
 from pounce.drivers.service import ServiceContext
 from pounce.drivers.websocket_options import WebSocketOptions as WebSocketOptions
@@ -146,7 +146,7 @@ class WebSocketHandler:
 
     def _refuse(self, exc: RemoteProtocolError) -> None:
         client = self._conn.info.client if self._conn is not None else None
-        error_log.info("Invalid WebSocket handshake from %s: %s", _fmt(client), exc)
+        error_log.info("Invalid WebSocket handshake from %s: %s", peer_name(client), exc)
         headers = self._service.response_headers([])
         if self._stream is not None:
             self._stream.send_head(exc.status, [*headers, *refusal_headers(exc)], end_stream=True)
@@ -198,7 +198,7 @@ class WebSocketHandler:
             assert isinstance(event, WebSocketFailed)
             client = self._conn.info.client if self._conn is not None else None
             error_log.info(
-                "Closing WebSocket from %s (%d): %s", _fmt(client), event.code, event.reason
+                "Closing WebSocket from %s (%d): %s", peer_name(client), event.code, event.reason
             )
             session.disconnect(event.code, event.reason)
 
@@ -282,7 +282,7 @@ class WebSocketHandler:
 
     def _pong_timed_out(self) -> None:
         client = self._conn.info.client if self._conn is not None else None
-        error_log.info("Closing WebSocket from %s: no pong in time", _fmt(client))
+        error_log.info("Closing WebSocket from %s: no pong in time", peer_name(client))
         self._start_close(INTERNAL_ERROR, "keepalive ping timeout")
 
     def _start_close(self, code: int, reason: str) -> None:
@@ -329,7 +329,3 @@ class WebSocketHandler:
         self._cancel_timers()
         if self._conn is not None and not self._conn.is_closing():
             self._conn.close()
-
-
-def _fmt(client: tuple[str, int] | None) -> str:
-    return f"{client[0]}:{client[1]}" if client else "unix socket"

@@ -40,7 +40,7 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar, cast
 
-from pounce.conn import ConnectionHandler, ConnectionInfo, HandlerFactory
+from pounce.conn import ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
 
 T = TypeVar("T")
 
@@ -398,8 +398,7 @@ class TransportAdapter(asyncio.Protocol):
         self._wake_drain()
 
     def _send_stalled(self) -> None:
-        client = self._info.client
-        who = f"{client[0]}:{client[1]}" if client else "unix peer"
+        who = peer_name(self._info.client, "unix peer")
         error_log.info(
             "Closing %s: it read nothing of our output for %g s", who, self._send_timeout
         )
@@ -452,8 +451,7 @@ class TransportAdapter(asyncio.Protocol):
         return task
 
     def _handshake_overdue(self, task: asyncio.Task[ssl.SSLObject]) -> None:
-        client = self._info.client
-        who = f"{client[0]}:{client[1]}" if client else "-"
+        who = peer_name(self._info.client, "-")
         error_log.debug("TLS handshake with %s failed: no handshake in time", who)
         task.cancel()
 

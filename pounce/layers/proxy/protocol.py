@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 
-from pounce.conn import Conn, ConnectionHandler, HandlerFactory, ProxyInfo, SetupConn
+from pounce.conn import Conn, ConnectionHandler, HandlerFactory, ProxyInfo, SetupConn, peer_name
 from pounce.errors import RemoteProtocolError
 from pounce.layer import ForwardingHandler, StreamLayer
 from pounce.layers.proxy.trust import DEFAULT_TRUSTED, TrustedProxies
@@ -136,6 +136,6 @@ def _changes(header: ProxyHeader, conn: Conn) -> dict[str, object]:
 
 def _refuse(conn: Conn, reason: str) -> None:
     client = conn.info.client
-    who = f"{client[0]}:{client[1]}" if client else "unix peer"
+    who = peer_name(client, "unix peer")
     error_log.info("PROXY protocol: closing connection from %s: %s", who, reason)
     conn.abort()

@@ -21,7 +21,7 @@ import ssl
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 
-from pounce.conn import Conn, ConnectionHandler, HandlerFactory, SetupConn, TLSInfo
+from pounce.conn import Conn, ConnectionHandler, HandlerFactory, SetupConn, TLSInfo, peer_name
 from pounce.layer import ForwardingHandler, StreamLayer
 from pounce.layers.tls.config import LoadedContext, ServerTLS, TLSConfig
 
@@ -167,7 +167,7 @@ class TLSHandler(ForwardingHandler):
 
 def _log_failure(conn: Conn, exc: BaseException, timeout: float) -> None:
     client = conn.info.client
-    who = f"{client[0]}:{client[1]}" if client else "-"
+    who = peer_name(client, "-")
     if isinstance(exc, ConnectionAbortedError | TimeoutError):
         reason = f"no handshake within {timeout:g} s"
     elif isinstance(exc, ssl.SSLError):
