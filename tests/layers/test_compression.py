@@ -109,10 +109,19 @@ def decode(coding: str | None, data: bytes) -> bytes:
     if coding == "br":
         return bytes(brotli.decompress(data))
     if coding == "zstd":
-        from compression import zstd  # type: ignore[import-not-found]  # only where installed
-
-        return bytes(zstd.decompress(data))
+        return _zstd_decoder()(data)
     return data
+
+
+def _zstd_decoder():  # type: ignore[no-untyped-def]
+    """A streaming zstd decoder: the standard library's (3.14), else zstandard's."""
+    try:
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        import zstandard  # type: ignore[import-not-found]
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    return zstd.ZstdDecompressor().decompress
 
 
 CODINGS = [
@@ -245,9 +254,7 @@ def _decoder(coding: str):  # type: ignore[no-untyped-def]
         return zlib.decompressobj(31).decompress
     if coding == "br":
         return brotli.Decompressor().process
-    from compression import zstd  # type: ignore[import-not-found]
-
-    return zstd.ZstdDecompressor().decompress
+    return _zstd_decoder()
 
 
 def test_curl_compressed(ts: TestServer) -> None:
