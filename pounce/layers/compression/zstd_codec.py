@@ -17,7 +17,7 @@ zstd: Any
 try:
     from compression import zstd  # type: ignore[import-not-found, no-redef]  # Python 3.14
 except ImportError:
-    import zstandard  # type: ignore[import-not-found]  # the pounce[zstd] extra
+    import zstandard  # type: ignore[import-not-found, unused-ignore]  # pounce[zstd]; typed
 
     zstd = None
 
