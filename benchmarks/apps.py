@@ -1,6 +1,7 @@
 """The ASGI app every server runs in the benchmarks; the path picks the scenario.
 
     GET  /hello    13 bytes, "Hello, world!"
+    GET  /receive  the same, after awaiting ``receive()`` once, as framework request objects do
     GET  /64k      a 64 KiB body with Content-Length
     POST /upload   reads the whole request body, answers its length in bytes
     GET  /stream   100 chunks of 1 KiB, each its own ``more_body`` message
@@ -8,7 +9,10 @@
 
 Standard library only, and as little work per request as an app can do, so the
 numbers measure the server. The run harness imports the same constants to
-check every response before timing it.
+check every response before timing it. The Starlette and FastAPI apps of the
+framework scenarios are in ``framework_apps.py`` (not imported here, so the
+lean app's memory reading stays free of them); their answers are
+``HELLO_BODY`` and ``JSON_BODY``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ STREAM_CHUNK = b"0123456789abcdef" * 64  # 1 KiB
 STREAM_CHUNKS = 100
 STREAM_BODY = STREAM_CHUNK * STREAM_CHUNKS
 UPLOAD_SIZE = 1024 * 1024
+JSON_MESSAGE = {"message": "Hello, world!"}
+JSON_BODY = b'{"message":"Hello, world!"}'  # what Starlette's JSONResponse renders
 
 _TEXT = (b"content-type", b"text/plain")
 _OCTETS = (b"content-type", b"application/octet-stream")
@@ -48,6 +54,14 @@ _LARGE_LENGTH = (b"content-length", str(len(LARGE_BODY)).encode())
 async def hello(receive: Receive, send: Send) -> None:
     await send(_start([_TEXT, _HELLO_LENGTH]))
     await send(_body(HELLO_BODY))
+
+
+async def hello_after_receive(receive: Receive, send: Send) -> None:
+    """A GET whose app reads the (empty) body first, as a framework's request object does."""
+    message = await receive()
+    if message["type"] != "http.request":
+        return  # the client went away
+    await hello(receive, send)
 
 
 async def large(receive: Receive, send: Send) -> None:
@@ -83,6 +97,7 @@ async def not_found(receive: Receive, send: Send) -> None:
 
 ROUTES: dict[str, Callable[[Receive, Send], Awaitable[None]]] = {
     "/hello": hello,
+    "/receive": hello_after_receive,
     "/64k": large,
     "/upload": upload,
     "/stream": stream,

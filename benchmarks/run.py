@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Pounce against its peers, side by side, on this machine (see benchmarks/README.md).
 
-    python3 dev.py bench                       # everything: ~15 minutes on 9 servers
+    python3 dev.py bench                       # everything: ~30 minutes on 10 servers
     python3 dev.py bench --quick               # smoke: 1 s runs, 1 repeat
     python3 dev.py bench --scenarios hello --servers pounce,uvicorn
     python3 dev.py bench --scenarios ws-echo   # WebSocket echo (not in the default set)
@@ -42,7 +42,7 @@ from harness.scenarios import (
     CheckFailed,
     Scenario,
 )
-from harness.servers import RunningServer, ServerFailed, ServerSpec, all_servers, select
+from harness.servers import APP, RunningServer, ServerFailed, ServerSpec, all_servers, select
 from harness.wrk import WrkFailed, WrkResult, run_wrk, wrk_command
 
 RESULTS_DIR = env.BENCH_DIR / "results"
@@ -163,9 +163,11 @@ def estimate_s(settings: Settings, servers: int) -> float:
 # --- timed scenarios ------------------------------------------------------------------
 
 
-def _start(spec: ServerSpec, python: Path, settings: Settings, log_dir: Path) -> RunningServer:
+def _start(
+    spec: ServerSpec, python: Path, settings: Settings, log_dir: Path, app: str = APP
+) -> RunningServer:
     return RunningServer.start(
-        spec, python=python, port=free_port(), cpu=settings.server_cpu, log_dir=log_dir
+        spec, python=python, port=free_port(), cpu=settings.server_cpu, log_dir=log_dir, app=app
     )
 
 
@@ -176,7 +178,7 @@ def _start_and_check(
     running: dict[str, RunningServer] = {}
     for cell in cells:
         try:
-            server = _start(cell.server, python, settings, log_dir)
+            server = _start(cell.server, python, settings, log_dir, scenario.app)
         except ServerFailed as exc:
             cell.failed = str(exc)
             print(f"  {cell.server.label}: did not start: {exc}", flush=True)
@@ -467,13 +469,14 @@ def document(
                 "label": s.label,
                 "http": s.http,
                 "loop": s.loop,
-                "argv": s.argv(python, 0)[2:],
+                "argv": s.argv(python, 0, "{app}")[2:],
             }
             for s in specs
         ],
         "scenarios": {
             s.key: {
                 "title": s.title,
+                "app": s.app,
                 "method": s.method,
                 "path": s.path,
                 "connections": s.connections,

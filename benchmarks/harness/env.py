@@ -29,6 +29,8 @@ PEER_REQUIREMENTS = (
     "granian>=2.0",
     "websockets>=13",  # uvicorn --ws websockets / websockets-sansio (ws-echo)
     "wsproto>=1.2",  # uvicorn --ws wsproto, hypercorn, pounce[ws] (ws-echo)
+    "starlette>=0.37",  # the framework scenarios (framework_apps.py)
+    "fastapi>=0.110",
 )
 REPORTED_PACKAGES = (
     "pounce",
@@ -40,6 +42,9 @@ REPORTED_PACKAGES = (
     "h11",
     "websockets",
     "wsproto",
+    "starlette",
+    "fastapi",
+    "pydantic",
 )
 INSTALL_TIMEOUT_S = 900
 PROBE_TIMEOUT_S = 60

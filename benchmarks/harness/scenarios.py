@@ -12,6 +12,8 @@ from pathlib import Path
 
 import apps
 
+from harness.servers import APP
+
 CHECK_TIMEOUT_S = 10.0
 
 # Printed by every script's done(): wrk's own counters, exact, as one JSON line.
@@ -45,6 +47,7 @@ class Scenario:
     body_size: int  # request body bytes
     response_size: int  # response body bytes: wrk must read at least this per response
     check: Callable[[Scenario, int], None]
+    app: str = APP  # the import string every server runs for this scenario
 
     def lua(self) -> str:
         lines = [
@@ -163,6 +166,10 @@ def _check_close(scenario: Scenario, port: int) -> None:
     _close_check(scenario, port, apps.HELLO_BODY)
 
 
+def _check_json(scenario: Scenario, port: int) -> None:
+    _keep_alive_check(scenario, port, apps.JSON_BODY)
+
+
 def _check_large(scenario: Scenario, port: int) -> None:
     _keep_alive_check(scenario, port, apps.LARGE_BODY)
 
@@ -186,6 +193,36 @@ SCENARIOS: tuple[Scenario, ...] = (
         body_size=0,
         response_size=len(apps.HELLO_BODY),
         check=_check_hello,
+    ),
+    Scenario(
+        key="receive",
+        title="hello keep-alive, the app awaits receive() once first (as frameworks do)",
+        method="GET",
+        path="/receive",
+        connections=64,
+        headers=(),
+        body_size=0,
+        response_size=len(apps.HELLO_BODY),
+        check=_check_hello,
+    ),
+    *(
+        Scenario(
+            key=f"{framework}-{what}",
+            title=f"{title} {what} keep-alive: GET /{what}, {answer}",
+            method="GET",
+            path=f"/{what}",
+            connections=64,
+            headers=(),
+            body_size=0,
+            response_size=len(body),
+            check=check,
+            app=f"framework_apps:{framework}_app",
+        )
+        for framework, title in (("starlette", "Starlette"), ("fastapi", "FastAPI"))
+        for what, answer, body, check in (
+            ("hello", "13-byte text", apps.HELLO_BODY, _check_hello),
+            ("json", f"{len(apps.JSON_BODY)}-byte JSON", apps.JSON_BODY, _check_json),
+        )
     ),
     Scenario(
         key="close",

@@ -14,7 +14,7 @@ from pathlib import Path
 from harness.env import BENCH_DIR
 from harness.procs import Process, pinned, wait_until
 
-APP = "apps:app"
+APP = "apps:app"  # the default app; a scenario may name another (framework_apps.py)
 HOST = "127.0.0.1"
 IDLE_TIMEOUT_S = "600"  # keep-alive timeout where a server has one: idle connections must stay
 BACKLOG = "2048"
@@ -36,14 +36,16 @@ class ServerSpec:
     family: str  # "pounce", "uvicorn", "hypercorn", "granian"
     http: str  # the HTTP/1.1 parser: "h11", "fast", "httptools", "hyper"
     loop: str  # the event loop: "asyncio", "uvloop"
-    args: tuple[str, ...]  # after `python -m`; "{port}" is replaced
+    args: tuple[str, ...]  # after `python -m`; "{port}" and "{app}" are replaced
 
     @property
     def is_pounce(self) -> bool:
         return self.family == "pounce"
 
-    def argv(self, python: Path, port: int) -> list[str]:
-        return [str(python), "-m", *(arg.replace("{port}", str(port)) for arg in self.args)]
+    def argv(self, python: Path, port: int, app: str = APP) -> list[str]:
+        """The command line serving `app` (an import string) on `port`."""
+        args = (arg.replace("{port}", str(port)).replace("{app}", app) for arg in self.args)
+        return [str(python), "-m", *args]
 
 
 def _uvicorn(parser: str, loop: str) -> ServerSpec:
@@ -55,7 +57,7 @@ def _uvicorn(parser: str, loop: str) -> ServerSpec:
         loop=loop,
         args=(
             "uvicorn",
-            APP,
+            "{app}",
             "--host",
             HOST,
             "--port",
@@ -84,7 +86,7 @@ def _hypercorn(loop: str) -> ServerSpec:
         loop=loop,
         args=(
             "hypercorn",
-            APP,
+            "{app}",
             "--bind",
             f"{HOST}:{{port}}",
             "--worker-class",
@@ -109,7 +111,7 @@ GRANIAN = ServerSpec(
     loop="uvloop",
     args=(
         "granian",
-        APP,
+        "{app}",
         "--interface",
         "asgi",
         "--host",
@@ -151,7 +153,7 @@ POUNCE_WANTED: tuple[tuple[str, str], ...] = (
 )
 _POUNCE_BASE: tuple[str, ...] = (
     "pounce",
-    APP,
+    "{app}",
     "--host",
     HOST,
     "--port",
@@ -221,7 +223,7 @@ POUNCE_MINIMAL = ServerSpec(
     family="pounce",
     http="fast",
     loop="uvloop",
-    args=("minimal_server", "--host", HOST, "--port", "{port}"),
+    args=("minimal_server", "{app}", "--host", HOST, "--port", "{port}"),
 )
 
 
@@ -271,10 +273,17 @@ class RunningServer:
 
     @classmethod
     def start(
-        cls, spec: ServerSpec, *, python: Path, port: int, cpu: int | None, log_dir: Path
+        cls,
+        spec: ServerSpec,
+        *,
+        python: Path,
+        port: int,
+        cpu: int | None,
+        log_dir: Path,
+        app: str = APP,
     ) -> RunningServer:
-        """Start the server pinned to `cpu` and wait until it answers GET /hello."""
-        argv = pinned(cpu, spec.argv(python, port))
+        """Start the server on `app`, pinned to `cpu`, and wait until it answers GET /hello."""
+        argv = pinned(cpu, spec.argv(python, port, app))
         log_dir.mkdir(parents=True, exist_ok=True)
         process = Process.start(
             argv, cwd=BENCH_DIR, env=_server_env(), log_path=log_dir / f"{spec.key}.log"
