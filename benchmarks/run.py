@@ -20,7 +20,6 @@ import dataclasses
 import datetime as dt
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -29,39 +28,43 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness import env, h2load, report, wsecho
-from harness.memory import idle_rss, raise_fd_limit, rss_with_connections
-from harness.procs import CpuSample, CpuShares, free_port
-from harness.report import Cell, MemoryCell
-from harness.scenarios import (
+# The harness is pounce.bench, from this working tree (the one being measured), whatever
+# Pounce the interpreter has installed.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
+
+import apps  # noqa: E402
+from harness import env, h2load, report, wsecho  # noqa: E402
+from harness.scenarios import (  # noqa: E402
     ALL_KEYS,
     DEFAULT_KEYS,
     MEMORY_KEY,
     SCENARIOS,
     WS_KEY,
-    CheckFailed,
-    Scenario,
 )
-from harness.servers import APP, RunningServer, ServerFailed, ServerSpec, all_servers, select
-from harness.wrk import WrkFailed, WrkResult, run_wrk, wrk_command
+from harness.servers import APP, all_servers, server_env  # noqa: E402
+
+from pounce.bench import report as bench_report  # noqa: E402
+from pounce.bench import runner  # noqa: E402
+from pounce.bench.machine import pick_cpus  # noqa: E402
+from pounce.bench.memory import raise_fd_limit  # noqa: E402
+from pounce.bench.report import Cell, MemoryCell  # noqa: E402
+from pounce.bench.runner import Bench, MemoryProbe  # noqa: E402
+from pounce.bench.servers import ServerFailed, ServerSpec, select  # noqa: E402
 
 RESULTS_DIR = env.BENCH_DIR / "results"
 LUA_DIR = env.BENCH_DIR / "lua"
 DEFAULT_IDLE_CONNS = 10_000
 QUICK_IDLE_CONNS = 1_000
-BUSY_WARNING = 0.10  # CPUs busier than this before the start: warn
-NOISY_OTHERS = 0.15  # other work took more of the server's or wrk's core: say so
-SATURATED = 0.90  # a server below this share of its core was not the bottleneck
+MEMORY_PROBE = MemoryProbe(APP, "/hello", apps.HELLO_BODY)
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    duration_s: int
-    repeat: int
-    warmup_s: int
+class Settings(runner.Settings):
+    """`pounce.bench.runner`'s settings and what only this harness has."""
+
     idle_conns: int
-    server_cpu: int | None
-    client_cpu: int | None
     scenarios: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
@@ -116,13 +119,13 @@ def _fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
-def pick_cpus() -> tuple[int | None, int | None]:
+def _cpus() -> tuple[int | None, int | None]:
     """Server on the first allowed CPU, load generator on the second."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2 or shutil.which("taskset") is None:
+    cpus = pick_cpus()
+    if cpus is None:
         print("warning: fewer than 2 CPUs or no taskset: nothing is pinned", file=sys.stderr)
         return None, None
-    return cpus[0], cpus[1]
+    return cpus
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
@@ -135,7 +138,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         idle = QUICK_IDLE_CONNS if args.quick else DEFAULT_IDLE_CONNS
     if min(args.duration, args.repeat) < 1 or min(args.warmup, idle) < 0:
         _fail("--duration and --repeat must be ≥ 1; --warmup and --idle-conns ≥ 0")
-    server_cpu, client_cpu = pick_cpus()
+    server_cpu, client_cpu = _cpus()
     return Settings(
         duration_s=1 if args.quick else args.duration,
         repeat=1 if args.quick else args.repeat,
@@ -160,166 +163,15 @@ def estimate_s(settings: Settings, servers: int) -> float:
     return len(timed) * per_scenario + memory
 
 
-# --- timed scenarios ------------------------------------------------------------------
-
-
-def _start(
-    spec: ServerSpec, python: Path, settings: Settings, log_dir: Path, app: str = APP
-) -> RunningServer:
-    return RunningServer.start(
-        spec, python=python, port=free_port(), cpu=settings.server_cpu, log_dir=log_dir, app=app
+def _bench(python: Path, settings: Settings, logs: Path) -> Bench:
+    return Bench(
+        python=python,
+        settings=settings,
+        cwd=env.BENCH_DIR,
+        env=server_env(),
+        logs=logs,
+        lua_dir=LUA_DIR,
     )
-
-
-def _start_and_check(
-    scenario: Scenario, cells: list[Cell], python: Path, settings: Settings, log_dir: Path
-) -> dict[str, RunningServer]:
-    """Start every server; keep those that answer this scenario's request correctly."""
-    running: dict[str, RunningServer] = {}
-    for cell in cells:
-        try:
-            server = _start(cell.server, python, settings, log_dir, scenario.app)
-        except ServerFailed as exc:
-            cell.failed = str(exc)
-            print(f"  {cell.server.label}: did not start: {exc}", flush=True)
-            continue
-        running[cell.server.key] = server
-        try:
-            scenario.check(scenario, server.port)
-        except CheckFailed as exc:
-            cell.refused = str(exc)
-            print(f"  {cell.server.label}: REFUSED, wrong answer: {exc}", flush=True)
-            running.pop(cell.server.key).stop()
-    return running
-
-
-def _time_once(
-    cell: Cell,
-    server: RunningServer,
-    scenario: Scenario,
-    lua: Path,
-    settings: Settings,
-    seconds: int,
-) -> tuple[WrkResult, str, CpuShares] | None:
-    argv = wrk_command(
-        url=f"http://127.0.0.1:{server.port}{scenario.path}",
-        lua=lua,
-        connections=scenario.connections,
-        duration_s=seconds,
-        cpu=settings.client_cpu,
-    )
-    before = CpuSample.take(server.pid, settings.server_cpu, settings.client_cpu)
-    try:
-        result, raw = run_wrk(argv, seconds)
-    except WrkFailed as exc:
-        cell.failed = str(exc)
-        return None
-    after = CpuSample.take(server.pid, settings.server_cpu, settings.client_cpu)
-    shares = CpuShares.between(before, after)
-    if not server.alive():
-        cell.failed = "server died during the run:\n" + server.process.log_tail()
-        return None
-    return result, raw, shares
-
-
-def _check_bytes(cell: Cell, result: WrkResult, scenario: Scenario) -> None:
-    """Every answer carries its body: wrk must have read at least that much per response."""
-    if result.bytes_read < result.requests * scenario.response_size:
-        cell.warnings.append(
-            f"short answers: {result.bytes_read:,} bytes read for {result.requests:,} responses"
-            f" of {scenario.response_size:,}-byte bodies"
-        )
-
-
-def _progress(cell: Cell, round_no: int, settings: Settings) -> str:
-    run, cpu = cell.runs[-1], cell.cpu[-1]
-    flag = f"  {run.error_count} ERRORS {run.errors}" if run.error_count else ""
-    noise = f", noise {cpu.noise:4.0%}" if cpu.noise is not None else ""
-    return (
-        f"  [{round_no}/{settings.repeat}] {cell.server.label:<30} {run.rps:>10,.0f} req/s"
-        f"  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms"
-        f"  (server CPU {cpu.server:4.0%}, wrk {cpu.client:4.0%}{noise}){flag}"
-    )
-
-
-def run_scenario(
-    scenario: Scenario, specs: Sequence[ServerSpec], python: Path, settings: Settings, logs: Path
-) -> list[Cell]:
-    """All servers up at once (idle ones cost nothing); runs interleaved round by round."""
-    print(f"\n== {scenario.key}: {scenario.title} (-c{scenario.connections})", flush=True)
-    lua = scenario.write_lua(LUA_DIR)
-    cells = [Cell(scenario.key, spec) for spec in specs]
-    running = _start_and_check(scenario, cells, python, settings, logs / scenario.key)
-    try:
-        live = [cell for cell in cells if cell.server.key in running]
-        if settings.warmup_s:
-            for cell in live:
-                server = running[cell.server.key]
-                if _time_once(cell, server, scenario, lua, settings, settings.warmup_s) is None:
-                    print(f"  {cell.server.label}: FAILED in warm-up: {cell.failed}", flush=True)
-        for round_no in range(1, settings.repeat + 1):
-            for cell in live:
-                if cell.failed:
-                    continue
-                outcome = _time_once(
-                    cell, running[cell.server.key], scenario, lua, settings, settings.duration_s
-                )
-                if outcome is None:
-                    print(f"  {cell.server.label}: FAILED: {cell.failed}", flush=True)
-                    continue
-                result, raw, shares = outcome
-                _check_bytes(cell, result, scenario)
-                cell.runs.append(result)
-                cell.raw.append(raw)
-                cell.cpu.append(shares)
-                print(_progress(cell, round_no, settings), flush=True)
-    finally:
-        for server in running.values():
-            server.stop()
-    return cells
-
-
-# --- memory -------------------------------------------------------------------------------
-
-
-def run_memory(
-    specs: Sequence[ServerSpec], python: Path, settings: Settings, logs: Path
-) -> list[MemoryCell]:
-    """Fresh server each: RSS idle after start, then with N idle keep-alive connections."""
-    print(f"\n== memory: RSS idle, and with {settings.idle_conns:,} idle keep-alive connections")
-    cells = []
-    for spec in specs:
-        cell = MemoryCell(spec)
-        cells.append(cell)
-        try:
-            server = _start(spec, python, settings, logs / MEMORY_KEY)
-        except ServerFailed as exc:
-            cell.failed = str(exc)
-            continue
-        try:
-            cell.idle = idle_rss(server.pid)
-            if settings.idle_conns:
-                cell.loaded = rss_with_connections(server.pid, server.port, settings.idle_conns)
-            if not server.alive():
-                cell.failed = "server died:\n" + server.process.log_tail()
-        except (OSError, TimeoutError) as exc:
-            cell.failed = f"{type(exc).__name__}: {exc}"
-        finally:
-            server.stop()
-        print("  " + _memory_progress(cell), flush=True)
-    return cells
-
-
-def _memory_progress(cell: MemoryCell) -> str:
-    idle = f"{cell.idle.total_mib:.1f} MiB idle" if cell.idle else "idle ?"
-    loaded = ""
-    if cell.loaded:
-        loaded = (
-            f", {cell.loaded.rss.total_mib:.1f} MiB with {cell.loaded.held:,} conns"
-            f" (opened {cell.loaded.opened:,} in {cell.loaded.open_seconds:.1f}s)"
-        )
-    failed = f"  FAILED: {cell.failed}" if cell.failed else ""
-    return f"{cell.server.label:<30} {idle}{loaded}{failed}"
 
 
 # --- output -----------------------------------------------------------------------------------
@@ -336,7 +188,7 @@ def run_h2(
     rows: list[tuple[str, h2load.H2Result | str]] = []
     for spec in h2load.h2_specs(list(specs)):
         try:
-            server = _start(spec, python, settings, logs / h2load.H2_HELLO)
+            server = _bench(python, settings, logs).start(spec, APP, logs / h2load.H2_HELLO)
         except ServerFailed as exc:
             rows.append((spec.label, f"did not start: {exc}"))
             continue
@@ -388,7 +240,7 @@ def run_ws(
             cell = wsecho.WsCell(load.key, spec)
             cells.append(cell)
             try:
-                server = _start(spec, python, settings, logs / WS_KEY)
+                server = _bench(python, settings, logs).start(spec, APP, logs / WS_KEY, "/hello")
             except ServerFailed as exc:
                 cell.failed = f"did not start: {exc}"
                 print(f"  {spec.label}: {cell.failed}", flush=True)
@@ -416,34 +268,14 @@ def print_summary(cells: list[Cell], memory: list[MemoryCell], settings: Setting
             f"Medians of {settings.repeat} × {settings.duration_s}s wrk runs "
             f"(server on CPU {settings.server_cpu}, wrk on CPU {settings.client_cpu})"
         )
-    for scenario in SCENARIOS:
-        these = [cell for cell in cells if cell.scenario == scenario.key]
-        if not these:
-            continue
-        print("\n" + report.throughput_table(f"{scenario.key}: {scenario.title}", these))
-        ratios = report.ratio_table(these)
-        if ratios:
-            print("\n" + ratios)
+    runner.print_tables(cells, SCENARIOS)
     goals = report.goal_rows(cells) + report.memory_goal_rows(memory)
     if goals:
-        print("\nIssue goals (ratio of medians)\n" + report.goals_table(goals))
+        print("\nIssue goals (ratio of medians)\n" + bench_report.goals_table(goals))
     if memory:
         print("\nMemory (VmRSS of the server's process tree)")
-        print(report.memory_table(memory, settings.idle_conns))
-    noisy = [c for c in cells if (c.median_cpu("noise") or 0.0) > NOISY_OTHERS]
-    if noisy:
-        print(
-            f"\nNOISY: in {len(noisy)} rows other work took over {NOISY_OTHERS:.0%} of the"
-            " server's or wrk's core (the `noise` column); compare those numbers with care."
-        )
-    starved = [c for c in cells if (c.median_cpu("server") or 1.0) < SATURATED]
-    if starved:
-        print(
-            f"\nNOT SATURATED: in {len(starved)} rows the server used under {SATURATED:.0%} of"
-            " its core (`server CPU`): wrk or the machine limited those rows, not the server."
-        )
-    if any(cell.flagged for cell in cells):
-        print("\nFLAGGED rows had errors (non-2xx answers or socket errors) or failed; see JSON.")
+        print(bench_report.memory_table(memory, settings.idle_conns))
+    runner.print_notes(cells)
 
 
 def document(
@@ -480,13 +312,13 @@ def document(
                 "method": s.method,
                 "path": s.path,
                 "connections": s.connections,
-                "lua": str(LUA_DIR / f"{s.key}.lua"),
+                "lua": str(LUA_DIR / f"{s.slug}.lua"),
             }
             for s in SCENARIOS
             if s.key in settings.scenarios
         },
         "throughput": [cell.as_json() for cell in cells],
-        "ratios": report.ratio_rows(cells),
+        "ratios": bench_report.ratio_rows(cells),
         "goals": report.goal_rows(cells) + report.memory_goal_rows(memory),
         "memory": [cell.as_json() for cell in memory],
         "ws_echo": [cell.as_json() for cell in ws_cells],
@@ -495,10 +327,6 @@ def document(
 
 
 # --- main ---------------------------------------------------------------------------------
-
-
-def _on_sigterm(signum: int, frame: object) -> NoReturn:
-    raise SystemExit(128 + signum)  # unwinds through every `finally` that stops a server
 
 
 def list_everything(specs: Sequence[ServerSpec]) -> None:
@@ -522,7 +350,7 @@ def main(argv: Sequence[str]) -> int:
     wants_wrk = not args.scenarios or bool(wrk_keys & set(_split(args.scenarios) or []))
     if wants_wrk and shutil.which("wrk") is None:
         _fail("wrk is not on PATH (Debian/Ubuntu: apt-get install wrk)")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    runner.exit_on_sigterm()
     try:
         python = env.ensure_peers_venv(reinstall=args.reinstall)
         specs = select(all_servers(python), _split(args.servers))
@@ -545,16 +373,6 @@ def main(argv: Sequence[str]) -> int:
     return run_all(settings, specs, python, args.json)
 
 
-def _warn_if_busy(busy: float) -> None:
-    if busy > BUSY_WARNING:
-        print(
-            f"warning: the CPUs were {busy:.0%} busy before the run started (other work);"
-            " the numbers will be noisy",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
 def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: Path | None) -> int:
     started = dt.datetime.now(dt.UTC)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -564,7 +382,7 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
     print(f"scenarios: {', '.join(settings.scenarios)}")
     print(f"estimated time: ~{estimate_s(settings, len(specs)) / 60:.1f} min", flush=True)
     machine = env.machine_info(python)
-    _warn_if_busy(machine["cpu_busy_before_start"])
+    runner.warn_if_busy(machine["cpu_busy_before_start"])
     cells: list[Cell] = []
     memory: list[MemoryCell] = []
     h2_rows: list[tuple[str, h2load.H2Result | str]] = []
@@ -572,11 +390,12 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
     complete = False
     began = time.monotonic()
     try:
+        bench = _bench(python, settings, logs)
         if MEMORY_KEY in settings.scenarios:
-            memory = run_memory(specs, python, settings, logs)
+            memory = runner.run_memory(bench, specs, settings.idle_conns, MEMORY_PROBE)
         for scenario in SCENARIOS:
             if scenario.key in settings.scenarios:
-                cells += run_scenario(scenario, specs, python, settings, logs)
+                cells += runner.run_scenario(bench, scenario, specs)
         if h2load.H2_HELLO in settings.scenarios:
             h2_rows = run_h2(specs, python, settings, logs)
         if WS_KEY in settings.scenarios:
@@ -584,7 +403,7 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
         complete = True
     finally:
         doc = document(settings, machine, specs, python, cells, memory, started, complete, ws_cells)
-        report.write_json(out, doc)
+        bench_report.write_json(out, doc)
         print_summary(cells, memory, settings)
         print_h2(h2_rows)
         if ws_cells:

@@ -80,6 +80,7 @@ MAY_IMPORT = {
     "pounce.net": (),
     "pounce.layers": ("pounce.layer", "pounce.net", "pounce.asgi"),
     "pounce.drivers": ("pounce.net", "pounce.asgi", "pounce.layer"),
+    "pounce.bench": (),  # runs servers as processes: it needs none of their modules
     "pounce.testing": (
         "pounce.server",
         "pounce.net",
@@ -101,6 +102,17 @@ def test_each_plane_imports_only_what_it_may() -> None:
             if not any(dep == a or dep.startswith(a + ".") for a in allowed):
                 problems.append(f"{name} imports {dep}")
     assert not problems, "\n".join(sorted(problems))
+
+
+def test_the_server_never_loads_the_bench_harness() -> None:
+    """`pounce bench` is loaded by the CLI only when asked for (a function-body import)."""
+    users = sorted(
+        name
+        for name, deps in GRAPH.items()
+        if not name.startswith("pounce.bench")
+        and any(dep == "pounce.bench" or dep.startswith("pounce.bench.") for dep in deps)
+    )
+    assert not users, f"load pounce.bench at import time: {users}"
 
 
 def test_the_checks_see_the_tree() -> None:

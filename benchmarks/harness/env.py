@@ -1,18 +1,18 @@
-"""The peers' virtual environment and what the artifact records about the machine."""
+"""The peers' virtual environment, and what the artifact records about the machine and
+the working tree (`pounce.bench.machine` does the machine)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import platform
-import shutil
 import subprocess
 import sys
-import time
 import venv
 from pathlib import Path
 from typing import Any
+
+from pounce.bench import machine
+from pounce.bench.machine import command_output
 
 BENCH_DIR = Path(__file__).resolve().parent.parent
 ROOT = BENCH_DIR.parent
@@ -76,91 +76,16 @@ def ensure_peers_venv(*, reinstall: bool) -> Path:
     return PEERS_PY
 
 
-def package_versions(python: Path) -> dict[str, str]:
-    """Installed versions of the packages that matter, as the peers' Python sees them."""
-    code = (
-        "import json, sys\n"
-        "from importlib import metadata\n"
-        "out = {}\n"
-        "for name in sys.argv[1:]:\n"
-        "    try:\n"
-        "        out[name] = metadata.version(name)\n"
-        "    except metadata.PackageNotFoundError:\n"
-        "        pass\n"
-        "print(json.dumps(out))\n"
-    )
-    out = subprocess.run(
-        [str(python), "-c", code, *REPORTED_PACKAGES],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=PROBE_TIMEOUT_S,
-    ).stdout
-    versions: dict[str, str] = json.loads(out)
-    return versions
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _command_output(cmd: list[str]) -> str:
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return (done.stdout or done.stderr).strip()
-
-
 def _git_info() -> dict[str, Any]:
-    commit = _command_output(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
-    dirty = _command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "pounce"])
+    commit = command_output(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+    dirty = command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "pounce"])
     return {"commit": commit or None, "pounce_tree_dirty": bool(dirty)}
-
-
-def _python_version(python: Path) -> str:
-    return _command_output([str(python), "-c", "import sys; print(sys.version)"])
-
-
-def load_average() -> tuple[float, float, float]:
-    return os.getloadavg()
-
-
-def _cpu_times() -> tuple[int, int]:
-    """(busy, total) jiffies over all CPUs from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle + iowait
-    total = sum(fields[:8])  # guest time is already counted in user
-    return total - idle, total
-
-
-def cpu_busy_fraction(seconds: float = 1.0) -> float:
-    """How busy all CPUs together are over `seconds`, 0..1: others' work makes noise."""
-    busy0, total0 = _cpu_times()
-    time.sleep(seconds)
-    busy1, total1 = _cpu_times()
-    return (busy1 - busy0) / max(1, total1 - total0)
 
 
 def machine_info(python: Path) -> dict[str, Any]:
     """CPU, cores, kernel, Python and package versions, wrk and the git commit."""
-    wrk = shutil.which("wrk")
-    return {
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "kernel": platform.release(),
-        "platform": platform.platform(),
-        "python": _python_version(python),
-        "python_executable": str(python),
-        "packages": package_versions(python),
-        "wrk": _command_output([wrk, "--version"]).splitlines()[0] if wrk else None,
-        "git": _git_info(),
-        "load_average_at_start": load_average(),
-        "cpu_busy_before_start": round(cpu_busy_fraction(), 3),
-    }
+    return {**machine.machine_info(python, REPORTED_PACKAGES), "git": _git_info()}
+
+
+def load_average() -> tuple[float, float, float]:
+    return machine.load_average()

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, replace
 
-from harness.servers import ServerSpec
+from pounce.bench.servers import ServerSpec
 
 H2_HELLO = "h2-hello"
 CONNECTIONS = 16

@@ -25,8 +25,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from harness.procs import CpuSample, CpuShares, pinned
-from harness.servers import ServerSpec
+from pounce.bench.procs import CpuSample, CpuShares, pinned
+from pounce.bench.servers import ServerSpec
 
 WS_ECHO = "ws-echo"
 CLIENT = Path(__file__).resolve().parent / "wsclient.py"

@@ -1,4 +1,8 @@
-"""Memory: a server's RSS idle, and with many idle keep-alive connections held open."""
+"""Memory: a server's RSS idle, and with many idle keep-alive connections held open.
+
+Each connection is a real one the server has served: one GET whose whole answer
+(status 200 and the expected body) is read before it is left idle.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import apps
-
-from harness.procs import Rss, tree_rss
+from pounce.bench.procs import Rss, tree_rss
 
 OPEN_CONCURRENCY = 200  # connections being opened at once
 CONNECT_TIMEOUT_S = 15.0  # per connection: connect, send, read the answer
@@ -44,20 +46,20 @@ class _GaveUp(Exception):
 
 
 async def _open_one(
-    port: int, request: bytes, gate: asyncio.Semaphore, failed: asyncio.Event
+    port: int, request: bytes, body: bytes, gate: asyncio.Semaphore, failed: asyncio.Event
 ) -> _Conn:
     async with gate:
         if failed.is_set():
             raise _GaveUp
         try:
-            return await _connect_and_ask(port, request)
+            return await _connect_and_ask(port, request, body)
         except BaseException:
             failed.set()  # a server that stopped accepting would cost a timeout per connection
             raise
 
 
-async def _connect_and_ask(port: int, request: bytes) -> _Conn:
-    """Connect, send one GET /hello, read the whole answer; the connection stays open."""
+async def _connect_and_ask(port: int, request: bytes, want: bytes) -> _Conn:
+    """Connect, send one GET, read the whole answer (`want`); the connection stays open."""
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection("127.0.0.1", port), CONNECT_TIMEOUT_S
     )
@@ -66,8 +68,8 @@ async def _connect_and_ask(port: int, request: bytes) -> _Conn:
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), CONNECT_TIMEOUT_S)
         if b" 200 " not in head.split(b"\r\n", 1)[0]:
             raise ConnectionError(f"answer was {head[:40]!r}")
-        body = await asyncio.wait_for(reader.readexactly(len(apps.HELLO_BODY)), CONNECT_TIMEOUT_S)
-        if body != apps.HELLO_BODY:
+        body = await asyncio.wait_for(reader.readexactly(len(want)), CONNECT_TIMEOUT_S)
+        if body != want:
             raise ConnectionError(f"body was {body!r}")
     except BaseException:
         writer.close()
@@ -110,14 +112,16 @@ class LoadedRss:
         }
 
 
-async def _rss_with_connections(pid: int, port: int, count: int) -> LoadedRss:
-    request = f"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+async def _rss_with_connections(
+    pid: int, port: int, count: int, path: str, body: bytes
+) -> LoadedRss:
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     gate = asyncio.Semaphore(OPEN_CONCURRENCY)
     failed = asyncio.Event()
     started = time.monotonic()
     results = await asyncio.wait_for(
         asyncio.gather(
-            *(_open_one(port, request, gate, failed) for _ in range(count)),
+            *(_open_one(port, request, body, gate, failed) for _ in range(count)),
             return_exceptions=True,
         ),
         OPEN_ALL_TIMEOUT_S,
@@ -135,9 +139,10 @@ async def _rss_with_connections(pid: int, port: int, count: int) -> LoadedRss:
     return LoadedRss(rss, count, len(conns), held, open_seconds, first_error)
 
 
-def rss_with_connections(pid: int, port: int, count: int) -> LoadedRss:
-    """Open `count` keep-alive connections (one GET /hello each), hold them, read RSS."""
-    return asyncio.run(_rss_with_connections(pid, port, count))
+def rss_with_connections(pid: int, port: int, count: int, path: str, body: bytes) -> LoadedRss:
+    """Open `count` keep-alive connections (one GET `path` answered `body` each), hold
+    them, read RSS."""
+    return asyncio.run(_rss_with_connections(pid, port, count, path, body))
 
 
 def idle_rss(pid: int) -> Rss:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.procs import pinned
+from pounce.bench.procs import pinned
 
 WRK_THREADS = 1
 WRK_REQUEST_TIMEOUT = "5s"  # wrk's per-request timeout; slower answers count as errors
