@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pounce",
         description="Serve an ASGI application. Every flag may also be set as POUNCE_<FLAG> "
-        "or as a key of the config file; see docs/cli.md.",
+        "or as a key of the config file; see docs/cli.md. `pounce bench APP` benchmarks an "
+        "app under Pounce and its peers instead (pounce bench --help).",
     )
     add_arguments(parser, FRONT_END)
     parser.add_argument(
@@ -133,8 +134,12 @@ def bool_values(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # not an app: an import string has a colon
+        from pounce.bench.cli import main as bench  # loaded only for this command
+
+        return bench(argv[1:])
+    parser = build_parser()
     refused = uvicorn_flags.refusal(argv)  # a Uvicorn flag Pounce does not take: say why
     if refused is not None:
         parser.error(refused)
