@@ -11,7 +11,7 @@ A fenced block tagged ``python``, ``bash``, ``console`` or ``sh`` is checked:
 * A ``pounce …`` or ``python -m pounce …`` command line is parsed by the real
   CLI parser and built into the standard stack the same way; ``python3 dev.py
   TASK`` must name a task; ``pip install pounce[EXTRA]`` an extra of
-  pyproject.toml; a benchmark script's flags its own parser.
+  pyproject.toml; ``pounce bench …`` is parsed by its own parser, not run.
 * A block that cannot run (a fragment of a larger file, a command against a
   running server) is preceded by ``<!-- illustration: why -->``; a block that
   shows part of a file is preceded by ``<!-- excerpt: path -->`` and every
@@ -195,7 +195,12 @@ def check_command(argv: list[str], example: Example) -> None:
     while argv and re.fullmatch(r"[A-Z][A-Z0-9_]*=.*", argv[0]):
         name, _, value = argv.pop(0).partition("=")
         os.environ[name] = value  # restored by the monkeypatch in nothing_served
-    if argv[0] == "pounce":
+    if argv[:2] == ["pounce", "bench"]:
+        # A benchmark takes minutes: its own parser checks the flags, paths and headers.
+        import pounce.bench.cli as bench
+
+        bench.scenarios_from(bench.build_parser().parse_args(argv[2:]))
+    elif argv[0] == "pounce":
         # The real CLI: parse, merge file, environment and flags, build the stack;
         # Server.run() only describes it here (nothing_served).
         with contextlib.redirect_stdout(io.StringIO()):
