@@ -31,6 +31,7 @@ from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
 from pounce.keywords import (
     CompressKeywords,
+    DebugKeywords,
     H1Keywords,
     H2Keywords,
     HealthKeywords,
@@ -47,6 +48,7 @@ from pounce.keywords import (
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
 from pounce.layers.compression import Compression
+from pounce.layers.debug import Debug
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
@@ -267,6 +269,16 @@ class ServerBuilder:
         """
         return self.layer(Compression(**keywords(Compression, ".compress", options)))
 
+    # -- development and observability (docs/devtools.md) ---------------------------------
+
+    def debug(self, **options: Unpack[DebugKeywords]) -> ServerBuilder:
+        """Answer an app failure before its response started with a page showing the
+        exception, its traceback and the request (secret headers masked): HTML for
+        browsers, text otherwise. For development only: refused at build on a listener
+        that is not loopback or a Unix socket unless `allow_remote`. Call it last, next
+        to the app."""
+        return self.layer(Debug(**keywords(Debug, ".debug", options)))
+
     # -- static files (docs/static.md) -----------------------------------------------
 
     def static(
@@ -402,6 +414,9 @@ class ServerBuilder:
         if not self._protocols:
             raise BuildError("no protocol configured", hint="call .h1() (HTTP/1.1)")
         _check_upgrades(self._protocols)
+        for layer in app_layers:
+            if isinstance(layer, Debug):
+                layer.check_binds(self._binds)
         if app is None:
             _check_no_app_needed(self._protocols, app_layers)
         timeouts = self._timeouts

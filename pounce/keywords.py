@@ -113,6 +113,10 @@ class CompressKeywords(TypedDict, total=False):
     max_request_size: int
 
 
+class DebugKeywords(TypedDict, total=False):
+    allow_remote: bool
+
+
 class StaticKeywords(TypedDict, total=False):
     follow_symlinks: bool
     hidden: bool

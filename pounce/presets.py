@@ -23,6 +23,7 @@ from pounce.drivers.service import RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
 from pounce.layers.compression import Compression
+from pounce.layers.debug import Debug
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
@@ -115,6 +116,12 @@ class StackOptions:
         help="compress responses (br, zstd, gzip as the client accepts; docs/compression.md)",
         group="compression",
     )
+    debug: bool = option(
+        False,
+        help="development error pages: an app failure answers its traceback and request "
+        "(secrets masked); loopback listeners only unless --debug-allow-remote",
+        group="debug",
+    )
 
 
 STANDARD: tuple[Option, ...] = tuple(
@@ -137,6 +144,7 @@ STANDARD: tuple[Option, ...] = tuple(
         Compression,
         StaticMounts,
         StaticOptions,
+        Debug,
         ServeOptions,
         WorkerOptions,
     )
@@ -154,6 +162,7 @@ _GROUPS += (
     "limits",
     "compression",
     "static",
+    "debug",
     "server",
     "workers",
     "reload",
@@ -279,7 +288,12 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         raise BuildError(
             "decompress_requests needs the compression layer", hint="add --compression"
         )
-    return _static(builder, o)
+    builder = _static(builder, o)
+    if stack.debug:  # innermost: next to the app, whose failures it shows
+        builder = builder.debug(**o.keywords(Debug))
+    elif o["debug_allow_remote"]:
+        raise BuildError("debug_allow_remote needs the debug pages", hint="add --debug")
+    return builder
 
 
 def _static(builder: ServerBuilder, o: StandardOptions) -> ServerBuilder:
