@@ -55,6 +55,7 @@ from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.server_timing import ServerTiming
 from pounce.layers.static import Static, StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
@@ -279,6 +280,13 @@ class ServerBuilder:
         to the app."""
         return self.layer(Debug(**keywords(Debug, ".debug", options)))
 
+    def server_timing(self) -> ServerBuilder:
+        """Add a ``Server-Timing`` header to every HTTP response: the milliseconds the
+        request waited in `.limit()`'s queue (``queue``, when it waited) and spent in the
+        app up to its response start (``app``), for browser devtools. Call it before
+        `.rate_limit()` and `.limit()`."""
+        return self.layer(ServerTiming())
+
     # -- static files (docs/static.md) -----------------------------------------------
 
     def static(
@@ -459,6 +467,7 @@ class ServerBuilder:
             _check_edge_position(layer, index, self._layers[:index])
             _check_metered_after_forwarding(layer, self._layers[:index])
             _check_health_before_limits(layer, self._layers[:index])
+            _check_timing_before_limits(layer, self._layers[:index])
             if isinstance(layer, StreamLayer):
                 if app:
                     raise BuildError(
@@ -510,6 +519,19 @@ def _check_health_before_limits(layer: Layer, before: tuple[Layer, ...]) -> None
                 f".health() comes after {earlier.describe()}: probes would be metered or "
                 "counted, and refused when the server is busy",
                 hint="call .health() before .rate_limit() and .limit()",
+            )
+
+
+def _check_timing_before_limits(layer: Layer, before: tuple[Layer, ...]) -> None:
+    """The queue wait is reported to a Server-Timing layer outside the limit only."""
+    if not isinstance(layer, ServerTiming):
+        return
+    for earlier in before:
+        if isinstance(earlier, ConcurrencyLimit):
+            raise BuildError(
+                f".server_timing() comes after {earlier.describe()}: the time requests wait "
+                "in its queue would be missing from the header",
+                hint="call .server_timing() before .limit()",
             )
 
 

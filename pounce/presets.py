@@ -120,7 +120,13 @@ class StackOptions:
         False,
         help="development error pages: an app failure answers its traceback and request "
         "(secrets masked); loopback listeners only unless --debug-allow-remote",
-        group="debug",
+        group="devtools",
+    )
+    server_timing: bool = option(
+        False,
+        help="add a Server-Timing header (queue wait, app time to the response start) to "
+        "every HTTP response, for browser devtools",
+        group="devtools",
     )
 
 
@@ -162,7 +168,7 @@ _GROUPS += (
     "limits",
     "compression",
     "static",
-    "debug",
+    "devtools",
     "server",
     "workers",
     "reload",
@@ -278,6 +284,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.health(**o.keywords(Health))
     if stack.access_log:
         builder = builder.access_log()  # outside the limits: it logs their 503s and 429s
+    if stack.server_timing:  # outside the limit, which reports its queue wait to it
+        builder = builder.server_timing()
     if o["rate_limit"] is not None:  # before the limit: a metered client takes no place
         builder = builder.rate_limit(**o.keywords(RateLimit))
     if o["limit_concurrency"] is not None:

@@ -47,7 +47,7 @@ class Debug(AppLayer):
     """`.debug()`: tracebacks to the client for app failures; see the module docstring."""
 
     builder_call = ".debug"
-    options_group = "debug"
+    options_group = "devtools"
 
     allow_remote: bool = option(
         False,
