@@ -40,6 +40,7 @@ from pounce.keywords import (
     ProxyProtocolKeywords,
     RateLimitKeywords,
     ResponseHeaderKeywords,
+    SentryKeywords,
     StaticKeywords,
     TimeoutKeywords,
     TLSKeywords,
@@ -55,6 +56,7 @@ from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.sentry import Sentry
 from pounce.layers.server_timing import ServerTiming
 from pounce.layers.static import Static, StaticOptions
 from pounce.layers.tls.config import TLSConfig
@@ -286,6 +288,14 @@ class ServerBuilder:
         app up to its response start (``app``), for browser devtools. Call it before
         `.rate_limit()` and `.limit()`."""
         return self.layer(ServerTiming())
+
+    def sentry(self, **options: Unpack[SentryKeywords]) -> ServerBuilder:
+        """Report every exception that leaves the app to Sentry, once, with the request's
+        method, URL and headers (secrets masked); failures because the client left are
+        not reported (needs ``pounce[sentry]``). `dsn`: default the ``SENTRY_DSN``
+        variable; `client_options`: more ``sentry_sdk.Client`` keywords. Pounce's own
+        client: ``sentry_sdk.init()`` and its integrations are left to the app."""
+        return self.layer(Sentry(**keywords(Sentry, ".sentry", options)))
 
     # -- static files (docs/static.md) -----------------------------------------------
 

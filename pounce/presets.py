@@ -29,6 +29,7 @@ from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.trust import DEFAULT_TRUSTED
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.sentry import Sentry
 from pounce.layers.static import StaticMounts, StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.logs import LOG_LEVELS
@@ -151,6 +152,7 @@ STANDARD: tuple[Option, ...] = tuple(
         StaticMounts,
         StaticOptions,
         Debug,
+        Sentry,
         ServeOptions,
         WorkerOptions,
     )
@@ -297,6 +299,12 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
             "decompress_requests needs the compression layer", hint="add --compression"
         )
     builder = _static(builder, o)
+    if o["sentry_dsn"] is not None:  # outside the debug page, which passes the exception on
+        builder = builder.sentry(**o.keywords(Sentry))
+    elif o["sentry_environment"] is not None or o["sentry_release"] is not None:
+        raise BuildError(
+            "sentry_environment and sentry_release need a DSN", hint="add --sentry-dsn"
+        )
     if stack.debug:  # innermost: next to the app, whose failures it shows
         builder = builder.debug(**o.keywords(Debug))
     elif o["debug_allow_remote"]:

@@ -25,6 +25,7 @@ from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.sentry import Sentry
 from pounce.layers.static import StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.options import options_of
@@ -72,6 +73,7 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.HealthKeywords, Health),
         (kw.CompressKeywords, Compression),
         (kw.DebugKeywords, Debug),
+        (kw.SentryKeywords, Sentry),
         (kw.StaticKeywords, StaticOptions),
     ],
 )
