@@ -222,3 +222,44 @@ def test_it_reports_what_the_debug_page_showed(transport: Captured) -> None:
     with TestServer(built) as ts, ts.client() as client:
         assert "ValueError: broken" in client.get("/boom").text
     assert len(transport.events()) == 1
+
+
+def test_a_websocket_failure_is_reported_and_a_websocket_that_left_is_not(
+    transport: Captured,
+) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    left = threading.Event()
+
+    async def ws_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            left.set()
+            raise RuntimeError("the client went away")
+        raise KeyError(message.get("text"))
+
+    built = (
+        Server.builder()
+        .bind("127.0.0.1", 0)
+        .h1()
+        .websocket()
+        .sentry(dsn=DSN, client_options={"transport": transport})
+        .asgi(ws_app)
+    )
+    with TestServer(built) as ts:
+        with connect(f"{ts.ws_url}/chat", open_timeout=TIMEOUT) as ws:
+            pass  # leaves at once
+        assert left.wait(TIMEOUT)
+        with connect(f"{ts.ws_url}/chat", open_timeout=TIMEOUT) as ws:
+            ws.send("boom")
+            with pytest.raises(ConnectionClosed):
+                ws.recv(timeout=TIMEOUT)
+    [event] = transport.events()
+    assert event["exception"]["values"][0]["type"] == "KeyError"
+    assert event["request"]["method"] == "GET"
+    assert event["request"]["url"] == f"ws://127.0.0.1:{ts.port}/chat"
