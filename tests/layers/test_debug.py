@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -203,3 +204,30 @@ def test_a_message_that_cannot_be_printed_still_renders() -> None:
         page = render_html(exc, scope).decode()
         assert "Unprintable" in page
         assert [f.title.split(":")[0] for f in failures(exc)][-1].endswith("Unprintable")
+
+
+# -- frameworks that answer their own 500 and re-raise ---------------------------------------
+
+
+def starlette_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def broken(request: Any) -> Any:
+        raise ZeroDivisionError("starlette view failed")  # the view's failing line
+
+    async def own_500(request: Any) -> Any:
+        return PlainTextResponse("the app's own 500", status_code=500)
+
+    return Starlette(routes=[Route("/broken", broken), Route("/own-500", own_500)])
+
+
+def test_a_framework_500_that_re_raises_becomes_the_page() -> None:
+    with TestServer(starlette_app(), debug=True) as ts, ts.client() as client:
+        response = client.get("/broken", headers={"accept": "text/html"})
+        assert response.status_code == 500
+        assert "ZeroDivisionError: starlette view failed" in response.text
+        assert "# the view&#x27;s failing line" in response.text
+        own = client.get("/own-500", headers={"accept": "text/html"})
+        assert (own.status_code, own.text) == (500, "the app's own 500")

@@ -9,7 +9,9 @@ does, outer layers (the access log, Sentry) see it as before.
 To know that "the response has not started" the layer holds the app's
 ``http.response.start`` until the first body message, as the server itself
 holds a head (pounce/asgi/exchange.py): an app that fails between the two
-still gets the page. Once the start has gone through, a failure is the
+still gets the page. A 500 is held whole until the app ends, so a
+framework that answers its own 500 and then re-raises (Starlette, FastAPI)
+gets the page too. Once the start has gone through, a failure is the
 server's business as without ``--debug`` (the stream is reset or the
 connection closed).
 
@@ -40,6 +42,8 @@ from pounce.layers.debug.page import (
 )
 from pounce.net.binds import Bind, FdBind, TCPBind, UnixBind
 from pounce.options import check_fields, option
+
+HOLD_LIMIT = 1024 * 1024  # bytes of an app's own 500 held for the page to replace
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +88,7 @@ class Debug(AppLayer):
                 if not held.passed and not isinstance(exc, ClientDisconnectedError):
                     await _show(exc, scope, send)
                 raise
+            await held.flush()
 
         return debugged
 
@@ -93,25 +98,46 @@ class Debug(AppLayer):
 
 
 class _HeldStart:
-    """The app's `send`, holding ``http.response.start`` until the first body message."""
+    """The app's `send`, holding ``http.response.start`` until the first body message,
+    and a whole 500 response until the app has ended (up to `HOLD_LIMIT` bytes).
 
-    __slots__ = ("_send", "_start", "passed")
+    Frameworks answer an exception with their own plain 500 and then re-raise it
+    (Starlette's ``ServerErrorMiddleware``, hence FastAPI): held, that answer can
+    still be replaced by the page; the app returning normally lets it through.
+    """
+
+    __slots__ = ("_held", "_held_bytes", "_send", "_start", "passed")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self._start: Message | None = None
+        self._held: list[Message] = []
+        self._held_bytes = 0
         self.passed = False  # the server accepted the start: the response has begun
 
     async def send(self, message: Message) -> None:
-        starting = message.get("type") == "http.response.start"
-        if starting and not self.passed and self._start is None:
+        kind = message.get("type")
+        if kind == "http.response.start" and not self.passed and self._start is None:
             self._start = message
             return
+        start = self._start
+        if start is not None and start.get("status") == 500 and kind == "http.response.body":
+            self._held_bytes += len(message.get("body", b""))
+            if self._held_bytes <= HOLD_LIMIT:
+                self._held.append(message)
+                return
+        await self.flush()
+        await self._send(message)
+
+    async def flush(self) -> None:
+        """Let what is held through: the app went on, or ended without an exception."""
         start, self._start = self._start, None
         if start is not None:
             await self._send(start)
             self.passed = True
-        await self._send(message)
+        held, self._held = self._held, []
+        for message in held:
+            await self._send(message)
 
 
 async def _show(exc: Exception, scope: Scope, send: Send) -> None:
