@@ -31,6 +31,7 @@ from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
 from pounce.keywords import (
     CompressKeywords,
+    DebugKeywords,
     H1Keywords,
     H2Keywords,
     HealthKeywords,
@@ -39,6 +40,7 @@ from pounce.keywords import (
     ProxyProtocolKeywords,
     RateLimitKeywords,
     ResponseHeaderKeywords,
+    SentryKeywords,
     StaticKeywords,
     TimeoutKeywords,
     TLSKeywords,
@@ -47,12 +49,15 @@ from pounce.keywords import (
 from pounce.layer import AppLayer, StreamLayer
 from pounce.layers.access_log import AccessLogLayer
 from pounce.layers.compression import Compression
+from pounce.layers.debug import Debug
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.sentry import Sentry
+from pounce.layers.server_timing import ServerTiming
 from pounce.layers.static import Static, StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
@@ -267,6 +272,31 @@ class ServerBuilder:
         """
         return self.layer(Compression(**keywords(Compression, ".compress", options)))
 
+    # -- development and observability (docs/devtools.md) ---------------------------------
+
+    def debug(self, **options: Unpack[DebugKeywords]) -> ServerBuilder:
+        """Answer an app failure before its response started with a page showing the
+        exception, its traceback and the request (secret headers masked): HTML for
+        browsers, text otherwise. For development only: refused at build on a listener
+        that is not loopback or a Unix socket unless `allow_remote`. Call it last, next
+        to the app."""
+        return self.layer(Debug(**keywords(Debug, ".debug", options)))
+
+    def server_timing(self) -> ServerBuilder:
+        """Add a ``Server-Timing`` header to every HTTP response: the milliseconds the
+        request waited in `.limit()`'s queue (``queue``, when it waited) and spent in the
+        app up to its response start (``app``), for browser devtools. Call it before
+        `.rate_limit()` and `.limit()`."""
+        return self.layer(ServerTiming())
+
+    def sentry(self, **options: Unpack[SentryKeywords]) -> ServerBuilder:
+        """Report every exception that leaves the app to Sentry, once, with the request's
+        method, URL and headers (secrets masked); failures because the client left are
+        not reported (needs ``pounce[sentry]``). `dsn`: default the ``SENTRY_DSN``
+        variable; `client_options`: more ``sentry_sdk.Client`` keywords. Pounce's own
+        client: ``sentry_sdk.init()`` and its integrations are left to the app."""
+        return self.layer(Sentry(**keywords(Sentry, ".sentry", options)))
+
     # -- static files (docs/static.md) -----------------------------------------------
 
     def static(
@@ -402,6 +432,9 @@ class ServerBuilder:
         if not self._protocols:
             raise BuildError("no protocol configured", hint="call .h1() (HTTP/1.1)")
         _check_upgrades(self._protocols)
+        for layer in app_layers:
+            if isinstance(layer, Debug):
+                layer.check_binds(self._binds)
         if app is None:
             _check_no_app_needed(self._protocols, app_layers)
         timeouts = self._timeouts
@@ -444,6 +477,7 @@ class ServerBuilder:
             _check_edge_position(layer, index, self._layers[:index])
             _check_metered_after_forwarding(layer, self._layers[:index])
             _check_health_before_limits(layer, self._layers[:index])
+            _check_timing_before_limits(layer, self._layers[:index])
             if isinstance(layer, StreamLayer):
                 if app:
                     raise BuildError(
@@ -495,6 +529,19 @@ def _check_health_before_limits(layer: Layer, before: tuple[Layer, ...]) -> None
                 f".health() comes after {earlier.describe()}: probes would be metered or "
                 "counted, and refused when the server is busy",
                 hint="call .health() before .rate_limit() and .limit()",
+            )
+
+
+def _check_timing_before_limits(layer: Layer, before: tuple[Layer, ...]) -> None:
+    """The queue wait is reported to a Server-Timing layer outside the limit only."""
+    if not isinstance(layer, ServerTiming):
+        return
+    for earlier in before:
+        if isinstance(earlier, ConcurrencyLimit):
+            raise BuildError(
+                f".server_timing() comes after {earlier.describe()}: the time requests wait "
+                "in its queue would be missing from the header",
+                hint="call .server_timing() before .limit()",
             )
 
 

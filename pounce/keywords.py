@@ -9,8 +9,8 @@ disagrees with its dataclass.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Iterable
-from typing import Required, TypedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Required, TypedDict
 
 from pounce.asgi.types import Scope
 from pounce.drivers.http1 import H1Parser
@@ -111,6 +111,17 @@ class CompressKeywords(TypedDict, total=False):
     event_stream: bool
     decompress_requests: bool
     max_request_size: int
+
+
+class DebugKeywords(TypedDict, total=False):
+    allow_remote: bool
+
+
+class SentryKeywords(TypedDict, total=False):
+    dsn: str | None
+    environment: str | None
+    release: str | None
+    client_options: Mapping[str, Any] | None
 
 
 class StaticKeywords(TypedDict, total=False):

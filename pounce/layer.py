@@ -14,6 +14,7 @@ never on the layer object itself, so one layer serves every worker thread.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
@@ -89,19 +90,35 @@ class Serving:
     begins its graceful shutdown (before the listeners close); readiness
     checks are what layers report about their own load (the concurrency
     limit: its waiting queue is full), read by the health layer's readiness
-    answer. Outside a serve (the conformance kit, a bare ``wrap``) a fresh
+    answer; `at_close` callbacks run when the serve has ended. Outside a serve
+    (the conformance kit, a bare ``wrap``) a fresh
     `Serving` never drains and has no checks.
     """
 
-    __slots__ = ("_checks", "draining")
+    __slots__ = ("_checks", "_closers", "draining")
 
     def __init__(self) -> None:
         self.draining = False
         self._checks: list[ReadinessCheck] = []
+        self._closers: list[Callable[[], None]] = []
 
     def add_readiness_check(self, check: ReadinessCheck) -> None:
         """Report on this worker's readiness: `check` answers why not, or None."""
         self._checks.append(check)
+
+    def at_close(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this serve has ended (after the lifespan shutdown): what a
+        layer made in ``wrap`` for the worker (a client with a queue to flush) closes."""
+        self._closers.append(callback)
+
+    def close(self) -> None:
+        """Run the `at_close` callbacks, last registered first; one failing stops none."""
+        closers, self._closers = self._closers, []
+        for callback in reversed(closers):
+            try:
+                callback()
+            except Exception:
+                logging.getLogger("pounce.error").exception("closing %r failed", callback)
 
     def not_ready(self) -> list[str]:
         """Why this worker should get no new work now; empty when it is ready."""

@@ -23,11 +23,13 @@ from pounce.drivers.service import RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
 from pounce.layers.compression import Compression
+from pounce.layers.debug import Debug
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.proxy.trust import DEFAULT_TRUSTED
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.sentry import Sentry
 from pounce.layers.static import StaticMounts, StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.logs import LOG_LEVELS
@@ -115,6 +117,18 @@ class StackOptions:
         help="compress responses (br, zstd, gzip as the client accepts; docs/compression.md)",
         group="compression",
     )
+    debug: bool = option(
+        False,
+        help="development error pages: an app failure answers its traceback and request "
+        "(secrets masked); loopback listeners only unless --debug-allow-remote",
+        group="devtools",
+    )
+    server_timing: bool = option(
+        False,
+        help="add a Server-Timing header (queue wait, app time to the response start) to "
+        "every HTTP response, for browser devtools",
+        group="devtools",
+    )
 
 
 STANDARD: tuple[Option, ...] = tuple(
@@ -137,6 +151,8 @@ STANDARD: tuple[Option, ...] = tuple(
         Compression,
         StaticMounts,
         StaticOptions,
+        Debug,
+        Sentry,
         ServeOptions,
         WorkerOptions,
     )
@@ -154,6 +170,7 @@ _GROUPS += (
     "limits",
     "compression",
     "static",
+    "devtools",
     "server",
     "workers",
     "reload",
@@ -269,6 +286,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.health(**o.keywords(Health))
     if stack.access_log:
         builder = builder.access_log()  # outside the limits: it logs their 503s and 429s
+    if stack.server_timing:  # outside the limit, which reports its queue wait to it
+        builder = builder.server_timing()
     if o["rate_limit"] is not None:  # before the limit: a metered client takes no place
         builder = builder.rate_limit(**o.keywords(RateLimit))
     if o["limit_concurrency"] is not None:
@@ -279,7 +298,18 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         raise BuildError(
             "decompress_requests needs the compression layer", hint="add --compression"
         )
-    return _static(builder, o)
+    builder = _static(builder, o)
+    if o["sentry_dsn"] is not None:  # outside the debug page, which passes the exception on
+        builder = builder.sentry(**o.keywords(Sentry))
+    elif o["sentry_environment"] is not None or o["sentry_release"] is not None:
+        raise BuildError(
+            "sentry_environment and sentry_release need a DSN", hint="add --sentry-dsn"
+        )
+    if stack.debug:  # innermost: next to the app, whose failures it shows
+        builder = builder.debug(**o.keywords(Debug))
+    elif o["debug_allow_remote"]:
+        raise BuildError("debug_allow_remote needs the debug pages", hint="add --debug")
+    return builder
 
 
 def _static(builder: ServerBuilder, o: StandardOptions) -> ServerBuilder:

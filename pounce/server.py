@@ -155,12 +155,15 @@ class Server:
         stop = stop or asyncio.Event()
         serving = Serving()
         app = self._wrap_app(serving)
-        lifespan = Lifespan(app, self.spec.lifespan)
-        await lifespan.startup()
         try:
-            await self._serve_listening(app, lifespan, stop, ready, sockets, announce, serving)
+            lifespan = Lifespan(app, self.spec.lifespan)
+            await lifespan.startup()
+            try:
+                await self._serve_listening(app, lifespan, stop, ready, sockets, announce, serving)
+            finally:
+                await lifespan.shutdown()
         finally:
-            await lifespan.shutdown()
+            serving.close()  # what the layers made for this worker (Sentry's client)
 
     async def _serve_listening(
         self,

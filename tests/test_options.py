@@ -20,10 +20,12 @@ from pounce.drivers.http2_options import HTTP2Options
 from pounce.drivers.service import ResponseHeaders, ServiceContext, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.layers.compression import Compression
+from pounce.layers.debug import Debug
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
 from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOptions
 from pounce.layers.rate_limit import RateLimit
+from pounce.layers.sentry import Sentry
 from pounce.layers.static import StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.options import options_of
@@ -70,6 +72,8 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.RateLimitKeywords, RateLimit),
         (kw.HealthKeywords, Health),
         (kw.CompressKeywords, Compression),
+        (kw.DebugKeywords, Debug),
+        (kw.SentryKeywords, Sentry),
         (kw.StaticKeywords, StaticOptions),
     ],
 )

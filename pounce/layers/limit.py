@@ -22,15 +22,20 @@ its head, that much body, and what the driver buffers.
 
 Places pass straight from a finishing request to the first one waiting (the
 count never drops in between), so a newcomer cannot overtake the queue.
+
+The time a request waited is reported through the scope (`pounce.asgi.phases`)
+to an outer layer that asks for it (``.server_timing()``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+from pounce.asgi import phases
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.errors import OverloadedError
 from pounce.layer import AppLayer, Serving
@@ -94,7 +99,9 @@ class ConcurrencyLimit(AppLayer):
                     log.refused("at capacity")
                     await refuse(scope, send, _overloaded("the server is at capacity"))
                     return
+                queued_at = time.perf_counter()
                 outcome, receive = await _wait(gate, timeout, receive)
+                phases.note(scope, phases.QUEUE, time.perf_counter() - queued_at)
                 if outcome == "gone":
                     log.counts["left the queue"] += 1
                     return
