@@ -1,7 +1,8 @@
 """A server for the worker tests: ``python -m tests.workers.serve_app '{"workers": 2}'``.
 
-The JSON object holds the keywords of `Server.run()` plus ``graceful`` (the
-graceful timeout, seconds). Set ``POUNCE_TEST_FAIL_FILE`` to a path: while
+HTTP/1.1 and HTTP/2 (prior knowledge) on one port. The JSON object holds
+the keywords of `Server.run()` plus ``graceful`` (the graceful timeout,
+seconds). Set ``POUNCE_TEST_FAIL_FILE`` to a path: while
 that file exists, a new worker's lifespan startup fails.
 
 Routes: every answer is ``<pid> <thread id> <TCP_NODELAY of this connection>``.
@@ -90,6 +91,7 @@ def main() -> None:
         Server.builder()
         .bind("127.0.0.1", 0)
         .h1()
+        .h2()
         .timeouts(graceful_shutdown=graceful)
         .lifespan("on")
         .asgi(app)
