@@ -42,7 +42,14 @@ from harness.scenarios import (
     CheckFailed,
     Scenario,
 )
-from harness.servers import RunningServer, ServerFailed, ServerSpec, all_servers, select
+from harness.servers import (
+    RunningServer,
+    ServerFailed,
+    ServerSpec,
+    all_servers,
+    for_workers,
+    select,
+)
 from harness.wrk import WrkFailed, WrkResult, run_wrk, wrk_command
 
 RESULTS_DIR = env.BENCH_DIR / "results"
@@ -163,10 +170,11 @@ def estimate_s(settings: Settings, servers: int) -> float:
 # --- timed scenarios ------------------------------------------------------------------
 
 
-def _start(spec: ServerSpec, python: Path, settings: Settings, log_dir: Path) -> RunningServer:
-    return RunningServer.start(
-        spec, python=python, port=free_port(), cpu=settings.server_cpu, log_dir=log_dir
-    )
+def _start(
+    spec: ServerSpec, python: Path, settings: Settings, log_dir: Path, pinned: bool = True
+) -> RunningServer:
+    cpu = settings.server_cpu if pinned else None
+    return RunningServer.start(spec, python=python, port=free_port(), cpu=cpu, log_dir=log_dir)
 
 
 def _start_and_check(
@@ -176,7 +184,7 @@ def _start_and_check(
     running: dict[str, RunningServer] = {}
     for cell in cells:
         try:
-            server = _start(cell.server, python, settings, log_dir)
+            server = _start(cell.server, python, settings, log_dir, scenario.pinned)
         except ServerFailed as exc:
             cell.failed = str(exc)
             print(f"  {cell.server.label}: did not start: {exc}", flush=True)
@@ -199,20 +207,24 @@ def _time_once(
     settings: Settings,
     seconds: int,
 ) -> tuple[WrkResult, str, CpuShares] | None:
+    server_cpu, client_cpu = (
+        (settings.server_cpu, settings.client_cpu) if scenario.pinned else (None, None)
+    )
     argv = wrk_command(
         url=f"http://127.0.0.1:{server.port}{scenario.path}",
         lua=lua,
         connections=scenario.connections,
         duration_s=seconds,
-        cpu=settings.client_cpu,
+        cpu=client_cpu,
+        threads=scenario.wrk_threads,
     )
-    before = CpuSample.take(server.pid, settings.server_cpu, settings.client_cpu)
+    before = CpuSample.take(server.pid, server_cpu, client_cpu)
     try:
         result, raw = run_wrk(argv, seconds)
     except WrkFailed as exc:
         cell.failed = str(exc)
         return None
-    after = CpuSample.take(server.pid, settings.server_cpu, settings.client_cpu)
+    after = CpuSample.take(server.pid, server_cpu, client_cpu)
     shares = CpuShares.between(before, after)
     if not server.alive():
         cell.failed = "server died during the run:\n" + server.process.log_tail()
@@ -244,7 +256,12 @@ def run_scenario(
     scenario: Scenario, specs: Sequence[ServerSpec], python: Path, settings: Settings, logs: Path
 ) -> list[Cell]:
     """All servers up at once (idle ones cost nothing); runs interleaved round by round."""
-    print(f"\n== {scenario.key}: {scenario.title} (-c{scenario.connections})", flush=True)
+    where = "" if scenario.pinned else ", unpinned"
+    print(
+        f"\n== {scenario.key}: {scenario.title} "
+        f"(-t{scenario.wrk_threads} -c{scenario.connections}{where})",
+        flush=True,
+    )
     lua = scenario.write_lua(LUA_DIR)
     cells = [Cell(scenario.key, spec) for spec in specs]
     running = _start_and_check(scenario, cells, python, settings, logs / scenario.key)
@@ -412,7 +429,8 @@ def print_summary(cells: list[Cell], memory: list[MemoryCell], settings: Setting
     if cells:
         print(
             f"Medians of {settings.repeat} × {settings.duration_s}s wrk runs "
-            f"(server on CPU {settings.server_cpu}, wrk on CPU {settings.client_cpu})"
+            f"(server on CPU {settings.server_cpu}, wrk on CPU {settings.client_cpu}; "
+            "workers2: two workers per server, nothing pinned, wrk -t2)"
         )
     for scenario in SCENARIOS:
         these = [cell for cell in cells if cell.scenario == scenario.key]
@@ -477,6 +495,9 @@ def document(
                 "method": s.method,
                 "path": s.path,
                 "connections": s.connections,
+                "wrk_threads": s.wrk_threads,
+                "pinned": s.pinned,
+                "workers": s.workers,
                 "lua": str(LUA_DIR / f"{s.key}.lua"),
             }
             for s in SCENARIOS
@@ -506,6 +527,9 @@ def list_everything(specs: Sequence[ServerSpec]) -> None:
     print(f"  {MEMORY_KEY:<28} RSS idle and with N idle keep-alive connections")
     for scenario in SCENARIOS:
         print(f"  {scenario.key:<28} {scenario.title} (-c{scenario.connections})")
+    print("servers of the workers2 scenario (--workers 2 each):")
+    for spec in for_workers(specs, 2):
+        print(f"  {spec.key:<28} {spec.label}")
     print(f"  {h2load.H2_HELLO:<28} h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS} GET /hello")
     for load in wsecho.LOADS:
         print(f"  {WS_KEY:<28} {load.title} (optional)")
@@ -573,14 +597,19 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
             memory = run_memory(specs, python, settings, logs)
         for scenario in SCENARIOS:
             if scenario.key in settings.scenarios:
-                cells += run_scenario(scenario, specs, python, settings, logs)
+                these = for_workers(specs, scenario.workers)
+                cells += run_scenario(scenario, these, python, settings, logs)
         if h2load.H2_HELLO in settings.scenarios:
             h2_rows = run_h2(specs, python, settings, logs)
         if WS_KEY in settings.scenarios:
             ws_cells = run_ws(specs, python, settings, logs)
         complete = True
     finally:
-        doc = document(settings, machine, specs, python, cells, memory, started, complete, ws_cells)
+        ran = list(specs)  # and the several-worker variants the scenarios ran
+        for scenario in SCENARIOS:
+            if scenario.key in settings.scenarios and scenario.workers > 1:
+                ran += for_workers(specs, scenario.workers)
+        doc = document(settings, machine, ran, python, cells, memory, started, complete, ws_cells)
         report.write_json(out, doc)
         print_summary(cells, memory, settings)
         print_h2(h2_rows)

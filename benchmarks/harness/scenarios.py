@@ -45,6 +45,9 @@ class Scenario:
     body_size: int  # request body bytes
     response_size: int  # response body bytes: wrk must read at least this per response
     check: Callable[[Scenario, int], None]
+    wrk_threads: int = 1
+    pinned: bool = True  # server on one CPU, wrk on another; False: both unpinned
+    workers: int = 1  # the servers' --workers (harness/servers.py with_workers)
 
     def lua(self) -> str:
         lines = [
@@ -230,6 +233,20 @@ SCENARIOS: tuple[Scenario, ...] = (
         body_size=0,
         response_size=len(apps.STREAM_BODY),
         check=_check_stream,
+    ),
+    Scenario(
+        key="workers2",
+        title="hello keep-alive, two workers per server, unpinned, wrk -t2",
+        method="GET",
+        path="/hello",
+        connections=64,
+        headers=(),
+        body_size=0,
+        response_size=len(apps.HELLO_BODY),
+        check=_check_hello,
+        wrk_threads=2,
+        pinned=False,
+        workers=2,
     ),
 )
 MEMORY_KEY = "memory"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import http.client
 import os
 import re
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,6 +227,40 @@ POUNCE_MINIMAL = ServerSpec(
 )
 
 
+# The servers of a scenario with several workers: Pounce's fast parser (the CLI's
+# default), Uvicorn on httptools and uvloop, Granian.
+WORKER_SERVERS = (
+    "pounce-fast-uvloop",
+    "pounce-fast-asyncio",
+    "uvicorn-httptools-uvloop",
+    "granian",
+)
+
+
+def with_workers(spec: ServerSpec, workers: int) -> ServerSpec:
+    """`spec` serving with `workers` workers (each server's own ``--workers``)."""
+    if workers == 1:
+        return spec
+    args = list(spec.args)
+    if "--workers" in args:  # granian, hypercorn: "--workers 1" already there
+        args[args.index("--workers") + 1] = str(workers)
+    else:
+        args += ["--workers", str(workers)]
+    return dataclasses.replace(
+        spec,
+        key=f"{spec.key}-w{workers}",
+        label=f"{spec.label} ×{workers}",
+        args=tuple(args),
+    )
+
+
+def for_workers(specs: Sequence[ServerSpec], workers: int) -> tuple[ServerSpec, ...]:
+    """The selected servers a `workers`-worker scenario runs, with that many workers."""
+    if workers == 1:
+        return tuple(specs)
+    return tuple(with_workers(s, workers) for s in specs if s.key in WORKER_SERVERS)
+
+
 def all_servers(python: Path) -> tuple[ServerSpec, ...]:
     variants = pounce_variants(pounce_help(python))
     if any(spec.key == "pounce-fast-uvloop" for spec in variants):
@@ -271,7 +307,7 @@ class RunningServer:
 
     @classmethod
     def start(
-        cls, spec: ServerSpec, *, python: Path, port: int, cpu: int | None, log_dir: Path
+        cls, spec: ServerSpec, *, python: Path, port: int, cpu: int | str | None, log_dir: Path
     ) -> RunningServer:
         """Start the server pinned to `cpu` and wait until it answers GET /hello."""
         argv = pinned(cpu, spec.argv(python, port))
