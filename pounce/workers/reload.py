@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pounce.options import option, seconds
 from pounce.workers.handle import Events, Worker, WorkerPlan
@@ -36,6 +36,9 @@ from pounce.workers.process import (
     register_stack_dump,
 )
 from pounce.workers.runtime import STARTUP_FAILED, run_worker
+
+if TYPE_CHECKING:
+    from pounce.presets import StandardOptions
 
 
 def _path(text: str) -> str:
@@ -122,7 +125,7 @@ def run_reloading(
     factory: bool,
     app_dir: str | None,
     log_level: str,
-    options: Any,
+    options: StandardOptions,
     reload: ReloadOptions,
 ) -> int:
     """Dev reload of the import string `app` with the standard preset's `options`
