@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTED = re.compile(r"Pounce running on http://127\.0\.0\.1:(\d+)")
+STARTED = re.compile(r"Pounce running on https?://127\.0\.0\.1:(\d+)")
 TIMEOUT = 5.0  # seconds for any one network operation
 REFUSED_STREAM = 0x7  # RFC 9113 §8.7: the stream was not processed; a client may retry it
 
@@ -300,10 +301,13 @@ class H2Load:
         depth: int = 4,
         limit: int = 5000,
         seconds: float = 20.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         import httpx
 
         self.port = port
+        self.tls = tls  # a client context trusting the server: TLS with ALPN h2
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
         self.limit = limit
         self.deadline = time.monotonic() + seconds
         self.ok = 0
@@ -315,7 +319,8 @@ class H2Load:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._clients = [
-            httpx.Client(http1=False, http2=True, timeout=TIMEOUT) for _ in range(connections)
+            httpx.Client(http1=False, http2=True, timeout=TIMEOUT, verify=tls or True)
+            for _ in range(connections)
         ]
         self._threads = [
             threading.Thread(target=self._run_httpx, args=(client,), daemon=True)
@@ -345,7 +350,7 @@ class H2Load:
     def _run_httpx(self, client: Any) -> None:
         while self.running():
             try:
-                response = client.get(f"http://127.0.0.1:{self.port}/")
+                response = client.get(self.url)
             except Exception as exc:  # every failure counts, whatever httpx raises
                 self.record(f"httpx: {exc!r}")
                 continue
@@ -386,6 +391,10 @@ class MuxClient:
         while self.load.running():
             try:
                 sock = socket.create_connection(("127.0.0.1", self.load.port), timeout=TIMEOUT)
+                if self.load.tls is not None:
+                    sock = self.load.tls.wrap_socket(sock, server_hostname="localhost")
+                    if sock.selected_alpn_protocol() != "h2":
+                        raise ConnectionError(f"ALPN chose {sock.selected_alpn_protocol()!r}")
             except OSError as exc:
                 self.load.record(f"mux: new connection: {exc!r}")
                 continue

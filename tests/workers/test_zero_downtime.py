@@ -11,9 +11,12 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import signal
+import ssl
 import time
+from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.workers.harness import H2Load, Load, get, pid_of, serving
 
@@ -75,6 +78,37 @@ def test_rolling_restarts_under_http2_load_fail_no_request(kind: str) -> None:
             assert len(load.pids) >= 4  # answers came from more than one generation
         assert load.goaways >= 1  # the multiplexed connections did meet GOAWAYs
         print(f"{load.ok} HTTP/2 requests, {load.goaways} GOAWAYs, {load.retries} retried")
+
+
+def test_rolling_restarts_under_http2_over_tls_fail_no_request(tmp_path: Path) -> None:
+    """The same over TLS, HTTP/2 chosen by ALPN (process workers; the TLS
+    path is the same for threads)."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("localhost", "127.0.0.1")
+    cert, key, ca_pem = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    client = ssl.create_default_context(cafile=str(ca_pem))
+    client.set_alpn_protocols(["h2"])
+    tls = {"cert": str(cert), "key": str(key)}
+    with serving(workers=2, worker_class="process", tls=tls) as running:
+        load = H2Load(
+            running.port, connections=2, multiplexed=2, limit=50_000, seconds=25, tls=client
+        )
+        try:
+            for generation in (2, 3, 4):
+                time.sleep(0.3)
+                running.signal(signal.SIGHUP)
+                running.wait_count(rf"\(generation {generation}\) ready", 2)
+                running.wait_count(rf"\(generation {generation - 1}\) exited: code 0", 2)
+            time.sleep(0.3)
+            assert load.running(), "the load must last across every restart"
+        finally:
+            load.stop()
+        assert load.failures == [], load.failures[:5]
+        assert load.ok > 100 and load.versions == {"HTTP/2"} and load.goaways >= 1
+        print(f"{load.ok} HTTP/2 requests over TLS, {load.goaways} GOAWAYs, {load.retries} retried")
 
 
 @pytest.mark.parametrize("kind", KINDS)
