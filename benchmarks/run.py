@@ -527,12 +527,12 @@ def list_everything(specs: Sequence[ServerSpec]) -> None:
     print(f"  {MEMORY_KEY:<28} RSS idle and with N idle keep-alive connections")
     for scenario in SCENARIOS:
         print(f"  {scenario.key:<28} {scenario.title} (-c{scenario.connections})")
-    print("servers of the workers2 scenario (--workers 2 each):")
-    for spec in for_workers(specs, 2):
-        print(f"  {spec.key:<28} {spec.label}")
     print(f"  {h2load.H2_HELLO:<28} h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS} GET /hello")
     for load in wsecho.LOADS:
         print(f"  {WS_KEY:<28} {load.title} (optional)")
+    print("servers of the workers2 scenario (--workers 2 each):")
+    for spec in for_workers(specs, 2):
+        print(f"  {spec.key:<28} {spec.label}")
 
 
 def main(argv: Sequence[str]) -> int:
