@@ -43,7 +43,7 @@ from harness.scenarios import (  # noqa: E402
     SCENARIOS,
     WS_KEY,
 )
-from harness.servers import APP, all_servers, server_env  # noqa: E402
+from harness.servers import APP, all_servers, for_workers, server_env  # noqa: E402
 
 from pounce.bench import report as bench_report  # noqa: E402
 from pounce.bench import runner  # noqa: E402
@@ -266,7 +266,8 @@ def print_summary(cells: list[Cell], memory: list[MemoryCell], settings: Setting
     if cells:
         print(
             f"Medians of {settings.repeat} × {settings.duration_s}s wrk runs "
-            f"(server on CPU {settings.server_cpu}, wrk on CPU {settings.client_cpu})"
+            f"(server on CPU {settings.server_cpu}, wrk on CPU {settings.client_cpu}; "
+            "workers2: two workers per server, nothing pinned, wrk -t2)"
         )
     runner.print_tables(cells, SCENARIOS)
     goals = report.goal_rows(cells) + report.memory_goal_rows(memory)
@@ -312,6 +313,9 @@ def document(
                 "method": s.method,
                 "path": s.path,
                 "connections": s.connections,
+                "wrk_threads": s.wrk_threads,
+                "pinned": s.pinned,
+                "workers": s.workers,
                 "lua": str(LUA_DIR / f"{s.slug}.lua"),
             }
             for s in SCENARIOS
@@ -340,6 +344,9 @@ def list_everything(specs: Sequence[ServerSpec]) -> None:
     print(f"  {h2load.H2_HELLO:<28} h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS} GET /hello")
     for load in wsecho.LOADS:
         print(f"  {WS_KEY:<28} {load.title} (optional)")
+    print("servers of the workers2 scenario (--workers 2 each):")
+    for spec in for_workers(specs, 2):
+        print(f"  {spec.key:<28} {spec.label}")
 
 
 def main(argv: Sequence[str]) -> int:
@@ -395,14 +402,19 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
             memory = runner.run_memory(bench, specs, settings.idle_conns, MEMORY_PROBE)
         for scenario in SCENARIOS:
             if scenario.key in settings.scenarios:
-                cells += runner.run_scenario(bench, scenario, specs)
+                these = for_workers(specs, scenario.workers)
+                cells += runner.run_scenario(bench, scenario, these)
         if h2load.H2_HELLO in settings.scenarios:
             h2_rows = run_h2(specs, python, settings, logs)
         if WS_KEY in settings.scenarios:
             ws_cells = run_ws(specs, python, settings, logs)
         complete = True
     finally:
-        doc = document(settings, machine, specs, python, cells, memory, started, complete, ws_cells)
+        ran = list(specs)  # and the several-worker variants the scenarios ran
+        for scenario in SCENARIOS:
+            if scenario.key in settings.scenarios and scenario.workers > 1:
+                ran += for_workers(specs, scenario.workers)
+        doc = document(settings, machine, ran, python, cells, memory, started, complete, ws_cells)
         bench_report.write_json(out, doc)
         print_summary(cells, memory, settings)
         print_h2(h2_rows)

@@ -6,6 +6,7 @@ composes exactly the layers asked for.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,13 @@ def run(
     ``workers`` > 1 the workers are forked from this process and inherit
     `app` as it is, an object or an import string. An unknown name or a bad
     value is a `BuildError` before anything binds.
+
+    ``reload=True`` (and ``reload_dirs``, ``reload_includes``,
+    ``reload_excludes``, ``reload_delay``: Uvicorn's keywords, the CLI's
+    ``--reload*``) serves `app` — which must then be an import string — from a
+    fresh interpreter that imports it again whenever a watched file changes
+    (docs/workers.md, "Dev reload"). As with Uvicorn, call it under
+    ``if __name__ == "__main__":``: the fresh interpreter imports your script.
     """
     from pounce import uvicorn_flags
     from pounce.importer import import_app
@@ -91,16 +99,51 @@ def run(
     from pounce.options import check_value, option_of
     from pounce.presets import AppOptions, StandardOptions, standard
     from pounce.workers.options import WorkerOptions
+    from pounce.workers.reload import RELOAD_KEYWORDS, reload_options, run_reloading
 
     env_file = options.pop("env_file", None)  # Uvicorn's: variables the environment lacks
     if env_file is not None:
         from pounce import envfile
 
         envfile.load(Path(str(env_file)), os.environ)
+    reloading = {name: options.pop(name) for name in RELOAD_KEYWORDS if name in options}
+    reload = reload_options("pounce.run", reloading)
     opts = StandardOptions(uvicorn_flags.run_keywords(options))
     level_option = option_of(AppOptions, "log_level")
     level = check_value("pounce.run(log_level=):", level_option, log_level or level_option.default)
+    if reload.reload:
+        _check_reloadable(app, opts.keywords(WorkerOptions).get("workers"))
     configure_logging(str(level), access_log=bool(opts["access_log"]))
+    if reload.reload:
+        assert isinstance(app, str)
+        code = run_reloading(
+            app, factory=factory, app_dir=app_dir, log_level=str(level), options=opts, reload=reload
+        )
+        if code:
+            raise SystemExit(code)
+        return
+    if any(value is not None for value in reloading.values()):
+        logging.getLogger("pounce.error").warning(
+            "pounce.run(): %s given without reload=True: nothing is watched",
+            ", ".join(f"{name}=" for name, value in reloading.items() if value is not None),
+        )
     name = app if isinstance(app, str) else None
     loaded = import_app(app, factory=factory, app_dir=app_dir) if isinstance(app, str) else app
     standard(opts).asgi(loaded, name=name).run(**opts.keywords(WorkerOptions))
+
+
+def _check_reloadable(app: ASGIApp | str, workers: object) -> None:
+    """``reload=True`` needs an import string and one worker: `BuildError` otherwise."""
+    if not isinstance(app, str):
+        raise BuildError(
+            "pounce.run(reload=True) needs the app as an import string: each change is "
+            "served by a fresh interpreter that imports it again",
+            hint='pass "module:attribute" (e.g. pounce.run("myapp:app", reload=True)), '
+            'and call pounce.run() under if __name__ == "__main__":',
+        )
+    if isinstance(workers, int) and workers > 1:
+        raise BuildError(
+            f"pounce.run(reload=True) serves one worker: it cannot be combined with "
+            f"workers={workers}",
+            hint="drop workers= while developing, or reload= in production",
+        )

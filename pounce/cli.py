@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pounce import __version__, envfile, uvicorn_flags
-from pounce.asgi.types import Receive, Scope, Send
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.importer import import_app
 from pounce.logs import configure_logging
@@ -192,8 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve_reloading(options: StandardOptions, values: Mapping[str, object], app: str) -> int:
     """``--reload``: a supervisor that never imports APP; a fresh worker per change."""
-    from pounce.workers import from_keywords, supervise_reload
-    from pounce.workers.reload import Recipe, ReloadOptions
+    from pounce.workers import from_keywords
+    from pounce.workers.reload import ReloadOptions, run_reloading
 
     workers = from_keywords(options.keywords(WorkerOptions))
     if workers.workers > 1:
@@ -202,11 +201,14 @@ def serve_reloading(options: StandardOptions, values: Mapping[str, object], app:
             hint="drop --workers while developing, or --reload in production",
         )
     reload = ReloadOptions(**outside_values(ReloadOptions, values))
-    factory, app_dir = bool(values["factory"]), str(values["app_dir"])
-    recipe = Recipe(app, factory, app_dir, str(values["log_level"]), dict(options))
-    # The supervisor's own Server only opens the listeners; each worker builds its own.
-    server = standard(options).asgi(_not_served, name=app)
-    return supervise_reload(server, workers, recipe, reload)
+    return run_reloading(
+        app,
+        factory=bool(values["factory"]),
+        app_dir=str(values["app_dir"]),
+        log_level=str(values["log_level"]),
+        options=options,
+        reload=reload,
+    )
 
 
 def fresh_workers(options: StandardOptions) -> bool:
@@ -221,18 +223,14 @@ def serve_fresh_workers(options: StandardOptions, values: Mapping[str, object], 
     """``--workers N`` (processes): a supervisor that never imports APP; each worker a
     fresh interpreter that does, so a rolling restart (SIGHUP) serves the code on disk."""
     from pounce.workers import check, from_keywords, supervise_fresh
-    from pounce.workers.reload import Recipe
+    from pounce.workers.reload import Recipe, not_served
 
     workers = from_keywords(options.keywords(WorkerOptions))
     check(workers)
     factory, app_dir = bool(values["factory"]), str(values["app_dir"])
     recipe = Recipe(app, factory, app_dir, str(values["log_level"]), dict(options))
-    server = standard(options).asgi(_not_served, name=app)
+    server = standard(options).asgi(not_served, name=app)
     return supervise_fresh(server, workers, recipe)
-
-
-async def _not_served(scope: Scope, receive: Receive, send: Send) -> None:
-    raise AssertionError("the supervisor serves no request: its workers do")
 
 
 def _fail(exc: PounceError, code: int, debug: bool) -> int:

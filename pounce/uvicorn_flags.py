@@ -13,7 +13,7 @@ the installed Uvicorn's ``--help``, so a flag a new Uvicorn adds fails the test
 until it is mapped here. The same holds for ``uvicorn.run()``'s keywords against
 ``pounce.run()`` (`RUN_REFUSED`): one Pounce does not take is refused with a
 `BuildError` carrying the message, unless it is given as Uvicorn's own
-default (``reload=False``, ``interface="auto"``), which changes nothing.
+default (``interface="auto"``, ``log_config=None``), which changes nothing.
 """
 
 from __future__ import annotations
@@ -135,20 +135,11 @@ def table() -> str:
     return "\n".join(rows)
 
 
-_RELOAD = (
-    "pounce.run() serves the app it is given; dev reload is the command line's: pounce APP --reload"
-)
-
 RUN_REFUSED: dict[str, tuple[tuple[object, ...], str]] = {
     "interface": (("auto", "asgi3"), REFUSED["--interface"]),
     "log_config": ((None,), REFUSED["--log-config"]),
     "use_colors": ((None,), _COLORS),
     "reset_contextvars": ((False,), REFUSED["--reset-contextvars"]),
-    "reload": ((False,), _RELOAD),
-    "reload_dirs": ((None,), _RELOAD),
-    "reload_includes": ((None,), _RELOAD),
-    "reload_excludes": ((None,), _RELOAD),
-    "reload_delay": ((0.25,), _RELOAD),
     "ssl_context_factory": (
         (None,),
         "give ssl_certfile, ssl_keyfile, ssl_ca_certs … "

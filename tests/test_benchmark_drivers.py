@@ -20,6 +20,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ["inproc.py", "-n", "50", "--close", "--parser", "h11"],
         ["h2_inproc.py", "path", "20"],
         ["ws_inproc.py", "--messages", "50"],
+        ["supervisor_overhead.py", "--workers", "2", "--rolls", "1", "--mode", "fork"],
     ],
 )
 def test_driver_runs(argv: list[str]) -> None:
@@ -27,3 +28,25 @@ def test_driver_runs(argv: list[str]) -> None:
         [sys.executable, *argv], cwd=BENCHMARKS, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_worker_scenarios_derive_their_servers() -> None:
+    """workers2 and scaling.py: each server's own --workers flag, the efficiency arithmetic
+    (the runs themselves need wrk and the peers: a quiet window, docs/performance.md)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from harness.servers import GRANIAN, PEERS, POUNCE_MINIMAL, for_workers, with_workers
+        from scaling import Point, cpu_list, efficiency
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    granian = with_workers(GRANIAN, 4)
+    assert granian.key == "granian-w4" and granian.args.count("--workers") == 1
+    assert granian.args[granian.args.index("--workers") + 1] == "4"
+    uvicorn = with_workers(PEERS[0], 2)
+    assert uvicorn.key == "uvicorn-httptools-uvloop-w2" and uvicorn.args[-2:] == ("--workers", "2")
+    picked = [s.key for s in for_workers((*PEERS, POUNCE_MINIMAL), 2)]
+    assert picked == ["uvicorn-httptools-uvloop-w2", "granian-w2"]
+    assert cpu_list("0-3,8") == {0, 1, 2, 3, 8}
+    points = [Point("p", "p", 1), Point("p", "p", 8)]
+    points[0].failed = points[1].failed = None
+    assert efficiency(points, "p", 8) is None  # no runs, no figure

@@ -123,8 +123,9 @@ def uvicorn_run_defaults() -> dict[str, object]:
 
 def test_every_uvicorn_run_keyword_is_taken_or_refused() -> None:
     from pounce.presets import StandardOptions
+    from pounce.workers.reload import RELOAD_KEYWORDS
 
-    taken = {*StandardOptions(), "factory", "app_dir", "log_level", "env_file"}
+    taken = {*StandardOptions(), *RELOAD_KEYWORDS, "factory", "app_dir", "log_level", "env_file"}
     for name in uvicorn_run_defaults():
         refused = name in uvicorn_flags.RUN_REFUSED
         assert (name in taken) != refused, f"uvicorn.run({name}=): map it in RUN_REFUSED"
@@ -140,7 +141,7 @@ def test_refused_run_keywords_at_uvicorns_default_change_nothing() -> None:
     ("name", "value", "message"),
     [
         ("interface", "wsgi", "Pounce serves ASGI 3"),
-        ("reload", True, "pounce APP --reload"),
+        ("ssl_context_factory", object(), "ssl_certfile"),
         ("use_colors", False, "plain text"),
     ],
 )

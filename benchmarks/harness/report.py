@@ -21,6 +21,7 @@ GOALS: tuple[tuple[str, str, str, str], ...] = (
     ("64k", "pounce-fast-uvloop", "uvicorn-httptools-uvloop", "≥ 1.0× (goal 6)"),
     ("upload", "pounce-fast-uvloop", "uvicorn-httptools-uvloop", "≥ 1.0× (goal 6)"),
     ("hello", "pounce-fast-uvloop", "pounce-minimal-fast-uvloop", "≈ 1.0×, report (goal 5)"),
+    ("workers2", "pounce-fast-uvloop-w2", "uvicorn-httptools-uvloop-w2", "≥ 1.0× (workers)"),
 )
 P99_GOAL = ("hello", "pounce-fast-uvloop", "uvicorn-httptools-uvloop", "≤ 1.2× (goal 1)")
 # Issue 19, item 5: the goals held for what users run, an app that awaits receive()

@@ -129,6 +129,21 @@ SCENARIOS: tuple[Scenario, ...] = (
         response_size=len(apps.STREAM_BODY),
         check=_check_stream,
     ),
+    Scenario(
+        app=APP,
+        key="workers2",
+        title="hello keep-alive, two workers per server, unpinned, wrk -t2",
+        method="GET",
+        path="/hello",
+        connections=64,
+        headers=(),
+        body=b"",
+        response_size=len(apps.HELLO_BODY),
+        check=_check_hello,
+        wrk_threads=2,
+        pinned=False,
+        workers=2,
+    ),
 )
 MEMORY_KEY = "memory"
 H2_KEY = "h2-hello"  # h2load, not wrk: harness/h2load.py

@@ -4,10 +4,21 @@ minimal stack (goal 5), all run on the benchmark apps from benchmarks/."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness.env import BENCH_DIR
-from pounce.bench.servers import HOST, PEERS, ServerSpec, pounce_help, pounce_variants
+from pounce.bench.servers import (  # re-exported: tests/test_benchmark_drivers.py
+    GRANIAN as GRANIAN,
+)
+from pounce.bench.servers import (
+    HOST,
+    PEERS,
+    ServerSpec,
+    pounce_help,
+    pounce_variants,
+    with_workers,
+)
 
 APP = "apps:app"  # the default app; a scenario may name another (framework_apps.py)
 
@@ -21,6 +32,23 @@ POUNCE_MINIMAL = ServerSpec(
     loop="uvloop",
     args=("minimal_server", "{app}", "--host", HOST, "--port", "{port}"),
 )
+
+
+# The servers of a scenario with several workers: Pounce's fast parser (the CLI's
+# default), Uvicorn on httptools and uvloop, Granian.
+WORKER_SERVERS = (
+    "pounce-fast-uvloop",
+    "pounce-fast-asyncio",
+    "uvicorn-httptools-uvloop",
+    "granian",
+)
+
+
+def for_workers(specs: Sequence[ServerSpec], workers: int) -> tuple[ServerSpec, ...]:
+    """The selected servers a `workers`-worker scenario runs, with that many workers."""
+    if workers == 1:
+        return tuple(specs)
+    return tuple(with_workers(s, workers) for s in specs if s.key in WORKER_SERVERS)
 
 
 def all_servers(python: Path) -> tuple[ServerSpec, ...]:

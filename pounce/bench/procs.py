@@ -26,8 +26,9 @@ def free_port() -> int:
         return port
 
 
-def pinned(cpu: int | None, argv: list[str]) -> list[str]:
-    """`argv` run under `taskset -c cpu`, or unchanged when there is nothing to pin to."""
+def pinned(cpu: int | str | None, argv: list[str]) -> list[str]:
+    """`argv` run under `taskset -c cpu` (a CPU, or a list such as "0-7"), or unchanged
+    when there is nothing to pin to."""
     return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
 
 

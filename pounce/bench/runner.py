@@ -56,13 +56,13 @@ class Bench:
     lua_dir: Path  # the generated wrk scripts
 
     def start(
-        self, spec: ServerSpec, app: str, log_dir: Path, ready_path: str = "/"
+        self, spec: ServerSpec, app: str, log_dir: Path, ready_path: str = "/", pinned: bool = True
     ) -> RunningServer:
         return RunningServer.start(
             spec,
             python=self.python,
             port=free_port(),
-            cpu=self.settings.server_cpu,
+            cpu=self.settings.server_cpu if pinned else None,
             log_dir=log_dir,
             app=app,
             cwd=self.cwd,
@@ -89,7 +89,11 @@ def _start_and_check(
     for cell in cells:
         try:
             server = bench.start(
-                cell.server, scenario.app, bench.logs / scenario.slug, scenario.path
+                cell.server,
+                scenario.app,
+                bench.logs / scenario.slug,
+                scenario.path,
+                scenario.pinned,
             )
         except ServerFailed as exc:
             cell.failed = str(exc)
@@ -132,20 +136,24 @@ def _time_once(
     bench: Bench, cell: Cell, server: RunningServer, scenario: Scenario, lua: Path, seconds: int
 ) -> tuple[WrkResult, str, CpuShares] | None:
     settings = bench.settings
+    server_cpu, client_cpu = (
+        (settings.server_cpu, settings.client_cpu) if scenario.pinned else (None, None)
+    )
     argv = wrk_command(
         url=f"http://127.0.0.1:{server.port}{scenario.path}",
         lua=lua,
         connections=scenario.connections,
         duration_s=seconds,
-        cpu=settings.client_cpu,
+        cpu=client_cpu,
+        threads=scenario.wrk_threads,
     )
-    before = CpuSample.take(server.pid, settings.server_cpu, settings.client_cpu)
+    before = CpuSample.take(server.pid, server_cpu, client_cpu)
     try:
         result, raw = run_wrk(argv, seconds)
     except WrkFailed as exc:
         cell.failed = str(exc)
         return None
-    after = CpuSample.take(server.pid, settings.server_cpu, settings.client_cpu)
+    after = CpuSample.take(server.pid, server_cpu, client_cpu)
     shares = CpuShares.between(before, after)
     if not server.alive():
         cell.failed = "server died during the run:\n" + server.process.log_tail()
@@ -212,7 +220,12 @@ def _timed_round(
 
 def run_scenario(bench: Bench, scenario: Scenario, specs: Sequence[ServerSpec]) -> list[Cell]:
     """All servers up at once (idle ones cost nothing); runs interleaved round by round."""
-    print(f"\n== {scenario.key}: {scenario.title} (-c{scenario.connections})", flush=True)
+    where = "" if scenario.pinned else ", unpinned"
+    print(
+        f"\n== {scenario.key}: {scenario.title} "
+        f"(-t{scenario.wrk_threads} -c{scenario.connections}{where})",
+        flush=True,
+    )
     lua = scenario.write_lua(bench.lua_dir)
     cells = [Cell(scenario.key, spec) for spec in specs]
     running = _start_and_check(bench, scenario, cells)

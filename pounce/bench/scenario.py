@@ -58,6 +58,9 @@ class Scenario:
     body: bytes  # the request body
     response_size: int  # response body bytes: wrk must read at least this per response
     check: Check
+    wrk_threads: int = 1
+    pinned: bool = True  # server on one CPU, wrk on another; False: both unpinned
+    workers: int = 1  # the servers' --workers (`pounce.bench.servers.with_workers`)
 
     @property
     def body_size(self) -> int:

@@ -7,6 +7,7 @@ pinned, in its own process group, on the app import string the scenario names.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import http.client
 import re
@@ -49,6 +50,20 @@ class ServerSpec:
         """The command line serving `app` (an import string) on `port`."""
         args = (arg.replace("{port}", str(port)).replace("{app}", app) for arg in self.args)
         return [str(python), "-m", *args]
+
+
+def with_workers(spec: ServerSpec, workers: int) -> ServerSpec:
+    """`spec` serving with `workers` workers (each server's own ``--workers``)."""
+    if workers == 1:
+        return spec
+    args = list(spec.args)
+    if "--workers" in args:  # granian, hypercorn: "--workers 1" already there
+        args[args.index("--workers") + 1] = str(workers)
+    else:
+        args += ["--workers", str(workers)]
+    return dataclasses.replace(
+        spec, key=f"{spec.key}-w{workers}", label=f"{spec.label} ×{workers}", args=tuple(args)
+    )
 
 
 def _uvicorn(parser: str, loop: str) -> ServerSpec:
@@ -272,7 +287,7 @@ class RunningServer:
         *,
         python: Path,
         port: int,
-        cpu: int | None,
+        cpu: int | str | None,
         log_dir: Path,
         app: str,
         cwd: Path,

@@ -46,11 +46,17 @@ class WrkResult:
 
 
 def wrk_command(
-    *, url: str, lua: Path, connections: int, duration_s: int, cpu: int | None
+    *,
+    url: str,
+    lua: Path,
+    connections: int,
+    duration_s: int,
+    cpu: int | str | None,
+    threads: int = WRK_THREADS,
 ) -> list[str]:
     argv = [
         "wrk",
-        f"-t{WRK_THREADS}",
+        f"-t{threads}",
         f"-c{connections}",
         f"-d{duration_s}s",
         "--latency",

@@ -52,6 +52,10 @@ from pounce.protocols.h2 import (
 
 error_log = logging.getLogger("pounce.error")
 
+# Seconds a draining connection may go on serving new streams while it waits
+# for a moment with none in flight to send its GOAWAY (see `begin_shutdown`).
+GOAWAY_GRACE = 1.0
+
 
 @dataclass(frozen=True, slots=True)
 class HTTP2Protocol(ProtocolFactory):
@@ -118,6 +122,8 @@ class HTTP2Driver(HTTPDriver):
         self._window_waiters: dict[int, asyncio.Future[None]] = {}
         self._drain_watch: asyncio.Task[None] | None = None
         self._tunnels: dict[int, StreamTunnel] = {}  # RFC 8441 streams, by stream id
+        self._going_away = False  # shutting down: GOAWAY when no stream is in flight
+        self._goaway_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, conn: Conn) -> None:
         super().connection_made(conn)
@@ -143,6 +149,9 @@ class HTTP2Driver(HTTPDriver):
         self._wake_windows()
         if self._drain_watch is not None:
             self._drain_watch.cancel()
+        if self._goaway_timer is not None:
+            self._goaway_timer.cancel()
+            self._goaway_timer = None
 
     def _handle(self, events: list[InboundEvent]) -> None:
         had_streams = bool(self._exchanges)
@@ -257,7 +266,9 @@ class HTTP2Driver(HTTPDriver):
         """No stream left: close if we are going away, else start the keep-alive clock."""
         if self._exchanges or self._tunnels or self._closed:
             return
-        if self._h2.must_close:
+        if self._going_away and not self._h2.going_away and self._h2.opened_a_stream:
+            self._go_away()  # the quiet moment a draining connection waited for
+        elif self._h2.must_close:
             self._close()
         elif self._h2.idle:
             self._arm_keep_alive_timer()
@@ -280,9 +291,34 @@ class HTTP2Driver(HTTPDriver):
                     waiter.set_result(None)
 
     def begin_shutdown(self) -> None:
-        """GOAWAY naming the last stream we took; those finish, newer ones are refused."""
+        """Graceful shutdown: GOAWAY at the first moment no stream is in flight.
+
+        RFC 9113 §6.8 lets a GOAWAY go out with streams in flight (they
+        finish; newer ones are the client's to retry), but the Python ``h2``
+        library — under httpx and every Python HTTP/2 client — closes its side
+        on receiving a GOAWAY and fails the streams still owed an answer
+        (python-hyper/h2 #1181). So a draining connection keeps serving until
+        it has no stream open, then sends its GOAWAY last: a client stream that
+        crosses it is above the last stream id and retried. A connection never
+        quiet for `GOAWAY_GRACE` gets its GOAWAY anyway, the RFC's way.
+        A connection that has not opened its first stream gets the same grace
+        to do so (it was accepted just before the listener closed).
+        """
         for tunnel in list(self._tunnels.values()):
             tunnel.handler.begin_shutdown()  # WebSocket: close 1001, ahead of the GOAWAY
+        if self._going_away or self._closed:
+            return
+        self._going_away = True
+        if self._h2.opened_a_stream and not self._exchanges and not self._tunnels:
+            self._go_away()
+        else:
+            self._goaway_timer = self._loop.call_later(GOAWAY_GRACE, self._go_away)
+
+    def _go_away(self) -> None:
+        """GOAWAY naming the last stream we took; those finish, newer ones are ignored."""
+        if self._goaway_timer is not None:
+            self._goaway_timer.cancel()
+            self._goaway_timer = None
         self.send_event(CloseConnection())
         for exchange in self._exchanges.values():
             exchange.keep_alive_refused = True

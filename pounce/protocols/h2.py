@@ -7,7 +7,7 @@ that wait for flow-control window, and adds what h2 leaves to its user:
 * request windows are credited only as the app consumes the body
   (`AcknowledgeData`), never on arrival, so a slow app bounds what we buffer;
 * a graceful GOAWAY (`CloseConnection`) names the highest stream we accepted,
-  lets those finish and refuses newer ones with REFUSED_STREAM (§6.8);
+  lets those finish and discards newer ones without a frame (§6.8);
 * the abuse budgets of `H2Settings` (Rapid Reset CVE-2023-44487, MadeYouReset
   CVE-2025-8671, the 2019 flood family CVE-2019-9512/9515/9518): past one, the
   connection ends with GOAWAY ENHANCE_YOUR_CALM;
@@ -268,7 +268,9 @@ class H2Core:
     def _on_request(self, event: h2.events.RequestReceived, out: list[InboundEvent]) -> None:
         sid = event.stream_id
         if self._goaway_last is not None and sid > self._goaway_last:
-            self._reset(sid, REFUSED_STREAM)  # RFC 9113 §6.8: newer than our GOAWAY
+            # RFC 9113 §6.8: newer than our GOAWAY, which tells the client it
+            # was not processed; discarded without a frame, as the RFC allows —
+            # the Python h2 client fails on any frame after a GOAWAY.
             return
         request, priority, protocol = parse_request(
             sid, event.headers or [], ended=event.stream_ended is not None
@@ -540,6 +542,16 @@ class H2Core:
     def output_drained(self) -> None:
         """The driver saw our output leave: the acks we owed are on their way."""
         self.control_backlog = 0
+
+    @property
+    def opened_a_stream(self) -> bool:
+        """The client has opened at least one stream (a GOAWAY now names a real one)."""
+        return self._conn.highest_inbound_stream_id > 0
+
+    @property
+    def going_away(self) -> bool:
+        """Our GOAWAY is queued or sent."""
+        return self._goaway_last is not None
 
     @property
     def must_close(self) -> bool:

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pounce.options import option, seconds
 from pounce.workers.handle import Events, Worker, WorkerPlan
@@ -36,6 +36,9 @@ from pounce.workers.process import (
     register_stack_dump,
 )
 from pounce.workers.runtime import STARTUP_FAILED, run_worker
+
+if TYPE_CHECKING:
+    from pounce.presets import StandardOptions
 
 
 def _path(text: str) -> str:
@@ -76,7 +79,11 @@ class ReloadOptions:
         help="glob of files and directories not to watch; repeatable",
     )
     reload_delay: float = option(
-        0.25, unit="s", check=seconds(), help="between two looks at the watched files"
+        0.25,
+        unit="s",
+        check=seconds(),
+        help="polling: between two looks at the watched files; with watchfiles "
+        "(pounce[reload]): how long to wait for more changes to batch into one reload",
     )
 
 
@@ -89,6 +96,55 @@ class Recipe:
     app_dir: str
     log_level: str
     options: Mapping[str, Any]  # the standard preset's values, by name
+
+
+RELOAD_KEYWORDS = ("reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay")
+"""`ReloadOptions` by name: ``pounce.run()``'s keywords (``uvicorn.run()``'s), the config keys."""
+
+
+def reload_options(label: str, given: Mapping[str, object]) -> ReloadOptions:
+    """`ReloadOptions` from keywords by name (``reload_dirs`` …), None meaning the
+    default as in ``uvicorn.run()``; a bad value is a `BuildError` "`label`(name=…): …"."""
+    from pounce.errors import BuildError
+    from pounce.options import check_value, options_of
+
+    known = {opt.name: opt for opt in options_of(ReloadOptions)}
+    fields: dict[str, Any] = {}
+    for name, value in given.items():
+        opt = known.get(name)
+        if opt is None:
+            raise BuildError(f"{label}({name}=...): unknown option")
+        if value is not None:
+            fields[opt.field] = check_value(f"{label}({name}={value!r}):", opt, value)
+    return ReloadOptions(**fields)
+
+
+def run_reloading(
+    app: str,
+    *,
+    factory: bool,
+    app_dir: str | None,
+    log_level: str,
+    options: StandardOptions,
+    reload: ReloadOptions,
+) -> int:
+    """Dev reload of the import string `app` with the standard preset's `options`
+    (a `StandardOptions`, already checked to ask for one worker): a supervisor that
+    never imports `app`, and a fresh worker per change. Returns the exit status."""
+    from pounce.presets import standard
+    from pounce.workers import from_keywords, supervise_reload
+    from pounce.workers.options import WorkerOptions
+
+    workers = from_keywords(options.keywords(WorkerOptions))
+    recipe = Recipe(app, factory, app_dir or ".", log_level, dict(options))
+    # The supervisor's own Server only opens the listeners; each worker builds its own.
+    server = standard(options).asgi(not_served, name=app)
+    return supervise_reload(server, workers, recipe, reload)
+
+
+async def not_served(scope: Any, receive: Any, send: Any) -> None:
+    """The app of a supervisor's own `Server`, which only opens the listeners."""
+    raise AssertionError("the supervisor serves no request: its workers do")
 
 
 class FreshSpawner(ProcessSpawner):

@@ -117,6 +117,8 @@ class Supervisor:
         finally:
             heartbeat.stop()
             if watching is not None:
+                assert self.watcher is not None
+                self.watcher.stop()
                 watching.cancel()
             self.listeners.close()
         return self.exit_code
@@ -247,6 +249,7 @@ class Supervisor:
 
     async def _watch(self) -> None:
         assert self.watcher is not None
+        error_log.info("Watching for changes in %s", self.watcher.describe())
         async for changed in self.watcher.changes():
             shown = ", ".join(changed[:3]) + (
                 f" and {len(changed) - 3} more" if changed[3:] else ""

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-STARTED = re.compile(r"Pounce running on http://127\.0\.0\.1:(\d+)")
+STARTED = re.compile(r"Pounce running on https?://127\.0\.0\.1:(\d+)")
 TIMEOUT = 5.0  # seconds for any one network operation
+REFUSED_STREAM = 0x7  # RFC 9113 §8.7: the stream was not processed; a client may retry it
 
 
 class Running:
@@ -275,6 +277,191 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(10)
+
+
+class H2Load:
+    """HTTP/2 clients requesting in a loop until `stop()`, bounded in count and
+    time, as `Load`; prior knowledge on the cleartext port.
+
+    `connections` httpx clients (over the h2 library) keep one connection
+    each, one stream at a time. `multiplexed` `MuxClient`s keep `depth`
+    streams open at once on one connection each. Any request that does not
+    end in a 200 is a failure — a refused connection, a stream failed or reset,
+    a connection closed with a stream owed. Retried, and counted apart, is
+    only what RFC 9113 lets a client retry: a stream above the last stream id
+    of a GOAWAY (§6.8: never processed) — httpx does that by itself.
+    """
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        connections: int = 2,
+        multiplexed: int = 1,
+        depth: int = 4,
+        limit: int = 5000,
+        seconds: float = 20.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        import httpx
+
+        self.port = port
+        self.tls = tls  # a client context trusting the server: TLS with ALPN h2
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
+        self.limit = limit
+        self.deadline = time.monotonic() + seconds
+        self.ok = 0
+        self.failures: list[str] = []
+        self.retries = 0
+        self.goaways = 0
+        self.pids: set[int] = set()
+        self.versions: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._clients = [
+            httpx.Client(http1=False, http2=True, timeout=TIMEOUT, verify=tls or True)
+            for _ in range(connections)
+        ]
+        self._threads = [
+            threading.Thread(target=self._run_httpx, args=(client,), daemon=True)
+            for client in self._clients
+        ] + [
+            threading.Thread(target=MuxClient(self, depth).run, daemon=True)
+            for _ in range(multiplexed)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def running(self) -> bool:
+        with self._lock:
+            count = self.ok + len(self.failures)
+        return not self._stop.is_set() and count < self.limit and time.monotonic() < self.deadline
+
+    def record(self, outcome: str | None, body: str = "", version: str = "HTTP/2") -> None:
+        """One request's end: None for a 200 whose body is `body`, else the failure."""
+        with self._lock:
+            if outcome is None:
+                self.ok += 1
+                self.pids.add(pid_of(body))
+                self.versions.add(version)
+            else:
+                self.failures.append(outcome)
+
+    def _run_httpx(self, client: Any) -> None:
+        while self.running():
+            try:
+                response = client.get(self.url)
+            except Exception as exc:  # every failure counts, whatever httpx raises
+                self.record(f"httpx: {exc!r}")
+                continue
+            status = response.status_code
+            self.record(
+                None if status == 200 else f"status {status}", response.text, response.http_version
+            )
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+        for client in self._clients:
+            client.close()
+
+
+class MuxClient:
+    """One HTTP/2 connection at a time with `depth` streams open at once, on the
+    h2 library and a blocking socket, every wait bounded by `TIMEOUT`.
+
+    On a GOAWAY it does what RFC 9113 §6.8 asks: streams above the last stream
+    id are retried on a new connection; streams at or below it must still be
+    answered. (The h2 library closes its state machine on a GOAWAY —
+    python-hyper/h2 #1181 — so the client puts it back to open to read them.)
+    """
+
+    REQUEST = (
+        (b":method", b"GET"),
+        (b":path", b"/"),
+        (b":scheme", b"http"),
+        (b":authority", b"127.0.0.1"),
+    )
+
+    def __init__(self, load: H2Load, depth: int) -> None:
+        self.load, self.depth = load, depth
+
+    def run(self) -> None:
+        while self.load.running():
+            try:
+                sock = socket.create_connection(("127.0.0.1", self.load.port), timeout=TIMEOUT)
+                if self.load.tls is not None:
+                    sock = self.load.tls.wrap_socket(sock, server_hostname="localhost")
+                    if sock.selected_alpn_protocol() != "h2":
+                        raise ConnectionError(f"ALPN chose {sock.selected_alpn_protocol()!r}")
+            except OSError as exc:
+                self.load.record(f"mux: new connection: {exc!r}")
+                continue
+            with sock:
+                self._serve(sock)
+
+    def _serve(self, sock: socket.socket) -> None:
+        import h2.config
+        import h2.connection
+        import h2.events
+
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        conn.initiate_connection()
+        owed: dict[int, list[Any]] = {}  # stream id -> [status, body]
+        last: int | None = None  # the GOAWAY's last stream id
+        try:
+            while True:
+                while last is None and len(owed) < self.depth and self.load.running():
+                    sid = conn.get_next_available_stream_id()
+                    conn.send_headers(sid, self.REQUEST, end_stream=True)
+                    owed[sid] = [0, b""]
+                data = conn.data_to_send()
+                if data:
+                    sock.sendall(data)
+                if not owed:
+                    return
+                chunk = sock.recv(65536)
+                if not chunk:
+                    for sid in owed:
+                        self.load.record(f"mux: connection closed with stream {sid} owed")
+                    return
+                for event in conn.receive_data(chunk):
+                    if isinstance(event, h2.events.ConnectionTerminated):
+                        last = event.last_stream_id
+                        with self.load._lock:
+                            self.load.goaways += 1
+                        conn.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+                        for sid in [sid for sid in owed if sid > last]:
+                            del owed[sid]  # never processed: retried on the next connection
+                            with self.load._lock:
+                                self.load.retries += 1
+                    elif isinstance(event, h2.events.ResponseReceived):
+                        owed[event.stream_id][0] = int(dict(event.headers)[b":status"])
+                    elif isinstance(event, h2.events.DataReceived):
+                        owed[event.stream_id][1] += event.data
+                        conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                    elif isinstance(event, h2.events.StreamEnded):
+                        status, body = owed.pop(event.stream_id)
+                        self.load.record(
+                            None if status == 200 else f"status {status}", body.decode()
+                        )
+                    elif isinstance(event, h2.events.StreamReset):
+                        owed.pop(event.stream_id, None)
+                        if event.error_code == REFUSED_STREAM:  # §8.7: not processed
+                            with self.load._lock:
+                                self.load.retries += 1
+                        else:
+                            self.load.record(f"mux: stream reset {event.error_code!r}")
+        except Exception as exc:  # a reset, a timeout, a protocol error: all failures
+            for sid in owed:
+                self.load.record(f"mux: stream {sid}: {exc!r}")
+            if not owed:
+                self.load.record(f"mux: {exc!r}")
 
 
 def answers_from_every_worker(running: Running, workers: int) -> dict[tuple[str, str], str]:

@@ -1,7 +1,9 @@
 """A server for the worker tests: ``python -m tests.workers.serve_app '{"workers": 2}'``.
 
-The JSON object holds the keywords of `Server.run()` plus ``graceful`` (the
-graceful timeout, seconds). Set ``POUNCE_TEST_FAIL_FILE`` to a path: while
+HTTP/1.1 and HTTP/2 (prior knowledge) on one port. The JSON object holds
+the keywords of `Server.run()` plus ``graceful`` (the graceful timeout,
+seconds) and ``tls`` (``{"cert": PATH, "key": PATH}``: TLS, ALPN h2 or
+http/1.1). Set ``POUNCE_TEST_FAIL_FILE`` to a path: while
 that file exists, a new worker's lifespan startup fails.
 
 Routes: every answer is ``<pid> <thread id> <TCP_NODELAY of this connection>``.
@@ -85,15 +87,12 @@ async def lifespan(receive: Any, send: Any) -> None:
 def main() -> None:
     options = json.loads(sys.argv[1])
     graceful = float(options.pop("graceful", 5))
+    tls = options.pop("tls", None)  # {"cert": path, "key": path}
     configure_logging("info", access_log=False)
-    server = (
-        Server.builder()
-        .bind("127.0.0.1", 0)
-        .h1()
-        .timeouts(graceful_shutdown=graceful)
-        .lifespan("on")
-        .asgi(app)
-    )
+    builder = Server.builder().bind("127.0.0.1", 0)
+    if tls:
+        builder = builder.tls(cert=tls["cert"], key=tls["key"])
+    server = builder.h1().h2().timeouts(graceful_shutdown=graceful).lifespan("on").asgi(app)
     server.run(**options)
 
 
