@@ -234,6 +234,8 @@ class HTTP3Connection:
         if core.terminated:
             self._finish()
             return
+        if core.going_away:
+            self._maybe_close()  # acknowledgements may have come
         at = core.timer()
         if at != self._timer_at:
             if self._timer is not None:
@@ -400,7 +402,13 @@ class HTTP3Connection:
     # -- shutdown ------------------------------------------------------------------------------
 
     def begin_shutdown(self) -> None:
-        """GOAWAY: the requests taken finish, newer ones are refused; then close."""
+        """GOAWAY: the requests taken finish, newer ones are refused; then close.
+
+        A connection still in its handshake has no request to finish: dropped.
+        """
+        if self._core.cipher_suite is None:
+            self._finish()
+            return
         self._core.send(CloseConnection())
         for exchange in self._exchanges.values():
             exchange.keep_alive_refused = True
@@ -408,8 +416,12 @@ class HTTP3Connection:
         self._schedule_transmit()
 
     def _maybe_close(self) -> None:
-        if not self._exchanges and self._core.going_away and not self._closed:
-            self._core.close()
+        """Going away, no request left, every response acknowledged: CONNECTION_CLOSE."""
+        core = self._core
+        if self._exchanges or self._closed or not core.going_away or core.terminated:
+            return
+        if core.responses_delivered():
+            core.close()
             self._schedule_transmit()
 
     def abort(self) -> None:

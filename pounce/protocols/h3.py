@@ -533,6 +533,18 @@ class H3Core:
             return 0
         return len(stream.sender._buffer)
 
+    def responses_delivered(self) -> bool:
+        """Every response sent is acknowledged (or its reset is): closing now loses nothing.
+
+        A CONNECTION_CLOSE discards what is still unacknowledged, so a going-away
+        connection waits for this (bounded by the graceful shutdown timeout).
+        """
+        return all(
+            stream.sender.is_finished
+            for sid, stream in self._quic._streams.items()
+            if sid % 4 == 0  # client-initiated bidirectional: the request streams
+        )
+
     def is_active(self, sid: int) -> bool:
         return sid in self._active
 

@@ -17,11 +17,16 @@ from typing import Any
 
 from aioquic.asyncio import connect
 from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.buffer import Buffer
+from aioquic.buffer import Buffer, BufferReadError
 from aioquic.h3.connection import H3_ALPN, FrameType, H3Connection
 from aioquic.h3.events import DataReceived, HeadersReceived
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
+from aioquic.quic.events import (
+    ConnectionTerminated,
+    QuicEvent,
+    StreamDataReceived,
+    StreamReset,
+)
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -46,16 +51,22 @@ class Reply:
         return dict(self.heads[-1])
 
 
-class _H3(H3Connection):
-    def __init__(self, quic: Any, goaways: list[int]) -> None:
-        super().__init__(quic)
-        self._goaways = goaways
+SERVER_CONTROL_STREAM = 3  # the server's first unidirectional stream (aioquic opens it first)
 
-    def _handle_control_frame(self, frame_type: int, frame_data: bytes) -> None:
-        if frame_type == FrameType.GOAWAY:
-            self._goaways.append(Buffer(data=frame_data).pull_uint_var())
-            return
-        super()._handle_control_frame(frame_type, frame_data)
+
+def goaway_ids(control: bytes) -> list[int]:
+    """The GOAWAY ids in the bytes of a control stream so far (aioquic skips them)."""
+    buf, found = Buffer(data=control), []
+    try:
+        buf.pull_uint_var()  # the stream type
+        while not buf.eof():
+            frame_type, size = buf.pull_uint_var(), buf.pull_uint_var()
+            payload = buf.pull_bytes(size)
+            if frame_type == FrameType.GOAWAY:
+                found.append(Buffer(data=payload).pull_uint_var())
+    except BufferReadError:
+        pass  # an incomplete frame: the rest comes later
+    return found
 
 
 class H3Client(QuicConnectionProtocol):
@@ -64,12 +75,16 @@ class H3Client(QuicConnectionProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.goaways: list[int] = []
-        self.h3 = _H3(self._quic, self.goaways)
+        self._control = b""
+        self.h3 = H3Connection(self._quic)
         self.replies: dict[int, Reply] = {}
         self.terminated: ConnectionTerminated | None = None
         self.closed_event = asyncio.Event()
 
     def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived) and event.stream_id == SERVER_CONTROL_STREAM:
+            self._control += event.data
+            self.goaways[:] = goaway_ids(self._control)
         if isinstance(event, ConnectionTerminated):
             self.terminated = event
             self.closed_event.set()
