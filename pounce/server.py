@@ -154,6 +154,8 @@ class Server:
         ready: ReadyCallback | None = None,
         sockets: Sequence[socket.socket] | None = None,
         announce: bool = True,
+        udp: socket.socket | None = None,
+        serve_udp: bool = True,
     ) -> None:
         """Serve until `stop` is set, then shut down gracefully.
 
@@ -162,7 +164,10 @@ class Server:
         sockets already open (a supervisor opens them once for every worker);
         they are served instead of the binds and left open afterwards.
         `announce`: log the "Pounce running on" line (a supervisor logs it
-        once for all its workers instead).
+        once for all its workers instead). `udp`: with `sockets`, HTTP/3's
+        socket, also opened by the caller; `serve_udp` False serves no HTTP/3
+        but still advertises its port (a worker that does not own it). With
+        `sockets` and no `udp`, HTTP/3 is not served.
         """
         stop = stop or asyncio.Event()
         serving = Serving()
@@ -170,7 +175,10 @@ class Server:
         lifespan = Lifespan(app, self.spec.lifespan)
         await lifespan.startup()
         try:
-            await self._serve_listening(app, lifespan, stop, ready, sockets, announce, serving)
+            udp_plan = (udp, serve_udp) if udp is not None else None
+            await self._serve_listening(
+                app, lifespan, stop, ready, sockets, announce, serving, udp_plan
+            )
         finally:
             await lifespan.shutdown()
 
@@ -183,6 +191,7 @@ class Server:
         given: Sequence[socket.socket] | None,
         announce: bool = True,
         serving: Serving | None = None,
+        udp: tuple[socket.socket, bool] | None = None,
     ) -> None:
         spec = self.spec
         sockets: list[socket.socket] = list(given or ())
@@ -195,11 +204,17 @@ class Server:
                     sockets.append(open_socket(bind, spec.backlog))
                     opened.append(bind)
             http = spec.http
-            if spec.h3 is not None:
-                h3 = self._open_h3(sockets, lifespan, app, live_tls)
-                if spec.h3.options.alt_svc:
-                    port = h3.sock.getsockname()[1]
-                    http = replace(http, extra_headers=(*http.extra_headers, alt_svc(port)))
+            h3_port: int | None = None
+            if spec.h3 is not None and (given is None or udp is not None):
+                h3_sock = udp[0].dup() if udp is not None else None
+                if udp is None or udp[1]:
+                    h3 = self._open_h3(sockets, lifespan, app, live_tls, h3_sock)
+                    h3_port = h3.sock.getsockname()[1]
+                elif h3_sock is not None:
+                    h3_port = h3_sock.getsockname()[1]
+                    h3_sock.close()
+            if h3_port is not None and spec.h3 is not None and spec.h3.options.alt_svc:
+                http = replace(http, extra_headers=(*http.extra_headers, alt_svc(h3_port)))
             service = ServiceContext(app, http, state=lifespan.state)
             tracker = ConnectionTracker()
             factory = self._handler_factory(service, live_tls)
@@ -250,20 +265,24 @@ class Server:
         lifespan: Lifespan,
         app: ASGIApp,
         live_tls: list[_Reloadable],
+        sock: socket.socket | None = None,
     ) -> HTTP3Listener:
-        """HTTP/3's UDP socket (the TLS listener's host and port by default) and endpoint."""
+        """HTTP/3's endpoint on `sock` (a supervisor's), or on a UDP socket opened here at
+        the TLS listener's host and port (or `.h3(bind=)`)."""
         from pounce.drivers.http3 import HTTP3Listener
 
         spec_h3 = self.spec.h3
         assert spec_h3 is not None
-        name = sockets[0].getsockname() if sockets else None
-        tcp = (str(name[0]), int(name[1])) if isinstance(name, tuple) else None
-        try:
-            host, port = spec_h3.address(tcp)
-        except ValueError as exc:
-            raise TransportError(str(exc), hint="give --http3-bind HOST:PORT") from exc
+        if sock is None:
+            name = sockets[0].getsockname() if sockets else None
+            tcp = (str(name[0]), int(name[1])) if isinstance(name, tuple) else None
+            try:
+                host, port = spec_h3.address(tcp)
+            except ValueError as exc:
+                raise TransportError(str(exc), hint="give --http3-bind HOST:PORT") from exc
+            sock = open_udp(host, port)
         context = ServiceContext(app, self.spec.http, state=lifespan.state)
-        listener = HTTP3Listener(spec_h3, context, open_udp(host, port))
+        listener = HTTP3Listener(spec_h3, context, sock)
         live_tls.append(listener.certificate)
         return listener
 
