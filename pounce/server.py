@@ -282,7 +282,13 @@ class Server:
                 raise TransportError(str(exc), hint="give --http3-bind HOST:PORT") from exc
             sock = open_udp(host, port)
         context = ServiceContext(app, self.spec.http, state=lifespan.state)
-        listener = HTTP3Listener(spec_h3, context, sock)
+        tunnels = {
+            token: factory
+            for factory in self.spec.protocols
+            if factory.tunnels
+            for token in factory.upgrade_tokens
+        }
+        listener = HTTP3Listener(spec_h3, context, sock, tunnels)
         live_tls.append(listener.certificate)
         return listener
 

@@ -27,11 +27,14 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Mapping
 
 from pounce.asgi.exchange import Exchange
 from pounce.conn import ConnectionInfo, TLSInfo, peer_name
+from pounce.drivers.bridge import ProtocolFactory
 from pounce.drivers.http3_options import HTTP3Service
 from pounce.drivers.service import ServiceContext
+from pounce.drivers.tunnel import StreamTunnel
 from pounce.errors import TLSError
 from pounce.net.udp import DatagramEndpoint
 from pounce.protocols.events import (
@@ -102,9 +105,16 @@ class HTTP3Endpoint:
     """Routes the datagrams of one UDP socket to their QUIC connections (one per serve)."""
 
     def __init__(
-        self, service: HTTP3Service, context: ServiceContext, certificate: QuicCertificate
+        self,
+        service: HTTP3Service,
+        context: ServiceContext,
+        certificate: QuicCertificate,
+        tunnels: Mapping[bytes, ProtocolFactory] | None = None,
     ) -> None:
+        """`tunnels`: the protocols that run on one stream by extended CONNECT (RFC 9220
+        WebSocket), by ``:protocol`` token."""
         self._settings = service.options.settings()
+        self.tunnels: Mapping[bytes, ProtocolFactory] = tunnels or {}
         self._context = context
         self._certificate = certificate
         self._routes: dict[bytes, HTTP3Connection] = {}
@@ -199,6 +209,7 @@ class HTTP3Connection:
         self._addr = addr
         self._loop = asyncio.get_running_loop()
         self._exchanges: dict[int, Exchange] = {}
+        self._tunnels: dict[int, StreamTunnel] = {}  # RFC 9220 streams, by stream id
         self._received: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: dict[int, asyncio.Future[None]] = {}
@@ -263,6 +274,8 @@ class HTTP3Connection:
         for exchange in self._exchanges.values():
             exchange.disconnect()
         self._exchanges.clear()
+        for tunnel in list(self._tunnels.values()):
+            tunnel.lost()
         self._wake_senders()
         self._endpoint.forget(self)
 
@@ -278,15 +291,17 @@ class HTTP3Connection:
                 exchange = self._exchanges.get(event.stream_id)
                 if exchange is not None:
                     exchange.end_body()
+                elif (tunnel := self._tunnels.get(event.stream_id)) is not None:
+                    tunnel.peer_ended()
             elif isinstance(event, StreamReset):
                 self._on_reset(event.stream_id)
             elif isinstance(event, UpgradeRequested):
-                # RFC 9220 (WebSocket over HTTP/3) is not served yet: 501 on the
-                # stream (RFC 9110 §15.6.2), as HTTP/2 answers an unknown :protocol.
-                self._reject(event.stream_id, 501)
+                self._on_upgrade(event)
             elif isinstance(event, ConnectionLost):
                 for exchange in self._exchanges.values():
                     exchange.disconnect()
+                for tunnel in list(self._tunnels.values()):
+                    tunnel.lost()
 
     def _on_request(self, request: RequestReceived) -> None:
         limit = self._options.max_request_body
@@ -301,11 +316,38 @@ class HTTP3Connection:
         self._received[request.stream_id] = 0
         self._tasks.add(self._loop.create_task(exchange.run(self._service.app, self._app_exited)))
 
+    def _on_upgrade(self, upgrade: UpgradeRequested) -> None:
+        """Extended CONNECT (RFC 9220, as RFC 8441 over HTTP/2): the protocol named by
+        ``:protocol`` runs on this stream, through the same `StreamTunnel` as HTTP/2's.
+
+        Nobody registered to run it on a stream: 501 on the stream (RFC 9110
+        §15.6.2), and the connection goes on.
+        """
+        sid = upgrade.stream_id
+        info = self._connection_info()
+        factory = self._endpoint.tunnels.get(upgrade.protocol.strip().lower())
+        if factory is None or not factory.accepts_upgrade(upgrade, info):
+            self._reject(sid, 501)
+            return
+        handler = factory.upgrade(self._service, upgrade)
+        tunnel = StreamTunnel(self, sid, info, handler)
+        self._tunnels[sid] = tunnel
+        handler.connection_made(tunnel)
+
+    def tunnel_closed(self, stream_id: int) -> None:
+        self._tunnels.pop(stream_id, None)
+        self._schedule_transmit()
+        self._maybe_close()
+
     def _on_data(self, event: DataReceived) -> None:
         sid = event.stream_id
         exchange = self._exchanges.get(sid)
         if exchange is None:
-            self._core.credit(sid, len(event.data))
+            tunnel = self._tunnels.get(sid)
+            if tunnel is not None:
+                tunnel.feed(event.data)  # credited as the handler takes it
+            else:
+                self._core.credit(sid, len(event.data))
             return
         received = self._received[sid] + len(event.data)
         self._received[sid] = received
@@ -316,6 +358,9 @@ class HTTP3Connection:
         exchange.feed_body(event.data)
 
     def _on_reset(self, sid: int) -> None:
+        tunnel = self._tunnels.get(sid)
+        if tunnel is not None:
+            tunnel.lost()
         exchange = self._exchanges.pop(sid, None)
         self._received.pop(sid, None)
         if exchange is not None:
@@ -409,6 +454,8 @@ class HTTP3Connection:
         if self._core.cipher_suite is None:
             self._finish()
             return
+        for tunnel in list(self._tunnels.values()):
+            tunnel.handler.begin_shutdown()  # WebSocket: close 1001, ahead of the GOAWAY
         self._core.send(CloseConnection())
         for exchange in self._exchanges.values():
             exchange.keep_alive_refused = True
@@ -418,7 +465,9 @@ class HTTP3Connection:
     def _maybe_close(self) -> None:
         """Going away, no request left, every response acknowledged: CONNECTION_CLOSE."""
         core = self._core
-        if self._exchanges or self._closed or not core.going_away or core.terminated:
+        if self._exchanges or self._tunnels or self._closed or not core.going_away:
+            return
+        if core.terminated:
             return
         if core.responses_delivered():
             core.close()
@@ -444,10 +493,16 @@ def _content_length(request: RequestReceived) -> int | None:
 class HTTP3Listener:
     """One serve's UDP socket, endpoint and certificate, opened by `Server.serve()`."""
 
-    def __init__(self, service: HTTP3Service, context: ServiceContext, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        service: HTTP3Service,
+        context: ServiceContext,
+        sock: socket.socket,
+        tunnels: Mapping[bytes, ProtocolFactory] | None = None,
+    ) -> None:
         self.sock = sock
         self.certificate = QuicCertificate(service.cert, service.key, service.password)
-        self.endpoint = HTTP3Endpoint(service, context, self.certificate)
+        self.endpoint = HTTP3Endpoint(service, context, self.certificate, tunnels)
         self._context = context
         self._transport: asyncio.BaseTransport | None = None
 

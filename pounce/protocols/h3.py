@@ -89,6 +89,9 @@ H3_EXCESSIVE_LOAD = int(ErrorCode.H3_EXCESSIVE_LOAD)
 H3_INTERNAL_ERROR = int(ErrorCode.H3_INTERNAL_ERROR)
 MIN_INITIAL_SIZE = 1200  # bytes; RFC 9000 §14.1: a client's Initial datagram is padded to this
 _SUPPORTED = (QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2)
+# `ResetStream` codes come in HTTP/2's numbers (the exchange's 0, the tunnel's CANCEL):
+# RFC 9114 §8.1 names their HTTP/3 equivalents.
+_H2_TO_H3 = {0x0: H3_INTERNAL_ERROR, 0x2: H3_INTERNAL_ERROR, 0x8: H3_REQUEST_CANCELLED}
 
 
 class CertificateError(Exception):
@@ -488,7 +491,7 @@ class H3Core:
                 self._quic.stop_stream(sid, H3_NO_ERROR)
             self._finish(sid)
         elif isinstance(event, ResetStream):
-            self._refuse(sid, event.error_code or H3_INTERNAL_ERROR)
+            self._refuse(sid, _H2_TO_H3.get(event.error_code, event.error_code))
             self._forget(sid)
 
     def credit(self, sid: int, size: int) -> None:

@@ -118,8 +118,12 @@ class H3Client(QuicConnectionProtocol):
         end: bool = True,
         authority: bytes = b"localhost",
         raw: Headers | None = None,
+        unchecked: bool = False,
     ) -> Reply:
-        """Send a request head (`raw`: exactly these fields) and return its `Reply`."""
+        """Send a request head (`raw`: exactly these fields) and return its `Reply`.
+
+        `unchecked`: past aioquic's own checks, a malformed block on the wire.
+        """
         sid = self._quic.get_next_available_stream_id()
         fields = raw or [
             (b":method", method.encode()),
@@ -129,7 +133,7 @@ class H3Client(QuicConnectionProtocol):
             *headers,
         ]
         self.replies[sid] = reply = Reply(sid)
-        if raw is not None:  # past aioquic's own checks: a malformed block on the wire
+        if unchecked:
             frame = self.h3._encode_headers(sid, fields)
             from aioquic.h3.connection import encode_frame
 

@@ -233,7 +233,8 @@ def test_malformed_request_is_a_stream_error_and_the_connection_goes_on(
                     (b":authority", b"localhost"),
                     (b":path", b"/"),
                     (b"Upper-Case", b"no"),  # RFC 9114 §4.2: names are lower case
-                ]
+                ],
+                unchecked=True,
             )
             await bad.done.wait()
             assert bad.reset == H3_MESSAGE_ERROR and not bad.heads
@@ -446,3 +447,68 @@ def test_h3_bind_elsewhere(pki: PKI) -> None:
         with https_client(pki) as http:
             response = http.get(f"https://127.0.0.1:{server.port}/")
         assert response.headers["alt-svc"] == f'h3=":{port}"; ma=86400'
+
+
+# -- WebSocket over HTTP/3 (RFC 9220) -----------------------------------------------------------
+
+
+async def ws_echo(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send(
+                {"type": "websocket.send", "text": f"{scope['http_version']}: {message['text']}"}
+            )
+    elif scope["type"] == "http":
+        await echo(scope, receive, send)
+
+
+def test_websocket_over_http3_extended_connect(pki: PKI) -> None:
+    from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode
+
+    async def scenario() -> None:
+        async with h3_connect("127.0.0.1", server.port, str(pki.ca)) as client:
+            stream = client.open(
+                raw=[
+                    (b":method", b"CONNECT"),
+                    (b":protocol", b"websocket"),
+                    (b":scheme", b"https"),
+                    (b":authority", b"localhost"),
+                    (b":path", b"/ws"),
+                    (b"sec-websocket-version", b"13"),
+                ],
+                end=False,
+            )
+            while not stream.heads:
+                await client.ping()
+            assert stream.status == 200
+            frames = FrameProtocol(client=True, extensions=[])
+            client.send_body(stream.stream_id, bytes(frames.send_data("hello")))
+            while not stream.body:
+                await client.ping()
+            frames.receive_bytes(stream.body)
+            (frame,) = list(frames.received_frames())
+            assert frame.opcode is Opcode.TEXT and frame.payload == "3: hello"
+            close = bytes(frames.close(CloseReason.NORMAL_CLOSURE))
+            client.send_body(stream.stream_id, close, end=True)
+            await stream.done.wait()
+            unknown = client.open(
+                raw=[
+                    (b":method", b"CONNECT"),
+                    (b":protocol", b"not-a-protocol"),
+                    (b":scheme", b"https"),
+                    (b":authority", b"localhost"),
+                    (b":path", b"/ws"),
+                ],
+                end=False,
+            )
+            await unknown.done.wait()
+            assert unknown.status == 501
+
+    built = builder(pki).websocket().asgi(ws_echo)
+    with TestServer(built) as server:
+        run(scenario)
