@@ -512,3 +512,40 @@ def test_websocket_over_http3_extended_connect(pki: PKI) -> None:
     built = builder(pki).websocket().asgi(ws_echo)
     with TestServer(built) as server:
         run(scenario)
+
+
+# -- the exchange's answers, over HTTP/3 ---------------------------------------------------------
+
+
+def test_app_failures_early_hints_and_a_lying_content_length(pki: PKI) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/fail":
+            raise RuntimeError("boom")
+        if scope["path"] == "/hints":
+            link = [(b"link", b"</style.css>; rel=preload")]
+            await send(
+                {"type": "http.response.early_hint", "links": [b"</style.css>; rel=preload"]}
+            )
+            await send({"type": "http.response.start", "status": 200, "headers": link})
+            await send({"type": "http.response.body", "body": b"page"})
+            return
+        headers = [(b"content-length", b"3")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"1234567"})
+
+    async def scenario() -> None:
+        async with h3_connect("127.0.0.1", server.port, str(pki.ca)) as client:
+            failed = await client.request("GET", "/fail")
+            assert failed.status == 500
+            hinted = await client.request("GET", "/hints")
+            assert [int(dict(h)[b":status"]) for h in hinted.heads] == [103, 200]
+            assert hinted.body == b"page"
+            lying = await client.request("GET", "/lie")
+            assert lying.reset is not None or lying.status == 500  # never 7 bytes as 3
+            assert b"1234567" not in lying.body
+            assert (await client.request("GET", "/fail")).status == 500  # the connection goes on
+
+    with TestServer(builder(pki).asgi(app)) as server:
+        run(scenario)
