@@ -57,6 +57,8 @@ from pounce.protocols.h3 import (
     CertificateError,
     Credentials,
     H3Core,
+    PacketHeader,
+    RetryTokens,
     load_credentials,
     read_header,
     version_negotiation,
@@ -67,6 +69,10 @@ error_log = logging.getLogger("pounce.error")
 # Response bytes of one stream sent but not yet acknowledged before its app's
 # `send` waits: as the asyncio transport's write high-water mark.
 SEND_HIGH_WATER = 64 * 1024  # bytes
+# Connections in their handshake (state kept for an address nobody has proved)
+# above which a new client must first echo a Retry token (RFC 9000 §8.1.2): a
+# flood of spoofed Initials then costs one small stateless packet each.
+RETRY_ABOVE_HANDSHAKES = 100  # connections
 
 
 # -- the certificate, shared with the TLS listener --------------------------------------------
@@ -119,6 +125,9 @@ class HTTP3Endpoint:
         self._certificate = certificate
         self._routes: dict[bytes, HTTP3Connection] = {}
         self._connections: set[HTTP3Connection] = set()
+        self.handshaking: set[HTTP3Connection] = set()
+        self._retry = RetryTokens()
+        self._loop = asyncio.get_running_loop()
         self._closed = asyncio.Event()
         self._closed.set()
         self._shutting_down = False
@@ -139,18 +148,41 @@ class HTTP3Endpoint:
             return
         connection = self._routes.get(header.destination_cid)
         if connection is None:
+            # RFC 9000 §14.1: an Initial, and every packet answered before a
+            # connection exists, comes in a datagram of 1200 bytes or more.
+            if len(data) < MIN_INITIAL_SIZE or self._shutting_down:
+                return
             if not header.version_supported:
-                self.send(version_negotiation(header), addr)
+                if not header.is_version_negotiation:  # never answer one (a reflection loop)
+                    self.send(version_negotiation(header), addr)
                 return
-            # RFC 9000 §14.1: a server drops an Initial in a datagram under 1200 bytes.
-            if not header.is_initial or len(data) < MIN_INITIAL_SIZE or self._shutting_down:
+            if not header.is_initial:
                 return
-            core = H3Core(self._certificate.current, self._settings, header.destination_cid)
-            connection = HTTP3Connection(self, core, self._context, addr)
-            self._connections.add(connection)
-            self._closed.clear()
-            self.route(connection, (header.destination_cid, core.host_cid), ())
+            connection = self._accept(header, addr)
+            if connection is None:
+                return
         connection.datagram_received(data, addr)
+
+    def _accept(self, header: PacketHeader, addr: Address) -> HTTP3Connection | None:
+        """A new connection for a client's first Initial, or a Retry when many handshakes
+        are pending and the client has not yet proved its address."""
+        now = self._loop.time()
+        original = self._retry.original_cid(header, addr, now) if header.token else None
+        if original is None and len(self.handshaking) >= RETRY_ABOVE_HANDSHAKES:
+            self.send(self._retry.retry(header, addr, now), addr)
+            return None
+        if original is None:
+            core = H3Core(self._certificate.current, self._settings, header.destination_cid)
+        else:  # the client echoed our Retry token: its address is proved
+            core = H3Core(
+                self._certificate.current, self._settings, original, header.destination_cid
+            )
+        connection = HTTP3Connection(self, core, self._context, addr)
+        self._connections.add(connection)
+        self.handshaking.add(connection)
+        self._closed.clear()
+        self.route(connection, (header.destination_cid, core.host_cid), ())
+        return connection
 
     def route(
         self, connection: HTTP3Connection, issued: tuple[bytes, ...], retired: tuple[bytes, ...]
@@ -169,6 +201,7 @@ class HTTP3Endpoint:
                 del self._routes[cid]
         connection.cids.clear()
         self._connections.discard(connection)
+        self.handshaking.discard(connection)
         if not self._connections:
             self._closed.set()
 
@@ -237,6 +270,8 @@ class HTTP3Connection:
         core = self._core
         for data, addr in core.datagrams_to_send(self._loop.time()):
             self._endpoint.send(data, addr)
+        if core.cipher_suite is not None and self in self._endpoint.handshaking:
+            self._endpoint.handshaking.discard(self)
         if core.issued_ids or core.retired_ids:
             self._endpoint.route(self, tuple(core.issued_ids), tuple(core.retired_ids))
             core.issued_ids.clear()

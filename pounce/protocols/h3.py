@@ -28,6 +28,7 @@ times the bytes received) is aioquic's, tested from outside.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +51,11 @@ from aioquic.quic.connection import QuicConnection
 from aioquic.quic.packet import (
     QuicPacketType,
     QuicProtocolVersion,
+    encode_quic_retry,
     encode_quic_version_negotiation,
     pull_quic_header,
 )
+from aioquic.quic.retry import QuicRetryTokenHandler
 from aioquic.tls import CipherSuite
 
 from pounce.protocols.events import (
@@ -137,10 +140,16 @@ class PacketHeader:
     version: int | None
     """None for a short header (an established connection's packet)."""
     is_initial: bool
+    token: bytes = b""
+    """An Initial's token: ours from a Retry, when the client echoes it."""
 
     @property
     def version_supported(self) -> bool:
         return self.version is None or self.version in _SUPPORTED
+
+    @property
+    def is_version_negotiation(self) -> bool:
+        return self.version == 0  # RFC 9000 §17.2.1
 
 
 def read_header(data: bytes, cid_length: int) -> PacketHeader | None:
@@ -154,6 +163,7 @@ def read_header(data: bytes, cid_length: int) -> PacketHeader | None:
         source_cid=header.source_cid,
         version=header.version,
         is_initial=header.packet_type == QuicPacketType.INITIAL,
+        token=header.token,
     )
 
 
@@ -164,6 +174,44 @@ def version_negotiation(header: PacketHeader) -> bytes:
         destination_cid=header.source_cid,
         supported_versions=[int(v) for v in _SUPPORTED],
     )
+
+
+class RetryTokens:
+    """Stateless Retry (RFC 9000 §8.1.2): make a client prove its address before any state.
+
+    The token is sealed with a key made per instance (per serve), and names
+    the client's address, its original destination connection id and ours.
+    """
+
+    def __init__(self) -> None:
+        self._tokens = QuicRetryTokenHandler()
+
+    def retry(self, header: PacketHeader, addr: Address, now: float) -> bytes:
+        """The Retry packet answering `header`'s tokenless Initial."""
+        assert header.version is not None
+        ours = os.urandom(8)
+        token = self._tokens.create_token(
+            address=addr,
+            original_destination_connection_id=header.destination_cid,
+            retry_source_connection_id=ours,
+            now=now,
+        )
+        return encode_quic_retry(
+            version=header.version,
+            source_cid=ours,
+            destination_cid=header.source_cid,
+            original_destination_cid=header.destination_cid,
+            retry_token=token,
+        )
+
+    def original_cid(self, header: PacketHeader, addr: Address, now: float) -> bytes | None:
+        """The client's original destination id, if `header` carries our valid token."""
+        try:
+            return self._tokens.validate_token(
+                address=addr, destination_cid=header.destination_cid, token=header.token, now=now
+            )
+        except ValueError:
+            return None
 
 
 # -- aioquic, credited as the app reads -----------------------------------------------------
@@ -274,7 +322,9 @@ class H3Core:
         credentials: Credentials,
         settings: H3Settings,
         original_destination_cid: bytes,
+        retry_source_cid: bytes | None = None,
     ) -> None:
+        """`retry_source_cid`: after a Retry, the id it gave the client (RFC 9000 §7.3)."""
         self.settings = settings
         config = QuicConfiguration(
             is_client=False,
@@ -294,6 +344,7 @@ class H3Core:
             settings=settings,
             configuration=config,
             original_destination_connection_id=original_destination_cid,
+            retry_source_connection_id=retry_source_cid,
         )
         self._h3 = _StreamErrors(self._quic)
         self._quic.h3 = self._h3
@@ -485,10 +536,6 @@ class H3Core:
             self._finish(sid)
         elif isinstance(event, RejectRequest):
             h3.send_headers(sid, _head(event.status, event.headers), end_stream=True)
-            stream = self._quic._streams.get(sid)
-            if stream is not None and not stream.receiver.is_finished:
-                # RFC 9114 §4.1: the rest of the request is not wanted.
-                self._quic.stop_stream(sid, H3_NO_ERROR)
             self._finish(sid)
         elif isinstance(event, ResetStream):
             self._refuse(sid, _H2_TO_H3.get(event.error_code, event.error_code))
@@ -502,7 +549,12 @@ class H3Core:
             self._quic.pending_total -= size
 
     def _finish(self, sid: int) -> None:
+        """The response is complete; a request body still coming is not wanted (RFC 9114
+        §4.1: STOP_SENDING H3_NO_ERROR), so its bytes stop costing us bandwidth."""
         self.completed += 1
+        stream = self._quic._streams.get(sid)
+        if stream is not None and not stream.receiver.is_finished:
+            self._quic.stop_stream(sid, H3_NO_ERROR)
         self._forget(sid)
 
     def _forget(self, sid: int) -> bool:

@@ -549,3 +549,72 @@ def test_app_failures_early_hints_and_a_lying_content_length(pki: PKI) -> None:
 
     with TestServer(builder(pki).asgi(app)) as server:
         run(scenario)
+
+
+def test_the_cli_and_run_options_turn_it_on(pki: PKI) -> None:
+    from pounce.presets import StandardOptions, standard
+
+    options = StandardOptions(
+        ssl_certfile=str(pki.cert),
+        ssl_keyfile=str(pki.key),
+        http3=True,
+        http3_bind="127.0.0.1:0",
+        http3_max_concurrent_streams=7,
+        http3_alt_svc=False,
+    )
+    described = standard(options).asgi(echo).describe()
+    assert "protocol h3 (udp 127.0.0.1:0, max streams 7," in described
+    assert "Alt-Svc" not in described
+    with pytest.raises(BuildError, match=r"needs \.tls\(\)"):
+        standard(StandardOptions(http3=True)).asgi(echo)
+
+
+# -- Retry and version negotiation ---------------------------------------------------------------
+
+
+def first_initial(ca: str, version: int | None = None) -> bytes:
+    options = {} if version is None else {"supported_versions": [version]}
+    client = QuicConnection(configuration=client_configuration(ca, **options))
+    client.connect(("127.0.0.1", 0), now=0.0)
+    return client.datagrams_to_send(now=0.0)[0][0]
+
+
+def exchange_one(port: int, datagram: bytes) -> list[bytes]:
+    """Send one datagram from a fresh socket; what comes back within a second."""
+    replies: list[bytes] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.settimeout(1.0)
+        udp.sendto(datagram, ("127.0.0.1", port))
+        try:
+            while True:
+                replies.append(udp.recv(65536))
+        except TimeoutError:
+            pass
+    return replies
+
+
+def test_many_pending_handshakes_make_new_clients_prove_their_address(
+    pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the handshake threshold (here 0) a lone Initial gets only a stateless Retry,
+    and a real client that echoes the token is served."""
+    import pounce.drivers.http3
+
+    monkeypatch.setattr(pounce.drivers.http3, "RETRY_ABOVE_HANDSHAKES", 0)
+
+    async def scenario() -> None:
+        async with h3_connect("127.0.0.1", server.port, str(pki.ca)) as client:
+            assert (await client.request("GET", "/")).status == 200
+
+    with TestServer(builder(pki).asgi(echo)) as server:
+        replies = exchange_one(server.port, first_initial(str(pki.ca)))
+        assert len(replies) == 1 and replies[0][0] & 0xF0 == 0xF0  # long header, type Retry
+        run(scenario)
+
+
+def test_an_unknown_version_gets_version_negotiation(served: TestServer, pki: PKI) -> None:
+    initial = first_initial(str(pki.ca), version=0x1A2A3A4A)  # a reserved, greasing version
+    replies = exchange_one(served.port, initial)
+    assert len(replies) == 1 and replies[0][1:5] == b"\0\0\0\0"  # RFC 9000 §17.2.1
+    padded = replies[0].ljust(1200, b"\0")  # past the size check: the version decides
+    assert exchange_one(served.port, padded) == []  # a VN is never answered (no loop)
