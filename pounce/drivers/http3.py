@@ -13,9 +13,10 @@ stream (``http_version`` ``"3"``). It owns the clock (the core's timer, run
 with ``loop.call_at``), writes the datagrams the core produces once per
 loop turn, and does flow control both ways: request windows are credited as
 the app reads (`body_consumed` → `AcknowledgeData`), and a response ``send``
-waits (`drain`) while more than `SEND_HIGH_WATER` bytes of that stream are
-unacknowledged by the client. Shutdown sends GOAWAY, lets the requests in
-flight finish, then closes the connection (CONNECTION_CLOSE, H3_NO_ERROR).
+waits (`drain`) while more than `SEND_HIGH_WATER` bytes of that stream wait
+to be sent (the client's window or the congestion window holds them).
+Shutdown sends GOAWAY, lets the requests in flight finish, then closes the
+connection (CONNECTION_CLOSE, H3_NO_ERROR) once every response is acknowledged.
 
 aioquic is imported only by `pounce.protocols.h3`; importing this module
 without it raises ImportError, which the builder turns into a `BuildError`.
@@ -66,8 +67,9 @@ from pounce.protocols.h3 import (
 
 error_log = logging.getLogger("pounce.error")
 
-# Response bytes of one stream sent but not yet acknowledged before its app's
-# `send` waits: as the asyncio transport's write high-water mark.
+# Response bytes of one stream queued and not yet sent (held back by the
+# client's window or the congestion window) before its app's `send` waits: as
+# the asyncio transport's write high-water mark.
 SEND_HIGH_WATER = 64 * 1024  # bytes
 # Connections in their handshake (state kept for an address nobody has proved)
 # above which a new client must first echo a Retry token (RFC 9000 §8.1.2): a
@@ -455,7 +457,7 @@ class HTTP3Connection:
             self._schedule_transmit()
 
     async def drain(self, stream_id: int = 0) -> None:
-        """Wait while more than `SEND_HIGH_WATER` bytes of the stream are unacknowledged."""
+        """Wait while more than `SEND_HIGH_WATER` bytes of the stream wait to be sent."""
         while not self._closed and self._core.unsent(stream_id) > SEND_HIGH_WATER:
             waiter = self._waiters.get(stream_id)
             if waiter is None:
@@ -559,4 +561,6 @@ class HTTP3Listener:
         """After the graceful shutdown: what is left is closed now, then the socket."""
         self.endpoint.abort_all()
         if self._transport is not None:
-            self._transport.close()
+            self._transport.close()  # and the socket with it
+        else:
+            self.sock.close()  # never started

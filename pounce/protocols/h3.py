@@ -582,11 +582,14 @@ class H3Core:
     # -- state for the driver ---------------------------------------------------------------------
 
     def unsent(self, sid: int) -> int:
-        """Response bytes of `sid` queued but not yet acknowledged by the peer."""
+        """Response bytes of `sid` queued and not yet sent: what the peer's window or the
+        congestion window holds back (bytes sent and awaiting acknowledgement are not
+        counted: the congestion window bounds those, as a socket buffer does for TCP)."""
         stream = self._quic._streams.get(sid)
         if stream is None or sid not in self._active:
             return 0
-        return len(stream.sender._buffer)
+        sender = stream.sender
+        return max(0, sender._buffer_stop - sender.highest_offset)
 
     def responses_delivered(self) -> bool:
         """Every response sent is acknowledged (or its reset is): closing now loses nothing.

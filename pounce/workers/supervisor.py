@@ -358,6 +358,10 @@ class Supervisor:
             if self.server.uses_tls:
                 address = address.replace("http://", "https://", 1)
             error_log.info("Pounce running on %s (Press CTRL+C to quit)", address)
+        udp = self.listeners.udp
+        if udp is not None:
+            host, port = udp.getsockname()[:2]
+            error_log.info("Pounce serving HTTP/3 on udp %s:%d (one worker)", host, port)
 
 
 def _udp_address(spec: ServerSpec) -> tuple[str, int | None] | None:

@@ -124,7 +124,9 @@ def test_streamed_response_larger_than_the_send_buffer(pki: PKI) -> None:
         await send({"type": "http.response.body", "body": b""})
 
     async def scenario() -> None:
-        async with h3_connect("127.0.0.1", server.port, str(pki.ca)) as client:
+        # A client window of 64 KiB: the response must wait for it, send by send.
+        small = {"max_stream_data": 65536, "max_data": 65536}
+        async with h3_connect("127.0.0.1", server.port, str(pki.ca), **small) as client:
             reply = await client.request("GET", "/big")
             assert reply.status == 200 and reply.body == chunk * 16
 
