@@ -196,7 +196,7 @@ class ServerBuilder:
         never accepted (replay).
         """
         try:
-            import pounce.drivers.http3  # noqa: F401  (aioquic is importable)
+            import pounce.drivers.http3_endpoint  # noqa: F401  (aioquic is importable)
         except ImportError as exc:
             raise BuildError(
                 ".h3(): HTTP/3 needs the aioquic package", hint="pip install 'pounce[h3]'"
@@ -468,7 +468,7 @@ class ServerBuilder:
                 ".h3(): the first listener is not TCP, so there is no port to share",
                 hint='give bind="HOST:PORT" (--http3-bind)',
             )
-        from pounce.drivers.http3 import QuicCertificate
+        from pounce.drivers.http3_endpoint import QuicCertificate
 
         try:
             QuicCertificate(config.cert, config.key, config.password)

@@ -38,7 +38,7 @@ from pounce.net.transport import ConnectionTracker, TransportAdapter
 from pounce.net.udp import open_udp
 
 if TYPE_CHECKING:
-    from pounce.drivers.http3 import HTTP3Listener
+    from pounce.drivers.http3_endpoint import HTTP3Listener
     from pounce.keywords import WorkerKeywords
 
 error_log = logging.getLogger("pounce.error")
@@ -269,7 +269,7 @@ class Server:
     ) -> HTTP3Listener:
         """HTTP/3's endpoint on `sock` (a supervisor's), or on a UDP socket opened here at
         the TLS listener's host and port (or `.h3(bind=)`)."""
-        from pounce.drivers.http3 import HTTP3Listener
+        from pounce.drivers.http3_endpoint import HTTP3Listener
 
         spec_h3 = self.spec.h3
         assert spec_h3 is not None

@@ -600,9 +600,9 @@ def test_many_pending_handshakes_make_new_clients_prove_their_address(
 ) -> None:
     """Above the handshake threshold (here 0) a lone Initial gets only a stateless Retry,
     and a real client that echoes the token is served."""
-    import pounce.drivers.http3
+    import pounce.drivers.http3_endpoint
 
-    monkeypatch.setattr(pounce.drivers.http3, "RETRY_ABOVE_HANDSHAKES", 0)
+    monkeypatch.setattr(pounce.drivers.http3_endpoint, "RETRY_ABOVE_HANDSHAKES", 0)
 
     async def scenario() -> None:
         async with h3_connect("127.0.0.1", server.port, str(pki.ca)) as client:
