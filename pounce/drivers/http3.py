@@ -128,10 +128,16 @@ class HTTP3Connection:
         if self._closed:
             return
         self._closed = True
-        if self._core.excessive_load:
+        core = self._core
+        if core.excessive_load:
             error_log.warning(
                 "HTTP/3 connection from %s closed: too many reset streams (Rapid Reset)",
                 peer_name(self._client()),
+            )
+        elif core.failed and core.close_error is not None:
+            code, reason = core.close_error
+            error_log.warning(
+                "HTTP/3 connection error from %s: 0x%x %s", peer_name(self._client()), code, reason
             )
         if self._timer is not None:
             self._timer.cancel()

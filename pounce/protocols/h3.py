@@ -358,6 +358,7 @@ class H3Core:
         self.terminated = False
         self.resets = 0
         self.completed = 0
+        self.close_error: tuple[int, str] | None = None  # once terminated: code, reason
         self.issued_ids: list[bytes] = []  # connection ids to route here, since last looked
         self.retired_ids: list[bytes] = []
 
@@ -402,6 +403,7 @@ class H3Core:
             self.retired_ids.append(event.connection_id)
         elif isinstance(event, qe.ConnectionTerminated):
             self.terminated = True
+            self.close_error = (event.error_code, event.reason_phrase)
             out.extend(StreamReset(stream_id=sid) for sid in sorted(self._active))
             self._active.clear()
             out.append(ConnectionLost())
@@ -499,6 +501,13 @@ class H3Core:
     def excessive_load(self) -> bool:
         event = self._quic._close_event
         return event is not None and event.error_code == H3_EXCESSIVE_LOAD
+
+    @property
+    def failed(self) -> bool:
+        """Terminated by an error (a protocol violation, a budget), not a clean close or
+        the idle timeout."""
+        error = self.close_error
+        return error is not None and error[0] not in (0, H3_NO_ERROR) and error[1] != "Idle timeout"
 
     # -- outbound ------------------------------------------------------------------------------
 

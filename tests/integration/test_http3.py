@@ -27,6 +27,7 @@ from pounce.errors import BuildError
 from pounce.testing import TestServer
 from tests.integration.conftest import PKI
 from tests.integration.h3client import client_configuration, h3_connect
+from tests.integration.test_asgi_http import logged
 
 pytest.importorskip("aioquic")
 
@@ -279,8 +280,29 @@ def test_rapid_reset_flood_closes_the_connection_excessive_load(pki: PKI) -> Non
             assert client.terminated.error_code == H3_EXCESSIVE_LOAD
 
     slow = builder(pki, max_resets=5)
-    with TestServer(slow.asgi(echo)) as server:
+    with logged("pounce.error") as log, TestServer(slow.asgi(echo)) as server:
         run(scenario)
+        line = log.wait_for(lambda r: "Rapid Reset" in r.getMessage()).getMessage()
+    assert line.startswith("HTTP/3 connection from 127.0.0.1:")
+
+
+def test_a_connection_error_is_one_log_line_and_a_close(served: TestServer, pki: PKI) -> None:
+    """Closing the control stream is a connection error (RFC 9114 §6.2.1)."""
+
+    async def scenario() -> None:
+        async with h3_connect("127.0.0.1", served.port, str(pki.ca)) as client:
+            assert (await client.request("GET", "/")).status == 200
+            control = client.h3._local_control_stream_id
+            client._quic.send_stream_data(control, b"", end_stream=True)
+            client.transmit()
+            await client.closed_event.wait()
+            assert client.terminated is not None
+            assert client.terminated.error_code == 0x104  # H3_CLOSED_CRITICAL_STREAM
+
+    with logged("pounce.error") as log:
+        run(scenario)
+        line = log.wait_for(lambda r: "HTTP/3 connection error" in r.getMessage()).getMessage()
+    assert "0x104" in line
 
 
 # -- shutdown -------------------------------------------------------------------------------------
