@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -21,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from pounce import Server
+from pounce.asgi.types import Receive, Scope, Send
 from pounce.demo import DemoApp
 from pounce.testing import TestServer
 from tests.integration.conftest import PKI
@@ -86,6 +88,87 @@ def test_headless_chromium_loads_the_demo_page_over_http3(pki: PKI) -> None:
         assert "<html" in result.stdout.lower(), result.stderr[-2000:]
         line = log.wait_for(lambda r: '"GET / HTTP/' in r.getMessage()).getMessage()
     assert '"GET / HTTP/3" 200 ' in line
+
+
+PAGE = b"""<html><body><div id="out">waiting</div><script>
+async function go() {
+  const seen = [];
+  for (let i = 0; i < 6; i++) {
+    await new Promise(done => setTimeout(done, 400));
+    const response = await fetch("/version?" + i, {cache: "no-store"});
+    seen.push(await response.text());
+  }
+  document.getElementById("out").textContent = seen.join(",");
+}
+go();
+</script></body></html>"""
+
+
+async def versions_page(scope: Scope, receive: Receive, send: Send) -> None:
+    """``/``: a page that fetches ``/version`` six times; ``/version``: the HTTP version."""
+    if scope["type"] != "http":
+        return
+    body = PAGE if scope["path"] == "/" else scope["http_version"].encode()
+    headers = [(b"content-type", b"text/html"), (b"cache-control", b"no-store")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_chromium_discovers_http3_through_alt_svc(pki: PKI) -> None:
+    """Loaded over TCP, the page's Alt-Svc makes Chromium try QUIC for its later requests.
+
+    The TCP connection must be trusted (the SPKI list) for Chromium to take the
+    Alt-Svc at all. It then refuses our test CA for the alternative service
+    (it wants a publicly trusted certificate there, whatever the SPKI list or
+    --ignore-certificate-errors say), so its QUIC handshake fails and it stays
+    on HTTP/2: the test asserts the attempt, or HTTP/3 itself should a
+    Chromium accept the certificate.
+    """
+    assert CHROMIUM is not None
+    built = (
+        Server.builder()
+        .bind("127.0.0.1", 0)
+        .tls(cert=str(pki.cert), key=str(pki.key))
+        .h1()
+        .h2()
+        .h3()
+        .timeouts(graceful_shutdown=2)
+        .asgi(versions_page)
+    )
+    with (
+        logged("pounce.error") as log,
+        TestServer(built) as ts,
+        tempfile.TemporaryDirectory() as profile,
+    ):
+        result = subprocess.run(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                f"--user-data-dir={profile}",
+                "--enable-quic",
+                "--ignore-certificate-errors",
+                f"--ignore-certificate-errors-spki-list={spki_hash(str(pki.cert))}",
+                "--host-resolver-rules=MAP localhost 127.0.0.1",
+                "--virtual-time-budget=8000",
+                "--dump-dom",
+                f"https://localhost:{ts.port}/",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        seen = re.findall(r'<div id="out">(.*?)</div>', result.stdout)
+        assert seen and seen[0] != "waiting", result.stderr[-2000:]
+        versions = seen[0].split(",")
+        if "3" not in versions:
+            attempt = log.wait_for(lambda r: "HTTP/3 connection error" in r.getMessage())
+            assert "certificate unknown" in attempt.getMessage()
+    assert set(versions) <= {"2", "3"}
 
 
 def test_curl_over_http3(pki: PKI) -> None:
