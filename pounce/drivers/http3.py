@@ -28,6 +28,7 @@ from pounce.asgi.exchange import Exchange
 from pounce.conn import ConnectionInfo, TLSInfo, peer_name
 from pounce.drivers.service import ServiceContext
 from pounce.drivers.tunnel import StreamTunnel
+from pounce.net.deadline import Deadline
 from pounce.protocols.events import (
     AcknowledgeData,
     CloseConnection,
@@ -79,6 +80,7 @@ class HTTP3Connection:
         self._timer_at: float | None = None
         self._flush_scheduled = False
         self._info: ConnectionInfo | None = None
+        self._keep_alive = Deadline(self._loop)  # no request for keep_alive_timeout: close
         self._closed = False
         self.cids: set[bytes] = set()
 
@@ -101,6 +103,7 @@ class HTTP3Connection:
             self._endpoint.send(data, addr)
         if core.cipher_suite is not None and self in self._endpoint.handshaking:
             self._endpoint.handshaking.discard(self)
+            self._maybe_close()  # the keep-alive clock starts with the handshake
         if core.issued_ids or core.retired_ids:
             self._endpoint.route(self, tuple(core.issued_ids), tuple(core.retired_ids))
             core.issued_ids.clear()
@@ -128,6 +131,7 @@ class HTTP3Connection:
         if self._closed:
             return
         self._closed = True
+        self._keep_alive.cancel()
         core = self._core
         if core.excessive_load:
             error_log.warning(
@@ -179,6 +183,7 @@ class HTTP3Connection:
         if limit is not None and length is not None and length > limit:
             self._reject(request.stream_id, 413)
             return
+        self._keep_alive.clear()
         exchange = Exchange(self, request, self._connection_info(), self._service)
         if self._service.shutting_down or self._core.going_away:
             exchange.keep_alive_refused = True
@@ -194,6 +199,7 @@ class HTTP3Connection:
         §15.6.2), and the connection goes on.
         """
         sid = upgrade.stream_id
+        self._keep_alive.clear()
         info = self._connection_info()
         factory = self._endpoint.tunnels.get(upgrade.protocol.strip().lower())
         if factory is None or not factory.accepts_upgrade(upgrade, info):
@@ -236,6 +242,7 @@ class HTTP3Connection:
         if exchange is not None:
             exchange.disconnect()  # the app hears http.disconnect
         self._wake_senders()
+        self._maybe_close()
 
     def _reject(self, sid: int, status: int) -> None:
         """Answer `status` on the stream if no response has started, else reset it."""
@@ -333,14 +340,28 @@ class HTTP3Connection:
         self._schedule_transmit()
 
     def _maybe_close(self) -> None:
-        """Going away, no request left, every response acknowledged: CONNECTION_CLOSE."""
+        """No request left: start the keep-alive clock, or, going away and every response
+        acknowledged, CONNECTION_CLOSE."""
         core = self._core
-        if self._exchanges or self._tunnels or self._closed or not core.going_away:
+        if self._exchanges or self._tunnels or self._closed or core.terminated:
             return
-        if core.terminated:
+        if not core.going_away:
+            if core.cipher_suite is not None:
+                self._keep_alive.set(self._options.keep_alive_timeout, self._idle)
             return
         if core.responses_delivered():
             core.close()
+            self._schedule_transmit()
+
+    def _idle(self) -> None:
+        """No request for the keep-alive timeout (as HTTP/2's): GOAWAY, then close.
+
+        QUIC's own idle timeout counts silence, and a client's PINGs keep it
+        from firing; this one counts requests.
+        """
+        if not self._exchanges and not self._tunnels and not self._closed:
+            self._core.send(CloseConnection())
+            self._maybe_close()
             self._schedule_transmit()
 
     def abort(self) -> None:

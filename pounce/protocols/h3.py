@@ -601,14 +601,19 @@ class H3Core:
         return max(0, sender._buffer_stop - sender.highest_offset)
 
     def responses_delivered(self) -> bool:
-        """Every response sent is acknowledged (or its reset is): closing now loses nothing.
+        """Every response sent, and the GOAWAY, is acknowledged (or a stream's reset is):
+        closing now loses nothing.
 
         A CONNECTION_CLOSE discards what is still unacknowledged, so a going-away
         connection waits for this (bounded by the graceful shutdown timeout).
         """
+        streams = self._quic._streams
+        control = streams.get(self._h3._local_control_stream_id or -1)
+        if control is not None and control.sender._buffer_start != control.sender._buffer_stop:
+            return False  # the GOAWAY itself is not acknowledged yet
         return all(
             stream.sender.is_finished
-            for sid, stream in self._quic._streams.items()
+            for sid, stream in streams.items()
             if sid % 4 == 0  # client-initiated bidirectional: the request streams
         )
 

@@ -8,6 +8,7 @@ amplification test speaks single datagrams. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import ssl
@@ -642,3 +643,20 @@ def test_an_unknown_version_gets_version_negotiation(served: TestServer, pki: PK
     assert len(replies) == 1 and replies[0][1:5] == b"\0\0\0\0"  # RFC 9000 §17.2.1
     padded = replies[0].ljust(1200, b"\0")  # past the size check: the version decides
     assert exchange_one(served.port, padded) == []  # a VN is never answered (no loop)
+
+
+def test_a_connection_without_requests_closes_after_the_keep_alive_timeout(pki: PKI) -> None:
+    """As HTTP/2's: GOAWAY, then CONNECTION_CLOSE H3_NO_ERROR (PINGs do not keep it)."""
+
+    async def scenario() -> None:
+        async with h3_connect("127.0.0.1", server.port, str(pki.ca)) as client:
+            assert (await client.request("GET", "/")).status == 200
+            while client.terminated is None:
+                await asyncio.sleep(0.1)
+                with contextlib.suppress(ConnectionError):
+                    await client.ping()  # liveness is not a request
+            assert client.goaways == [4]
+            assert client.terminated.error_code == H3_NO_ERROR
+
+    with TestServer(builder(pki).timeouts(keep_alive=0.5).asgi(echo)) as server:
+        run(scenario)
