@@ -15,11 +15,13 @@ reloaded with the TLS listener's on SIGHUP).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import threading
 from collections.abc import Mapping
 
+from pounce.conn import peer_name
 from pounce.drivers.bridge import ProtocolFactory
 from pounce.drivers.http3 import HTTP3Connection
 from pounce.drivers.http3_options import HTTP3Service
@@ -133,7 +135,13 @@ class HTTP3Endpoint:
             connection = self._accept(header, addr)
             if connection is None:
                 return
-        connection.datagram_received(data, addr)
+        try:
+            connection.datagram_received(data, addr)
+        except Exception as exc:  # a bug, here or in aioquic: one line, and that connection goes
+            error_log.error("HTTP/3 connection from %s failed: %r", peer_name(addr[:2]), exc)
+            with contextlib.suppress(Exception):
+                connection.abort()
+            self.forget(connection)
 
     def _accept(self, header: PacketHeader, addr: Address) -> HTTP3Connection | None:
         """A new connection for a client's first Initial, or a Retry when many handshakes

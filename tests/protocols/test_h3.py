@@ -235,3 +235,19 @@ def test_stream_ended_after_body(files: tuple[Path, Path, Path]) -> None:
     pair.exchange()
     events = pair.take()
     assert [type(e) for e in events] == [RequestReceived, DataReceived, StreamEnded]
+
+
+def test_garbage_datagrams_never_raise(files: tuple[Path, Path, Path]) -> None:
+    """Whatever arrives on the UDP port: no header, or a header; and a live connection
+    fed garbage drops it (aioquic's own checks), never raising into the driver."""
+    import random
+
+    rng = random.Random(9114)
+    pair = Pair(files)
+    for size in (0, 1, 5, 20, 100, 1200, 1500):
+        for _ in range(30):
+            data = bytes(rng.getrandbits(8) for _ in range(size))
+            read_header(data, 8)
+            pair.core.receive_datagram(data, CLIENT, pair.now)
+    sid = pair.request("/still-there")
+    assert any(isinstance(e, RequestReceived) and e.stream_id == sid for e in pair.take())
