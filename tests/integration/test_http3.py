@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import socket
 import ssl
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -660,3 +661,16 @@ def test_a_connection_without_requests_closes_after_the_keep_alive_timeout(pki: 
 
     with TestServer(builder(pki).timeouts(keep_alive=0.5).asgi(echo)) as server:
         run(scenario)
+
+
+def test_without_aioquic_h3_is_a_build_error_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kept = ("pounce.drivers.http3_options", "pounce.protocols.h3_settings")
+    for name in list(sys.modules):
+        ours = name.startswith(("aioquic", "pounce.drivers.http3", "pounce.protocols.h3"))
+        if ours and name not in kept:
+            monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "aioquic", None)  # import aioquic → ImportError
+    with pytest.raises(BuildError, match=r"pip install 'pounce\[h3\]'"):
+        Server.builder().bind("127.0.0.1", 0).h3()
