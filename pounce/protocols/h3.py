@@ -29,7 +29,7 @@ times the bytes received) is aioquic's, tested from outside.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aioquic._buffer import Buffer, BufferReadError  # re-exported by aioquic.buffer, untyped there
@@ -439,7 +439,7 @@ class H3Core:
         if request is None:
             self._malformed(sid, out)
             return
-        request.http_version = "3"
+        request = replace(request, http_version="3")  # events are not changed once made
         self._active.add(sid)
         self._last_served = max(self._last_served, sid)
         if event.stream_ended:
