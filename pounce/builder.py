@@ -26,14 +26,16 @@ from pounce.asgi.types import ASGIApp
 from pounce.drivers.bridge import ProtocolFactory, offer_tunnels
 from pounce.drivers.http1 import H1Options
 from pounce.drivers.http2_options import HTTP2Options
+from pounce.drivers.http3_options import HTTP3Options, HTTP3Service
 from pounce.drivers.service import HTTPOptions, RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
-from pounce.errors import BuildError
+from pounce.errors import BuildError, TLSError
 from pounce.keywords import (
     CompressKeywords,
     DebugKeywords,
     H1Keywords,
     H2Keywords,
+    H3Keywords,
     HealthKeywords,
     LimitKeywords,
     ProxyHeadersKeywords,
@@ -104,6 +106,8 @@ class ServerSpec:
     lifespan: LifespanMode
     graceful_timeout: float
     loop: Literal["asyncio", "uvloop"]
+    h3: HTTP3Service | None = None
+    """HTTP/3 on UDP beside the TLS listeners (`.h3()`), with their certificate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,7 @@ class ServerBuilder:
     _headers: ResponseHeaders = field(default_factory=ResponseHeaders)
     _requests: RequestOptions = field(default_factory=RequestOptions)
     _serve: ServeOptions = field(default_factory=ServeOptions)
+    _h3: HTTP3Options | None = None
 
     # -- listeners ----------------------------------------------------------------
 
@@ -181,6 +186,27 @@ class ServerBuilder:
             ) from exc
         h2 = HTTP2Options(**keywords(HTTP2Options, ".h2", options))
         return self.protocol(HTTP2Protocol(h2.settings()))
+
+    def h3(self, **options: Unpack[H3Keywords]) -> ServerBuilder:
+        """Serve HTTP/3 over QUIC on UDP too (needs ``aioquic``: ``pounce[h3]``; docs/http3.md).
+
+        Needs `.tls()`: QUIC uses the same certificate and key (and reloads
+        them with it). Listens on the TLS listener's host and port (UDP) unless
+        `bind` (``"HOST:PORT"``) says otherwise; the TLS listeners then
+        advertise it with ``Alt-Svc`` (`alt_svc`). Options (`HTTP3Options`):
+        100 concurrent streams; windows of 256 KiB per stream and 1 MiB per
+        connection, credited as the app reads; 30 s idle timeout; datagrams up
+        to 1350 B; decoded request heads up to 64 KiB; 200 reset streams
+        (beyond half the completed ones) before H3_EXCESSIVE_LOAD. 0-RTT is
+        never accepted (replay).
+        """
+        try:
+            import pounce.drivers.http3_endpoint  # noqa: F401  (aioquic is importable)
+        except ImportError as exc:
+            raise BuildError(
+                ".h3(): HTTP/3 needs the aioquic package", hint="pip install 'pounce[h3]'"
+            ) from exc
+        return replace(self, _h3=HTTP3Options(**keywords(HTTP3Options, ".h3", options)))
 
     def websocket(self, **options: Unpack[WebSocketKeywords]) -> ServerBuilder:
         """Serve WebSocket (RFC 6455) over HTTP/1.1 Upgrade (needs ``wsproto``; docs/websocket.md).
@@ -450,8 +476,38 @@ class ServerBuilder:
             lifespan=self._serve.lifespan if app is not None else "off",
             graceful_timeout=timeouts.graceful_shutdown,
             loop=resolve_loop(self._serve.loop),
+            h3=self._h3_service(stream_layers),
         )
         return Server(spec)
+
+    def _h3_service(self, stream_layers: tuple[StreamLayer, ...]) -> HTTP3Service | None:
+        """`.h3()` checked against the rest: TLS on, no client certificates, a place to listen."""
+        if self._h3 is None:
+            return None
+        tls = next((layer for layer in stream_layers if isinstance(layer, TLSLayer)), None)
+        if tls is None:
+            raise BuildError(
+                ".h3(): HTTP/3 needs .tls() (QUIC always encrypts, with the same certificate)",
+                hint="call .tls(cert=...) (--ssl-certfile on the CLI)",
+            )
+        config = tls.config
+        if config.client_certs != "none":
+            raise BuildError(
+                ".h3(): HTTP/3 cannot ask for client certificates (aioquic's server does not)",
+                hint="serve mTLS over TCP only: drop .h3() / --http3",
+            )
+        if self._h3.bind is None and not isinstance(self._binds[0], TCPBind):
+            raise BuildError(
+                ".h3(): the first listener is not TCP, so there is no port to share",
+                hint='give bind="HOST:PORT" (--http3-bind)',
+            )
+        from pounce.drivers.http3_endpoint import QuicCertificate
+
+        try:
+            QuicCertificate(config.cert, config.key, config.password)
+        except TLSError as exc:
+            raise BuildError(f".h3(): {exc}") from exc
+        return HTTP3Service(self._h3, config.cert, config.key, config.password)
 
     def _http_options(self) -> HTTPOptions:
         """The flat view the drivers read per request, from the calls' options."""

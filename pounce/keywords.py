@@ -32,6 +32,18 @@ class H2Keywords(TypedDict, total=False):
     max_resets: int
 
 
+class H3Keywords(TypedDict, total=False):
+    bind: str | None
+    alt_svc: bool
+    max_concurrent_streams: int
+    stream_window: int
+    connection_window: int
+    idle_timeout: float
+    max_datagram_size: int
+    max_header_list_size: int
+    max_resets: int
+
+
 class WebSocketKeywords(TypedDict, total=False):
     max_size: int
     max_queue: int

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar
 from pounce.builder import ServeOptions, ServerBuilder
 from pounce.drivers.http1 import H1Options
 from pounce.drivers.http2_options import HTTP2Options
+from pounce.drivers.http3_options import HTTP3Options
 from pounce.drivers.service import RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
@@ -84,6 +85,11 @@ class StackOptions:
         shown="on when h2 is installed",
         group="HTTP/2",
     )
+    http3: bool = option(
+        False,
+        help="serve HTTP/3 on UDP too (needs --ssl-certfile and pounce[h3]); docs/http3.md",
+        group="HTTP/3",
+    )
     ws: WSChoice = option(
         "auto",
         help="WebSocket: wsproto (pounce[ws]), none; auto = wsproto if installed. Over HTTP/1.1 "
@@ -141,6 +147,7 @@ STANDARD: tuple[Option, ...] = tuple(
         H1Options,
         StackOptions,
         HTTP2Options,
+        HTTP3Options,
         WebSocketOptions,
         TLSConfig,
         ProxyProtocolOptions,
@@ -161,7 +168,7 @@ STANDARD: tuple[Option, ...] = tuple(
 """Every option of the standard stack and of how it is run (`WorkerOptions`:
 ``Server.run()``'s keywords), in docs order (grouped)."""
 
-_GROUPS: tuple[str, ...] = ("app", "listen", "timeouts", "HTTP", "HTTP/1.1", "HTTP/2")
+_GROUPS: tuple[str, ...] = ("app", "listen", "timeouts", "HTTP", "HTTP/1.1", "HTTP/2", "HTTP/3")
 _GROUPS += (
     "WebSocket",
     "TLS",
@@ -280,6 +287,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.proxy_headers(trusted=stack.forwarded_allow_ips)
     if stack.http2 if stack.http2 is not None else h2_installed():
         builder = builder.h2(**o.keywords(HTTP2Options))
+    if stack.http3:
+        builder = builder.h3(**o.keywords(HTTP3Options))
     if stack.ws == "wsproto" or (stack.ws == "auto" and wsproto_installed()):
         builder = builder.websocket(**o.keywords(WebSocketOptions))
     if stack.health:  # outside the access log and the limits: probes pass unlogged, uncounted

@@ -18,23 +18,27 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Unpack
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from pounce.asgi.lifespan import Lifespan
 from pounce.asgi.types import ASGIApp
 from pounce.builder import ServerBuilder, ServerSpec
 from pounce.conn import HandlerFactory
 from pounce.drivers.bridge import bridge_factory
+from pounce.drivers.http3_options import alt_svc
 from pounce.drivers.service import ServiceContext
-from pounce.errors import TLSError
+from pounce.errors import TLSError, TransportError
 from pounce.layer import Serving
 from pounce.layers.tls.config import ServerTLS
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import Bind, cleanup, display_address, open_socket
 from pounce.net.loops import loop_factory
 from pounce.net.transport import ConnectionTracker, TransportAdapter
+from pounce.net.udp import open_udp
 
 if TYPE_CHECKING:
+    from pounce.drivers.http3_endpoint import HTTP3Listener
     from pounce.keywords import WorkerKeywords
 
 error_log = logging.getLogger("pounce.error")
@@ -49,6 +53,12 @@ async def _no_app(scope: Any, receive: Any, send: Any) -> None:
     raise RuntimeError("this server has no ASGI app")
 
 
+class _Reloadable(Protocol):
+    """A live certificate of one serve: a TLS listener's, or HTTP/3's."""
+
+    def reload(self) -> None: ...
+
+
 class Server:
     """A server description that has passed every check; serve it as often as you like."""
 
@@ -57,7 +67,7 @@ class Server:
         # The TLS contexts of the serves running now (one list per serve), so
         # reload_tls() reaches every worker. Not configuration: bookkeeping that
         # serves on other threads add to and remove from, under this lock.
-        self._live_tls: dict[int, list[ServerTLS]] = {}
+        self._live_tls: dict[int, list[_Reloadable]] = {}
         self._live_lock = threading.Lock()
 
     def _wrap_app(self, serving: Serving) -> ASGIApp:
@@ -110,6 +120,8 @@ class Server:
         lines = [f"listen   {b.describe()} (backlog {spec.backlog})" for b in spec.binds]
         lines += [f"stream   {layer.describe()}" for layer in spec.stream_layers]
         lines += [f"protocol {factory.describe()}" for factory in spec.protocols]
+        if spec.h3 is not None:
+            lines.append(f"protocol {spec.h3.describe()}")
         headers = [
             name for name, on in (("server", http.server_header), ("date", http.date_header)) if on
         ]
@@ -142,6 +154,8 @@ class Server:
         ready: ReadyCallback | None = None,
         sockets: Sequence[socket.socket] | None = None,
         announce: bool = True,
+        udp: socket.socket | None = None,
+        serve_udp: bool = True,
     ) -> None:
         """Serve until `stop` is set, then shut down gracefully.
 
@@ -150,7 +164,10 @@ class Server:
         sockets already open (a supervisor opens them once for every worker);
         they are served instead of the binds and left open afterwards.
         `announce`: log the "Pounce running on" line (a supervisor logs it
-        once for all its workers instead).
+        once for all its workers instead). `udp`: with `sockets`, HTTP/3's
+        socket, also opened by the caller; `serve_udp` False serves no HTTP/3
+        but still advertises its port (a worker that does not own it). With
+        `sockets` and no `udp`, HTTP/3 is not served.
         """
         stop = stop or asyncio.Event()
         serving = Serving()
@@ -159,7 +176,10 @@ class Server:
             lifespan = Lifespan(app, self.spec.lifespan)
             await lifespan.startup()
             try:
-                await self._serve_listening(app, lifespan, stop, ready, sockets, announce, serving)
+                udp_plan = (udp, serve_udp) if udp is not None else None
+                await self._serve_listening(
+                    app, lifespan, stop, ready, sockets, announce, serving, udp_plan
+                )
             finally:
                 await lifespan.shutdown()
         finally:
@@ -174,17 +194,31 @@ class Server:
         given: Sequence[socket.socket] | None,
         announce: bool = True,
         serving: Serving | None = None,
+        udp: tuple[socket.socket, bool] | None = None,
     ) -> None:
         spec = self.spec
         sockets: list[socket.socket] = list(given or ())
         opened: list[Bind] = []
-        live_tls: list[ServerTLS] = []
+        live_tls: list[_Reloadable] = []
+        h3: HTTP3Listener | None = None
         try:
             if given is None:
                 for bind in spec.binds:
                     sockets.append(open_socket(bind, spec.backlog))
                     opened.append(bind)
-            service = ServiceContext(app, spec.http, state=lifespan.state)
+            http = spec.http
+            h3_port: int | None = None
+            if spec.h3 is not None and (given is None or udp is not None):
+                h3_sock = udp[0].dup() if udp is not None else None
+                if udp is None or udp[1]:
+                    h3 = self._open_h3(sockets, lifespan, app, live_tls, h3_sock)
+                    h3_port = h3.sock.getsockname()[1]
+                elif h3_sock is not None:
+                    h3_port = h3_sock.getsockname()[1]
+                    h3_sock.close()
+            if h3_port is not None and spec.h3 is not None and spec.h3.options.alt_svc:
+                http = replace(http, extra_headers=(*http.extra_headers, alt_svc(h3_port)))
+            service = ServiceContext(app, http, state=lifespan.state)
             tracker = ConnectionTracker()
             factory = self._handler_factory(service, live_tls)
             with self._live_lock:
@@ -200,20 +234,27 @@ class Server:
                 )
                 for sock in sockets
             ]
+            if h3 is not None:
+                await h3.start()
             for sock in sockets if announce else ():
                 address = display_address(sock)
                 if self.uses_tls:
                     address = address.replace("http://", "https://", 1)
                 error_log.info("Pounce running on %s (Press CTRL+C to quit)", address)
+            if h3 is not None and announce:
+                host, port = h3.sock.getsockname()[:2]
+                error_log.info("Pounce serving HTTP/3 on udp %s:%d", host, port)
             if ready is not None:
                 ready([sock.getsockname() for sock in sockets])
             await stop.wait()
             if serving is not None:
                 serving.draining = True  # readiness fails first (docs/backpressure.md)
-            await self._shut_down(servers, service, tracker)
+            await self._shut_down(servers, service, tracker, h3)
         finally:
             with self._live_lock:
                 self._live_tls.pop(id(live_tls), None)
+            if h3 is not None:
+                h3.close()
             if given is None:  # ours to close; given sockets are the caller's
                 for sock in sockets:
                     with contextlib.suppress(OSError):
@@ -221,8 +262,41 @@ class Server:
             for bind in opened:
                 cleanup(bind)
 
+    def _open_h3(
+        self,
+        sockets: list[socket.socket],
+        lifespan: Lifespan,
+        app: ASGIApp,
+        live_tls: list[_Reloadable],
+        sock: socket.socket | None = None,
+    ) -> HTTP3Listener:
+        """HTTP/3's endpoint on `sock` (a supervisor's), or on a UDP socket opened here at
+        the TLS listener's host and port (or `.h3(bind=)`)."""
+        from pounce.drivers.http3_endpoint import HTTP3Listener
+
+        spec_h3 = self.spec.h3
+        assert spec_h3 is not None
+        if sock is None:
+            name = sockets[0].getsockname() if sockets else None
+            tcp = (str(name[0]), int(name[1])) if isinstance(name, tuple) else None
+            try:
+                host, port = spec_h3.address(tcp)
+            except ValueError as exc:
+                raise TransportError(str(exc), hint="give --http3-bind HOST:PORT") from exc
+            sock = open_udp(host, port)
+        context = ServiceContext(app, self.spec.http, state=lifespan.state)
+        tunnels = {
+            token: factory
+            for factory in self.spec.protocols
+            if factory.tunnels
+            for token in factory.upgrade_tokens
+        }
+        listener = HTTP3Listener(spec_h3, context, sock, tunnels)
+        live_tls.append(listener.certificate)
+        return listener
+
     def _handler_factory(
-        self, service: ServiceContext, live_tls: list[ServerTLS]
+        self, service: ServiceContext, live_tls: list[_Reloadable]
     ) -> HandlerFactory:
         """The stream layers folded around the protocol bridge, for one serve.
 
@@ -242,10 +316,13 @@ class Server:
         servers: list[asyncio.Server],
         service: ServiceContext,
         tracker: ConnectionTracker,
+        h3: HTTP3Listener | None = None,
     ) -> None:
         error_log.info("Shutting down")
         for server in servers:
             server.close()
+        if h3 is not None:  # GOAWAY: HTTP/3 requests in flight finish, as the TCP ones do
+            h3.begin_shutdown()
         # Requests that have reached us are answered, not dropped: a connection
         # accepted just now, or kept alive, may hold a request not read yet (a
         # rolling restart drains workers under load). Two loop turns read it —
@@ -255,6 +332,8 @@ class Server:
         service.begin_shutdown()
         tracker.begin_shutdown()
         timeout = self.spec.graceful_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         if len(tracker) and not await tracker.wait_closed(timeout):
             error_log.warning(
                 "Graceful shutdown timed out after %g s; closing %d connection(s)",
@@ -262,6 +341,14 @@ class Server:
                 len(tracker),
             )
             tracker.abort_all()
+        if h3 is not None and len(h3.endpoint):
+            left = max(0.0, deadline - loop.time())
+            if not await h3.endpoint.wait_closed(left):
+                error_log.warning(
+                    "Graceful shutdown timed out after %g s; closing %d HTTP/3 connection(s)",
+                    timeout,
+                    len(h3.endpoint),
+                )
 
     def run(self, **options: Unpack[WorkerKeywords]) -> None:
         """Serve until SIGINT or SIGTERM (graceful; a second one forces exit).

@@ -21,6 +21,22 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ["h2_inproc.py", "path", "20"],
         ["ws_inproc.py", "--messages", "50"],
         ["supervisor_overhead.py", "--workers", "2", "--rolls", "1", "--mode", "fork"],
+        # HTTP/3: one server, one short run (aioquic for the server and the load client).
+        [
+            "h3_bench.py",
+            "--duration",
+            "0.5",
+            "--clients",
+            "1",
+            "--connections",
+            "1",
+            "--streams",
+            "2",
+            "--servers",
+            "pounce-h3",
+            "--scenarios",
+            "hello",
+        ],
     ],
 )
 def test_driver_runs(argv: list[str]) -> None:

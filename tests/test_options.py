@@ -17,6 +17,7 @@ from pounce.cli import build_parser, settings_from
 from pounce.conn import ConnectionHandler
 from pounce.drivers.http1 import H1Options
 from pounce.drivers.http2_options import HTTP2Options
+from pounce.drivers.http3_options import HTTP3Options
 from pounce.drivers.service import ResponseHeaders, ServiceContext, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.layers.compression import Compression
@@ -61,6 +62,7 @@ def test_docs_tables_match_the_definitions() -> None:
     [
         (kw.H1Keywords, H1Options),
         (kw.H2Keywords, HTTP2Options),
+        (kw.H3Keywords, HTTP3Options),
         (kw.WebSocketKeywords, WebSocketOptions),
         (kw.TLSKeywords, TLSConfig),
         (kw.ProxyProtocolKeywords, ProxyProtocolOptions),

@@ -308,7 +308,7 @@ class Exchange:
         a head with the app's own Content-Length. Those trailers are dropped.
         """
         can_send = not (self._is_head or self._status in NO_CONTENT_STATUSES)
-        if self.scope["http_version"] != "2":
+        if self.scope["http_version"] not in ("2", "3"):  # framed by the stream's end
             can_send = can_send and self.scope["http_version"] != "1.0"
             can_send = can_send and not any(n == b"content-length" for n, _ in app_headers)
         self._trailers = _TRAILERS_SEND if can_send else _TRAILERS_DROP

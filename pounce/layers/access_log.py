@@ -71,7 +71,7 @@ class AccessLogLayer(AppLayer):
 
 async def _logged_websocket(inner: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
-    method = "CONNECT" if scope["http_version"] == "2" else "GET"
+    method = "CONNECT" if scope["http_version"] in ("2", "3") else "GET"
     answer = {"status": 0, "bytes": 0, "logged": False}
 
     def log(status: int) -> None:

@@ -213,7 +213,7 @@ def check_handshake(request: RequestReceived) -> Handshake:
             protocols.extend(_split(value))
         elif name == b"sec-websocket-extensions":
             offers.extend(_split(value))
-    http2 = request.http_version == "2"
+    http2 = request.http_version in ("2", "3")  # RFC 9220 §3: over HTTP/3 as over HTTP/2
     if request.method != (b"CONNECT" if http2 else b"GET"):
         method = "an extended CONNECT" if http2 else "a GET request"
         raise RemoteProtocolError(f"a WebSocket handshake must be {method}")

@@ -28,6 +28,8 @@ class WorkerPlan:
     sockets: tuple[socket.socket, ...]
     limit: int | None  # requests before asking to be recycled; None: never
     generation: int
+    udp: socket.socket | None = None  # HTTP/3's socket (its port is advertised by every worker)
+    udp_owner: bool = False  # this worker serves HTTP/3 on it (docs/workers.md, "HTTP/3")
 
 
 class Events(Protocol):

@@ -82,7 +82,12 @@ async def _serve(plan: WorkerPlan, link: Link, on_ready: Any) -> None:
         server = type(server)(spec)
     try:
         await server.serve(
-            stop=stop, ready=lambda _: on_ready(), sockets=plan.sockets, announce=False
+            stop=stop,
+            ready=lambda _: on_ready(),
+            sockets=plan.sockets,
+            announce=False,
+            udp=plan.udp,
+            serve_udp=plan.udp_owner,
         )
     finally:
         link.finished(tally.served if plan.limit is not None else None)

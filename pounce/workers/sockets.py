@@ -14,6 +14,15 @@ docs/workers.md: a worker that closes its socket resets the connections still
 queued on it unless Linux's ``net.ipv4.tcp_migrate_req`` is 1.
 Unix and fd binds cannot be split this way and stay shared.
 
+HTTP/3 (`.h3()`): one UDP socket, opened here once, served by one worker
+only (the first slot's; its replacement takes it over). The kernel hands a
+UDP datagram to whichever socket reader comes first, and SO_REUSEPORT
+spreads datagrams by the 4-tuple hash, while a QUIC connection is named by
+its connection id and may change address: either way a connection's packets
+would reach workers that do not know it, unless an eBPF program routes them
+by connection id. One owner needs no such routing and is correct; the price
+is that HTTP/3 uses one worker's CPU.
+
 Invariant: the supervisor closes what it opened, once every worker is done;
 `serve()` serves a duplicate and leaves the given socket open.
 """
@@ -27,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pounce.net.binds import Bind, TCPBind, cleanup, display_address, open_socket
+from pounce.net.udp import open_udp
 
 error_log = logging.getLogger("pounce.error")
 
@@ -34,15 +44,29 @@ MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
 
 
 class Listeners:
-    def __init__(self, binds: Sequence[Bind], backlog: int, *, reuse_port: bool) -> None:
+    def __init__(
+        self,
+        binds: Sequence[Bind],
+        backlog: int,
+        *,
+        reuse_port: bool,
+        udp: tuple[str, int | None] | None = None,
+    ) -> None:
+        """`udp`: HTTP/3's host and port; port None: the first listener's port."""
         self.binds = tuple(binds)
         self.backlog = backlog
         self.reuse_port = reuse_port
         self.sockets: list[socket.socket] = []
+        self.udp: socket.socket | None = None
         try:
             for bind in self.binds:
                 split = reuse_port and isinstance(bind, TCPBind)
                 self.sockets.append(open_socket(bind, backlog, reuse_port=split, listen=not split))
+            if udp is not None:
+                host, port = udp
+                if port is None:
+                    port = int(self.sockets[0].getsockname()[1])
+                self.udp = open_udp(host, port)
         except BaseException:
             self.close()
             raise
@@ -73,6 +97,8 @@ class Listeners:
 
     def close(self) -> None:
         close_all(self.sockets)
+        if self.udp is not None:
+            close_all([self.udp])
         for bind in self.binds:
             cleanup(bind)
 

@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from pounce.drivers.http3_options import split_bind
+from pounce.net.binds import TCPBind
 from pounce.workers.handle import Worker, WorkerPlan
 from pounce.workers.heartbeat import Heartbeat
 from pounce.workers.options import WorkerOptions, worker_kind
@@ -45,6 +47,7 @@ from pounce.workers.thread import ThreadSpawner
 from pounce.workers.watch import Watcher
 
 if TYPE_CHECKING:
+    from pounce.builder import ServerSpec
     from pounce.server import Server
 
 error_log = logging.getLogger("pounce.error")
@@ -104,7 +107,9 @@ class Supervisor:
         self._loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
         spec = self.server.spec
-        self.listeners = Listeners(spec.binds, spec.backlog, reuse_port=self.options.reuse_port)
+        self.listeners = Listeners(
+            spec.binds, spec.backlog, reuse_port=self.options.reuse_port, udp=_udp_address(spec)
+        )
         watching: asyncio.Task[None] | None = None
         heartbeat = Heartbeat(self.options.timeout_worker_healthcheck, self._serving, self._blocked)
         try:
@@ -190,7 +195,9 @@ class Supervisor:
     def _start(self, slot: Slot) -> None:
         slot.timer = None
         served, own = self.listeners.for_worker()
-        plan = WorkerPlan(self.server, tuple(served), self._limit(), self.generation)
+        udp = self.listeners.udp
+        owner = udp is not None and bool(self.slots) and slot is self.slots[0]
+        plan = WorkerPlan(self.server, tuple(served), self._limit(), self.generation, udp, owner)
         worker = self.spawner.spawn(plan, self, self._loop)
         slot.pending = worker
         worker.start(own)
@@ -354,6 +361,21 @@ class Supervisor:
             if self.server.uses_tls:
                 address = address.replace("http://", "https://", 1)
             error_log.info("Pounce running on %s (Press CTRL+C to quit)", address)
+        udp = self.listeners.udp
+        if udp is not None:
+            host, port = udp.getsockname()[:2]
+            error_log.info("Pounce serving HTTP/3 on udp %s:%d (one worker)", host, port)
+
+
+def _udp_address(spec: ServerSpec) -> tuple[str, int | None] | None:
+    """Where HTTP/3 listens: its own bind, else the first listener's host and port."""
+    if spec.h3 is None:
+        return None
+    if spec.h3.options.bind is not None:
+        return split_bind(spec.h3.options.bind)
+    first = spec.binds[0]
+    assert isinstance(first, TCPBind)  # the builder made sure
+    return first.host, None
 
 
 def _cap(worker: Worker) -> str:
