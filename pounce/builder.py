@@ -90,6 +90,7 @@ class ServerSpec:
 
     binds: tuple[Bind, ...]
     backlog: int
+    max_connections: int | None
     stream_layers: tuple[StreamLayer, ...]
     protocols: tuple[ProtocolFactory, ...]
     app_layers: tuple[AppLayer, ...]
@@ -113,6 +114,7 @@ class ServerBuilder:
 
     _binds: tuple[Bind, ...] = ()
     _backlog: int = DEFAULT_BACKLOG
+    _max_connections: int | None = None
     _layers: tuple[Layer, ...] = ()
     _protocols: tuple[ProtocolFactory, ...] = ()
     _timeouts: Timeouts = field(default_factory=Timeouts)
@@ -146,6 +148,17 @@ class ServerBuilder:
         """Pending-connection queue per listener (connections; default 2048)."""
         check_value(f".backlog({size!r}):", option_of(ListenOptions, "backlog"), size)
         return replace(self, _backlog=size)
+
+    def max_connections(self, cap: int | None) -> ServerBuilder:
+        """At most `cap` open connections per worker (None: no cap, the default).
+
+        At the cap the worker stops accepting: further clients wait in the
+        listen backlog until a connection closes, instead of being accepted
+        and closed (docs/backpressure.md, "The connection cap").
+        """
+        option = option_of(ListenOptions, "max_connections")
+        check_value(f".max_connections({cap!r}):", option, cap)
+        return replace(self, _max_connections=cap)
 
     # -- protocols ------------------------------------------------------------------
 
@@ -408,6 +421,7 @@ class ServerBuilder:
         spec = ServerSpec(
             binds=self._binds,
             backlog=self._backlog,
+            max_connections=self._max_connections,
             stream_layers=_offer_alpn(stream_layers, self._protocols),
             protocols=offer_tunnels(self._protocols),
             app_layers=app_layers,

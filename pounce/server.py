@@ -28,8 +28,10 @@ from pounce.drivers.bridge import bridge_factory
 from pounce.drivers.service import ServiceContext
 from pounce.errors import TLSError
 from pounce.layer import Serving
+from pounce.layers.refusal import RefusalLog
 from pounce.layers.tls.config import ServerTLS
 from pounce.layers.tls.layer import TLSLayer
+from pounce.net.accept import Acceptor, loop_accepts_safely
 from pounce.net.binds import Bind, cleanup, display_address, open_socket
 from pounce.net.loops import loop_factory
 from pounce.net.transport import ConnectionTracker, TransportAdapter
@@ -108,6 +110,11 @@ class Server:
         spec = self.spec
         http = spec.http
         lines = [f"listen   {b.describe()} (backlog {spec.backlog})" for b in spec.binds]
+        if spec.max_connections is not None:
+            lines.append(
+                f"listen   at most {spec.max_connections} open connections per worker "
+                "(then accepting pauses)"
+            )
         lines += [f"stream   {layer.describe()}" for layer in spec.stream_layers]
         lines += [f"protocol {factory.describe()}" for factory in spec.protocols]
         headers = [
@@ -176,27 +183,36 @@ class Server:
         sockets: list[socket.socket] = list(given or ())
         opened: list[Bind] = []
         live_tls: list[ServerTLS] = []
+        acceptor: Acceptor | None = None
         try:
             if given is None:
                 for bind in spec.binds:
                     sockets.append(open_socket(bind, spec.backlog))
                     opened.append(bind)
             service = ServiceContext(app, spec.http, state=lifespan.state)
-            tracker = ConnectionTracker()
+            loop = asyncio.get_running_loop()
+            if spec.max_connections is not None or not loop_accepts_safely(loop):
+                acceptor = Acceptor(spec.max_connections, RefusalLog("listener").refused)
+            tracker = ConnectionTracker() if acceptor is None else acceptor.tracker
             factory = self._handler_factory(service, live_tls)
             with self._live_lock:
                 self._live_tls[id(live_tls)] = live_tls
-            loop = asyncio.get_running_loop()
-            servers = [
-                await loop.create_server(
-                    lambda: TransportAdapter(factory, tracker, spec.http.send_timeout),
-                    # asyncio closes the socket it serves: a given one is shared, so
-                    # this serve() gets a duplicate of its own.
-                    sock=sock if given is None else sock.dup(),
-                    backlog=spec.backlog,
-                )
-                for sock in sockets
-            ]
+
+            def make_adapter() -> TransportAdapter:
+                return TransportAdapter(factory, tracker, spec.http.send_timeout)
+
+            # Whoever serves a socket closes it: a given one is shared, so this
+            # serve() gets a duplicate of its own.
+            own = [sock if given is None else sock.dup() for sock in sockets]
+            servers: list[asyncio.Server | Acceptor] = []
+            if acceptor is None:  # uvloop's own server: its accept loop is in C
+                for sock in own:
+                    servers.append(
+                        await loop.create_server(make_adapter, sock=sock, backlog=spec.backlog)
+                    )
+            else:  # accept ourselves: a cap, a back-off on EMFILE (pounce/net/accept.py)
+                acceptor.start(own, make_adapter)
+                servers.append(acceptor)
             for sock in sockets if announce else ():
                 address = display_address(sock)
                 if self.uses_tls:
@@ -209,6 +225,8 @@ class Server:
                 serving.draining = True  # readiness fails first (docs/backpressure.md)
             await self._shut_down(servers, service, tracker)
         finally:
+            if acceptor is not None:
+                acceptor.close()
             with self._live_lock:
                 self._live_tls.pop(id(live_tls), None)
             if given is None:  # ours to close; given sockets are the caller's
@@ -236,7 +254,7 @@ class Server:
 
     async def _shut_down(
         self,
-        servers: list[asyncio.Server],
+        servers: list[asyncio.Server | Acceptor],
         service: ServiceContext,
         tracker: ConnectionTracker,
     ) -> None:
