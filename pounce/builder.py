@@ -353,7 +353,8 @@ class ServerBuilder:
     def timeouts(self, **options: Unpack[TimeoutKeywords]) -> ServerBuilder:
         """Seconds: idle keep-alive (5), whole request head (10), a request body's silence
         while the server is reading it (60; HTTP/1.1: 408), graceful shutdown (30), output
-        that a client reads none of (`send`, 60; then the connection is aborted).
+        that a client reads none of (`send`, 60; then the connection is aborted), an idle
+        keep-alive connection once a graceful shutdown begins (`shutdown_idle`, 1).
 
         `request_body_min_rate`: bytes per second a request body must average after
         a 20 s grace (500, Apache's ``MinRate``; HTTP/1.1: 408); 0 turns it off.
@@ -441,6 +442,7 @@ class ServerBuilder:
         return HTTPOptions(
             keep_alive_timeout=t.keep_alive,
             request_head_timeout=t.request_head,
+            shutdown_idle_timeout=t.shutdown_idle,
             request_body_timeout=t.request_body,
             request_body_min_rate=t.request_body_min_rate or None,
             send_timeout=t.send,

@@ -3,9 +3,10 @@
 Serving goes: lifespan startup → open every listener (a port in use is a
 `TransportError` before anything is served) → one asyncio server per listener
 whose connections enter the outermost stream layer → wait for a stop signal
-→ graceful shutdown: stop accepting, close idle keep-alive connections at
-once, let in-flight responses finish up to the graceful timeout, abort the
-rest → lifespan shutdown.
+→ graceful shutdown: stop accepting, close idle keep-alive connections
+(after `timeout_shutdown_idle`, answering a request that arrives meanwhile
+with ``connection: close``), let in-flight responses finish up to the
+graceful timeout, abort the rest → lifespan shutdown.
 """
 
 from __future__ import annotations
