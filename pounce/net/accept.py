@@ -96,7 +96,6 @@ class Acceptor:
         self._retry: asyncio.TimerHandle | None = None
         self._delay = RETRY_FIRST
         self._closed = False
-        self._connecting: set[asyncio.Task[object]] = set()
 
     @property
     def open(self) -> int:
@@ -130,6 +129,8 @@ class Acceptor:
 
     def released(self) -> None:
         """A connection is gone: below the cap again, or a descriptor is free."""
+        if self._watching:
+            return
         if self._retry is not None:  # backing off: a descriptor just came free
             self._retry.cancel()
             self._retry = None
@@ -155,8 +156,9 @@ class Acceptor:
 
     def _accept(self, sock: socket.socket) -> None:
         """`sock` is readable: accept while below the cap, then pause if someone still waits."""
+        tracker = self.tracker
         for _ in range(ACCEPT_BATCH):
-            if self.open >= self.cap:
+            if self._pending + len(tracker) >= self.cap:
                 self._unwatch()  # a client is waiting: it stays in the backlog
                 self._refused(AT_CAP)
                 return
@@ -188,19 +190,22 @@ class Acceptor:
         self._watch()
 
     def _connect(self, conn: socket.socket) -> None:
-        assert self._loop is not None and self._factory is not None
+        assert self._loop is not None
         self._pending += 1
-        task = self._loop.create_task(self._loop.connect_accepted_socket(self._factory, conn))
-        self._connecting.add(task)
-        task.add_done_callback(self._connected)
+        # Not kept: like asyncio's own server, the loop holds the task while it runs.
+        self._loop.create_task(self._made(conn))
 
-    def _connected(self, task: asyncio.Task[object]) -> None:
-        """The transport is made (its connection is the tracker's now) or failed."""
-        self._connecting.discard(task)
-        self._pending -= 1
-        if not task.cancelled() and task.exception() is not None:
-            error_log.debug("could not set up an accepted connection: %s", task.exception())
-        self._watch()
+    async def _made(self, conn: socket.socket) -> None:
+        """Make the transport (its connection is then the tracker's), or fail quietly."""
+        assert self._loop is not None and self._factory is not None
+        try:
+            await self._loop.connect_accepted_socket(self._factory, conn)
+        except OSError as exc:  # the client left before the transport was made
+            error_log.debug("could not set up an accepted connection: %s", exc)
+        finally:
+            self._pending -= 1
+            if not self._watching:
+                self._watch()
 
 
 def loop_accepts_safely(loop: asyncio.AbstractEventLoop) -> bool:

@@ -78,7 +78,7 @@ def test_past_the_cap_clients_wait_in_the_backlog_and_are_served_after(
     assert "listener refused: 1 " + AT_CAP in paused[0]
 
 
-def test_the_served_order_is_not_a_refusal_below_the_cap(
+def test_below_the_cap_accepting_never_pauses(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = HeldApp()
