@@ -5,6 +5,8 @@
     GET  /64k      a 64 KiB body with Content-Length
     POST /upload   reads the whole request body, answers its length in bytes
     GET  /stream   100 chunks of 1 KiB, each its own ``more_body`` message
+    GET  /work     a fixed service time: 10 ms of ``await asyncio.sleep`` (the overload scenario)
+    GET  /cpu      a fixed amount of CPU work, `CPU_ROUNDS` SHA-256 rounds (the overload scenario)
     WS   /ws       WebSocket echo: every message sent back as it came
 
 Standard library only, and as little work per request as an app can do, so the
@@ -17,6 +19,8 @@ lean app's memory reading stays free of them); their answers are
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -33,6 +37,8 @@ STREAM_BODY = STREAM_CHUNK * STREAM_CHUNKS
 UPLOAD_SIZE = 1024 * 1024
 JSON_MESSAGE = {"message": "Hello, world!"}
 JSON_BODY = b'{"message":"Hello, world!"}'  # what Starlette's JSONResponse renders
+SERVICE_S = 0.010  # seconds /work waits
+CPU_ROUNDS = 2000  # SHA-256 rounds /cpu computes: about a millisecond of CPU
 
 _TEXT = (b"content-type", b"text/plain")
 _OCTETS = (b"content-type", b"application/octet-stream")
@@ -90,6 +96,23 @@ async def stream(receive: Receive, send: Send) -> None:
     await send(_body(b""))
 
 
+async def work(receive: Receive, send: Send) -> None:
+    await asyncio.sleep(SERVICE_S)
+    await hello(receive, send)
+
+
+def cpu_work() -> bytes:
+    digest = b"pounce"
+    for _ in range(CPU_ROUNDS):
+        digest = hashlib.sha256(digest).digest()
+    return digest
+
+
+async def cpu(receive: Receive, send: Send) -> None:
+    cpu_work()
+    await hello(receive, send)
+
+
 async def not_found(receive: Receive, send: Send) -> None:
     await send(_start([_TEXT, (b"content-length", b"9")], status=404))
     await send(_body(b"not found"))
@@ -101,6 +124,8 @@ ROUTES: dict[str, Callable[[Receive, Send], Awaitable[None]]] = {
     "/64k": large,
     "/upload": upload,
     "/stream": stream,
+    "/work": work,
+    "/cpu": cpu,
 }
 
 

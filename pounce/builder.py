@@ -97,6 +97,7 @@ class ServerSpec:
 
     binds: tuple[Bind, ...]
     backlog: int
+    max_connections: int | None
     stream_layers: tuple[StreamLayer, ...]
     protocols: tuple[ProtocolFactory, ...]
     app_layers: tuple[AppLayer, ...]
@@ -122,6 +123,7 @@ class ServerBuilder:
 
     _binds: tuple[Bind, ...] = ()
     _backlog: int = DEFAULT_BACKLOG
+    _max_connections: int | None = None
     _layers: tuple[Layer, ...] = ()
     _protocols: tuple[ProtocolFactory, ...] = ()
     _timeouts: Timeouts = field(default_factory=Timeouts)
@@ -156,6 +158,17 @@ class ServerBuilder:
         """Pending-connection queue per listener (connections; default 2048)."""
         check_value(f".backlog({size!r}):", option_of(ListenOptions, "backlog"), size)
         return replace(self, _backlog=size)
+
+    def max_connections(self, cap: int | None) -> ServerBuilder:
+        """At most `cap` open connections per worker (None: no cap, the default).
+
+        At the cap the worker stops accepting: further clients wait in the
+        listen backlog until a connection closes, instead of being accepted
+        and closed (docs/backpressure.md, "The connection cap").
+        """
+        option = option_of(ListenOptions, "max_connections")
+        check_value(f".max_connections({cap!r}):", option, cap)
+        return replace(self, _max_connections=cap)
 
     # -- protocols ------------------------------------------------------------------
 
@@ -396,7 +409,8 @@ class ServerBuilder:
     def timeouts(self, **options: Unpack[TimeoutKeywords]) -> ServerBuilder:
         """Seconds: idle keep-alive (5), whole request head (10), a request body's silence
         while the server is reading it (60; HTTP/1.1: 408), graceful shutdown (30), output
-        that a client reads none of (`send`, 60; then the connection is aborted).
+        that a client reads none of (`send`, 60; then the connection is aborted), an idle
+        keep-alive connection once a graceful shutdown begins (`shutdown_idle`, 1).
 
         `request_body_min_rate`: bytes per second a request body must average after
         a 20 s grace (500, Apache's ``MinRate``; HTTP/1.1: 408); 0 turns it off.
@@ -467,6 +481,7 @@ class ServerBuilder:
         spec = ServerSpec(
             binds=self._binds,
             backlog=self._backlog,
+            max_connections=self._max_connections,
             stream_layers=_offer_alpn(stream_layers, self._protocols),
             protocols=offer_tunnels(self._protocols),
             app_layers=app_layers,
@@ -516,6 +531,7 @@ class ServerBuilder:
         return HTTPOptions(
             keep_alive_timeout=t.keep_alive,
             request_head_timeout=t.request_head,
+            shutdown_idle_timeout=t.shutdown_idle,
             request_body_timeout=t.request_body,
             request_body_min_rate=t.request_body_min_rate or None,
             send_timeout=t.send,

@@ -77,6 +77,7 @@ class TimeoutKeywords(TypedDict, total=False):
     request_head: float
     request_body: float
     graceful_shutdown: float
+    shutdown_idle: float
     send: float
     request_body_min_rate: int
 

@@ -275,6 +275,7 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
     requests = o.of(RequestOptions)
     builder = (
         builder.backlog(listen.backlog)
+        .max_connections(listen.max_connections)
         .h1(**o.keywords(H1Options))
         .timeouts(**o.keywords(Timeouts))
         .response_headers(**o.keywords(ResponseHeaders))

@@ -3,9 +3,10 @@
 Serving goes: lifespan startup → open every listener (a port in use is a
 `TransportError` before anything is served) → one asyncio server per listener
 whose connections enter the outermost stream layer → wait for a stop signal
-→ graceful shutdown: stop accepting, close idle keep-alive connections at
-once, let in-flight responses finish up to the graceful timeout, abort the
-rest → lifespan shutdown.
+→ graceful shutdown: stop accepting, close idle keep-alive connections
+(after `timeout_shutdown_idle`, answering a request that arrives meanwhile
+with ``connection: close``), let in-flight responses finish up to the
+graceful timeout, abort the rest → lifespan shutdown.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from pounce.drivers.http3_options import alt_svc
 from pounce.drivers.service import ServiceContext
 from pounce.errors import TLSError, TransportError
 from pounce.layer import Serving
+from pounce.layers.refusal import RefusalLog
 from pounce.layers.tls.config import ServerTLS
 from pounce.layers.tls.layer import TLSLayer
+from pounce.net.accept import Acceptor, loop_accepts_safely
 from pounce.net.binds import Bind, cleanup, display_address, open_socket
 from pounce.net.loops import loop_factory
 from pounce.net.transport import ConnectionTracker, TransportAdapter
@@ -118,6 +121,11 @@ class Server:
         spec = self.spec
         http = spec.http
         lines = [f"listen   {b.describe()} (backlog {spec.backlog})" for b in spec.binds]
+        if spec.max_connections is not None:
+            lines.append(
+                f"listen   at most {spec.max_connections} open connections per worker "
+                "(then accepting pauses)"
+            )
         lines += [f"stream   {layer.describe()}" for layer in spec.stream_layers]
         lines += [f"protocol {factory.describe()}" for factory in spec.protocols]
         if spec.h3 is not None:
@@ -201,6 +209,7 @@ class Server:
         opened: list[Bind] = []
         live_tls: list[_Reloadable] = []
         h3: HTTP3Listener | None = None
+        acceptor: Acceptor | None = None
         try:
             if given is None:
                 for bind in spec.binds:
@@ -219,21 +228,29 @@ class Server:
             if h3_port is not None and spec.h3 is not None and spec.h3.options.alt_svc:
                 http = replace(http, extra_headers=(*http.extra_headers, alt_svc(h3_port)))
             service = ServiceContext(app, http, state=lifespan.state)
-            tracker = ConnectionTracker()
+            loop = asyncio.get_running_loop()
+            if spec.max_connections is not None or not loop_accepts_safely(loop):
+                acceptor = Acceptor(spec.max_connections, RefusalLog("listener").refused)
+            tracker = ConnectionTracker() if acceptor is None else acceptor.tracker
             factory = self._handler_factory(service, live_tls)
             with self._live_lock:
                 self._live_tls[id(live_tls)] = live_tls
-            loop = asyncio.get_running_loop()
-            servers = [
-                await loop.create_server(
-                    lambda: TransportAdapter(factory, tracker, spec.http.send_timeout),
-                    # asyncio closes the socket it serves: a given one is shared, so
-                    # this serve() gets a duplicate of its own.
-                    sock=sock if given is None else sock.dup(),
-                    backlog=spec.backlog,
-                )
-                for sock in sockets
-            ]
+
+            def make_adapter() -> TransportAdapter:
+                return TransportAdapter(factory, tracker, spec.http.send_timeout)
+
+            # Whoever serves a socket closes it: a given one is shared, so this
+            # serve() gets a duplicate of its own.
+            own = [sock if given is None else sock.dup() for sock in sockets]
+            servers: list[asyncio.Server | Acceptor] = []
+            if acceptor is None:  # uvloop's own server: its accept loop is in C
+                for sock in own:
+                    servers.append(
+                        await loop.create_server(make_adapter, sock=sock, backlog=spec.backlog)
+                    )
+            else:  # accept ourselves: a cap, a back-off on EMFILE (pounce/net/accept.py)
+                acceptor.start(own, make_adapter)
+                servers.append(acceptor)
             if h3 is not None:
                 await h3.start()
             for sock in sockets if announce else ():
@@ -251,6 +268,8 @@ class Server:
                 serving.draining = True  # readiness fails first (docs/backpressure.md)
             await self._shut_down(servers, service, tracker, h3)
         finally:
+            if acceptor is not None:
+                acceptor.close()
             with self._live_lock:
                 self._live_tls.pop(id(live_tls), None)
             if h3 is not None:
@@ -313,7 +332,7 @@ class Server:
 
     async def _shut_down(
         self,
-        servers: list[asyncio.Server],
+        servers: list[asyncio.Server | Acceptor],
         service: ServiceContext,
         tracker: ConnectionTracker,
         h3: HTTP3Listener | None = None,

@@ -8,8 +8,9 @@ connections is per server run, so it lives in a `_Gate` made inside `wrap` —
 one per worker, never shared, never on the layer.
 
 A connection beyond the cap is accepted by the kernel and then closed at
-once, before any byte is read; the inner handler is never even made. (A
-production cap would rather stop accepting; this recipe shows the shape.)
+once, before any byte is read; the inner handler is never even made. (Pounce's
+own cap, ``--limit-max-connections``, stops accepting instead, below the
+stream layers; this recipe shows the shape of a stream layer.)
 
 Run it with the line echo protocol beneath, at most two clients at a time::
 

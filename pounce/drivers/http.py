@@ -351,7 +351,10 @@ class HTTPDriver(Upgradable):
 
     def _arm_head_timer(self) -> None:
         self._waiting_for_head = True
-        self._set_timer(self._options.request_head_timeout, self._head_timed_out)
+        timeout = self._options.request_head_timeout
+        if self._service.shutting_down:  # a head begun while draining gets only the grace
+            timeout = min(timeout, SHUTDOWN_HEAD_GRACE)
+        self._set_timer(timeout, self._head_timed_out)
 
     def _arm_keep_alive_timer(self) -> None:
         self._waiting_for_head = False
@@ -431,11 +434,21 @@ class HTTPDriver(Upgradable):
         (a rolling restart drains workers under load): it gets
         `SHUTDOWN_HEAD_GRACE` more seconds, and the request, if it comes, is
         answered with ``connection: close``. An idle keep-alive connection
-        closes at once, as HTTP/1.1 allows (RFC 9112 §9.3.1: its client may retry).
+        may have a request on the wire, one its client sent before it could
+        know: closing at once would lose it (RFC 9112 §9.3.1 lets a client
+        retry only idempotent requests). It stays open for
+        ``shutdown_idle_timeout`` seconds, never past its own keep-alive
+        deadline, and a request that comes is answered with ``connection:
+        close`` — a load balancer's keep-alive health check sees the 503 of
+        a readiness probe rather than a closed connection.
         """
         if not self._exchanges:
             if self._waiting_for_head:
                 grace = min(SHUTDOWN_HEAD_GRACE, self._options.request_head_timeout)
+                self._set_timer(grace, self._close)
+                return
+            grace = min(self._options.shutdown_idle_timeout, self._deadline.remaining())
+            if grace > 0:
                 self._set_timer(grace, self._close)
                 return
             self._close()

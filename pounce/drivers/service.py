@@ -12,6 +12,7 @@ server run, never at module level, so thread workers never share it.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from email.utils import formatdate
 from typing import Any
 
 from pounce.asgi.types import ASGIApp
-from pounce.options import option, seconds, whole
+from pounce.options import Check, option, seconds, whole
 from pounce.protocols.events import Headers
 
 KiB = 1024
@@ -68,6 +69,15 @@ class Timeouts:
         name="timeout_graceful_shutdown",
         help="in-flight requests get this long to finish on shutdown (Hypercorn: 5 s)",
         check=seconds(),
+    )
+    shutdown_idle: float = option(
+        1.0,
+        unit="s",
+        name="timeout_shutdown_idle",
+        help="on a graceful shutdown an idle keep-alive connection stays open up to this long "
+        "(never past its keep-alive timeout) to answer a request already on its way, with "
+        "connection: close; 0: close it at once (Uvicorn)",
+        check=Check("a finite number of seconds, 0 or more", lambda v: 0 <= v < math.inf),
     )
     send: float = option(
         60.0,
@@ -178,6 +188,9 @@ class HTTPOptions:
 
     keep_alive_timeout: float = 5.0  # seconds idle between requests; Uvicorn's default
     request_head_timeout: float = 10.0  # seconds to receive a whole request head (slowloris)
+    # Seconds an idle keep-alive connection stays open once a graceful shutdown
+    # begins, to answer (with connection: close) a request already on its way.
+    shutdown_idle_timeout: float = 1.0
     request_body_timeout: float | None = 60.0  # seconds between two reads of a body; nginx's
     # Bytes per second a request body must average once it has had
     # BODY_RATE_GRACE seconds (Apache mod_reqtimeout's body=20,MinRate=500): a

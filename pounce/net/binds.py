@@ -57,6 +57,17 @@ class ListenOptions:
         check=whole(1, text="a positive integer"),
         call=".backlog(n)",
     )
+    max_connections: int | None = option(
+        None,
+        name="limit_max_connections",
+        unit="connections",
+        help="at most this many open connections per worker; at the cap the worker stops "
+        "accepting and the rest wait in the listen backlog (--backlog) until one closes",
+        shown="no cap",
+        check=whole(1, text="a positive integer"),
+        call=".max_connections(n)",
+        group="limits",
+    )
 
 
 @dataclass(frozen=True, slots=True)

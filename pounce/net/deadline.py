@@ -45,6 +45,12 @@ class Deadline:
             self._handle.cancel()
             self._handle = None
 
+    def remaining(self) -> float:
+        """Seconds until it fires; 0 when it is not set."""
+        if self._callback is None:
+            return 0.0
+        return max(0.0, self._when - self._loop.time())
+
     @property
     def active(self) -> bool:
         return self._callback is not None

@@ -1,0 +1,213 @@
+"""Accepting connections ourselves: a cap on open connections, and a back-off when
+descriptors run out.
+
+The event loop's own server (``loop.create_server``) accepts whatever the
+kernel has ready — asyncio up to a whole backlog at a time, before a single
+protocol is made — and has no public way to pause. Worse, asyncio's answer
+to ``EMFILE`` is a flood: its accept loop does not stop at the error but
+tries again up to `backlog` times in the same turn, logging a traceback and
+scheduling a retry each time (``selector_events._accept_connection``,
+CPython 3.6–3.13), so a worker out of descriptors logs thousands of lines a
+second and serves nobody. So a serve accepts through an `Acceptor`: on
+asyncio always, on uvloop when a connection cap is set
+(``--limit-max-connections``). It watches each listening socket with
+``loop.add_reader`` (public API on asyncio and uvloop alike), accepts one
+connection at a time, and hands each to the loop with
+``loop.connect_accepted_socket`` — the same work asyncio's own server does
+per connection. uvloop without a cap keeps its own accept loop, in C
+(libuv's answer to ``EMFILE`` closes the connections waiting in the backlog
+and serves on: see docs/backpressure.md).
+
+Invariants:
+
+* at most `cap` connections are open at once — accepted and not yet lost,
+  counted from the ``accept()`` (so those whose transport is still being
+  made count too). At the cap the listening sockets are not watched, so
+  ``accept()`` is not called: further clients wait in the kernel's listen
+  backlog (``--backlog``), not accepted and closed; watching resumes when a
+  connection closes and the count is below the cap again;
+* accepting pauses only when a client is waiting (the socket is readable at
+  the cap), and each such pause is one refusal, reported to `refused`;
+* ``EMFILE`` / ``ENFILE`` (and ``ENOBUFS`` / ``ENOMEM``) from ``accept()``
+  stop watching for a back-off that doubles from `RETRY_FIRST` to
+  `RETRY_MAX` seconds (or until a connection closes and frees a
+  descriptor), never a busy loop on a socket that stays readable, never a
+  crash; each is a refusal too. The refusal log bounds the lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import math
+import socket
+from collections.abc import Callable, Sequence
+
+from pounce.net.transport import ConnectionTracker, TransportAdapter
+
+error_log = logging.getLogger("pounce.error")
+
+OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+RETRY_FIRST = 0.05  # seconds before accepting again once descriptors ran out
+RETRY_MAX = 1.0  # seconds; the back-off doubles up to this (asyncio waits 1 s)
+ACCEPT_BATCH = (
+    64  # connections accepted per readiness event, so one listener cannot starve the loop
+)
+
+AT_CAP = "accept paused at the connection cap"
+
+
+def out_of_descriptors(exc: OSError) -> str:
+    """The refusal reason for an ``accept()`` that failed for lack of descriptors."""
+    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return f"accept paused: out of file descriptors ({name}; raise ulimit -n or lower the cap)"
+
+
+class _CountingTracker(ConnectionTracker):
+    """The serve's tracker, telling its acceptor when a connection is gone."""
+
+    def __init__(self, acceptor: Acceptor) -> None:
+        super().__init__()
+        self._acceptor = acceptor
+
+    def discard(self, adapter: TransportAdapter) -> None:
+        super().discard(adapter)
+        self._acceptor.released()
+
+
+class Acceptor:
+    """Accepts on a serve's listening sockets, at most `cap` connections open at once.
+
+    One per serve (per worker), over all its listeners: the cap is the
+    worker's (None: no cap, only the back-off). It closes the sockets it is
+    given when it closes.
+    """
+
+    def __init__(self, cap: int | None, refused: Callable[[str], None]) -> None:
+        self.cap = cap if cap is not None else math.inf
+        self.tracker: ConnectionTracker = _CountingTracker(self)
+        self._refused = refused
+        self._pending = 0  # accepted, transport not yet made
+        self._sockets: list[socket.socket] = []
+        self._factory: Callable[[], asyncio.BaseProtocol] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watching = False
+        self._retry: asyncio.TimerHandle | None = None
+        self._delay = RETRY_FIRST
+        self._closed = False
+
+    @property
+    def open(self) -> int:
+        """Connections accepted and not yet lost."""
+        return self._pending + len(self.tracker)
+
+    @property
+    def accepting(self) -> bool:
+        return self._watching
+
+    def start(
+        self, sockets: Sequence[socket.socket], factory: Callable[[], asyncio.BaseProtocol]
+    ) -> None:
+        """Accept on `sockets` (this acceptor's own: it closes them), making each with `factory`."""
+        self._loop = asyncio.get_running_loop()
+        self._factory = factory
+        self._sockets = list(sockets)
+        for sock in self._sockets:
+            sock.setblocking(False)
+        self._watch()
+
+    def close(self) -> None:
+        """Stop accepting for good (graceful shutdown); open connections are the tracker's."""
+        self._closed = True
+        self._unwatch()
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for sock in self._sockets:
+            sock.close()
+
+    def released(self) -> None:
+        """A connection is gone: below the cap again, or a descriptor is free."""
+        if self._watching:
+            return
+        if self._retry is not None:  # backing off: a descriptor just came free
+            self._retry.cancel()
+            self._retry = None
+        self._watch()
+
+    # -- watching the listening sockets ------------------------------------------------
+
+    def _watch(self) -> None:
+        if self._watching or self._closed or self._retry is not None or self.open >= self.cap:
+            return
+        assert self._loop is not None
+        for sock in self._sockets:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+        self._watching = True
+
+    def _unwatch(self) -> None:
+        if not self._watching:
+            return
+        assert self._loop is not None
+        for sock in self._sockets:
+            self._loop.remove_reader(sock.fileno())
+        self._watching = False
+
+    def _accept(self, sock: socket.socket) -> None:
+        """`sock` is readable: accept while below the cap, then pause if someone still waits."""
+        tracker = self.tracker
+        for _ in range(ACCEPT_BATCH):
+            if self._pending + len(tracker) >= self.cap:
+                self._unwatch()  # a client is waiting: it stays in the backlog
+                self._refused(AT_CAP)
+                return
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the client left while in the backlog
+            except OSError as exc:
+                self._back_off(exc)
+                return
+            self._delay = RETRY_FIRST
+            self._connect(conn)
+
+    def _back_off(self, exc: OSError) -> None:
+        """No descriptor (or other failure): stop watching a while instead of spinning."""
+        self._unwatch()
+        if exc.errno in OUT_OF_DESCRIPTORS:
+            self._refused(out_of_descriptors(exc))
+        else:
+            error_log.warning("accept() failed: %s; retrying in %g s", exc, self._delay)
+        assert self._loop is not None
+        self._retry = self._loop.call_later(self._delay, self._retry_now)
+        self._delay = min(self._delay * 2, RETRY_MAX)
+
+    def _retry_now(self) -> None:
+        self._retry = None
+        self._watch()
+
+    def _connect(self, conn: socket.socket) -> None:
+        assert self._loop is not None
+        self._pending += 1
+        # Not kept: like asyncio's own server, the loop holds the task while it runs.
+        self._loop.create_task(self._made(conn))
+
+    async def _made(self, conn: socket.socket) -> None:
+        """Make the transport (its connection is then the tracker's), or fail quietly."""
+        assert self._loop is not None and self._factory is not None
+        try:
+            await self._loop.connect_accepted_socket(self._factory, conn)
+        except OSError as exc:  # the client left before the transport was made
+            error_log.debug("could not set up an accepted connection: %s", exc)
+        finally:
+            self._pending -= 1
+            if not self._watching:
+                self._watch()
+
+
+def loop_accepts_safely(loop: asyncio.AbstractEventLoop) -> bool:
+    """May a serve without a cap use `loop`'s own server? uvloop's, yes (see above)."""
+    return type(loop).__module__.startswith("uvloop")
