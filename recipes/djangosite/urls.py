@@ -1,0 +1,16 @@
+"""HTTP routes (Django) and WebSocket routes (Channels)."""
+
+from django.urls import path
+
+from djangosite import consumers, views
+
+urlpatterns = [
+    path("items/<int:item_id>", views.item),
+    path("echo", views.echo),
+    path("count", views.count),
+    path("stream", views.stream),
+    path("sync", views.sync),
+    path("crash", views.crash),
+]
+
+websocket_urlpatterns = [path("ws", consumers.Echo.as_asgi())]
