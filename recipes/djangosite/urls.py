@@ -11,6 +11,10 @@ urlpatterns = [
     path("stream", views.stream),
     path("sync", views.sync),
     path("crash", views.crash),
+    path("upload", views.upload),
+    path("events", views.events),
+    path("ack", views.ack),
+    path("forever", views.forever),
 ]
 
 websocket_urlpatterns = [path("ws", consumers.Echo.as_asgi())]

@@ -1,4 +1,11 @@
-"""Views: async ones run on the server's event loop, a sync one in Django's thread."""
+"""Views: async ones run on the server's event loop, a sync one in Django's thread.
+
+`events`/`ack` and `forever` are there for the framework matrix
+(tests/integration/test_frameworks.py): server-sent events that wait for the
+client's acknowledgement between two events, so a server that held the
+stream back would hang the test, and a stream that runs until the client
+leaves.
+"""
 
 import asyncio
 import json
@@ -42,3 +49,36 @@ def sync(request: HttpRequest) -> JsonResponse:
 
 async def crash(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("unhandled in a view")
+
+
+async def upload(request: HttpRequest) -> JsonResponse:
+    file = request.FILES["file"]  # past 2.5 MiB Django spools it to a temporary file
+    return JsonResponse({"name": file.name, "size": file.size})
+
+
+ACKS: dict[str, asyncio.Event] = {}
+
+
+async def events(request: HttpRequest) -> StreamingHttpResponse:
+    acked = ACKS.setdefault(request.GET["key"], asyncio.Event())
+
+    async def stream() -> AsyncIterator[str]:
+        yield "data: 0\n\n"
+        await acked.wait()
+        yield "data: 1\n\n"
+
+    return StreamingHttpResponse(stream(), content_type="text/event-stream")
+
+
+async def ack(request: HttpRequest) -> HttpResponse:
+    ACKS.setdefault(request.GET["key"], asyncio.Event()).set()
+    return HttpResponse("ok", content_type="text/plain")
+
+
+async def forever(request: HttpRequest) -> StreamingHttpResponse:
+    async def ticks() -> AsyncIterator[bytes]:
+        for _ in range(5000):  # at most about a minute
+            yield b"tick\n" * 100
+            await asyncio.sleep(0.01)
+
+    return StreamingHttpResponse(ticks(), content_type="text/plain")

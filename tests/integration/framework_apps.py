@@ -8,6 +8,13 @@ Every `Site` serves:
 * ``POST /count`` → the number of request-body bytes, read as a stream;
 * ``GET /stream`` → ``line 0\\n`` … ``line 4\\n``, a streamed response;
 * ``GET /crash`` → an unhandled exception in the app (the framework's 500);
+* ``POST /upload`` (multipart, field ``file``) → ``{"name": …, "size": …}``;
+* ``GET /events?key=K`` → server-sent events: ``data: 0``, then — only once
+  ``POST /ack?key=K`` has come — ``data: 1`` and the end (so a server or
+  layer that held the stream back would hang the test, not pass it);
+* ``GET /forever`` → a body streamed until the client leaves;
+* ``GET /background`` → ``later``, then a background task sets
+  ``background_done`` (not Django: it has no background tasks);
 * ``GET /state`` → ``{"greeting": …}`` set by the framework's lifespan startup
   (not Django: it has no lifespan protocol);
 * ``/ws`` → a WebSocket that echoes each message back.
@@ -20,6 +27,7 @@ in test_frameworks.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import threading
@@ -27,20 +35,25 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import BackgroundTasks, FastAPI, Request, UploadFile, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
 from litestar import Litestar, get, post, websocket_listener
 from litestar import Request as LitestarRequest
+from litestar.background_tasks import BackgroundTask as LitestarTask
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.response import Stream
+from litestar.datastructures import UploadFile as LitestarUpload
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, FromPath, FromQuery, JSONBody
+from litestar.response import Response as LitestarResponse
+from litestar.response import ServerSentEvent, Stream
 from pydantic import BaseModel
 from quart import Quart, websocket
 from quart import request as quart_request
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.datastructures import UploadFile as StarletteUpload
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import PlainTextResponse, Response
 from starlette.responses import StreamingResponse as StarletteStreamingResponse
@@ -62,12 +75,37 @@ class Site:
     events: list[str] = field(default_factory=list)
     lifespan: bool = True  # the framework runs ASGI lifespan startup/shutdown
     websocket: str = ""  # what serves /ws, when not the framework itself
+    background: bool = True  # the framework runs background tasks after a response
     background_done: threading.Event = field(default_factory=threading.Event)
 
 
 async def numbered_lines() -> AsyncIterator[str]:
     for i in range(5):
         yield f"line {i}\n"
+
+
+GATES: dict[str, asyncio.Event] = {}  # /events waits on GATES[key] until /ack opens it
+
+
+def gate(key: str) -> asyncio.Event:
+    return GATES.setdefault(key, asyncio.Event())
+
+
+async def acked_values(key: str) -> AsyncIterator[str]:
+    yield "0"
+    await gate(key).wait()
+    yield "1"
+
+
+async def server_sent_events(key: str) -> AsyncIterator[str]:
+    async for value in acked_values(key):
+        yield f"data: {value}\n\n"
+
+
+async def until_the_client_leaves() -> AsyncIterator[bytes]:
+    for _ in range(5000):  # at most about a minute
+        yield b"tick\n" * 100
+        await asyncio.sleep(0.01)
 
 
 class TeapotError(Exception):
@@ -136,6 +174,28 @@ def fastapi_site() -> Site:
     @app.get("/where")
     async def where(request: Request) -> dict[str, Any]:
         return {"url": str(request.url), "root_path": request.scope["root_path"]}
+
+    @app.post("/upload")
+    async def upload(file: UploadFile) -> dict[str, Any]:
+        return {"name": file.filename, "size": len(await file.read())}
+
+    @app.get("/events")
+    async def events(key: str) -> StreamingResponse:
+        return StreamingResponse(server_sent_events(key), media_type="text/event-stream")
+
+    @app.post("/ack")
+    async def ack(key: str) -> Response:
+        gate(key).set()
+        return PlainTextResponse("ok")
+
+    @app.get("/forever")
+    async def forever() -> StreamingResponse:
+        return StreamingResponse(until_the_client_leaves())
+
+    @app.get("/background")
+    async def background(tasks: BackgroundTasks) -> Response:
+        tasks.add_task(site.background_done.set)
+        return PlainTextResponse("later")
 
     @app.websocket("/ws")
     async def ws_echo(ws: WebSocket) -> None:
@@ -210,6 +270,24 @@ def starlette_site() -> Site:
         async for message in ws.iter_text():
             await ws.send_text(message)
 
+    async def upload(request: StarletteRequest) -> Response:
+        async with request.form(max_part_size=8 * 1024 * 1024) as form:
+            file = form["file"]
+            assert isinstance(file, StarletteUpload)
+            found = {"name": file.filename, "size": len(await file.read())}
+        return Response(json.dumps(found), media_type="application/json")
+
+    async def events(request: StarletteRequest) -> Response:
+        key = request.query_params["key"]
+        return StarletteStreamingResponse(server_sent_events(key), media_type="text/event-stream")
+
+    async def ack(request: StarletteRequest) -> Response:
+        gate(request.query_params["key"]).set()
+        return PlainTextResponse("ok")
+
+    async def forever(request: StarletteRequest) -> Response:
+        return StarletteStreamingResponse(until_the_client_leaves())
+
     site.app = Starlette(
         routes=[
             Route("/", home),
@@ -222,6 +300,10 @@ def starlette_site() -> Site:
             Route("/teapot", teapot),
             Route("/crash", crash),
             Route("/background", background),
+            Route("/upload", upload, methods=["POST"]),
+            Route("/events", events),
+            Route("/ack", ack, methods=["POST"]),
+            Route("/forever", forever),
             Mount("/sub", routes=[Route("/where", where)]),
             WebSocketRoute("/ws", ws_echo),
         ],
@@ -274,6 +356,34 @@ async def litestar_ws(data: str) -> str:
     return data
 
 
+@post("/upload", status_code=200)
+async def litestar_upload(
+    data: Annotated[LitestarUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+) -> dict[str, Any]:
+    return {"name": data.filename, "size": len(await data.read())}
+
+
+@get("/events")
+async def litestar_events(key: FromQuery[str]) -> ServerSentEvent:
+    return ServerSentEvent(acked_values(key))
+
+
+@post("/ack", status_code=200)
+async def litestar_ack(key: FromQuery[str]) -> str:
+    gate(key).set()
+    return "ok"
+
+
+@get("/forever")
+async def litestar_forever() -> Stream:
+    return Stream(until_the_client_leaves())
+
+
+@get("/background")
+async def litestar_background(state: State) -> LitestarResponse[str]:
+    return LitestarResponse("later", background=LitestarTask(state.site.background_done.set))
+
+
 def litestar_site() -> Site:
     site = Site("Litestar", Starlette())
 
@@ -285,8 +395,10 @@ def litestar_site() -> Site:
         site.events.append("shutdown")
 
     handlers = [litestar_item, litestar_echo, litestar_count, litestar_stream, litestar_state]
+    more = [litestar_upload, litestar_events, litestar_ack, litestar_forever, litestar_background]
     site.app = Litestar(
-        route_handlers=[*handlers, litestar_crash, litestar_ws],
+        route_handlers=[*handlers, *more, litestar_crash, litestar_ws],
+        state=State({"site": site}),
         on_startup=[startup],
         on_shutdown=[shutdown],
         logging_config=None,  # its default configures the root logger: every later test's too
@@ -342,6 +454,30 @@ def quart_site() -> Site:
         while True:
             await websocket.send(await websocket.receive())
 
+    @app.post("/upload")
+    async def upload() -> dict[str, Any]:
+        file = (await quart_request.files)["file"]
+        return {"name": file.filename, "size": len(file.read())}
+
+    @app.get("/events")
+    async def events() -> tuple[AsyncIterator[str], int, dict[str, str]]:
+        key = quart_request.args["key"]
+        return server_sent_events(key), 200, {"content-type": "text/event-stream"}
+
+    @app.post("/ack")
+    async def ack() -> str:
+        gate(quart_request.args["key"]).set()
+        return "ok"
+
+    @app.get("/forever")
+    async def forever() -> tuple[AsyncIterator[bytes], int]:
+        return until_the_client_leaves(), 200
+
+    @app.get("/background")
+    async def background() -> str:
+        app.add_background_task(site.background_done.set)
+        return "later"
+
     return site
 
 
@@ -354,7 +490,7 @@ def django_site() -> Site:
         sys.path.insert(0, str(RECIPES))
     from djangosite.asgi import application
 
-    return Site("Django", application, lifespan=False, websocket="Channels")
+    return Site("Django", application, lifespan=False, websocket="Channels", background=False)
 
 
 SITES: dict[str, Callable[[], Site]] = {
