@@ -78,6 +78,19 @@ def client(served: Served) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def logs(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> pytest.LogCaptureFixture:
+    """Pounce's records at INFO and up, whatever an earlier in-process CLI run configured
+    (its handler turns the ``pounce`` logger's propagation off)."""
+    monkeypatch.setattr(logging.getLogger("pounce"), "propagate", True)
+    monkeypatch.setattr(logging.getLogger("pounce.access"), "disabled", False)
+    for name in ("pounce", "pounce.error", "pounce.access"):
+        caplog.set_level(logging.INFO, logger=name)
+    return caplog
+
+
 # -- the matrix: every framework × every protocol ---------------------------------------------
 
 
@@ -182,7 +195,7 @@ DISCONNECT_LOGGED = {"FastAPI", "Starlette"}  # they raise ClientDisconnect; iss
 
 
 def test_client_leaving_a_stream_early(
-    served: Served, client: httpx.Client, caplog: pytest.LogCaptureFixture, request: Any
+    served: Served, client: httpx.Client, logs: pytest.LogCaptureFixture, request: Any
 ) -> None:
     if served.site.framework in DISCONNECT_LOGGED:
         request.node.add_marker(
@@ -192,26 +205,23 @@ def test_client_leaving_a_stream_early(
                 "and Pounce logs it as an ERROR with a traceback: the observability issue (16)",
             )
         )
-    caplog.set_level(logging.INFO)
     if served.protocol == "http1":
         with client.stream("GET", "/forever") as response:  # closed mid-body: the connection
             first = next(response.iter_bytes())
     else:
         first = leave_an_http2_stream_early(served.server, "/forever")
     assert first.startswith(b"tick")
-    ended = [
-        r for r in caplog.records if r.name == "pounce.access" and "/forever" in r.getMessage()
-    ]
+    ended = [r for r in logs.records if r.name == "pounce.access" and "/forever" in r.getMessage()]
     for _ in range(int(TIMEOUT / 0.05)):  # the access log line comes when the app's call ends
         if ended:
             break
         threading.Event().wait(0.05)
         ended = [
-            r for r in caplog.records if r.name == "pounce.access" and "/forever" in r.getMessage()
+            r for r in logs.records if r.name == "pounce.access" and "/forever" in r.getMessage()
         ]
     assert ended, "the app never noticed that the client left"
     assert client.get("/items/1").status_code == 200  # and serving goes on
-    errors = [r for r in caplog.records if r.name.startswith("pounce") and r.levelno >= 40]
+    errors = [r for r in logs.records if r.name.startswith("pounce") and r.levelno >= 40]
     assert not errors, [r.getMessage() for r in errors]
 
 
@@ -248,9 +258,8 @@ def test_websocket_echo(served: Served) -> None:
 
 
 @pytest.mark.parametrize("framework", list(SITES))
-def test_lifespan_runs_around_serving(framework: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_lifespan_runs_around_serving(framework: str, logs: pytest.LogCaptureFixture) -> None:
     site = SITES[framework]()
-    caplog.set_level(logging.INFO, logger="pounce.error")
     with start(site, "http1") as server:
         assert site.events == (["startup"] if site.lifespan else [])
         assert httpx.get(server.url + "/items/1", timeout=TIMEOUT).status_code == 200
@@ -258,8 +267,8 @@ def test_lifespan_runs_around_serving(framework: str, caplog: pytest.LogCaptureF
         assert site.events == ["startup", "shutdown"]
     else:  # Django raises on the lifespan scope; `--lifespan auto` serves on, with one line
         assert site.events == []
-        assert "ASGI 'lifespan' protocol appears unsupported." in caplog.messages
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert "ASGI 'lifespan' protocol appears unsupported." in logs.messages
+    assert not [r for r in logs.records if r.levelno >= logging.ERROR]
 
 
 @pytest.mark.parametrize("served", [("django", p) for p in PROTOCOLS], indirect=True)
