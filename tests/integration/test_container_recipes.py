@@ -31,7 +31,7 @@ import sys
 import threading
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -212,10 +212,15 @@ class Lines:
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self.seen: list[str] = []
+        self.done = threading.Event()
         self._queue: queue.Queue[str] = queue.Queue()
         assert process.stderr is not None
-        stream = process.stderr
-        threading.Thread(target=lambda: [self._queue.put(x) for x in stream], daemon=True).start()
+        threading.Thread(target=self._read, args=(process.stderr,), daemon=True).start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line)
+        self.done.set()
 
     def wait_for(self, pattern: str) -> re.Match[str]:
         while True:
@@ -253,8 +258,8 @@ def test_cmd_as_pid_1_answers_probes_and_drains_on_sigterm(app_dir: Path, worker
     process = subprocess.Popen(
         [*pid_namespace(), *argv], cwd=app_dir, env=environ, stderr=subprocess.PIPE, text=True
     )
+    lines = Lines(process)
     try:
-        lines = Lines(process)
         url = lines.wait_for(r"Pounce running on (http://127\.0\.0\.1:\d+)")[1]
         with httpx.Client(base_url=url, timeout=TIMEOUT) as client:
             pid, parent = map(int, client.get("/").text.split())
@@ -281,4 +286,7 @@ def test_cmd_as_pid_1_answers_probes_and_drains_on_sigterm(app_dir: Path, worker
         if process.poll() is None:
             process.kill()
             process.wait(TIMEOUT)
+        lines.done.wait(TIMEOUT)  # stderr read to its end before it is closed
+        assert process.stderr is not None
+        process.stderr.close()
     assert "Traceback" not in "".join(lines.seen)
