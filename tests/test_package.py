@@ -33,9 +33,15 @@ pytestmark = pytest.mark.slow
 
 
 def run(*cmd: str | Path, cwd: Path = ROOT) -> str:
-    """`cmd`'s output; a failure shows it; a missing package index skips."""
+    """`cmd`'s output; a failure shows it; a missing package index skips.
+
+    Without PYTHONPATH: a checkout on it (as the suite is often run) carries the
+    ``pounce.egg-info`` the build leaves there, and pip would take the wheel's
+    project for installed already and install nothing.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=180
+        [str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=180, env=env
     )
     output = proc.stdout + proc.stderr
     if proc.returncode and re.search(r"No matching distribution|Could not find a version", output):

@@ -1,119 +1,352 @@
-"""Real FastAPI and Starlette apps served by Pounce, driven with httpx.
+"""Real Django, FastAPI, Litestar, Quart and Starlette apps served by Pounce.
 
-Routing, path parameters, JSON bodies, streaming responses, lifespan state
-(``yield {...}`` from the app's lifespan context → ``request.state``),
-custom exception handlers, 404s, background tasks and ``root_path``.
+The matrix: every framework's app (tests/integration/framework_apps.py) over
+HTTP/1.1, HTTP/2 with prior knowledge (h2c) and HTTP/2 over TLS (ALPN, a
+trustme CA), driven by httpx (``http2=True``) and, for WebSocket, by the
+``websockets`` client over HTTP/1.1 and an RFC 8441 client over HTTP/2:
+routing, JSON in and out, a 4 MiB streamed upload, a streamed response, an
+exception → 500, lifespan startup, state and shutdown, WebSocket echo.
+README.md's framework table is rendered from the same definitions
+(`matrix_table`) and checked here, so it says only what these tests prove.
+
+Then what is particular to FastAPI and Starlette (validation, exception
+handlers, background tasks, ``root_path``), over each protocol too.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import re
+import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
-from starlette.applications import Starlette
-from starlette.background import BackgroundTask
-from starlette.requests import Request as StarletteRequest
-from starlette.responses import PlainTextResponse, Response
-from starlette.responses import StreamingResponse as StarletteStreamingResponse
-from starlette.routing import Mount, Route
+from websockets.sync.client import connect
+from wsproto.events import TextMessage
 
-from pounce import Server
-from pounce.asgi.types import ASGIApp
+from pounce.errors import ClientDisconnectedError
 from pounce.testing import TestServer
+from tests.integration.framework_apps import SITES, Site, fastapi_site, starlette_site
+from tests.integration.h2ws import H2WebSocket
 
 TIMEOUT = 5.0  # seconds for every network wait
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "http1": {},  # HTTP/1.1, cleartext
+    "h2c": {"http2": True},  # HTTP/2 with prior knowledge, cleartext
+    "h2": {"http2": True, "tls": True},  # HTTP/2 over TLS, negotiated by ALPN
+}
+HTTP_VERSION = {"http1": "HTTP/1.1", "h2c": "HTTP/2", "h2": "HTTP/2"}
+UPLOAD = 4 * 1024 * 1024  # bytes: several MiB, sent in 64 KiB pieces
 
 
-class TeapotError(Exception):
-    pass
+@dataclass(frozen=True)
+class Served:
+    site: Site
+    protocol: str
+    server: TestServer
 
 
-def serve(app: ASGIApp, *, root_path: str = "") -> TestServer:
-    server = Server.builder().bind("127.0.0.1", 0).h1().lifespan("on").root_path(root_path)
-    return TestServer(server.asgi(app), timeout=TIMEOUT)
+def start(site: Site, protocol: str, **options: Any) -> TestServer:
+    return TestServer(site.app, timeout=TIMEOUT, **PROTOCOLS[protocol], **options)
 
 
-# -- FastAPI -----------------------------------------------------------------------------------
+MATRIX = [(framework, protocol) for framework in SITES for protocol in PROTOCOLS]
 
 
-class Item(BaseModel):
-    name: str
-    price: float
-    tags: list[str] = []
-
-
-def make_fastapi(events: list[str]) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        events.append("startup")
-        yield {"greeting": "hello from lifespan"}
-        events.append("shutdown")
-
-    app = FastAPI(lifespan=lifespan)
-
-    @app.exception_handler(TeapotError)
-    async def teapot_handler(request: Request, exc: TeapotError) -> JSONResponse:
-        return JSONResponse({"detail": f"teapot: {exc}"}, status_code=418)
-
-    @app.get("/items/{item_id}")
-    async def read_item(item_id: int, q: str | None = None) -> dict[str, Any]:
-        return {"item_id": item_id, "q": q}
-
-    @app.post("/items", status_code=201)
-    async def create_item(item: Item) -> dict[str, Any]:
-        return {"name": item.name, "double": item.price * 2, "tags": item.tags}
-
-    @app.get("/stream")
-    async def stream() -> StreamingResponse:
-        async def numbers() -> AsyncIterator[str]:
-            for i in range(5):
-                yield f"line {i}\n"
-
-        return StreamingResponse(numbers(), media_type="text/plain")
-
-    @app.get("/state")
-    async def state(request: Request) -> dict[str, Any]:
-        return {"greeting": request.state.greeting}
-
-    @app.get("/teapot")
-    async def teapot() -> None:
-        raise TeapotError("short and stout")
-
-    @app.get("/crash")
-    async def crash() -> None:
-        raise RuntimeError("unhandled in a route")
-
-    @app.get("/where")
-    async def where(request: Request) -> dict[str, Any]:
-        return {"url": str(request.url), "root_path": request.scope["root_path"]}
-
-    return app
-
-
-@pytest.fixture(scope="module")
-def fastapi_url() -> Iterator[str]:
-    with serve(make_fastapi([])) as ts:
-        yield ts.url
+@pytest.fixture(scope="module", params=MATRIX, ids=[f"{f}-{p}" for f, p in MATRIX])
+def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    framework, protocol = request.param
+    site = SITES[framework]()
+    with start(site, protocol) as server:
+        yield Served(site, protocol, server)
 
 
 @pytest.fixture
-def api(fastapi_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=fastapi_url, timeout=TIMEOUT) as client:
+def client(served: Served) -> Iterator[httpx.Client]:
+    with served.server.client() as client:
         yield client
 
 
-def test_fastapi_path_and_query_params(api: httpx.Client) -> None:
-    response = api.get("/items/42", params={"q": "blue cheese"})
+@pytest.fixture
+def logs(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> pytest.LogCaptureFixture:
+    """Pounce's records at INFO and up, whatever an earlier in-process CLI run configured
+    (its handler turns the ``pounce`` logger's propagation off)."""
+    monkeypatch.setattr(logging.getLogger("pounce"), "propagate", True)
+    monkeypatch.setattr(logging.getLogger("pounce.access"), "disabled", False)
+    for name in ("pounce", "pounce.error", "pounce.access"):
+        caplog.set_level(logging.INFO, logger=name)
+    return caplog
+
+
+# -- the matrix: every framework × every protocol ---------------------------------------------
+
+
+def test_routing_path_and_query_params(served: Served, client: httpx.Client) -> None:
+    response = client.get("/items/42", params={"q": "blue cheese"})
+    assert response.http_version == HTTP_VERSION[served.protocol]
     assert response.status_code == 200
     assert response.json() == {"item_id": 42, "q": "blue cheese"}
+
+
+def test_unknown_route_is_a_404(client: httpx.Client) -> None:
+    assert client.get("/no/such/route").status_code == 404
+
+
+def test_json_in_and_out(client: httpx.Client) -> None:
+    sent = {"a": [1, 2.5, "three"], "b": None, "c": {"nested": True}, "é": "ü"}
+    response = client.post("/echo", json=sent)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json() == {"got": sent}
+
+
+def test_upload_of_several_mib_streamed(client: httpx.Client) -> None:
+    # an iterator: chunked on HTTP/1.1, DATA frames under flow control on HTTP/2
+    pieces = (bytes([i % 251]) * 65536 for i in range(UPLOAD // 65536))
+    response = client.post("/count", content=pieces)
+    assert (response.status_code, response.text) == (200, str(UPLOAD))
+
+
+def test_streaming_response(served: Served, client: httpx.Client) -> None:
+    with client.stream("GET", "/stream") as response:
+        assert response.status_code == 200
+        lines = list(response.iter_lines())
+        if served.protocol == "http1":
+            assert response.headers["transfer-encoding"] == "chunked"
+    assert lines == [f"line {i}" for i in range(5)]
+
+
+def test_unhandled_exception_is_a_500_and_serving_goes_on(client: httpx.Client) -> None:
+    assert client.get("/crash").status_code == 500
+    assert client.get("/items/1").status_code == 200
+
+
+def test_lifespan_state_reaches_requests(served: Served, client: httpx.Client) -> None:
+    if not served.site.lifespan:
+        pytest.skip(f"{served.site.framework} has no lifespan protocol")
+    assert served.site.events == ["startup"]
+    assert client.get("/state").json() == {"greeting": "hello from lifespan"}
+
+
+def test_multipart_upload_of_several_mib(client: httpx.Client) -> None:
+    data = bytes(range(256)) * (3 * 1024 * 1024 // 256)
+    files = {"file": ("big.bin", data, "application/octet-stream")}
+    response = client.post("/upload", files=files)
+    assert response.status_code == 200
+    assert response.json() == {"name": "big.bin", "size": len(data)}
+
+
+def test_server_sent_events_arrive_as_they_are_sent(client: httpx.Client) -> None:
+    key = uuid.uuid4().hex
+    with client.stream("GET", "/events", params={"key": key}) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        data = (line for line in response.iter_lines() if line.startswith("data:"))
+        assert next(data) == "data: 0"  # the app sends the next only once it is acknowledged
+        assert client.post("/ack", params={"key": key}).status_code == 200
+        assert list(data) == ["data: 1"]
+
+
+def leave_an_http2_stream_early(server: TestServer, path: str) -> bytes:
+    """GET `path` over HTTP/2, take the first DATA, then RST_STREAM(CANCEL): what a
+    browser does when the user navigates away (httpx never resets a stream it closes)."""
+    raw = socket.create_connection((server.host, server.port), timeout=TIMEOUT)
+    context = server.ssl_context()
+    if context is not None:
+        context.set_alpn_protocols(["h2"])
+    sock = context.wrap_socket(raw, server_hostname="localhost") if context else raw
+    with sock:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        sid = conn.get_next_available_stream_id()
+        scheme = "https" if context else "http"
+        head = [
+            (":method", "GET"),
+            (":scheme", scheme),
+            (":authority", "localhost"),
+            (":path", path),
+        ]
+        conn.send_headers(sid, head, end_stream=True)
+        sock.sendall(conn.data_to_send())
+        while True:
+            data = sock.recv(65536)
+            assert data, "the server closed the connection"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.DataReceived) and event.stream_id == sid:
+                    conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
+                    sock.sendall(conn.data_to_send())
+                    return bytes(event.data or b"")
+            sock.sendall(conn.data_to_send())
+
+
+# Frameworks that may turn the ClientDisconnectedError their send() raised (ASGI 2.4) into
+# an exception of their own, which Pounce then logs as an app error with a traceback:
+# Starlette and FastAPI always (ClientDisconnect), Litestar when send() notices first
+# ("Exception caught after response started"). Quieting those is the observability
+# issue's; until then such a record is allowed, and only such a record.
+DISCONNECT_LOGGED = {"FastAPI", "Litestar", "Starlette"}
+
+
+def chain(error: BaseException | None) -> list[str]:
+    found = []
+    while error is not None:
+        found.append(repr(error))
+        error = error.__cause__ or error.__context__
+    return found
+
+
+def caused_by_the_disconnect(record: logging.LogRecord) -> bool:
+    return record.exc_info is not None and from_disconnect(record.exc_info[1])
+
+
+def from_disconnect(error: BaseException | None) -> bool:
+    """`error`, what it was raised from or during, or a member of its group is the disconnect."""
+    while error is not None:
+        if isinstance(error, ClientDisconnectedError):
+            return True
+        if isinstance(error, BaseExceptionGroup) and any(map(from_disconnect, error.exceptions)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def test_client_leaving_a_stream_early(
+    served: Served, client: httpx.Client, logs: pytest.LogCaptureFixture
+) -> None:
+    if served.protocol == "http1":
+        with client.stream("GET", "/forever") as response:  # closed mid-body: the connection
+            first = next(response.iter_bytes())
+    else:
+        first = leave_an_http2_stream_early(served.server, "/forever")
+    assert first.startswith(b"tick")
+
+    def ended() -> bool:  # the access log line comes when the app's call ends
+        return any(r.name == "pounce.access" and "/forever" in r.getMessage() for r in logs.records)
+
+    for _ in range(int(TIMEOUT / 0.05)):
+        if ended():
+            break
+        threading.Event().wait(0.05)
+    assert ended(), "the app never noticed that the client left"
+    assert client.get("/items/1").status_code == 200  # and serving goes on
+    errors = [r for r in logs.records if r.name.startswith("pounce") and r.levelno >= 40]
+    if served.site.framework in DISCONNECT_LOGGED:
+        errors = [r for r in errors if not caused_by_the_disconnect(r)]
+    assert not errors, [(r.getMessage(), r.exc_info and chain(r.exc_info[1])) for r in errors]
+
+
+def test_background_task_runs_after_the_response(served: Served, client: httpx.Client) -> None:
+    if not served.site.background:
+        pytest.skip(f"{served.site.framework} has no background tasks")
+    served.site.background_done.clear()
+    assert client.get("/background").text == "later"
+    assert served.site.background_done.wait(TIMEOUT)
+
+
+MESSAGES = ["hello", "é" * 5000, "{}"]
+
+
+def test_websocket_echo(served: Served) -> None:
+    """ws:// or wss:// over HTTP/1.1 (websockets); over HTTP/2 also RFC 8441 (h2ws)."""
+    context = served.server.ssl_context()
+    if served.protocol != "h2c":  # the TLS server offers http/1.1 too: websockets asks for it
+        url = served.server.ws_url + "/ws"
+        with connect(url, ssl=context, open_timeout=TIMEOUT) as ws:
+            for message in MESSAGES:
+                ws.send(message)
+                assert ws.recv(timeout=TIMEOUT) == message
+    if served.protocol == "http1":
+        return
+    if context is not None:
+        context.set_alpn_protocols(["h2"])
+    with H2WebSocket(served.server.port, tls=context) as h2:  # extended CONNECT
+        sid, status, _ = h2.open(b"/ws")
+        assert status == 200
+        for message in MESSAGES:
+            h2.send_text(sid, message)
+            assert h2.receive(sid) == TextMessage(data=message)
+
+
+@pytest.mark.parametrize("framework", list(SITES))
+def test_lifespan_runs_around_serving(framework: str, logs: pytest.LogCaptureFixture) -> None:
+    site = SITES[framework]()
+    with start(site, "http1") as server:
+        assert site.events == (["startup"] if site.lifespan else [])
+        assert httpx.get(server.url + "/items/1", timeout=TIMEOUT).status_code == 200
+    if site.lifespan:
+        assert site.events == ["startup", "shutdown"]
+    else:  # Django raises on the lifespan scope; `--lifespan auto` serves on, with one line
+        assert site.events == []
+        assert "ASGI 'lifespan' protocol appears unsupported." in logs.messages
+    assert not [r for r in logs.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("served", [("django", p) for p in PROTOCOLS], indirect=True)
+def test_django_sync_view_runs_off_the_event_loop(client: httpx.Client) -> None:
+    assert client.get("/sync").json() == {"sync": True, "on_event_loop": False}
+
+
+# -- README.md's table ---------------------------------------------------------------------------
+
+BEGIN = "<!-- framework matrix: generated from tests/integration/test_frameworks.py -->"
+END = "<!-- end of framework matrix -->"
+
+
+def matrix_table() -> str:
+    """What the matrix above proves, one row per framework."""
+    rows = [
+        "| framework | HTTP/1.1 | HTTP/2 (h2c and TLS) | WebSocket (HTTP/1.1 and HTTP/2) "
+        "| lifespan | background tasks | client leaves a stream |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for make in SITES.values():
+        site = make()
+        websocket = f"✓ ({site.websocket})" if site.websocket else "✓"
+        lifespan = "✓ startup, state, shutdown" if site.lifespan else "— (none in the framework)"
+        background = "✓" if site.background else "— (none in the framework)"
+        leaves = (
+            "✓ served on; its own disconnect exception may be logged as an ERROR"
+            if site.framework in DISCONNECT_LOGGED
+            else "✓ nothing logged"
+        )
+        cells = ["✓", "✓", websocket, lifespan, background, leaves]
+        rows.append(f"| {site.framework} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def test_readme_table_says_what_the_matrix_proves() -> None:
+    text = README.read_text()
+    found = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.S)
+    assert found, f"README.md lacks the framework table between {BEGIN!r} and {END!r}"
+    assert found[1].strip() == matrix_table(), f"README.md's table should be:\n{matrix_table()}"
+
+
+# -- FastAPI in particular ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=list(PROTOCOLS))
+def fastapi_server(request: pytest.FixtureRequest) -> Iterator[TestServer]:
+    with start(fastapi_site(), request.param, lifespan="on") as server:
+        yield server
+
+
+@pytest.fixture
+def api(fastapi_server: TestServer) -> Iterator[httpx.Client]:
+    with fastapi_server.client() as client:
+        yield client
 
 
 def test_fastapi_path_param_validation(api: httpx.Client) -> None:
@@ -143,17 +376,6 @@ def test_fastapi_invalid_json_body(api: httpx.Client) -> None:
     assert response.status_code == 422
 
 
-def test_fastapi_streaming_response(api: httpx.Client) -> None:
-    with api.stream("GET", "/stream") as response:
-        lines = list(response.iter_lines())
-        assert response.headers["transfer-encoding"] == "chunked"
-    assert lines == [f"line {i}" for i in range(5)]
-
-
-def test_fastapi_lifespan_state(api: httpx.Client) -> None:
-    assert api.get("/state").json() == {"greeting": "hello from lifespan"}
-
-
 def test_fastapi_custom_exception_handler(api: httpx.Client) -> None:
     response = api.get("/teapot")
     assert response.status_code == 418
@@ -170,30 +392,17 @@ def test_fastapi_method_not_allowed(api: httpx.Client) -> None:
     assert api.delete("/items/1").status_code == 405
 
 
-def test_fastapi_unhandled_exception_is_a_500_and_serving_goes_on(api: httpx.Client) -> None:
-    response = api.get("/crash")
-    assert response.status_code == 500
-    assert api.get("/items/1").status_code == 200
-
-
 def test_fastapi_openapi_schema(api: httpx.Client) -> None:
     schema = api.get("/openapi.json").json()
     assert "/items/{item_id}" in schema["paths"]
 
 
-def test_fastapi_lifespan_runs_around_serving() -> None:
-    events: list[str] = []
-    with serve(make_fastapi(events)) as ts:
-        assert events == ["startup"]
-        assert httpx.get(ts.url + "/state", timeout=TIMEOUT).status_code == 200
-    assert events == ["startup", "shutdown"]
-
-
-def test_fastapi_behind_a_root_path() -> None:
+@pytest.mark.parametrize("protocol", list(PROTOCOLS))
+def test_fastapi_behind_a_root_path(protocol: str) -> None:
     # The proxy strips /api; the app still routes, and builds URLs with the prefix.
     with (
-        serve(make_fastapi([]), root_path="/api") as ts,
-        httpx.Client(base_url=ts.url, timeout=TIMEOUT) as client,
+        start(fastapi_site(), protocol, root_path="/api") as ts,
+        ts.client() as client,
     ):
         where = client.get("/where").json()
         assert client.get("/items/7").json() == {"item_id": 7, "q": None}
@@ -202,90 +411,19 @@ def test_fastapi_behind_a_root_path() -> None:
     assert openapi["servers"] == [{"url": "/api"}]
 
 
-# -- Starlette --------------------------------------------------------------------------------
+# -- Starlette in particular -------------------------------------------------------------------
 
 
-class StarletteApp:
-    """A Starlette app and what its lifespan and background tasks did."""
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-        self.background_done = threading.Event()
-        self.app = Starlette(
-            routes=[
-                Route("/", self.home),
-                Route("/users/{name}", self.user),
-                Route("/echo", self.echo, methods=["POST"]),
-                Route("/count", self.count, methods=["POST"]),
-                Route("/stream", self.stream),
-                Route("/state", self.state),
-                Route("/teapot", self.teapot),
-                Route("/background", self.background),
-                Mount("/sub", routes=[Route("/where", self.where)]),
-            ],
-            exception_handlers={TeapotError: self.teapot_handler},
-            lifespan=self.lifespan,
-        )
-
-    @asynccontextmanager
-    async def lifespan(self, app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        self.events.append("startup")
-        yield {"db": "connected"}
-        self.events.append("shutdown")
-
-    async def home(self, request: StarletteRequest) -> Response:
-        return PlainTextResponse("home")
-
-    async def user(self, request: StarletteRequest) -> Response:
-        return PlainTextResponse(f"user {request.path_params['name']}")
-
-    async def echo(self, request: StarletteRequest) -> Response:
-        data = await request.json()
-        return Response(json.dumps({"got": data}), media_type="application/json")
-
-    async def count(self, request: StarletteRequest) -> Response:
-        total = 0
-        async for chunk in request.stream():
-            total += len(chunk)
-        return PlainTextResponse(str(total))
-
-    async def stream(self, request: StarletteRequest) -> Response:
-        async def parts() -> AsyncIterator[bytes]:
-            for word in (b"alpha ", b"beta ", b"gamma"):
-                yield word
-
-        return StarletteStreamingResponse(parts(), media_type="text/plain")
-
-    async def state(self, request: StarletteRequest) -> Response:
-        return PlainTextResponse(request.state.db)
-
-    async def teapot(self, request: StarletteRequest) -> Response:
-        raise TeapotError("starlette")
-
-    async def teapot_handler(self, request: StarletteRequest, exc: Exception) -> Response:
-        return PlainTextResponse(f"handled {exc}", status_code=418)
-
-    async def background(self, request: StarletteRequest) -> Response:
-        return PlainTextResponse("later", background=BackgroundTask(self.background_done.set))
-
-    async def where(self, request: StarletteRequest) -> Response:
-        scope = request.scope
-        return Response(
-            json.dumps({"path": scope["path"], "root_path": scope["root_path"]}),
-            media_type="application/json",
-        )
-
-
-@pytest.fixture(scope="module")
-def starlette_app() -> Iterator[tuple[StarletteApp, str]]:
-    wrapped = StarletteApp()
-    with serve(wrapped.app) as ts:
-        yield wrapped, ts.url
+@pytest.fixture(scope="module", params=list(PROTOCOLS))
+def starlette_served(request: pytest.FixtureRequest) -> Iterator[tuple[Site, TestServer]]:
+    site = starlette_site()
+    with start(site, request.param, lifespan="on") as server:
+        yield site, server
 
 
 @pytest.fixture
-def web(starlette_app: tuple[StarletteApp, str]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=starlette_app[1], timeout=TIMEOUT) as client:
+def web(starlette_served: tuple[Site, TestServer]) -> Iterator[httpx.Client]:
+    with starlette_served[1].client() as client:
         yield client
 
 
@@ -294,32 +432,12 @@ def test_starlette_routing_and_path_params(web: httpx.Client) -> None:
     assert web.get("/users/caf%C3%A9").text == "user café"
 
 
-def test_starlette_json_post(web: httpx.Client) -> None:
-    response = web.post("/echo", json={"a": [1, 2, 3], "b": None})
-    assert response.json() == {"got": {"a": [1, 2, 3], "b": None}}
-
-
-def test_starlette_request_stream(web: httpx.Client) -> None:
-    chunks = [b"x" * 70000] * 4  # past the body high-water mark
-    assert web.post("/count", content=iter(chunks)).text == "280000"
-
-
-def test_starlette_streaming_response(web: httpx.Client) -> None:
-    with web.stream("GET", "/stream") as response:
-        body = b"".join(response.iter_bytes())
-    assert body == b"alpha beta gamma"
-
-
 def test_starlette_head_request(web: httpx.Client) -> None:
     response = web.head("/")
     assert response.status_code == 200
     assert response.headers["content-length"] == "4"
     assert response.content == b""
     assert web.get("/").text == "home"
-
-
-def test_starlette_lifespan_state(web: httpx.Client) -> None:
-    assert web.get("/state").text == "connected"
 
 
 def test_starlette_custom_exception_handler(web: httpx.Client) -> None:
@@ -332,20 +450,5 @@ def test_starlette_not_found(web: httpx.Client) -> None:
     assert (response.status_code, response.text) == (404, "Not Found")
 
 
-def test_starlette_background_task_runs_after_the_response(
-    web: httpx.Client, starlette_app: tuple[StarletteApp, str]
-) -> None:
-    assert web.get("/background").text == "later"
-    assert starlette_app[0].background_done.wait(TIMEOUT)
-
-
 def test_starlette_mount_sees_root_path(web: httpx.Client) -> None:
     assert web.get("/sub/where").json() == {"path": "/sub/where", "root_path": "/sub"}
-
-
-def test_starlette_lifespan_runs_around_serving() -> None:
-    wrapped = StarletteApp()
-    with serve(wrapped.app) as ts:
-        assert wrapped.events == ["startup"]
-        assert httpx.get(ts.url + "/state", timeout=TIMEOUT).text == "connected"
-    assert wrapped.events == ["startup", "shutdown"]

@@ -24,6 +24,7 @@ from pounce.testing import TestServer
 from pounce.testing.pytest_plugin import ServerFactory
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "recipes"))  # recipes/djangosite, a Django project
 
 api = FastAPI()
 
@@ -50,6 +51,18 @@ def test_fastapi_app(pounce_server: ServerFactory) -> None:
     server = pounce_server(api)
     with server.client() as client:
         assert client.post("/items", json={"a": 1, "b": 2}).json() == {"total": 3}
+
+
+def test_django_with_channels(pounce_server: ServerFactory) -> None:
+    from djangosite.asgi import application  # Django views; Channels for WebSocket
+
+    server = pounce_server(application, http2=True)
+    with server.client() as client:
+        assert client.get("/items/3").json() == {"item_id": 3, "q": None}
+        assert client.get("/sync").json() == {"sync": True, "on_event_loop": False}
+    with connect(server.ws_url + "/ws") as ws:
+        ws.send("hi")
+        assert ws.recv(timeout=5) == "hi"
 
 
 def test_starlette_over_http2_and_tls(pounce_server: ServerFactory) -> None:
