@@ -72,6 +72,9 @@ def run(
     factory: bool = False,
     app_dir: str | None = None,
     log_level: str | None = None,
+    log_config: str | dict[str, Any] | None = None,
+    use_colors: bool | None = None,
+    log_format: str = "text",
     **options: Any,
 ) -> None:
     """Serve `app` (a callable or ``"module:attr"``) with the standard preset.
@@ -83,12 +86,14 @@ def run(
     default, as in ``uvicorn.run()`` (``log_level=None``: ``info``). With
     ``workers`` > 1 the workers are forked from this process and inherit
     `app` as it is, an object or an import string. An unknown name or a bad
-    value is a `BuildError` before anything binds.
+    value is a `BuildError` before anything binds. `log_config` (a file, or a
+    dictConfig dict as Uvicorn's), `use_colors` and `log_format` set logging
+    up as the CLI's flags do (docs/logging.md).
     """
     from pounce import uvicorn_flags
     from pounce.importer import import_app
-    from pounce.logs import configure_logging
-    from pounce.options import check_value, option_of
+    from pounce.logs import LoggingOptions, configure_logging
+    from pounce.options import check_value, keywords, option_of
     from pounce.presets import AppOptions, StandardOptions, standard
     from pounce.workers.options import WorkerOptions
 
@@ -100,7 +105,19 @@ def run(
     opts = StandardOptions(uvicorn_flags.run_keywords(options))
     level_option = option_of(AppOptions, "log_level")
     level = check_value("pounce.run(log_level=):", level_option, log_level or level_option.default)
-    configure_logging(str(level), access_log=bool(opts["access_log"]))
+    if isinstance(log_config, dict):  # uvicorn.run() takes a dictConfig dict too
+        import logging.config
+
+        logging.config.dictConfig({"disable_existing_loggers": False, **log_config})
+        log_config = None
+    logs = LoggingOptions(
+        **keywords(
+            LoggingOptions,
+            "pounce.run",
+            {"log_config": log_config, "use_colors": use_colors, "log_format": log_format},
+        )
+    )
+    configure_logging(str(level), access_log=bool(opts["access_log"]), options=logs)
     name = app if isinstance(app, str) else None
     loaded = import_app(app, factory=factory, app_dir=app_dir) if isinstance(app, str) else app
     standard(opts).asgi(loaded, name=name).run(**opts.keywords(WorkerOptions))

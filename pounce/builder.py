@@ -11,8 +11,8 @@ Example — access log outside a custom header layer::
     Server.builder()
         .bind("127.0.0.1", 8000)      # listener
         .h1()                         # protocol set
-        .access_log()                 # app layer, outer
-        .layer(AddHeader(b"x-a", b"1"))  # app layer, inner
+        .access_log()                 # an event subscriber (order does not matter)
+        .layer(AddHeader(b"x-a", b"1"))  # app layer
         .asgi(app)                    # the app, innermost
 """
 
@@ -29,7 +29,9 @@ from pounce.drivers.http2_options import HTTP2Options
 from pounce.drivers.service import HTTPOptions, RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError
+from pounce.events import SubscriberFn
 from pounce.keywords import (
+    AccessLogKeywords,
     CompressKeywords,
     H1Keywords,
     H2Keywords,
@@ -38,6 +40,7 @@ from pounce.keywords import (
     ProxyHeadersKeywords,
     ProxyProtocolKeywords,
     RateLimitKeywords,
+    RequestIdKeywords,
     ResponseHeaderKeywords,
     StaticKeywords,
     TimeoutKeywords,
@@ -45,7 +48,6 @@ from pounce.keywords import (
     WebSocketKeywords,
 )
 from pounce.layer import AppLayer, StreamLayer
-from pounce.layers.access_log import AccessLogLayer
 from pounce.layers.compression import Compression
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
@@ -58,6 +60,8 @@ from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, ListenOptions, TCPBind, UnixBind
 from pounce.net.loops import LoopChoice, resolve_loop
+from pounce.observe.access_log import AccessLog, AccessLogOptions
+from pounce.observe.request_id import RequestIdOptions, RequestIds
 from pounce.options import check_value, keywords, option, option_of
 
 if TYPE_CHECKING:
@@ -99,6 +103,9 @@ class ServerSpec:
     lifespan: LifespanMode
     graceful_timeout: float
     loop: Literal["asyncio", "uvloop"]
+    observers: tuple[SubscriberFn, ...] = ()
+    """Lifecycle event subscribers (`pounce.events`), in `.observe()` order."""
+    request_ids: RequestIds | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +126,8 @@ class ServerBuilder:
     _headers: ResponseHeaders = field(default_factory=ResponseHeaders)
     _requests: RequestOptions = field(default_factory=RequestOptions)
     _serve: ServeOptions = field(default_factory=ServeOptions)
+    _observers: tuple[SubscriberFn, ...] = ()
+    _request_ids: RequestIds | None = None
 
     # -- listeners ----------------------------------------------------------------
 
@@ -217,9 +226,38 @@ class ServerBuilder:
             )
         return replace(self, _layers=(*self._layers, layer))
 
-    def access_log(self) -> ServerBuilder:
-        """Log one line per response on the ``pounce.access`` logger."""
-        return self.layer(AccessLogLayer())
+    def access_log(self, **options: Unpack[AccessLogKeywords]) -> ServerBuilder:
+        """Log one line per response on the ``pounce.access`` logger (docs/logging.md).
+
+        A subscriber of the lifecycle events (`.observe()`), so where it is
+        called in the chain does not matter: it logs every response, the
+        limits' 503 and 429 included, health probes excepted. `format`: the
+        line, with named fields (`pounce.observe.access_log.FIELDS`).
+        """
+        checked = AccessLogOptions(**keywords(AccessLogOptions, ".access_log", options))
+        kept = tuple(o for o in self._observers if not isinstance(o, AccessLog))
+        return replace(self, _observers=(*kept, AccessLog(checked)))
+
+    def observe(self, subscriber: SubscriberFn) -> ServerBuilder:
+        """Hand every lifecycle event (`pounce.events`) to `subscriber` (docs/observability.md).
+
+        A subscriber is a callable taking one event, or a `pounce.events.Subscriber`
+        with ``on_<kind>`` methods. Subscribers run in call order on the worker's
+        loop; one that raises is logged and never breaks a request. A server
+        with none builds no event at all.
+        """
+        if not callable(subscriber):
+            raise BuildError(
+                f".observe({subscriber!r}): a subscriber must be callable with one event",
+                hint="pass a function event -> None, or a pounce.events.Subscriber",
+            )
+        return replace(self, _observers=(*self._observers, subscriber))
+
+    def request_id(self, **options: Unpack[RequestIdKeywords]) -> ServerBuilder:
+        """Give each request an id: `header` (``x-request-id``) from a `trusted` peer, or
+        a random one; in the scope, the events, the log lines, and with `echo` the response."""
+        checked = RequestIdOptions(**keywords(RequestIdOptions, ".request_id", options))
+        return replace(self, _request_ids=RequestIds(checked))
 
     # -- backpressure (docs/backpressure.md) -------------------------------------------
 
@@ -417,6 +455,8 @@ class ServerBuilder:
             lifespan=self._serve.lifespan if app is not None else "off",
             graceful_timeout=timeouts.graceful_shutdown,
             loop=resolve_loop(self._serve.loop),
+            observers=self._observers,
+            request_ids=self._request_ids,
         )
         return Server(spec)
 

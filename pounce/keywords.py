@@ -97,6 +97,16 @@ class RateLimitKeywords(TypedDict, total=False):
     key: Callable[[Scope], str | None] | None
 
 
+class AccessLogKeywords(TypedDict, total=False):
+    format: str
+
+
+class RequestIdKeywords(TypedDict, total=False):
+    header: str
+    echo: bool
+    trusted: Iterable[str] | str
+
+
 class HealthKeywords(TypedDict, total=False):
     live: str
     ready: str

@@ -30,8 +30,10 @@ from pounce.layers.proxy.trust import DEFAULT_TRUSTED
 from pounce.layers.rate_limit import RateLimit
 from pounce.layers.static import StaticMounts, StaticOptions
 from pounce.layers.tls.config import TLSConfig
-from pounce.logs import LOG_LEVELS
+from pounce.logs import LOG_LEVELS, LoggingOptions
 from pounce.net.binds import ListenOptions, systemd_fds
+from pounce.observe.access_log import AccessLogOptions
+from pounce.observe.request_id import RequestIdOptions
 from pounce.options import Option, did_you_mean, one_of, option, options_of, outside_values
 from pounce.workers.options import WorkerOptions
 from pounce.workers.reload import ReloadOptions
@@ -110,6 +112,12 @@ class StackOptions:
         group="health",
     )
     access_log: bool = option(True, help="log one line per response", group="logging")
+    request_id: bool = option(
+        False,
+        help="give each request an id: X-Request-ID from a trusted proxy (forwarded_allow_ips) "
+        "or a random one; in the scope, the events and every log line",
+        group="logging",
+    )
     compression: bool = option(
         False,
         help="compress responses (br, zstd, gzip as the client accepts; docs/compression.md)",
@@ -135,6 +143,8 @@ STANDARD: tuple[Option, ...] = tuple(
         RateLimit,
         ConcurrencyLimit,
         Compression,
+        AccessLogOptions,
+        RequestIdOptions,
         StaticMounts,
         StaticOptions,
         ServeOptions,
@@ -162,7 +172,12 @@ _GROUPS += (
 
 FRONT_END: tuple[Option, ...] = tuple(
     sorted(
-        (*options_of(AppOptions), *STANDARD, *options_of(ReloadOptions)),
+        (
+            *options_of(AppOptions),
+            *options_of(LoggingOptions),
+            *STANDARD,
+            *options_of(ReloadOptions),
+        ),
         key=lambda o: _GROUPS.index(o.group),
     )
 )
@@ -267,8 +282,11 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.websocket(**o.keywords(WebSocketOptions))
     if stack.health:  # outside the access log and the limits: probes pass unlogged, uncounted
         builder = builder.health(**o.keywords(Health))
-    if stack.access_log:
-        builder = builder.access_log()  # outside the limits: it logs their 503s and 429s
+    if stack.access_log:  # an event subscriber: it logs the limits' 503s and 429s too
+        builder = builder.access_log(**o.keywords(AccessLogOptions))
+    if stack.request_id:
+        ids = o.keywords(RequestIdOptions)
+        builder = builder.request_id(**ids, trusted=stack.forwarded_allow_ips)
     if o["rate_limit"] is not None:  # before the limit: a metered client takes no place
         builder = builder.rate_limit(**o.keywords(RateLimit))
     if o["limit_concurrency"] is not None:

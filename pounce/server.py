@@ -27,12 +27,13 @@ from pounce.conn import HandlerFactory
 from pounce.drivers.bridge import bridge_factory
 from pounce.drivers.service import ServiceContext
 from pounce.errors import TLSError
+from pounce.events import EventBus, WorkerStarted, WorkerStopped, bus_for, worker_name
 from pounce.layer import Serving
 from pounce.layers.tls.config import ServerTLS
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import Bind, cleanup, display_address, open_socket
 from pounce.net.loops import loop_factory
-from pounce.net.transport import ConnectionTracker, TransportAdapter
+from pounce.net.transport import ConnectionTracker, ObservedTransportAdapter, TransportAdapter
 
 if TYPE_CHECKING:
     from pounce.keywords import WorkerKeywords
@@ -59,6 +60,9 @@ class Server:
         # serves on other threads add to and remove from, under this lock.
         self._live_tls: dict[int, list[ServerTLS]] = {}
         self._live_lock = threading.Lock()
+        # The subscribers' bus, shared by every serve (worker) of this server:
+        # it holds only immutable tuples. None when nobody subscribes.
+        self.events: EventBus | None = bus_for(spec.observers)
 
     def _wrap_app(self, serving: Serving) -> ASGIApp:
         """The app layers folded around the app: once per `serve()`, so state a
@@ -128,6 +132,9 @@ class Server:
             f"http     body limit {body}, send {'none' if send is None else f'{send:g} s'}, "
             f"headers [{', '.join(headers)}], root path {http.root_path or '-'!s}"
         )
+        if spec.request_ids is not None:
+            lines.append(f"observe  {spec.request_ids.describe()}")
+        lines += [f"observe  {_describe_subscriber(each)}" for each in spec.observers]
         lines += [f"app      {layer.describe()}" for layer in spec.app_layers]
         lines.append(f"app      {spec.app_name} (lifespan {spec.lifespan})")
         lines.append(f"loop     {spec.loop}")
@@ -153,7 +160,7 @@ class Server:
         once for all its workers instead).
         """
         stop = stop or asyncio.Event()
-        serving = Serving()
+        serving = Serving(self.events)
         app = self._wrap_app(serving)
         lifespan = Lifespan(app, self.spec.lifespan)
         await lifespan.startup()
@@ -181,15 +188,25 @@ class Server:
                 for bind in spec.binds:
                     sockets.append(open_socket(bind, spec.backlog))
                     opened.append(bind)
-            service = ServiceContext(app, spec.http, state=lifespan.state)
+            events = self.events
+            service = ServiceContext(
+                app, spec.http, state=lifespan.state, events=events, request_ids=spec.request_ids
+            )
             tracker = ConnectionTracker()
             factory = self._handler_factory(service, live_tls)
             with self._live_lock:
                 self._live_tls[id(live_tls)] = live_tls
             loop = asyncio.get_running_loop()
+            send_timeout = spec.http.send_timeout
+
+            def adapter() -> TransportAdapter:
+                if events is None or not events.connections:
+                    return TransportAdapter(factory, tracker, send_timeout)
+                return ObservedTransportAdapter(factory, tracker, send_timeout, events)
+
             servers = [
                 await loop.create_server(
-                    lambda: TransportAdapter(factory, tracker, spec.http.send_timeout),
+                    adapter,
                     # asyncio closes the socket it serves: a given one is shared, so
                     # this serve() gets a duplicate of its own.
                     sock=sock if given is None else sock.dup(),
@@ -204,10 +221,14 @@ class Server:
                 error_log.info("Pounce running on %s (Press CTRL+C to quit)", address)
             if ready is not None:
                 ready([sock.getsockname() for sock in sockets])
+            if events is not None:
+                events.emit(WorkerStarted(worker=worker_name()))
             await stop.wait()
             if serving is not None:
                 serving.draining = True  # readiness fails first (docs/backpressure.md)
             await self._shut_down(servers, service, tracker)
+            if events is not None:
+                events.emit(WorkerStopped(worker=worker_name()))
         finally:
             with self._live_lock:
                 self._live_tls.pop(id(live_tls), None)
@@ -313,6 +334,14 @@ class Server:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def _describe_subscriber(subscriber: object) -> str:
+    describe = getattr(subscriber, "describe", None)
+    if callable(describe):
+        return str(describe())
+    name = getattr(subscriber, "__qualname__", None) or type(subscriber).__qualname__
+    return f"{getattr(subscriber, '__module__', '?')}.{name}"
 
 
 def _freeze_startup_objects(addresses: list[Any]) -> None:

@@ -26,6 +26,8 @@ from pounce.layers.proxy.options import ProxyHeadersOptions, ProxyProtocolOption
 from pounce.layers.rate_limit import RateLimit
 from pounce.layers.static import StaticOptions
 from pounce.layers.tls.config import TLSConfig
+from pounce.observe.access_log import AccessLogOptions
+from pounce.observe.request_id import RequestIdOptions
 from pounce.options import options_of
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
 from pounce.settings import DOCS, builder_table, cli_table, doc_tables, docs_with_tables
@@ -67,6 +69,8 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.ResponseHeaderKeywords, ResponseHeaders),
         (kw.WorkerKeywords, WorkerOptions),
         (kw.LimitKeywords, ConcurrencyLimit),
+        (kw.AccessLogKeywords, AccessLogOptions),
+        (kw.RequestIdKeywords, RequestIdOptions),
         (kw.RateLimitKeywords, RateLimit),
         (kw.HealthKeywords, Health),
         (kw.CompressKeywords, Compression),

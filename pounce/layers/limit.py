@@ -27,10 +27,12 @@ count never drops in between), so a newcomer cannot overtake the queue.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+from pounce.asgi.exchange import QUEUE_WAIT_EXTENSION
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.errors import OverloadedError
 from pounce.layer import AppLayer, Serving
@@ -81,8 +83,9 @@ class ConcurrencyLimit(AppLayer):
 
     def wrap_serving(self, inner: ASGIApp, serving: Serving) -> ASGIApp:
         gate = _Gate(self.max_in_flight, self.queue)  # per wrap: one worker's places
-        log = RefusalLog("concurrency limit")
+        log = RefusalLog("concurrency limit", events=serving.events)
         serving.add_readiness_check(gate.not_ready)
+        clock = time.perf_counter
         timeout = self.queue_timeout
 
         async def limited(scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,15 +94,19 @@ class ConcurrencyLimit(AppLayer):
                 return
             if not gate.try_enter():
                 if gate.queue_full:
-                    log.refused("at capacity")
+                    log.refused("at capacity", scope, 503)
                     await refuse(scope, send, _overloaded("the server is at capacity"))
                     return
+                queued_at = clock()
                 outcome, receive = await _wait(gate, timeout, receive)
+                # The events report the wait (RequestCompleted.queue_wait).
+                waited = {"seconds": clock() - queued_at}
+                scope.setdefault("extensions", {})[QUEUE_WAIT_EXTENSION] = waited
                 if outcome == "gone":
                     log.counts["left the queue"] += 1
                     return
                 if outcome == "timeout":
-                    log.refused("waited too long")
+                    log.refused("waited too long", scope, 503)
                     await refuse(scope, send, _overloaded("no place in time"))
                     return
             place = _Place(gate)

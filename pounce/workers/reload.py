@@ -22,7 +22,7 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -89,6 +89,7 @@ class Recipe:
     app_dir: str
     log_level: str
     options: Mapping[str, Any]  # the standard preset's values, by name
+    logging: Mapping[str, Any] = field(default_factory=dict)  # LoggingOptions' values
 
 
 class FreshSpawner(ProcessSpawner):
@@ -133,7 +134,7 @@ def _fresh_main(
 ) -> None:
     """In the new interpreter: import the app, build the server, serve it."""
     from pounce.importer import import_app
-    from pounce.logs import configure_logging
+    from pounce.logs import LoggingOptions, configure_logging
     from pounce.presets import StandardOptions, standard
 
     # exec keeps the signal mask and ignored signals; set them as a forked worker's
@@ -141,7 +142,11 @@ def _fresh_main(
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(signum, signal.SIG_IGN)
     options = StandardOptions(recipe.options)
-    configure_logging(recipe.log_level, access_log=bool(options["access_log"]))
+    configure_logging(
+        recipe.log_level,
+        access_log=bool(options["access_log"]),
+        options=LoggingOptions(**recipe.logging),
+    )
     register_stack_dump(stack)
     try:
         app = import_app(recipe.app, factory=recipe.factory, app_dir=recipe.app_dir)

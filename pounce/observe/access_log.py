@@ -1,0 +1,196 @@
+"""The access log: a subscriber of the lifecycle events, one line per response.
+
+It logs `RequestCompleted` (health probes excepted), so the figures are the
+exchange's own: the body bytes really handed to the protocol (a 500 that
+Pounce wrote itself counts its 22 bytes) and the time to the response's
+last byte (background work the app does afterwards is not counted). A
+WebSocket gets one line for its handshake answer: ``101`` (``200`` over
+HTTP/2) when accepted (`WebSocketOpened`), else the refusal's status
+(`WebSocketClosed` with ``accepted`` False: 403, a denial response, 500).
+The request line says ``GET`` (``CONNECT`` over HTTP/2), what the client sent.
+
+The line's layout is `AccessLogOptions.access_log_format`, with named
+fields (`FIELDS`); the default is close to Uvicorn's. Every field that comes
+from the client is escaped: a request for ``/%1b[31m`` must not colour an
+operator's terminal (CVE-2020-7694, Uvicorn's log injection). The fields also
+travel on the log record (``record.access``) for `pounce.logs.JsonFormatter`.
+"""
+
+from __future__ import annotations
+
+import logging
+import string
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pounce.events import (
+    Event,
+    Headers,
+    RequestCompleted,
+    WebSocketClosed,
+    WebSocketOpened,
+    worker_name,
+)
+from pounce.options import option
+
+access_log = logging.getLogger("pounce.access")
+
+# C0 controls, DEL and C1 controls → \xNN; the backslash itself is doubled so
+# an escaped sequence cannot be forged by sending a literal "\x1b".
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES[ord("\\")] = "\\\\"
+
+FIELDS: dict[str, str] = {
+    "client": "the client's address, host:port (the real client behind a trusted proxy)",
+    "method": "the request method (GET; a WebSocket: GET, CONNECT over HTTP/2)",
+    "path": "the path with ?query, as the client sent it (escaped)",
+    "status": "the response status (101 for an accepted WebSocket)",
+    "bytes": "body bytes sent (a server-written 500 counts; HEAD: 0)",
+    "duration": "milliseconds to the last byte of the response, one decimal",
+    "protocol": "HTTP/1.0, HTTP/1.1 or HTTP/2",
+    "user_agent": "the User-Agent header, - when absent",
+    "referer": "the Referer header, - when absent",
+    "request_id": "the request id (.request_id()), - when none",
+    "worker": "the worker: its pid, and thread name for thread workers",
+}
+"""The named fields of `--access-log-format`, with what each holds."""
+
+DEFAULT_FORMAT = '{client} - "{method} {path} {protocol}" {status} {bytes} {duration}ms'
+"""Today's line, close to Uvicorn's: ``127.0.0.1:50312 - "GET /x HTTP/1.1" 200 5 0.4ms``."""
+
+
+def escape(text: str) -> str:
+    """Make client-supplied text safe to print on a terminal."""
+    return text.translate(_ESCAPES)
+
+
+def check_format(value: object) -> str:
+    """An access log format: ``{field}`` names from `FIELDS`, literal text between."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty format string such as " + repr(DEFAULT_FORMAT))
+    try:
+        names = [name for _, name, spec, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"is not a format string ({exc}); write a literal brace as {{{{") from None
+    unknown = [name for name in names if name not in FIELDS]
+    if unknown:
+        raise ValueError(f"unknown field {{{unknown[0]}}}; the fields are {', '.join(FIELDS)}")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessLogOptions:
+    """The options of `.access_log()`."""
+
+    builder_call = ".access_log"
+    options_group = "logging"
+
+    format: str = option(
+        DEFAULT_FORMAT,
+        name="access_log_format",
+        help="the access log line, with named fields {client} {method} {path} {status} "
+        "{bytes} {duration} {protocol} {user_agent} {referer} {request_id} {worker} "
+        "(docs/logging.md)",
+        shown="Uvicorn-like",
+        convert=check_format,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLog:
+    """Logs each response on ``pounce.access``; an event subscriber (`pounce.events`)."""
+
+    options: AccessLogOptions = AccessLogOptions()
+    event_kinds: ClassVar[frozenset[type[Event]]] = frozenset(
+        {RequestCompleted, WebSocketOpened, WebSocketClosed}
+    )
+    """Only these are built for it (`pounce.events.EventBus`): no per-connection cost."""
+    _plan: tuple[tuple[str, str | None], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The format, parsed once: (literal text, field or None) pairs.
+        parsed = string.Formatter().parse(self.options.format)
+        plan = tuple((literal, name) for literal, name, _, _ in parsed)
+        object.__setattr__(self, "_plan", plan)
+
+    def __call__(self, event: Event) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        if type(event) is RequestCompleted:
+            assert isinstance(event, RequestCompleted)
+            if event.probe:
+                return
+            entry = AccessEntry(event)
+        elif isinstance(event, WebSocketOpened | WebSocketClosed):
+            if isinstance(event, WebSocketClosed) and event.accepted:
+                return  # logged when it opened
+            entry = AccessEntry(event)
+        else:
+            return
+        line = "".join(
+            [literal + entry.text(name) if name else literal for literal, name in self._plan]
+        )
+        access_log.info("%s", line, extra={"access": entry, "request_id": event.request_id})
+
+    def describe(self) -> str:
+        custom = self.options.format != DEFAULT_FORMAT
+        return "access log (pounce.access" + (", custom format)" if custom else ")")
+
+
+class AccessEntry:
+    """One access line's fields, computed only when a format or a formatter asks.
+
+    On the log record as ``record.access``; `as_dict` is what
+    `pounce.logs.JsonFormatter` writes (raw values, None where there is none).
+    """
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: RequestCompleted | WebSocketOpened | WebSocketClosed) -> None:
+        self._event = event
+
+    def value(self, name: str) -> Any:
+        event = self._event
+        if name == "client":
+            client = event.client
+            return f"{client[0]}:{client[1]}" if client else None
+        if name == "method":
+            if isinstance(event, RequestCompleted):
+                return event.method
+            return "CONNECT" if event.http_version == "2" else "GET"
+        if name == "status":
+            if isinstance(event, RequestCompleted):
+                # No head sent: the client left first (0), or the server answered 500 itself.
+                return event.status or (500 if event.complete else 0)
+            return event.status
+        if name == "bytes":
+            return event.bytes if not isinstance(event, WebSocketOpened) else 0
+        if name == "duration":
+            return round(event.duration * 1000, 3)
+        if name == "protocol":
+            return f"HTTP/{event.http_version}"
+        if name == "user_agent":
+            return _header(event.headers, b"user-agent")
+        if name == "referer":
+            return _header(event.headers, b"referer")
+        if name == "worker":
+            return worker_name()
+        return getattr(event, name)  # path, request_id
+
+    def text(self, name: str) -> str:
+        value = self.value(name)
+        if value is None:
+            return "-"
+        if name == "duration":
+            return f"{value:.1f}"
+        return escape(value) if isinstance(value, str) else str(value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: self.value(name) for name in FIELDS}
+
+
+def _header(headers: Headers, name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
