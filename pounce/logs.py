@@ -191,6 +191,6 @@ def _read_yaml(path: Path) -> Any:
     except ImportError:
         raise BuildError(
             f"--log-config {path}: a YAML logging config needs PyYAML",
-            hint="pip install pyyaml, or write the config as JSON",
+            hint="pip install pounce[yaml], or write the config as JSON",
         ) from None
     return yaml.safe_load(path.read_text())

@@ -70,7 +70,7 @@ class RequestIds:
     def __post_init__(self) -> None:
         trusted = TrustedProxies(self.options.trusted, call=".request_id")
         object.__setattr__(self, "_trusted", trusted)
-        object.__setattr__(self, "_name", self.options.header.encode("ascii"))
+        object.__setattr__(self, "_name", self.options.header.lower().encode("ascii"))
 
     @property
     def echo(self) -> bytes | None:

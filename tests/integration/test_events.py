@@ -433,3 +433,47 @@ class ThreadedGet:
             raise self._result
         assert isinstance(self._result, httpx.Response)
         return self._result
+
+
+def test_request_ids_reach_the_scope_the_events_and_the_response(pki: PKI) -> None:
+    recorder = Recorder()
+    seen: list[str] = []
+
+    async def tell(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return
+        seen.append(scope["extensions"]["pounce.request_id"]["id"])
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close"})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": seen[-1].encode()})
+
+    server = (
+        Server.builder()
+        .bind("127.0.0.1", 0)
+        .tls(cert=str(pki.cert), key=str(pki.key))
+        .h1()
+        .h2()
+        .websocket()
+        .request_id(echo=True)
+        .observe(recorder)
+        .asgi(tell)
+    )
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    with TestServer(server) as ts:
+        url = f"https://127.0.0.1:{ts.port}/"
+        with httpx.Client(http2=True, verify=context, timeout=TIMEOUT) as client:
+            proxied = client.get(url, headers={"x-request-id": "edge-7"})
+            fresh = client.get(url)
+        plain = ssl.create_default_context(cafile=str(pki.ca))  # httpx set h2 on the other
+        with connect(f"wss://127.0.0.1:{ts.port}/ws", ssl=plain, open_timeout=TIMEOUT):
+            pass  # accepted, then closed by the app
+        closed = recorder.wait_for(WebSocketClosed)
+        done = recorder.wait_for(RequestCompleted, lambda e: e.request_id == "edge-7")
+    assert proxied.http_version == "HTTP/2"
+    assert proxied.text == proxied.headers["x-request-id"] == "edge-7"
+    assert fresh.text == fresh.headers["x-request-id"] and len(fresh.text) == 32
+    assert done.request_id == "edge-7"
+    assert closed.request_id == seen[-1] and len(seen) == 3

@@ -163,3 +163,27 @@ def _port_from(log_file: Path) -> int:
     match = re.search(r"http://127\.0\.0\.1:(\d+)", log_file.read_text())
     assert match is not None
     return int(match[1])
+
+
+def test_log_config_yaml(tmp_path: Path) -> None:
+    pytest.importorskip("yaml")  # pounce[yaml]; in the dev group
+    log_file = tmp_path / "pounce.log"
+    path = tmp_path / "logging.yaml"
+    path.write_text(
+        "version: 1\n"
+        "formatters:\n  json:\n    (): pounce.logs.JsonFormatter\n"
+        f"handlers:\n  file:\n    class: logging.FileHandler\n    filename: {log_file}\n"
+        "    formatter: json\n"
+        "loggers:\n  pounce:\n    handlers: [file]\n    level: INFO\n    propagate: false\n"
+    )
+    proc = pounce("--app-dir", str(HERE), "--port", "0", "--log-config", str(path), "cli_apps:app")
+    try:
+        port = _port_from(log_file)
+        httpx.get(f"http://127.0.0.1:{port}/y", timeout=5)
+        _wait(lambda: "pounce.access" in log_file.read_text())
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=15)
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    access = next(line for line in lines if line["logger"] == "pounce.access")
+    assert (access["path"], access["status"]) == ("/y", 200)
