@@ -37,6 +37,7 @@ from pounce.keywords import (
     H2Keywords,
     HealthKeywords,
     LimitKeywords,
+    MetricsKeywords,
     ProxyHeadersKeywords,
     ProxyProtocolKeywords,
     RateLimitKeywords,
@@ -61,6 +62,7 @@ from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, ListenOptions, TCPBind, UnixBind
 from pounce.net.loops import LoopChoice, resolve_loop
 from pounce.observe.access_log import AccessLog, AccessLogOptions
+from pounce.observe.metrics_options import MetricsOptions
 from pounce.observe.request_id import RequestIdOptions, RequestIds
 from pounce.options import check_value, keywords, option, option_of
 
@@ -128,6 +130,7 @@ class ServerBuilder:
     _serve: ServeOptions = field(default_factory=ServeOptions)
     _observers: tuple[SubscriberFn, ...] = ()
     _request_ids: RequestIds | None = None
+    _metrics: AppLayer | None = None  # the metrics endpoint: ahead of every app layer
 
     # -- listeners ----------------------------------------------------------------
 
@@ -252,6 +255,22 @@ class ServerBuilder:
                 hint="pass a function event -> None, or a pounce.events.Subscriber",
             )
         return replace(self, _observers=(*self._observers, subscriber))
+
+    def metrics(self, **options: Unpack[MetricsKeywords]) -> ServerBuilder:
+        """Prometheus metrics (``pounce[prometheus]``) from the lifecycle events, served at
+        `path` on the main listener ahead of every app layer (docs/observability.md)."""
+        checked = MetricsOptions(**keywords(MetricsOptions, ".metrics", options))
+        if checked.path is None:
+            raise BuildError(".metrics(): path= is required", hint='e.g. .metrics(path="/metrics")')
+        try:
+            from pounce.observe.prometheus import metrics_stack
+        except ImportError as exc:
+            raise BuildError(
+                ".metrics(): Prometheus metrics need prometheus-client",
+                hint="pip install pounce[prometheus]",
+            ) from exc
+        subscriber, endpoint = metrics_stack(checked.path)
+        return replace(self, _observers=(*self._observers, subscriber), _metrics=endpoint)
 
     def request_id(self, **options: Unpack[RequestIdKeywords]) -> ServerBuilder:
         """Give each request an id: `header` (``x-request-id``) from a `trusted` peer, or
@@ -448,7 +467,7 @@ class ServerBuilder:
             backlog=self._backlog,
             stream_layers=_offer_alpn(stream_layers, self._protocols),
             protocols=offer_tunnels(self._protocols),
-            app_layers=app_layers,
+            app_layers=app_layers if self._metrics is None else (self._metrics, *app_layers),
             app=app,
             app_name=app_name,
             http=self._http_options(),

@@ -101,6 +101,10 @@ class AccessLogKeywords(TypedDict, total=False):
     format: str
 
 
+class MetricsKeywords(TypedDict, total=False):
+    path: str | None
+
+
 class RequestIdKeywords(TypedDict, total=False):
     header: str
     echo: bool

@@ -33,6 +33,7 @@ from pounce.layers.tls.config import TLSConfig
 from pounce.logs import LOG_LEVELS, LoggingOptions
 from pounce.net.binds import ListenOptions, systemd_fds
 from pounce.observe.access_log import AccessLogOptions
+from pounce.observe.metrics_options import MetricsOptions
 from pounce.observe.request_id import RequestIdOptions
 from pounce.options import Option, did_you_mean, one_of, option, options_of, outside_values
 from pounce.workers.options import WorkerOptions
@@ -145,6 +146,7 @@ STANDARD: tuple[Option, ...] = tuple(
         Compression,
         AccessLogOptions,
         RequestIdOptions,
+        MetricsOptions,
         StaticMounts,
         StaticOptions,
         ServeOptions,
@@ -284,6 +286,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.health(**o.keywords(Health))
     if stack.access_log:  # an event subscriber: it logs the limits' 503s and 429s too
         builder = builder.access_log(**o.keywords(AccessLogOptions))
+    if o["metrics_path"] is not None:
+        builder = builder.metrics(path=o["metrics_path"])
     if stack.request_id:
         ids = o.keywords(RequestIdOptions)
         builder = builder.request_id(**ids, trusted=stack.forwarded_allow_ips)

@@ -33,6 +33,7 @@ from pounce.drivers.websocket import WebSocketProtocol
 from pounce.layers.compression import Compression
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
+from pounce.layers.metrics import MetricsEndpoint
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
 from pounce.layers.rate_limit import RateLimit
@@ -145,6 +146,7 @@ APP_CASES = {
     "concurrency limit, queue": AppCase(lambda: ConcurrencyLimit(max_in_flight=2, queue=4)),
     "rate limit": AppCase(lambda: RateLimit(rate="1000/s")),
     "health": AppCase(Health),
+    "metrics endpoint": AppCase(lambda: MetricsEndpoint("/metrics", lambda: b"up 1\n")),
     # The kit compares bodies byte for byte: its clients accept no coding (identity), so
     # the layer's negotiation, decision and pass-through run; tests/layers/test_compression.py
     # checks the encoded bodies.
