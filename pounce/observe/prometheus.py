@@ -30,13 +30,14 @@ from pounce.events import (
     WebSocketClosed,
     WebSocketOpened,
     WorkerStarted,
+    WorkerStopped,
 )
 from pounce.layers.metrics import MetricsEndpoint
 
 try:
     import prometheus_client
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-    from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 except ImportError as exc:  # pragma: no cover - the extra is in the dev group
     raise BuildError(
         "Prometheus metrics need the prometheus-client package",
@@ -148,6 +149,9 @@ class PrometheusMetrics:
             self.websocket_sessions.labels("yes" if event.accepted else "no").inc()
         elif kind is WorkerStarted:
             self.worker_starts.inc()
+        elif kind is WorkerStopped and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Its live gauges (in flight, open connections) leave the sum with it.
+            mark_process_dead(os.getpid())  # type: ignore[no-untyped-call,unused-ignore]
 
     def _completed(self, event: RequestCompleted) -> None:
         self.in_flight.dec()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -93,3 +97,32 @@ def test_metrics_need_a_path() -> None:
         Server.builder().metrics()
     with pytest.raises(BuildError, match="/metrics"):
         Server.builder().metrics(path="metrics")
+
+
+def test_multiprocess_mode_sums_every_worker(tmp_path: Path) -> None:
+    """Two process workers, PROMETHEUS_MULTIPROC_DIR set: any scrape answers both's sum."""
+    from tests.integration.test_cli import HERE, Running
+
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    args = ["--app-dir", str(HERE), "--port", "0", "--workers", "2", "--metrics-path", "/m"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pounce", *args, "cli_apps:app"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    running = Running(proc)
+    try:
+        running.wait_started()
+        sent = 10
+        for _ in range(sent):  # a new connection each: the kernel hands each to a worker
+            httpx.get(running.url + "/a", timeout=TIMEOUT)
+        found = samples(httpx.get(running.url + "/m", timeout=TIMEOUT).text)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    labels = (("method", "GET"), ("protocol", "HTTP/1.1"), ("status", "2xx"))
+    assert found[("pounce_requests_total", labels)] == sent
+    # Each worker counted its own start: the scrape, answered by one, holds both.
+    assert found[("pounce_worker_starts_total", ())] == 2
