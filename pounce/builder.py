@@ -38,6 +38,7 @@ from pounce.keywords import (
     HealthKeywords,
     LimitKeywords,
     MetricsKeywords,
+    OtelKeywords,
     ProxyHeadersKeywords,
     ProxyProtocolKeywords,
     RateLimitKeywords,
@@ -62,7 +63,7 @@ from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, ListenOptions, TCPBind, UnixBind
 from pounce.net.loops import LoopChoice, resolve_loop
 from pounce.observe.access_log import AccessLog, AccessLogOptions
-from pounce.observe.metrics_options import MetricsOptions
+from pounce.observe.metrics_options import MetricsOptions, OtelOptions
 from pounce.observe.request_id import RequestIdOptions, RequestIds
 from pounce.options import check_value, keywords, option, option_of
 
@@ -271,6 +272,22 @@ class ServerBuilder:
             ) from exc
         subscriber, endpoint = metrics_stack(checked.path)
         return replace(self, _observers=(*self._observers, subscriber), _metrics=endpoint)
+
+    def otel(self, **options: Unpack[OtelKeywords]) -> ServerBuilder:
+        """An OpenTelemetry server span per request, current while the app runs, joined to
+        the caller's trace (W3C ``traceparent``); needs ``pounce[otel]`` (docs/observability.md).
+
+        An app layer: call it after `.proxy_headers()` so the span names the real client,
+        and before the limits so their refusals are traced too.
+        """
+        checked = OtelOptions(**keywords(OtelOptions, ".otel", options))
+        try:
+            from pounce.observe.otel import OtelLayer
+        except ImportError as exc:
+            raise BuildError(
+                ".otel(): tracing needs opentelemetry-api", hint="pip install pounce[otel]"
+            ) from exc
+        return self.layer(OtelLayer(checked.tracer_provider))
 
     def request_id(self, **options: Unpack[RequestIdKeywords]) -> ServerBuilder:
         """Give each request an id: `header` (``x-request-id``) from a `trusted` peer, or

@@ -105,6 +105,10 @@ class MetricsKeywords(TypedDict, total=False):
     path: str | None
 
 
+class OtelKeywords(TypedDict, total=False):
+    tracer_provider: object | None
+
+
 class RequestIdKeywords(TypedDict, total=False):
     header: str
     echo: bool

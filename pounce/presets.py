@@ -113,6 +113,12 @@ class StackOptions:
         group="health",
     )
     access_log: bool = option(True, help="log one line per response", group="logging")
+    otel: bool = option(
+        False,
+        help="an OpenTelemetry server span per request, in the caller's trace (traceparent), "
+        "with the tracer provider the app configured; needs pounce[otel]",
+        group="logging",
+    )
     request_id: bool = option(
         False,
         help="give each request an id: X-Request-ID from a trusted proxy (forwarded_allow_ips) "
@@ -278,6 +284,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
     )
     if stack.proxy_headers:
         builder = builder.proxy_headers(trusted=stack.forwarded_allow_ips)
+    if stack.otel:  # after the forwarded headers (the real client), before every refusal
+        builder = builder.otel()
     if stack.http2 if stack.http2 is not None else h2_installed():
         builder = builder.h2(**o.keywords(HTTP2Options))
     if stack.ws == "wsproto" or (stack.ws == "auto" and wsproto_installed()):

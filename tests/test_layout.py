@@ -89,7 +89,8 @@ MAY_IMPORT = {
     "pounce.layers": ("pounce.layer", "pounce.net", "pounce.asgi"),
     "pounce.drivers": ("pounce.net", "pounce.asgi", "pounce.layer"),
     "pounce.events": (),
-    "pounce.observe": ("pounce.layers",),  # subscribers; request ids reuse the proxy trust
+    # Subscribers (request ids reuse the proxy trust), and the OpenTelemetry layer.
+    "pounce.observe": ("pounce.layers", "pounce.layer", "pounce.asgi"),
     "pounce.testing": (
         "pounce.server",
         "pounce.net",

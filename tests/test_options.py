@@ -27,7 +27,7 @@ from pounce.layers.rate_limit import RateLimit
 from pounce.layers.static import StaticOptions
 from pounce.layers.tls.config import TLSConfig
 from pounce.observe.access_log import AccessLogOptions
-from pounce.observe.metrics_options import MetricsOptions
+from pounce.observe.metrics_options import MetricsOptions, OtelOptions
 from pounce.observe.request_id import RequestIdOptions
 from pounce.options import options_of
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
@@ -73,6 +73,7 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.AccessLogKeywords, AccessLogOptions),
         (kw.RequestIdKeywords, RequestIdOptions),
         (kw.MetricsKeywords, MetricsOptions),
+        (kw.OtelKeywords, OtelOptions),
         (kw.RateLimitKeywords, RateLimit),
         (kw.HealthKeywords, Health),
         (kw.CompressKeywords, Compression),

@@ -1,4 +1,5 @@
-"""The options of `.metrics()`, importable without prometheus-client (the preset reads them)."""
+"""The options of `.metrics()` and `.otel()`, importable without prometheus-client or
+opentelemetry (the preset and the docs tables read them)."""
 
 from __future__ import annotations
 
@@ -29,4 +30,25 @@ class MetricsOptions:
         "not logged, metered or counted",
         shown="off",
         convert=check_path,
+    )
+
+
+def any_provider(value: object) -> object:
+    """A tracer provider is whatever the OpenTelemetry API accepts; None: the global one."""
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OtelOptions:
+    """The options of `.otel()`."""
+
+    builder_call = ".otel"
+    options_group = "logging"
+
+    tracer_provider: object | None = option(
+        None,
+        help="the OpenTelemetry TracerProvider; None: the one the app set globally",
+        outside=False,
+        convert=any_provider,
+        shown="global",
     )
