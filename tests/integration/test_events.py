@@ -477,3 +477,24 @@ def test_request_ids_reach_the_scope_the_events_and_the_response(pki: PKI) -> No
     assert fresh.text == fresh.headers["x-request-id"] and len(fresh.text) == 32
     assert done.request_id == "edge-7"
     assert closed.request_id == seen[-1] and len(seen) == 3
+
+
+def test_websocket_over_http2_events() -> None:
+    from wsproto.events import CloseConnection, TextMessage
+
+    from tests.integration.h2ws import h2_websocket
+
+    recorder = Recorder()
+    server = observed(recorder).h2().websocket().asgi(app)
+    with TestServer(server) as ts, h2_websocket(ts.port) as client:
+        sid, status, _ = client.open(b"/chat")
+        assert status == 200
+        client.send_text(sid, "hi")
+        echoed = client.receive(sid)
+        assert isinstance(echoed, TextMessage) and echoed.data == "hi"
+        client.send(sid, CloseConnection(code=1000))
+        closed = recorder.wait_for(WebSocketClosed)
+    opened = recorder.wait_for(WebSocketOpened)
+    assert (opened.status, opened.http_version, opened.path) == (200, "2", "/chat")
+    assert closed.accepted and closed.code == 1000
+    assert (closed.messages_in, closed.messages_out) == (1, 1)
