@@ -63,7 +63,7 @@ from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, ListenOptions, TCPBind, UnixBind
 from pounce.net.loops import LoopChoice, resolve_loop
 from pounce.observe.access_log import AccessLog, AccessLogOptions
-from pounce.observe.metrics_options import MetricsOptions, OtelOptions
+from pounce.observe.metrics_options import MetricsOptions, OtelOptions, split_bind
 from pounce.observe.request_id import RequestIdOptions, RequestIds
 from pounce.options import check_value, keywords, option, option_of
 
@@ -261,8 +261,11 @@ class ServerBuilder:
         """Prometheus metrics (``pounce[prometheus]``) from the lifecycle events, served at
         `path` on the main listener ahead of every app layer (docs/observability.md)."""
         checked = MetricsOptions(**keywords(MetricsOptions, ".metrics", options))
-        if checked.path is None:
-            raise BuildError(".metrics(): path= is required", hint='e.g. .metrics(path="/metrics")')
+        if checked.path is None and checked.bind is None:
+            raise BuildError(
+                ".metrics(): path= or bind= is required",
+                hint='e.g. .metrics(path="/metrics") or .metrics(bind="127.0.0.1:9100")',
+            )
         try:
             from pounce.observe.prometheus import metrics_stack
         except ImportError as exc:
@@ -270,8 +273,14 @@ class ServerBuilder:
                 ".metrics(): Prometheus metrics need prometheus-client",
                 hint="pip install pounce[prometheus]",
             ) from exc
-        subscriber, endpoint = metrics_stack(checked.path)
-        return replace(self, _observers=(*self._observers, subscriber), _metrics=endpoint)
+        port = None
+        binds = self._binds
+        if checked.bind is not None:
+            host, port = split_bind(checked.bind)
+            binds = (*binds, TCPBind(host, port))
+        subscriber, endpoint = metrics_stack(checked.path, port)
+        observers: tuple[SubscriberFn, ...] = (*self._observers, subscriber)
+        return replace(self, _observers=observers, _metrics=endpoint, _binds=binds)
 
     def otel(self, **options: Unpack[OtelKeywords]) -> ServerBuilder:
         """An OpenTelemetry server span per request, current while the app runs, joined to

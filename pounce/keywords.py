@@ -103,6 +103,7 @@ class AccessLogKeywords(TypedDict, total=False):
 
 class MetricsKeywords(TypedDict, total=False):
     path: str | None
+    bind: str | None
 
 
 class OtelKeywords(TypedDict, total=False):

@@ -294,8 +294,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.health(**o.keywords(Health))
     if stack.access_log:  # an event subscriber: it logs the limits' 503s and 429s too
         builder = builder.access_log(**o.keywords(AccessLogOptions))
-    if o["metrics_path"] is not None:
-        builder = builder.metrics(path=o["metrics_path"])
+    if o["metrics_path"] is not None or o["metrics_bind"] is not None:
+        builder = builder.metrics(**o.keywords(MetricsOptions))
     if stack.request_id:
         ids = o.keywords(RequestIdOptions)
         builder = builder.request_id(**ids, trusted=stack.forwarded_allow_ips)

@@ -21,16 +21,24 @@ from pounce.layer import AppLayer
 class MetricsEndpoint(AppLayer):
     """Answers ``GET``/``HEAD`` `path` with `exposition()`; 405 for other methods."""
 
-    path: str
+    path: str | None
     exposition: Callable[[], bytes] = field(compare=False)
     content_type: str = "text/plain; version=0.0.4; charset=utf-8"
     what: str = "metrics"
+    port: int | None = None
+    """The metrics listener's port: every request that arrives there is answered here."""
 
     def wrap(self, inner: ASGIApp) -> ASGIApp:
         path, exposition, content_type = self.path, self.exposition, self.content_type.encode()
+        port = self.port
 
         async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http" or scope["path"] != path:
+            kind = scope["type"]
+            on_port = port is not None and kind != "lifespan" and _port(scope) == port
+            if kind == "websocket" and on_port:
+                await send({"type": "websocket.close"})  # the app is not reachable there
+                return
+            if kind != "http" or not (on_port or scope["path"] == path):
                 await inner(scope, receive, send)
                 return
             scope.setdefault("extensions", {})[PROBE_EXTENSION] = {}  # a scrape is not traffic
@@ -47,4 +55,11 @@ class MetricsEndpoint(AppLayer):
         return endpoint
 
     def describe(self) -> str:
-        return f"metrics at {self.path} ({self.what})"
+        where = [f"at {self.path}"] if self.path else []
+        where += [f"on port {self.port}"] if self.port is not None else []
+        return f"metrics {' and '.join(where)} ({self.what})"
+
+
+def _port(scope: Scope) -> int | None:
+    server = scope.get("server")
+    return server[1] if server else None

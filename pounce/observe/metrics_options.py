@@ -16,6 +16,23 @@ def check_path(value: object) -> str | None:
     return value
 
 
+def check_bind(value: object) -> str | None:
+    """``HOST:PORT`` (IPv6 in brackets) with a real port: the listener must be findable."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError('must be "HOST:PORT", e.g. "127.0.0.1:9100"')
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError('must be "HOST:PORT" with a port from 1 to 65535, e.g. "127.0.0.1:9100"')
+    return value
+
+
+def split_bind(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsOptions:
     """The options of `.metrics()`."""
@@ -30,6 +47,14 @@ class MetricsOptions:
         "not logged, metered or counted",
         shown="off",
         convert=check_path,
+    )
+    bind: str | None = option(
+        None,
+        name="metrics_bind",
+        help="serve Prometheus metrics on a listener of their own, HOST:PORT (every path there; "
+        "the app is not reachable on it); shared by the workers like the main listener",
+        shown="off",
+        convert=check_bind,
     )
 
 

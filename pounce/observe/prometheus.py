@@ -180,8 +180,9 @@ class PrometheusMetrics:
         return "prometheus metrics"
 
 
-def metrics_stack(path: str) -> tuple[PrometheusMetrics, MetricsEndpoint]:
-    """The subscriber and the layer of `.metrics(path=...)`."""
+def metrics_stack(path: str | None, port: int | None) -> tuple[PrometheusMetrics, MetricsEndpoint]:
+    """The subscriber and the layer of `.metrics(path=..., bind=...)`."""
     metrics = PrometheusMetrics()
     content_type = prometheus_client.CONTENT_TYPE_LATEST
-    return metrics, MetricsEndpoint(path, metrics.exposition, content_type, "Prometheus")
+    endpoint = MetricsEndpoint(path, metrics.exposition, content_type, "Prometheus", port)
+    return metrics, endpoint

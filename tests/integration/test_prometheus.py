@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -92,11 +93,13 @@ def test_connection_and_bytes_metrics_after_close() -> None:
     assert found[("pounce_sent_bytes_total", ())] > 0
 
 
-def test_metrics_need_a_path() -> None:
-    with pytest.raises(BuildError, match="path= is required"):
+def test_metrics_need_a_path_or_a_listener() -> None:
+    with pytest.raises(BuildError, match="path= or bind= is required"):
         Server.builder().metrics()
     with pytest.raises(BuildError, match="/metrics"):
         Server.builder().metrics(path="metrics")
+    with pytest.raises(BuildError, match="HOST:PORT"):
+        Server.builder().metrics(bind="127.0.0.1:0")
 
 
 def test_multiprocess_mode_sums_every_worker(tmp_path: Path) -> None:
@@ -126,3 +129,24 @@ def test_multiprocess_mode_sums_every_worker(tmp_path: Path) -> None:
     assert found[("pounce_requests_total", labels)] == sent
     # Each worker counted its own start: the scrape, answered by one, holds both.
     assert found[("pounce_worker_starts_total", ())] == 2
+
+
+def test_a_metrics_listener_of_its_own() -> None:
+    with socket.socket() as probe:  # a free port for the metrics listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = Server.builder().bind("127.0.0.1", 0).h1().metrics(bind=f"127.0.0.1:{port}").asgi(app)
+    with TestServer(server) as ts:
+        main_port = ts.addresses[0][1]
+        assert httpx.get(f"http://127.0.0.1:{main_port}/a", timeout=TIMEOUT).status_code == 201
+        # The main listener has no metrics path; the app answers there.
+        assert (
+            httpx.get(f"http://127.0.0.1:{main_port}/metrics", timeout=TIMEOUT).status_code == 201
+        )
+        scrape = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=TIMEOUT)
+        elsewhere = httpx.get(f"http://127.0.0.1:{port}/a", timeout=TIMEOUT)  # not the app
+    found = samples(scrape.text)
+    labels = (("method", "GET"), ("protocol", "HTTP/1.1"), ("status", "2xx"))
+    assert found[("pounce_requests_total", labels)] == 2
+    assert elsewhere.text.startswith("# HELP")
+    assert "metrics on port" in server.describe()
