@@ -439,8 +439,11 @@ class Exchange:
                 on_exit()
 
     def _fail(self, exc: Exception) -> None:
-        client_left = (self._disconnected or self.state is ResponseState.DONE) and (
-            is_disconnect_error(exc)
+        # The client left and the app failed on it; or, its response complete, the app
+        # read on and was told http.disconnect (Starlette raises ClientDisconnect then).
+        # An OSError of the app's own (a database) is not the client's doing.
+        client_left = is_disconnect_error(exc, any_oserror=self._disconnected) and (
+            self._disconnected or self.state is ResponseState.DONE
         )
         if client_left:
             # The app stopped because the client left (Starlette's ClientDisconnect,
@@ -599,16 +602,17 @@ class RequestIds(Protocol):
     def __call__(self, headers: Headers, peer: tuple[str, int] | None) -> str: ...
 
 
-def is_disconnect_error(exc: BaseException) -> bool:
+def is_disconnect_error(exc: BaseException, *, any_oserror: bool = False) -> bool:
     """Is `exc` what an app raises because its client left?
 
-    Pounce's own `ClientDisconnectedError` (an `OSError`), any `OSError` from a
-    send, Starlette's ``ClientDisconnect`` (matched by name: Starlette is not a
-    dependency), or a group of nothing else (anyio task groups wrap them).
+    Pounce's own `ClientDisconnectedError`, Starlette's ``ClientDisconnect``
+    (matched by name: Starlette is not a dependency), with `any_oserror` (the
+    client is known to be gone) any `OSError`, or a group of nothing else
+    (anyio task groups wrap them).
     """
     if isinstance(exc, BaseExceptionGroup):
-        return all(is_disconnect_error(inner) for inner in exc.exceptions)
-    if isinstance(exc, OSError):
+        return all(is_disconnect_error(e, any_oserror=any_oserror) for e in exc.exceptions)
+    if isinstance(exc, ClientDisconnectedError) or (any_oserror and isinstance(exc, OSError)):
         return True
     return any(kind.__name__ == "ClientDisconnect" for kind in type(exc).__mro__)
 

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
@@ -53,7 +54,18 @@ def streaming_app(started: threading.Event) -> Starlette:
     async def broken(request: Request) -> PlainTextResponse:
         raise RuntimeError("a real bug")
 
-    routes = [Route("/stream", stream), Route("/sse", sse), Route("/broken", broken)]
+    async def database_down() -> None:
+        raise ConnectionRefusedError("the database refused the connection")
+
+    async def background(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("queued", background=BackgroundTask(database_down))
+
+    routes = [
+        Route("/stream", stream),
+        Route("/sse", sse),
+        Route("/broken", broken),
+        Route("/background", background),
+    ]
     return Starlette(routes=routes)
 
 
@@ -105,3 +117,22 @@ def test_a_real_app_error_stays_an_error_with_its_traceback() -> None:
     assert error.exc_info is not None and "RuntimeError" in repr(error.exc_info[1])
     assert not _disconnect_lines(log)
     assert failed.exception == "RuntimeError" and not failed.client_left
+
+
+def test_the_apps_own_oserror_after_its_response_stays_an_error() -> None:
+    """An OSError is the client's doing only when the client is gone: not a database's."""
+    recorder = Recorder()
+    server = Server.builder().bind("127.0.0.1", 0).h1().observe(recorder)
+    app = streaming_app(threading.Event())
+    with logged("pounce.error", logging.DEBUG) as log, TestServer(server.asgi(app)) as ts:
+        with socket.create_connection(("127.0.0.1", ts.port), timeout=TIMEOUT) as sock:
+            sock.sendall(b"GET /background HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        failed = recorder.wait_for(RequestFailed)
+        error = log.wait_for(lambda r: r.levelno == logging.ERROR)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"queued")
+    assert error.exc_info is not None and not _disconnect_lines(log)
+    assert failed.exception == "ConnectionRefusedError" and not failed.client_left
+    assert failed.response_started
