@@ -161,9 +161,13 @@ class RequestFailed(Event):
     path: str
     exception: str | None
     """The exception's qualified type name; None: the app returned without finishing."""
+    error: BaseException | None
+    """The exception itself, with its traceback (for error reporters); None as above."""
     client_left: bool
     """The exception came from the client's leaving (ClientDisconnect, OSError): not a bug."""
     response_started: bool
+    headers: Headers
+    """The request's headers, as received (mask secrets before reporting them)."""
     request_id: str | None
 
 

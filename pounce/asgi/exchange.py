@@ -421,7 +421,7 @@ class Exchange:
             await app(self.scope, self.receive, self.send)
         except ClientDisconnectedError:
             if self._events is not None:
-                self._failed(ClientDisconnectedError, client_left=True)
+                self._failed(None, client_left=True, kind=ClientDisconnectedError)
         except Exception as exc:
             self._fail(exc)
         else:
@@ -459,19 +459,28 @@ class Exchange:
         else:
             error_log.error("Exception in ASGI application", exc_info=exc)
         if self._events is not None:
-            self._failed(type(exc), client_left=client_left)
+            self._failed(exc, client_left=client_left)
         if not self._disconnected:
             self._abort()
 
-    def _failed(self, kind: type[BaseException] | None, *, client_left: bool) -> None:
+    def _failed(
+        self,
+        error: BaseException | None,
+        *,
+        client_left: bool,
+        kind: type[BaseException] | None = None,
+    ) -> None:
         assert self._events is not None
+        kind = type(error) if error is not None else kind
         self._events.emit(
             RequestFailed(
                 method=self.scope["method"],
                 path=self.scope["path"],
                 exception=None if kind is None else _type_name(kind),
+                error=error,
                 client_left=client_left,
                 response_started=self.state is not ResponseState.STARTING,
+                headers=self.scope["headers"],
                 request_id=self.request_id,
             )
         )

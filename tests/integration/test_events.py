@@ -154,6 +154,7 @@ def test_a_500_written_by_the_server_counts_its_bytes() -> None:
     assert response.status_code == 500
     failed = recorder.wait_for(RequestFailed)
     assert failed.exception == "ValueError" and not failed.client_left
+    assert isinstance(failed.error, ValueError) and failed.error.__traceback__ is not None
     assert not failed.response_started
     assert (done.status, done.bytes, done.complete) == (500, len(response.content), True)
     assert recorder.events.index(failed) < recorder.events.index(done)
