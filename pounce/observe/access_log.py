@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -144,49 +145,62 @@ class AccessEntry:
     `pounce.logs.JsonFormatter` writes (raw values, None where there is none).
     """
 
-    __slots__ = ("_event",)
+    __slots__ = ("_event", "_getters")
 
     def __init__(self, event: RequestCompleted | WebSocketOpened | WebSocketClosed) -> None:
         self._event = event
+        self._getters = _HTTP if type(event) is RequestCompleted else _WEBSOCKET
 
     def value(self, name: str) -> Any:
-        event = self._event
-        if name == "client":
-            client = event.client
-            return f"{client[0]}:{client[1]}" if client else None
-        if name == "method":
-            if isinstance(event, RequestCompleted):
-                return event.method
-            return "CONNECT" if event.http_version == "2" else "GET"
-        if name == "status":
-            if isinstance(event, RequestCompleted):
-                # No head sent: the client left first (0), or the server answered 500 itself.
-                return event.status or (500 if event.complete else 0)
-            return event.status
-        if name == "bytes":
-            return event.bytes if not isinstance(event, WebSocketOpened) else 0
-        if name == "duration":
-            return round(event.duration * 1000, 3)
-        if name == "protocol":
-            return f"HTTP/{event.http_version}"
-        if name == "user_agent":
-            return _header(event.headers, b"user-agent")
-        if name == "referer":
-            return _header(event.headers, b"referer")
-        if name == "worker":
-            return worker_name()
-        return getattr(event, name)  # path, request_id
+        return self._getters[name](self._event)
 
     def text(self, name: str) -> str:
-        value = self.value(name)
+        value = self._getters[name](self._event)
         if value is None:
             return "-"
         if name == "duration":
             return f"{value:.1f}"
-        return escape(value) if isinstance(value, str) else str(value)
+        return escape(value) if type(value) is str else str(value)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: self.value(name) for name in FIELDS}
+
+
+Getter = Callable[[Any], Any]
+
+
+def _client(event: Any) -> str | None:
+    client = event.client
+    return f"{client[0]}:{client[1]}" if client else None
+
+
+def _http_status(event: RequestCompleted) -> int:
+    # No head sent: the client left first (0), or the server answered 500 itself.
+    return event.status or (500 if event.complete else 0)
+
+
+_COMMON: dict[str, Getter] = {
+    "client": _client,
+    "path": lambda e: e.path,
+    "duration": lambda e: round(e.duration * 1000, 3),
+    "protocol": lambda e: f"HTTP/{e.http_version}",
+    "user_agent": lambda e: _header(e.headers, b"user-agent"),
+    "referer": lambda e: _header(e.headers, b"referer"),
+    "request_id": lambda e: e.request_id,
+    "worker": lambda e: worker_name(),
+}
+_HTTP: dict[str, Getter] = {
+    **_COMMON,
+    "method": lambda e: e.method,
+    "status": _http_status,
+    "bytes": lambda e: e.bytes,
+}
+_WEBSOCKET: dict[str, Getter] = {
+    **_COMMON,
+    "method": lambda e: "CONNECT" if e.http_version == "2" else "GET",
+    "status": lambda e: e.status,
+    "bytes": lambda e: e.bytes if isinstance(e, WebSocketClosed) else 0,
+}
 
 
 def _header(headers: Headers, name: bytes) -> str | None:
