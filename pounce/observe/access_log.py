@@ -106,13 +106,19 @@ class AccessLog:
         {RequestCompleted, WebSocketOpened, WebSocketClosed}
     )
     """Only these are built for it (`pounce.events.EventBus`): no per-connection cost."""
-    _plan: tuple[tuple[str, str | None], ...] = field(init=False, repr=False, compare=False)
+    _plans: tuple[Plan, Plan] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # The format, parsed once: (literal text, field or None) pairs.
-        parsed = string.Formatter().parse(self.options.format)
-        plan = tuple((literal, name) for literal, name, _, _ in parsed)
-        object.__setattr__(self, "_plan", plan)
+        # The format, parsed once into (literal text, the field's text getter) pairs,
+        # one plan for HTTP responses and one for WebSocket handshakes.
+        parsed = list(string.Formatter().parse(self.options.format))
+        plans = tuple(
+            tuple(
+                (literal, None if name is None else table[name]) for literal, name, _, _ in parsed
+            )
+            for table in (_HTTP_TEXT, _WEBSOCKET_TEXT)
+        )
+        object.__setattr__(self, "_plans", plans)
 
     def __call__(self, event: Event) -> None:
         if not access_log.isEnabledFor(logging.INFO):
@@ -121,17 +127,16 @@ class AccessLog:
             assert isinstance(event, RequestCompleted)
             if event.probe:
                 return
-            entry = AccessEntry(event)
+            plan = self._plans[0]
         elif isinstance(event, WebSocketOpened | WebSocketClosed):
             if isinstance(event, WebSocketClosed) and event.accepted:
                 return  # logged when it opened
-            entry = AccessEntry(event)
+            plan = self._plans[1]
         else:
             return
-        line = "".join(
-            [literal + entry.text(name) if name else literal for literal, name in self._plan]
-        )
-        access_log.info("%s", line, extra={"access": entry, "request_id": event.request_id})
+        line = "".join([literal + text(event) if text else literal for literal, text in plan])
+        extra = {"access": AccessEntry(event), "request_id": event.request_id}
+        access_log.info("%s", line, extra=extra)
 
     def describe(self) -> str:
         custom = self.options.format != DEFAULT_FORMAT
@@ -153,14 +158,6 @@ class AccessEntry:
 
     def value(self, name: str) -> Any:
         return self._getters[name](self._event)
-
-    def text(self, name: str) -> str:
-        value = self._getters[name](self._event)
-        if value is None:
-            return "-"
-        if name == "duration":
-            return f"{value:.1f}"
-        return escape(value) if type(value) is str else str(value)
 
     def as_dict(self) -> dict[str, Any]:
         return {name: self.value(name) for name in FIELDS}
@@ -201,6 +198,29 @@ _WEBSOCKET: dict[str, Getter] = {
     "status": lambda e: e.status,
     "bytes": lambda e: e.bytes if isinstance(e, WebSocketClosed) else 0,
 }
+
+TextGetter = Callable[[Any], str]
+Plan = tuple[tuple[str, TextGetter | None], ...]
+
+
+def _as_text(name: str, getter: Getter) -> TextGetter:
+    """`getter` as the line prints it: ``-`` for None, escaped when it is text."""
+    if name == "duration":
+        return lambda e: f"{e.duration * 1000:.1f}"
+    if name in ("status", "bytes"):
+        return lambda e: str(getter(e))
+    if name == "protocol":  # ours, never the client's
+        return lambda e: "HTTP/" + e.http_version
+
+    def text(event: Any) -> str:
+        value = getter(event)
+        return "-" if value is None else escape(value)
+
+    return text
+
+
+_HTTP_TEXT = {name: _as_text(name, getter) for name, getter in _HTTP.items()}
+_WEBSOCKET_TEXT = {name: _as_text(name, getter) for name, getter in _WEBSOCKET.items()}
 
 
 def _header(headers: Headers, name: bytes) -> str | None:
