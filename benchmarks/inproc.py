@@ -21,6 +21,8 @@ the difference between two request counts (start-up cost cancels out)::
 
 ``--observe`` adds one no-op event subscriber (``.observe()``): what the
 lifecycle events cost before a subscriber does any work of its own.
+``--access-log`` turns the standard stack's access log on, its lines
+formatted and written to /dev/null (the logging machinery included).
 
 ``--close`` opens a new connection per request instead (``Connection:
 close``: the connection's objects, the request, the close, ``connection_lost``).
