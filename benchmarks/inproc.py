@@ -19,6 +19,11 @@ the difference between two request counts (start-up cost cancels out)::
     python inproc.py --profile -n 2000                # cProfile: calls per request, top functions
     python inproc.py -n 100000                        # plain timing (noisy)
 
+``--observe`` adds one no-op event subscriber (``.observe()``): what the
+lifecycle events cost before a subscriber does any work of its own.
+``--access-log`` turns the standard stack's access log on, its lines
+formatted and written to /dev/null (the logging machinery included).
+
 ``--close`` opens a new connection per request instead (``Connection:
 close``: the connection's objects, the request, the close, ``connection_lost``).
 ``--server uvicorn-h11`` or ``--server uvicorn-httptools`` drives Uvicorn's own
@@ -55,7 +60,11 @@ from apps import HELLO_BODY, LARGE_BODY, app  # noqa: E402
 
 from pounce.drivers.service import ServiceContext  # noqa: E402
 from pounce.layer import Serving  # noqa: E402
-from pounce.net.transport import ConnectionTracker, TransportAdapter  # noqa: E402
+from pounce.net.transport import (  # noqa: E402
+    ConnectionTracker,
+    ObservedTransportAdapter,
+    TransportAdapter,
+)
 from pounce.presets import StandardOptions, standard  # noqa: E402
 
 BODIES = {"/hello": HELLO_BODY, "/64k": LARGE_BODY}
@@ -111,20 +120,32 @@ class FakeTransport(asyncio.Transport):
 ProtocolMaker = Callable[[], asyncio.Protocol]
 
 
-def protocol_maker(server: str, parser: str, stack: str) -> ProtocolMaker:
+def _no_op(event: object) -> None:
+    """The cheapest event subscriber: what observing costs before any work of its own."""
+
+
+def protocol_maker(
+    server: str, parser: str, stack: str, observe: bool = False, access_log: bool = False
+) -> ProtocolMaker:
     """A callable making the `asyncio.Protocol` a server gives each new connection."""
     if server != "pounce":
         return uvicorn_maker(server.removeprefix("uvicorn-"))
     if stack == "standard":
-        builder = standard(StandardOptions(http=parser, access_log=False))  # type: ignore[arg-type]
+        options = StandardOptions(http=parser, access_log=access_log)  # type: ignore[arg-type]
+        builder = standard(options)
     else:
         from pounce import Server
 
         builder = Server.builder().bind("127.0.0.1", 8000).h1(parser=parser)  # type: ignore[arg-type]
+    if observe:
+        builder = builder.observe(_no_op)
     built = builder.timeouts(keep_alive=600).asgi(app)
-    service = ServiceContext(built._wrap_app(Serving()), built.spec.http)
+    events = built.events
+    service = ServiceContext(built._wrap_app(Serving(events)), built.spec.http, events=events)
     factory = built._handler_factory(service, [])
     tracker = ConnectionTracker()
+    if events is not None and events.connections:
+        return lambda: ObservedTransportAdapter(factory, tracker, None, events)
     return lambda: TransportAdapter(factory, tracker)
 
 
@@ -206,6 +227,15 @@ def check(transport: FakeTransport, n: int, body: bytes) -> None:
         raise SystemExit(f"{transport.size} bytes written, expected {n} x {size}")
 
 
+def _log_access_to_devnull() -> None:
+    import logging
+
+    logger = logging.getLogger("pounce.access")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115 - for the run
+
+
 def run(args: argparse.Namespace) -> None:
     if args.loop == "uvloop":
         import uvloop
@@ -213,7 +243,9 @@ def run(args: argparse.Namespace) -> None:
         loop_factory: Any = uvloop.new_event_loop
     else:
         loop_factory = asyncio.new_event_loop
-    maker = protocol_maker(args.server, args.parser, args.stack)
+    if args.access_log:
+        _log_access_to_devnull()
+    maker = protocol_maker(args.server, args.parser, args.stack, args.observe, args.access_log)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         if args.profile:
             import cProfile
@@ -258,6 +290,8 @@ def callgrind(args: argparse.Namespace) -> None:
                 "--server",
                 args.server,
                 *(["--close"] if args.close else []),
+                *(["--observe"] if args.observe else []),
+                *(["--access-log"] if args.access_log else []),
             ]
             subprocess.run(cmd, check=True, capture_output=True)
             text = Path(out).read_text(errors="replace")
@@ -269,7 +303,8 @@ def callgrind(args: argparse.Namespace) -> None:
     per_request = (totals[1] - totals[0]) / (high - low)
     what = f"parser={args.parser} stack={args.stack}" if args.server == "pounce" else args.server
     print(
-        f"{args.path} {what} loop={args.loop}{' close' if args.close else ''}: "
+        f"{args.path} {what} loop={args.loop}{' close' if args.close else ''}"
+        f"{' observed' if args.observe else ''}{' access-log' if args.access_log else ''}: "
         f"{per_request:,.0f} instructions per request"
     )
 
@@ -289,6 +324,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--close", action="store_true", help="a new connection per request (Connection: close)"
+    )
+    parser.add_argument(
+        "--observe", action="store_true", help="one no-op event subscriber (.observe())"
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="the standard stack's access log on, its lines formatted and written to /dev/null",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the run")
     parser.add_argument("--top", type=int, default=25, help="functions --profile prints")

@@ -7,6 +7,7 @@ composes exactly the layers asked for.
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,9 @@ def run(
     factory: bool = False,
     app_dir: str | None = None,
     log_level: str | None = None,
+    log_config: str | dict[str, Any] | None = None,
+    use_colors: bool | None = None,
+    log_format: str = "text",
     **options: Any,
 ) -> None:
     """Serve `app` (a callable or ``"module:attr"``) with the standard preset.
@@ -84,7 +88,9 @@ def run(
     default, as in ``uvicorn.run()`` (``log_level=None``: ``info``). With
     ``workers`` > 1 the workers are forked from this process and inherit
     `app` as it is, an object or an import string. An unknown name or a bad
-    value is a `BuildError` before anything binds.
+    value is a `BuildError` before anything binds. `log_config` (a file, or a
+    dictConfig dict as Uvicorn's), `use_colors` and `log_format` set logging
+    up as the CLI's flags do (docs/logging.md).
 
     ``reload=True`` (and ``reload_dirs``, ``reload_includes``,
     ``reload_excludes``, ``reload_delay``: Uvicorn's keywords, the CLI's
@@ -95,8 +101,8 @@ def run(
     """
     from pounce import uvicorn_flags
     from pounce.importer import import_app
-    from pounce.logs import configure_logging
-    from pounce.options import check_value, option_of
+    from pounce.logs import LoggingOptions, configure_logging
+    from pounce.options import check_value, keywords, option_of
     from pounce.presets import AppOptions, StandardOptions, standard
     from pounce.workers.options import WorkerOptions
     from pounce.workers.reload import RELOAD_KEYWORDS, reload_options, run_reloading
@@ -113,11 +119,26 @@ def run(
     level = check_value("pounce.run(log_level=):", level_option, log_level or level_option.default)
     if reload.reload:
         _check_reloadable(app, opts.keywords(WorkerOptions).get("workers"))
-    configure_logging(str(level), access_log=bool(opts["access_log"]))
+    if isinstance(log_config, dict):  # uvicorn.run() takes a dictConfig dict too
+        logging.config.dictConfig({"disable_existing_loggers": False, **log_config})
+        log_config = None
+    log_values = keywords(
+        LoggingOptions,
+        "pounce.run",
+        {"log_config": log_config, "use_colors": use_colors, "log_format": log_format},
+    )
+    logs = LoggingOptions(**log_values)
+    configure_logging(str(level), access_log=bool(opts["access_log"]), options=logs)
     if reload.reload:
         assert isinstance(app, str)
         code = run_reloading(
-            app, factory=factory, app_dir=app_dir, log_level=str(level), options=opts, reload=reload
+            app,
+            factory=factory,
+            app_dir=app_dir,
+            log_level=str(level),
+            options=opts,
+            reload=reload,
+            logging=log_values,
         )
         if code:
             raise SystemExit(code)

@@ -11,8 +11,8 @@ Example — access log outside a custom header layer::
     Server.builder()
         .bind("127.0.0.1", 8000)      # listener
         .h1()                         # protocol set
-        .access_log()                 # app layer, outer
-        .layer(AddHeader(b"x-a", b"1"))  # app layer, inner
+        .access_log()                 # an event subscriber (order does not matter)
+        .layer(AddHeader(b"x-a", b"1"))  # app layer
         .asgi(app)                    # the app, innermost
 """
 
@@ -30,7 +30,9 @@ from pounce.drivers.http3_options import HTTP3Options, HTTP3Service
 from pounce.drivers.service import HTTPOptions, RequestOptions, ResponseHeaders, Timeouts
 from pounce.drivers.websocket_options import WebSocketOptions
 from pounce.errors import BuildError, TLSError
+from pounce.events import SubscriberFn
 from pounce.keywords import (
+    AccessLogKeywords,
     CompressKeywords,
     DebugKeywords,
     H1Keywords,
@@ -38,9 +40,12 @@ from pounce.keywords import (
     H3Keywords,
     HealthKeywords,
     LimitKeywords,
+    MetricsKeywords,
+    OtelKeywords,
     ProxyHeadersKeywords,
     ProxyProtocolKeywords,
     RateLimitKeywords,
+    RequestIdKeywords,
     ResponseHeaderKeywords,
     SentryKeywords,
     StaticKeywords,
@@ -49,7 +54,6 @@ from pounce.keywords import (
     WebSocketKeywords,
 )
 from pounce.layer import AppLayer, StreamLayer
-from pounce.layers.access_log import AccessLogLayer
 from pounce.layers.compression import Compression
 from pounce.layers.debug import Debug
 from pounce.layers.health import Health
@@ -65,6 +69,9 @@ from pounce.layers.tls.config import TLSConfig
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.binds import DEFAULT_BACKLOG, Bind, FdBind, ListenOptions, TCPBind, UnixBind
 from pounce.net.loops import LoopChoice, resolve_loop
+from pounce.observe.access_log import AccessLog, AccessLogOptions
+from pounce.observe.metrics_options import MetricsOptions, OtelOptions, split_bind
+from pounce.observe.request_id import RequestIdOptions, RequestIds
 from pounce.options import check_value, keywords, option, option_of
 
 if TYPE_CHECKING:
@@ -109,6 +116,9 @@ class ServerSpec:
     loop: Literal["asyncio", "uvloop"]
     h3: HTTP3Service | None = None
     """HTTP/3 on UDP beside the TLS listeners (`.h3()`), with their certificate."""
+    observers: tuple[SubscriberFn, ...] = ()
+    """Lifecycle event subscribers (`pounce.events`), in `.observe()` order."""
+    request_ids: RequestIds | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,9 @@ class ServerBuilder:
     _requests: RequestOptions = field(default_factory=RequestOptions)
     _serve: ServeOptions = field(default_factory=ServeOptions)
     _h3: HTTP3Options | None = None
+    _observers: tuple[SubscriberFn, ...] = ()
+    _request_ids: RequestIds | None = None
+    _metrics: AppLayer | None = None  # the metrics endpoint: ahead of every app layer
 
     # -- listeners ----------------------------------------------------------------
 
@@ -261,9 +274,79 @@ class ServerBuilder:
             )
         return replace(self, _layers=(*self._layers, layer))
 
-    def access_log(self) -> ServerBuilder:
-        """Log one line per response on the ``pounce.access`` logger."""
-        return self.layer(AccessLogLayer())
+    def access_log(self, **options: Unpack[AccessLogKeywords]) -> ServerBuilder:
+        """Log one line per response on the ``pounce.access`` logger (docs/logging.md).
+
+        A subscriber of the lifecycle events (`.observe()`), so where it is
+        called in the chain does not matter: it logs every response, the
+        limits' 503 and 429 included, health probes excepted. `format`: the
+        line, with named fields (`pounce.observe.access_log.FIELDS`).
+        """
+        checked = AccessLogOptions(**keywords(AccessLogOptions, ".access_log", options))
+        kept = tuple(o for o in self._observers if not isinstance(o, AccessLog))
+        return replace(self, _observers=(*kept, AccessLog(checked)))
+
+    def observe(self, subscriber: SubscriberFn) -> ServerBuilder:
+        """Hand every lifecycle event (`pounce.events`) to `subscriber` (docs/observability.md).
+
+        A subscriber is a callable taking one event, or a `pounce.events.Subscriber`
+        with ``on_<kind>`` methods. Subscribers run in call order on the worker's
+        loop; one that raises is logged and never breaks a request. A server
+        with none builds no event at all.
+        """
+        if not callable(subscriber):
+            raise BuildError(
+                f".observe({subscriber!r}): a subscriber must be callable with one event",
+                hint="pass a function event -> None, or a pounce.events.Subscriber",
+            )
+        return replace(self, _observers=(*self._observers, subscriber))
+
+    def metrics(self, **options: Unpack[MetricsKeywords]) -> ServerBuilder:
+        """Prometheus metrics (``pounce[prometheus]``) from the lifecycle events, served at
+        `path` on the main listener ahead of every app layer (docs/observability.md)."""
+        checked = MetricsOptions(**keywords(MetricsOptions, ".metrics", options))
+        if checked.path is None and checked.bind is None:
+            raise BuildError(
+                ".metrics(): path= or bind= is required",
+                hint='e.g. .metrics(path="/metrics") or .metrics(bind="127.0.0.1:9100")',
+            )
+        try:
+            from pounce.observe.prometheus import metrics_stack
+        except ImportError as exc:
+            raise BuildError(
+                ".metrics(): Prometheus metrics need prometheus-client",
+                hint="pip install pounce[prometheus]",
+            ) from exc
+        port = None
+        binds = self._binds
+        if checked.bind is not None:
+            host, port = split_bind(checked.bind)
+            binds = (*binds, TCPBind(host, port))
+        subscriber, endpoint = metrics_stack(checked.path, port)
+        observers: tuple[SubscriberFn, ...] = (*self._observers, subscriber)
+        return replace(self, _observers=observers, _metrics=endpoint, _binds=binds)
+
+    def otel(self, **options: Unpack[OtelKeywords]) -> ServerBuilder:
+        """An OpenTelemetry server span per request, current while the app runs, joined to
+        the caller's trace (W3C ``traceparent``); needs ``pounce[otel]`` (docs/observability.md).
+
+        An app layer: call it after `.proxy_headers()` so the span names the real client,
+        and before the limits so their refusals are traced too.
+        """
+        checked = OtelOptions(**keywords(OtelOptions, ".otel", options))
+        try:
+            from pounce.observe.otel import OtelLayer
+        except ImportError as exc:
+            raise BuildError(
+                ".otel(): tracing needs opentelemetry-api", hint="pip install pounce[otel]"
+            ) from exc
+        return self.layer(OtelLayer(checked.tracer_provider))
+
+    def request_id(self, **options: Unpack[RequestIdKeywords]) -> ServerBuilder:
+        """Give each request an id: `header` (``x-request-id``) from a `trusted` peer, or
+        a random one; in the scope, the events, the log lines, and with `echo` the response."""
+        checked = RequestIdOptions(**keywords(RequestIdOptions, ".request_id", options))
+        return replace(self, _request_ids=RequestIds(checked))
 
     # -- backpressure (docs/backpressure.md) -------------------------------------------
 
@@ -484,7 +567,7 @@ class ServerBuilder:
             max_connections=self._max_connections,
             stream_layers=_offer_alpn(stream_layers, self._protocols),
             protocols=offer_tunnels(self._protocols),
-            app_layers=app_layers,
+            app_layers=app_layers if self._metrics is None else (self._metrics, *app_layers),
             app=app,
             app_name=app_name,
             http=self._http_options(),
@@ -492,6 +575,8 @@ class ServerBuilder:
             graceful_timeout=timeouts.graceful_shutdown,
             loop=resolve_loop(self._serve.loop),
             h3=self._h3_service(stream_layers),
+            observers=self._observers,
+            request_ids=self._request_ids,
         )
         return Server(spec)
 

@@ -18,11 +18,12 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pounce import __version__, envfile, uvicorn_flags
 from pounce.errors import AppImportError, BuildError, LifespanError, PounceError, TransportError
 from pounce.importer import import_app
-from pounce.logs import configure_logging
+from pounce.logs import LoggingOptions, configure_logging
 from pounce.options import outside_values
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
 from pounce.settings import (
@@ -152,7 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, EXIT_USAGE, False)
     values = {name: setting.value for name, setting in settings.items()}
     log_level = str(values["log_level"])
-    configure_logging(log_level, access_log=bool(values["access_log"]))
+    try:
+        configure_logging(
+            log_level, access_log=bool(values["access_log"]), options=logging_options(values)
+        )
+    except BuildError as exc:
+        configure_logging("info")
+        return _fail(exc, EXIT_USAGE, False)
     for warning in warnings:
         error_log.warning("%s", warning)
     if args.print_config:
@@ -208,6 +215,7 @@ def serve_reloading(options: StandardOptions, values: Mapping[str, object], app:
         log_level=str(values["log_level"]),
         options=options,
         reload=reload,
+        logging=logging_values(values),
     )
 
 
@@ -228,9 +236,20 @@ def serve_fresh_workers(options: StandardOptions, values: Mapping[str, object], 
     workers = from_keywords(options.keywords(WorkerOptions))
     check(workers)
     factory, app_dir = bool(values["factory"]), str(values["app_dir"])
-    recipe = Recipe(app, factory, app_dir, str(values["log_level"]), dict(options))
+    recipe = Recipe(
+        app, factory, app_dir, str(values["log_level"]), dict(options), logging_values(values)
+    )
     server = standard(options).asgi(not_served, name=app)
     return supervise_fresh(server, workers, recipe)
+
+
+def logging_values(values: Mapping[str, object]) -> dict[str, Any]:
+    """The `LoggingOptions` among the front end's values (for a fresh worker's recipe)."""
+    return outside_values(LoggingOptions, values)
+
+
+def logging_options(values: Mapping[str, object]) -> LoggingOptions:
+    return LoggingOptions(**logging_values(values))
 
 
 def _fail(exc: PounceError, code: int, debug: bool) -> int:

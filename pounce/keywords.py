@@ -110,6 +110,25 @@ class RateLimitKeywords(TypedDict, total=False):
     key: Callable[[Scope], str | None] | None
 
 
+class AccessLogKeywords(TypedDict, total=False):
+    format: str
+
+
+class MetricsKeywords(TypedDict, total=False):
+    path: str | None
+    bind: str | None
+
+
+class OtelKeywords(TypedDict, total=False):
+    tracer_provider: object | None
+
+
+class RequestIdKeywords(TypedDict, total=False):
+    header: str
+    echo: bool
+    trusted: Iterable[str] | str
+
+
 class HealthKeywords(TypedDict, total=False):
     live: str
     ready: str

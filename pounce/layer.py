@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from pounce.asgi.types import ASGIApp
 from pounce.conn import Conn, ConnectionHandler, HandlerFactory
+from pounce.events import EventBus
 
 
 class ForwardingHandler:
@@ -95,12 +96,14 @@ class Serving:
     `Serving` never drains and has no checks.
     """
 
-    __slots__ = ("_checks", "_closers", "draining")
+    __slots__ = ("_checks", "_closers", "draining", "events")
 
-    def __init__(self) -> None:
+    def __init__(self, events: EventBus | None = None) -> None:
         self.draining = False
         self._checks: list[ReadinessCheck] = []
         self._closers: list[Callable[[], None]] = []
+        self.events = events
+        """The server's event subscribers (None: none); layers emit `Refused` on it."""
 
     def add_readiness_check(self, check: ReadinessCheck) -> None:
         """Report on this worker's readiness: `check` answers why not, or None."""

@@ -33,8 +33,11 @@ from pounce.layers.rate_limit import RateLimit
 from pounce.layers.sentry import Sentry
 from pounce.layers.static import StaticMounts, StaticOptions
 from pounce.layers.tls.config import TLSConfig
-from pounce.logs import LOG_LEVELS
+from pounce.logs import LOG_LEVELS, LoggingOptions
 from pounce.net.binds import ListenOptions, systemd_fds
+from pounce.observe.access_log import AccessLogOptions
+from pounce.observe.metrics_options import MetricsOptions
+from pounce.observe.request_id import RequestIdOptions
 from pounce.options import Option, did_you_mean, one_of, option, options_of, outside_values
 from pounce.workers.options import WorkerOptions
 from pounce.workers.reload import ReloadOptions
@@ -118,6 +121,18 @@ class StackOptions:
         group="health",
     )
     access_log: bool = option(True, help="log one line per response", group="logging")
+    otel: bool = option(
+        False,
+        help="an OpenTelemetry server span per request, in the caller's trace (traceparent), "
+        "with the tracer provider the app configured; needs pounce[otel]",
+        group="logging",
+    )
+    request_id: bool = option(
+        False,
+        help="give each request an id: X-Request-ID from a trusted proxy (forwarded_allow_ips) "
+        "or a random one; in the scope, the events and every log line",
+        group="logging",
+    )
     compression: bool = option(
         False,
         help="compress responses (br, zstd, gzip as the client accepts; docs/compression.md)",
@@ -156,6 +171,9 @@ STANDARD: tuple[Option, ...] = tuple(
         RateLimit,
         ConcurrencyLimit,
         Compression,
+        AccessLogOptions,
+        RequestIdOptions,
+        MetricsOptions,
         StaticMounts,
         StaticOptions,
         Debug,
@@ -186,7 +204,12 @@ _GROUPS += (
 
 FRONT_END: tuple[Option, ...] = tuple(
     sorted(
-        (*options_of(AppOptions), *STANDARD, *options_of(ReloadOptions)),
+        (
+            *options_of(AppOptions),
+            *options_of(LoggingOptions),
+            *STANDARD,
+            *options_of(ReloadOptions),
+        ),
         key=lambda o: _GROUPS.index(o.group),
     )
 )
@@ -286,6 +309,8 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
     )
     if stack.proxy_headers:
         builder = builder.proxy_headers(trusted=stack.forwarded_allow_ips)
+    if stack.otel:  # after the forwarded headers (the real client), before every refusal
+        builder = builder.otel()
     if stack.http2 if stack.http2 is not None else h2_installed():
         builder = builder.h2(**o.keywords(HTTP2Options))
     if stack.http3:
@@ -294,8 +319,13 @@ def standard(options: StandardOptions | None = None) -> ServerBuilder:
         builder = builder.websocket(**o.keywords(WebSocketOptions))
     if stack.health:  # outside the access log and the limits: probes pass unlogged, uncounted
         builder = builder.health(**o.keywords(Health))
-    if stack.access_log:
-        builder = builder.access_log()  # outside the limits: it logs their 503s and 429s
+    if stack.access_log:  # an event subscriber: it logs the limits' 503s and 429s too
+        builder = builder.access_log(**o.keywords(AccessLogOptions))
+    if o["metrics_path"] is not None or o["metrics_bind"] is not None:
+        builder = builder.metrics(**o.keywords(MetricsOptions))
+    if stack.request_id:
+        ids = o.keywords(RequestIdOptions)
+        builder = builder.request_id(**ids, trusted=stack.forwarded_allow_ips)
     if stack.server_timing:  # outside the limit, which reports its queue wait to it
         builder = builder.server_timing()
     if o["rate_limit"] is not None:  # before the limit: a metered client takes no place

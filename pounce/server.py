@@ -30,6 +30,7 @@ from pounce.drivers.bridge import bridge_factory
 from pounce.drivers.http3_options import alt_svc
 from pounce.drivers.service import ServiceContext
 from pounce.errors import TLSError, TransportError
+from pounce.events import EventBus, WorkerStarted, WorkerStopped, bus_for, worker_name
 from pounce.layer import Serving
 from pounce.layers.refusal import RefusalLog
 from pounce.layers.tls.config import ServerTLS
@@ -37,7 +38,7 @@ from pounce.layers.tls.layer import TLSLayer
 from pounce.net.accept import Acceptor, loop_accepts_safely
 from pounce.net.binds import Bind, cleanup, display_address, open_socket
 from pounce.net.loops import loop_factory
-from pounce.net.transport import ConnectionTracker, TransportAdapter
+from pounce.net.transport import ConnectionTracker, ObservedTransportAdapter, TransportAdapter
 from pounce.net.udp import open_udp
 
 if TYPE_CHECKING:
@@ -72,6 +73,9 @@ class Server:
         # serves on other threads add to and remove from, under this lock.
         self._live_tls: dict[int, list[_Reloadable]] = {}
         self._live_lock = threading.Lock()
+        # The subscribers' bus, shared by every serve (worker) of this server:
+        # it holds only immutable tuples. None when nobody subscribes.
+        self.events: EventBus | None = bus_for(spec.observers)
 
     def _wrap_app(self, serving: Serving) -> ASGIApp:
         """The app layers folded around the app: once per `serve()`, so state a
@@ -148,6 +152,9 @@ class Server:
             f"http     body limit {body}, send {'none' if send is None else f'{send:g} s'}, "
             f"headers [{', '.join(headers)}], root path {http.root_path or '-'!s}"
         )
+        if spec.request_ids is not None:
+            lines.append(f"observe  {spec.request_ids.describe()}")
+        lines += [f"observe  {_describe_subscriber(each)}" for each in spec.observers]
         lines += [f"app      {layer.describe()}" for layer in spec.app_layers]
         lines.append(f"app      {spec.app_name} (lifespan {spec.lifespan})")
         lines.append(f"loop     {spec.loop}")
@@ -178,7 +185,7 @@ class Server:
         `sockets` and no `udp`, HTTP/3 is not served.
         """
         stop = stop or asyncio.Event()
-        serving = Serving()
+        serving = Serving(self.events)
         app = self._wrap_app(serving)
         try:
             lifespan = Lifespan(app, self.spec.lifespan)
@@ -227,17 +234,24 @@ class Server:
                     h3_sock.close()
             if h3_port is not None and spec.h3 is not None and spec.h3.options.alt_svc:
                 http = replace(http, extra_headers=(*http.extra_headers, alt_svc(h3_port)))
-            service = ServiceContext(app, http, state=lifespan.state)
+            events = self.events
+            service = ServiceContext(
+                app, http, state=lifespan.state, events=events, request_ids=spec.request_ids
+            )
             loop = asyncio.get_running_loop()
             if spec.max_connections is not None or not loop_accepts_safely(loop):
-                acceptor = Acceptor(spec.max_connections, RefusalLog("listener").refused)
+                refusals = RefusalLog("listener", events=events)
+                acceptor = Acceptor(spec.max_connections, refusals.refused)
             tracker = ConnectionTracker() if acceptor is None else acceptor.tracker
             factory = self._handler_factory(service, live_tls)
             with self._live_lock:
                 self._live_tls[id(live_tls)] = live_tls
+            send_timeout = spec.http.send_timeout
 
             def make_adapter() -> TransportAdapter:
-                return TransportAdapter(factory, tracker, spec.http.send_timeout)
+                if events is None or not events.connections:
+                    return TransportAdapter(factory, tracker, send_timeout)
+                return ObservedTransportAdapter(factory, tracker, send_timeout, events)
 
             # Whoever serves a socket closes it: a given one is shared, so this
             # serve() gets a duplicate of its own.
@@ -263,10 +277,14 @@ class Server:
                 error_log.info("Pounce serving HTTP/3 on udp %s:%d", host, port)
             if ready is not None:
                 ready([sock.getsockname() for sock in sockets])
+            if events is not None:
+                events.emit(WorkerStarted(worker=worker_name()))
             await stop.wait()
             if serving is not None:
                 serving.draining = True  # readiness fails first (docs/backpressure.md)
             await self._shut_down(servers, service, tracker, h3)
+            if events is not None:
+                events.emit(WorkerStopped(worker=worker_name()))
         finally:
             if acceptor is not None:
                 acceptor.close()
@@ -303,7 +321,13 @@ class Server:
             except ValueError as exc:
                 raise TransportError(str(exc), hint="give --http3-bind HOST:PORT") from exc
             sock = open_udp(host, port)
-        context = ServiceContext(app, self.spec.http, state=lifespan.state)
+        context = ServiceContext(
+            app,
+            self.spec.http,
+            state=lifespan.state,
+            events=self.events,
+            request_ids=self.spec.request_ids,
+        )
         tunnels = {
             token: factory
             for factory in self.spec.protocols
@@ -422,6 +446,14 @@ class Server:
         finally:
             for sig in installed:
                 loop.remove_signal_handler(sig)
+
+
+def _describe_subscriber(subscriber: object) -> str:
+    describe = getattr(subscriber, "describe", None)
+    if callable(describe):
+        return str(describe())
+    name = getattr(subscriber, "__qualname__", None) or type(subscriber).__qualname__
+    return f"{getattr(subscriber, '__module__', '?')}.{name}"
 
 
 def _freeze_startup_objects(addresses: list[Any]) -> None:

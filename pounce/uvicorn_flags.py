@@ -76,20 +76,13 @@ SAME: tuple[str, ...] = (
     "--h11-max-incomplete-event-size",
     "--factory",
     "--help",
+    "--log-config",
+    "--use-colors",
+    "--no-use-colors",
 )
 """Uvicorn flags that are Pounce flags of the same spelling and meaning."""
 
-_COLORS = (
-    "Pounce's log lines are plain text, never coloured; drop the flag "
-    "(client-chosen text is escaped, docs/logging.md)"
-)
-
 REFUSED: dict[str, str] = {
-    "--log-config": "not supported: Pounce logs through the standard logging module under "
-    "the `pounce` logger (docs/logging.md); configure it with logging.config in your app, "
-    "or set --log-level and --no-access-log",
-    "--use-colors": _COLORS,
-    "--no-use-colors": _COLORS,
     "--interface": "Pounce serves ASGI 3 apps, what auto and asgi3 select: drop the flag; "
     "wrap an ASGI 2 app with asgiref.compatibility.guarantee_single_callable, "
     "a WSGI app with a2wsgi.WSGIMiddleware",
@@ -137,8 +130,6 @@ def table() -> str:
 
 RUN_REFUSED: dict[str, tuple[tuple[object, ...], str]] = {
     "interface": (("auto", "asgi3"), REFUSED["--interface"]),
-    "log_config": ((None,), REFUSED["--log-config"]),
-    "use_colors": ((None,), _COLORS),
     "reset_contextvars": ((False,), REFUSED["--reset-contextvars"]),
     "ssl_context_factory": (
         (None,),

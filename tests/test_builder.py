@@ -42,8 +42,8 @@ listen   tcp 127.0.0.1:8000 (backlog 2048)
 protocol http/1.1 (fast; max head 16384 B, max request line 8192 B)
 {h2}http     keep-alive 5 s, request head 10 s, body silence 60 s, body rate 500 B/s
 http     body limit none, send 60 s, headers [server, date], root path -
+observe  access log (pounce.access)
 app      proxy headers (trusted 127.0.0.1, ::1)
-app      access log (pounce.access)
 app      myapp:app (lifespan auto)
 loop     {loop}"""
 

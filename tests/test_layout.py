@@ -71,8 +71,16 @@ def test_no_import_cycles() -> None:
 
 # Which folders a folder may import at load time (besides itself, and what every
 # plane shares: the error tree, the connection types, the protocol events, the
-# ASGI types, and the option definitions each layer declares its options with).
-SHARED = ("pounce.errors", "pounce.conn", "pounce.protocols", "pounce.asgi.types", "pounce.options")
+# ASGI types, the option definitions each layer declares its options with, and
+# the lifecycle events).
+SHARED = (
+    "pounce.errors",
+    "pounce.conn",
+    "pounce.protocols",
+    "pounce.asgi.types",
+    "pounce.options",
+    "pounce.events",  # the lifecycle events: emitted on every plane
+)
 MAY_IMPORT = {
     "pounce.options": (),
     "pounce.protocols": (),  # sans-I/O: see tests/protocols/test_architecture.py
@@ -81,6 +89,9 @@ MAY_IMPORT = {
     "pounce.layers": ("pounce.layer", "pounce.net", "pounce.asgi"),
     "pounce.drivers": ("pounce.net", "pounce.asgi", "pounce.layer"),
     "pounce.bench": (),  # runs servers as processes: it needs none of their modules
+    "pounce.events": (),
+    # Subscribers (request ids reuse the proxy trust), and the OpenTelemetry layer.
+    "pounce.observe": ("pounce.layers", "pounce.layer", "pounce.asgi"),
     "pounce.testing": (
         "pounce.server",
         "pounce.net",

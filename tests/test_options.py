@@ -29,6 +29,9 @@ from pounce.layers.rate_limit import RateLimit
 from pounce.layers.sentry import Sentry
 from pounce.layers.static import StaticOptions
 from pounce.layers.tls.config import TLSConfig
+from pounce.observe.access_log import AccessLogOptions
+from pounce.observe.metrics_options import MetricsOptions, OtelOptions
+from pounce.observe.request_id import RequestIdOptions
 from pounce.options import options_of
 from pounce.presets import FRONT_END, STANDARD, StandardOptions, standard
 from pounce.settings import DOCS, builder_table, cli_table, doc_tables, docs_with_tables
@@ -71,6 +74,10 @@ def test_docs_tables_match_the_definitions() -> None:
         (kw.ResponseHeaderKeywords, ResponseHeaders),
         (kw.WorkerKeywords, WorkerOptions),
         (kw.LimitKeywords, ConcurrencyLimit),
+        (kw.AccessLogKeywords, AccessLogOptions),
+        (kw.RequestIdKeywords, RequestIdOptions),
+        (kw.MetricsKeywords, MetricsOptions),
+        (kw.OtelKeywords, OtelOptions),
         (kw.RateLimitKeywords, RateLimit),
         (kw.HealthKeywords, Health),
         (kw.CompressKeywords, Compression),

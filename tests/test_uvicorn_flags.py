@@ -93,7 +93,6 @@ def test_every_uvicorn_value_is_taken_or_refused() -> None:
         (["m:app", "--http", "httptools"], "--http httptools: Pounce parses HTTP/1.1 itself"),
         (["m:app", "--ws=websockets"], "--ws websockets: Pounce's WebSocket is wsproto"),
         (["--interface", "wsgi", "m:app"], "--interface: Pounce serves ASGI 3"),
-        (["m:app", "--no-use-colors"], "--no-use-colors: Pounce's log lines are plain text"),
     ],
 )
 def test_refused_flags_exit_2_with_their_message(
@@ -126,6 +125,7 @@ def test_every_uvicorn_run_keyword_is_taken_or_refused() -> None:
     from pounce.workers.reload import RELOAD_KEYWORDS
 
     taken = {*StandardOptions(), *RELOAD_KEYWORDS, "factory", "app_dir", "log_level", "env_file"}
+    taken |= {"log_config", "use_colors"}
     for name in uvicorn_run_defaults():
         refused = name in uvicorn_flags.RUN_REFUSED
         assert (name in taken) != refused, f"uvicorn.run({name}=): map it in RUN_REFUSED"
@@ -142,7 +142,6 @@ def test_refused_run_keywords_at_uvicorns_default_change_nothing() -> None:
     [
         ("interface", "wsgi", "Pounce serves ASGI 3"),
         ("ssl_context_factory", object(), "ssl_certfile"),
-        ("use_colors", False, "plain text"),
     ],
 )
 def test_refused_run_keywords_say_what_to_do(name: str, value: object, message: str) -> None:

@@ -28,6 +28,14 @@ from pounce.asgi.headers import validate_response_headers
 from pounce.asgi.types import ASGIApp, Message, Scope
 from pounce.conn import ConnectionInfo
 from pounce.errors import ASGIContractError, ClientDisconnectedError, PounceError
+from pounce.events import (
+    EventBus,
+    RequestCompleted,
+    RequestFailed,
+    RequestStarted,
+    ResponseStarted,
+    current_request_id,
+)
 from pounce.protocols.events import (
     Headers,
     OutboundEvent,
@@ -47,6 +55,11 @@ HTTP_SPEC_VERSION = "2.4"
 # RFC 9110 §15.3.5, §15.4.5: these responses never carry content, and a 204
 # MUST NOT carry Content-Length (§8.6); a body the app sends is dropped.
 NO_CONTENT_STATUSES = frozenset({204, 304})
+
+# Scope extensions Pounce fills (documented in docs/observability.md).
+REQUEST_ID_EXTENSION = "pounce.request_id"  # {"id": str}, with .request_id()
+QUEUE_WAIT_EXTENSION = "pounce.queue_wait"  # {"seconds": float}, set by .limit()'s queue
+PROBE_EXTENSION = "pounce.probe"  # {}, set by .health() on the probes it answers
 
 
 class StreamOwner(Protocol):
@@ -100,18 +113,23 @@ class Exchange:
         "_body_delivered",
         "_context",
         "_disconnected",
+        "_events",
         "_expects_continue",
         "_framed",
         "_held_head",
         "_is_head",
         "_no_body",
         "_owner",
+        "_reported",
+        "_started_at",
         "_status",
         "_trailer_fields",
         "_trailers",
+        "_ttfb",
         "_waiters",
         "bytes_sent",
         "keep_alive_refused",
+        "request_id",
         "scope",
         "state",
         "stream_id",
@@ -145,6 +163,40 @@ class Exchange:
         self._waiters: list[asyncio.Future[None]] = []
         self.keep_alive_refused = False
         self.bytes_sent = 0
+        self.request_id: str | None = None
+        events = self._events = context.events
+        if events is not None and not events.requests:
+            events = self._events = None  # its subscribers take no request event
+        if events is not None or context.request_ids is not None:
+            self._observe(request, info, context, events)
+
+    def _observe(
+        self,
+        request: RequestReceived,
+        info: ConnectionInfo,
+        context: ExchangeContext,
+        events: EventBus | None,
+    ) -> None:
+        """Only with subscribers or request ids: the request's id, clock and first event."""
+        ids = context.request_ids
+        if ids is not None:
+            self.request_id = ids(request.headers, info.client)
+            self.scope["extensions"][REQUEST_ID_EXTENSION] = {"id": self.request_id}
+        if events is not None:
+            self._started_at = events.clock()
+            self._ttfb: float | None = None
+            self._reported = False
+            if not events.request_started:
+                return
+            events.emit(
+                RequestStarted(
+                    method=self.scope["method"],
+                    path=self.scope["path"],
+                    http_version=self.scope["http_version"],
+                    client=info.client,
+                    request_id=self.request_id,
+                )
+            )
 
     # -- driver side ------------------------------------------------------------
 
@@ -165,6 +217,8 @@ class Exchange:
         self._disconnected = True
         if self.state is not ResponseState.DONE:
             self.state = ResponseState.FAILED
+            if self._events is not None:
+                self._report(complete=False)
         self._wake()
 
     @property
@@ -250,6 +304,10 @@ class Exchange:
         headers = self._context.response_headers(app_headers)
         if self.keep_alive_refused:
             headers.append((b"connection", b"close"))
+        if self.request_id is not None:
+            ids = self._context.request_ids
+            if ids is not None and ids.echo is not None:
+                headers.append((ids.echo, self.request_id.encode("latin-1")))
         self._status = status
         self._no_body = self._is_head or status in NO_CONTENT_STATUSES
         self._framed = _has_framing(headers)
@@ -284,6 +342,8 @@ class Exchange:
                 head.headers.append((b"content-length", b"%d" % len(body)))
             owner.send_event(head, flush=not (body or not more))
             self._held_head = None
+            if self._events is not None:
+                self._response_started(self._events)
         if self._trailers and not more:
             self._body_before_trailers(body)
             return False
@@ -292,6 +352,8 @@ class Exchange:
             self.bytes_sent += len(body)
         if not more:
             self.state = _DONE
+            if self._events is not None:
+                self._report(complete=True)
             if self._waiters:
                 self._wake()
             owner.stream_done(self.stream_id)
@@ -331,6 +393,8 @@ class Exchange:
         else:
             owner.send_event(SendData(stream_id=self.stream_id, data=b"", end_stream=True))
         self.state = ResponseState.DONE
+        if self._events is not None:
+            self._report(complete=True)
         self._wake()
         owner.stream_done(self.stream_id)
 
@@ -351,10 +415,13 @@ class Exchange:
 
     async def run(self, app: ASGIApp, on_exit: Callable[[], None] | None = None) -> None:
         """Run the app to its end; `on_exit` is called last, whatever happened."""
+        if self.request_id is not None:
+            current_request_id.set(self.request_id)  # the task's own context: its log lines
         try:
             await app(self.scope, self.receive, self.send)
         except ClientDisconnectedError:
-            pass
+            if self._events is not None:
+                self._failed(None, client_left=True, kind=ClientDisconnectedError)
         except Exception as exc:
             self._fail(exc)
         else:
@@ -364,18 +431,105 @@ class Exchange:
                     self.scope["method"],
                     self.scope["path"],
                 )
+                if self._events is not None:
+                    self._failed(None, client_left=False)
                 self._abort()
         finally:
             if on_exit is not None:
                 on_exit()
 
     def _fail(self, exc: Exception) -> None:
-        if isinstance(exc, PounceError):
+        # The client left and the app failed on it; or, its response complete, the app
+        # read on and was told http.disconnect (Starlette raises ClientDisconnect then).
+        # An OSError of the app's own (a database) is not the client's doing.
+        client_left = is_disconnect_error(exc, any_oserror=self._disconnected) and (
+            self._disconnected or self.state is ResponseState.DONE
+        )
+        if client_left:
+            # The app stopped because the client left (Starlette's ClientDisconnect,
+            # an OSError from send): not a bug in the app, so no ERROR and no traceback.
+            error_log.info(
+                "Client disconnected during %s %s (%s)",
+                self.scope["method"],
+                self.scope["path"],
+                _type_name(type(exc)),
+            )
+        elif isinstance(exc, PounceError):
             error_log.error("ASGI app error (%s): %s", exc.code, exc)
         else:
             error_log.error("Exception in ASGI application", exc_info=exc)
+        if self._events is not None:
+            self._failed(exc, client_left=client_left)
         if not self._disconnected:
             self._abort()
+
+    def _failed(
+        self,
+        error: BaseException | None,
+        *,
+        client_left: bool,
+        kind: type[BaseException] | None = None,
+    ) -> None:
+        assert self._events is not None
+        kind = type(error) if error is not None else kind
+        self._events.emit(
+            RequestFailed(
+                method=self.scope["method"],
+                path=self.scope["path"],
+                exception=None if kind is None else _type_name(kind),
+                error=error,
+                client_left=client_left,
+                response_started=self.state is not ResponseState.STARTING,
+                headers=self.scope["headers"],
+                request_id=self.request_id,
+            )
+        )
+
+    # -- events (only with subscribers) ---------------------------------------------------
+
+    def _response_started(self, events: EventBus) -> None:
+        self._ttfb = events.clock() - self._started_at
+        if not events.response_started:
+            return
+        events.emit(
+            ResponseStarted(
+                method=self.scope["method"],
+                path=self.scope["path"],
+                status=self._status,
+                ttfb=self._ttfb,
+                request_id=self.request_id,
+            )
+        )
+
+    def _report(self, *, complete: bool) -> None:
+        """`RequestCompleted`, once: at the last byte, a reset or the client's leaving."""
+        events = self._events
+        if events is None or self._reported:
+            return
+        self._reported = True
+        scope = self.scope
+        target = scope["path"]
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        extensions = scope["extensions"]
+        events.emit(
+            RequestCompleted(
+                method=scope["method"],
+                path=target,
+                http_version=scope["http_version"],
+                scheme=scope["scheme"],
+                client=scope.get("client"),
+                status=self._status if self._held_head is None else 0,
+                bytes=self.bytes_sent,
+                ttfb=self._ttfb,
+                duration=events.clock() - self._started_at,
+                queue_wait=extensions.get(QUEUE_WAIT_EXTENSION, {}).get("seconds", 0.0),
+                complete=complete,
+                headers=scope["headers"],
+                request_id=self.request_id,
+                probe=PROBE_EXTENSION in extensions,
+            )
+        )
 
     def _abort(self) -> None:
         """500 while nothing is on the wire, else reset; always ends the stream."""
@@ -388,6 +542,8 @@ class Exchange:
             except PounceError as exc:  # the core refused even the 500
                 error_log.error("Could not send a 500 response: %s", exc)
         self.state = ResponseState.FAILED
+        if self._events is not None:
+            self._report(complete=False)
         try:
             self._owner.send_event(ResetStream(stream_id=self.stream_id))
         except PounceError as exc:
@@ -408,10 +564,14 @@ class Exchange:
         owner.send_event(SendResponse(stream_id=self.stream_id, status=500, headers=headers))
         self._held_head = None
         self._status = 500
-        owner.send_event(
-            SendData(stream_id=self.stream_id, data=b"" if self._is_head else body, end_stream=True)
-        )
+        if self._events is not None:
+            self._response_started(self._events)
+        sent = b"" if self._is_head else body
+        owner.send_event(SendData(stream_id=self.stream_id, data=sent, end_stream=True))
+        self.bytes_sent += len(sent)  # the 500 is part of what this response sent
         self.state = ResponseState.DONE
+        if self._events is not None:
+            self._report(complete=True)
         self._wake()
         owner.stream_done(self.stream_id)
 
@@ -430,6 +590,45 @@ class ExchangeContext(Protocol):
     def state(self) -> dict[str, Any] | None: ...
 
     def response_headers(self, app_headers: Headers) -> Headers: ...
+
+    @property
+    def events(self) -> EventBus | None:
+        """The server's subscribers (None: nobody listens, nothing is emitted)."""
+        ...
+
+    @property
+    def request_ids(self) -> RequestIds | None: ...
+
+
+class RequestIds(Protocol):
+    """Gives each request its id (``X-Request-ID``); see `pounce.observe.request_id`."""
+
+    @property
+    def echo(self) -> bytes | None:
+        """The response header that carries the id back (None: not sent)."""
+        ...
+
+    def __call__(self, headers: Headers, peer: tuple[str, int] | None) -> str: ...
+
+
+def is_disconnect_error(exc: BaseException, *, any_oserror: bool = False) -> bool:
+    """Is `exc` what an app raises because its client left?
+
+    Pounce's own `ClientDisconnectedError`, Starlette's ``ClientDisconnect``
+    (matched by name: Starlette is not a dependency), with `any_oserror` (the
+    client is known to be gone) any `OSError`, or a group of nothing else
+    (anyio task groups wrap them).
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return all(is_disconnect_error(e, any_oserror=any_oserror) for e in exc.exceptions)
+    if isinstance(exc, ClientDisconnectedError) or (any_oserror and isinstance(exc, OSError)):
+        return True
+    return any(kind.__name__ == "ClientDisconnect" for kind in type(exc).__mro__)
+
+
+def _type_name(kind: type[BaseException]) -> str:
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
 
 
 def build_scope(request: RequestReceived, info: ConnectionInfo, context: ExchangeContext) -> Scope:

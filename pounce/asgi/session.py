@@ -21,11 +21,12 @@ import logging
 from collections import deque
 from typing import Protocol
 
-from pounce.asgi.exchange import ExchangeContext, build_scope
+from pounce.asgi.exchange import REQUEST_ID_EXTENSION, ExchangeContext, build_scope
 from pounce.asgi.headers import validate_response_headers
 from pounce.asgi.types import ASGIApp, Message, Scope
 from pounce.conn import ConnectionInfo
 from pounce.errors import ASGIContractError, ClientDisconnectedError, PounceError
+from pounce.events import WebSocketClosed, WebSocketOpened, current_request_id
 from pounce.protocols.events import RejectRequest, RequestReceived, SendData, SendResponse
 from pounce.protocols.ws import (
     INTERNAL_ERROR,
@@ -104,12 +105,25 @@ class WebSocketSession:
         self._waiter: asyncio.Future[None] | None = None  # the waiting receive()'s
         self._more_waiters: list[asyncio.Future[None]] = []
         self._loop = asyncio.get_running_loop()
+        # What the lifecycle events report (pounce.events): messages each way, the answer.
+        self._events = context.events
+        self._started_at = self._events.clock() if self._events is not None else 0.0
+        self._messages_in = 0
+        self._messages_out = 0
+        self._status = 0  # the handshake's answer once sent: 101/200, 403, a denial's, 500
+        self._denial_bytes = 0
+        self._was_accepted = False
+        self.request_id: str | None = None
+        if context.request_ids is not None:
+            self.request_id = context.request_ids(request.headers, info.client)
+            self.scope["extensions"][REQUEST_ID_EXTENSION] = {"id": self.request_id}
 
     # -- driver side ---------------------------------------------------------------
 
     def feed(self, data: bytes | str) -> int:
         """Queue a received message for the app; returns how many wait now."""
         self._queue.append(data)
+        self._messages_in += 1
         self._wake()
         return len(self._queue)
 
@@ -170,6 +184,7 @@ class WebSocketSession:
         if kind == "websocket.send" and self.state is SessionState.OPEN and self._close is None:
             # The hot path; the table below says the same: (OPEN, websocket.send) → OPEN.
             self._owner.send_message(_payload(message))
+            self._messages_out += 1
             await self._owner.drain()
             return
         kind = str(kind)
@@ -183,10 +198,13 @@ class WebSocketSession:
             )
         if kind == "websocket.send":
             self._owner.send_event(SendMessage(data=_payload(message)))
+            self._messages_out += 1
             await self._owner.drain()
             return
         if kind == "websocket.accept":
-            self._owner.send_event(self._accept(message))
+            accept = self._accept(message)
+            self._owner.send_event(accept)
+            self._opened(accept.subprotocol)
         elif kind == "websocket.close":
             self._send_close(message)
         elif kind == "websocket.http.response.start":
@@ -214,6 +232,7 @@ class WebSocketSession:
             # ASGI: a close before the accept is answered 403 Forbidden.
             headers = self._context.response_headers([])
             self._owner.send_event(RejectRequest(stream_id=0, status=403, headers=headers))
+            self._status = 403
             return
         code = message.get("code", NORMAL_CLOSURE)
         reason = message.get("reason") or ""
@@ -229,6 +248,7 @@ class WebSocketSession:
         headers = self._context.response_headers(
             validate_response_headers(message.get("headers", []))
         )
+        self._status = status
         return SendResponse(stream_id=0, status=status, headers=headers)
 
     def _denial_body(self, message: Message) -> None:
@@ -239,12 +259,15 @@ class WebSocketSession:
             )
         more = bool(message.get("more_body", False))
         self._owner.send_event(SendData(stream_id=0, data=bytes(body), end_stream=not more))
+        self._denial_bytes += len(body)
         if not more:
             self.state = SessionState.CLOSED
 
     # -- running the app ------------------------------------------------------------------
 
     async def run(self, app: ASGIApp) -> None:
+        if self.request_id is not None:
+            current_request_id.set(self.request_id)  # this task's log lines carry it
         try:
             await app(self.scope, self.receive, self.send)
         except ClientDisconnectedError:
@@ -260,7 +283,52 @@ class WebSocketSession:
                 error_log.error("ASGI app returned without accepting or closing the WebSocket")
             self._finish(NORMAL_CLOSURE)
         finally:
+            if self._events is not None:
+                self._closed_event()
             self._owner.session_done()
+
+    # -- events (only with subscribers) -----------------------------------------------------
+
+    def _opened(self, subprotocol: str | None) -> None:
+        self._status = 200 if self.scope["http_version"] == "2" else 101
+        self._was_accepted = True
+        if self._events is None:
+            return
+        self._events.emit(
+            WebSocketOpened(
+                path=self.scope["path"],
+                http_version=self.scope["http_version"],
+                client=self.scope.get("client"),
+                status=self._status,
+                subprotocol=subprotocol,
+                duration=self._events.clock() - self._started_at,
+                headers=self.scope["headers"],
+                request_id=self.request_id,
+            )
+        )
+
+    def _closed_event(self) -> None:
+        assert self._events is not None
+        accepted = self._was_accepted
+        code = None
+        if accepted:
+            code = (self._close or self._app_close)[0]
+        self._events.emit(
+            WebSocketClosed(
+                path=self.scope["path"],
+                http_version=self.scope["http_version"],
+                client=self.scope.get("client"),
+                accepted=accepted,
+                status=self._status or 500,
+                code=code,
+                messages_in=self._messages_in,
+                messages_out=self._messages_out,
+                bytes=self._denial_bytes,
+                duration=self._events.clock() - self._started_at,
+                headers=self.scope["headers"],
+                request_id=self.request_id,
+            )
+        )
 
     def _finish(self, code: int) -> None:
         """End what the app left open: 500 before the accept, else a close with `code`."""
@@ -269,6 +337,7 @@ class WebSocketSession:
             if state is SessionState.CONNECTING:
                 headers = self._context.response_headers([])
                 self._owner.send_event(RejectRequest(stream_id=0, status=500, headers=headers))
+                self._status = 500
             elif state is SessionState.OPEN and self._close is None:
                 self._owner.send_event(CloseWebSocket(code=code))
         except PounceError as exc:

@@ -232,6 +232,8 @@ class ProtocolBridge:
         if self._upgrades and isinstance(handler, Upgradable):
             handler.protocol_switch = self
         self._chosen = handler
+        if self._service.events is not None:
+            _note_protocol(self._conn, factory.name)
         handler.connection_made(self._conn)
 
     # -- ProtocolSwitch ----------------------------------------------------------------
@@ -244,6 +246,8 @@ class ProtocolBridge:
         assert factory is not None and self._conn is not None
         handler = factory.upgrade(self._service, upgrade)
         self._chosen = handler
+        if self._service.events is not None:
+            _note_protocol(self._conn, factory.name)
         handler.connection_made(self._conn)
 
     def tunnel(self, upgrade: UpgradeRequested) -> ConnectionHandler | None:
@@ -286,6 +290,13 @@ class ProtocolBridge:
     def _abort_undecided(self) -> None:
         if self._chosen is None and self._conn is not None and not self._conn.is_closing():
             self._conn.abort()  # no request has even started: nothing to finish or flush
+
+
+def _note_protocol(conn: Conn, name: str) -> None:
+    """Tell an observed connection (`ObservedTransportAdapter`) which protocol it serves."""
+    note = getattr(conn, "note_protocol", None)
+    if note is not None:
+        note(name)
 
 
 def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext) -> HandlerFactory:

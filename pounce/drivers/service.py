@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
+from pounce.asgi.exchange import RequestIds
 from pounce.asgi.types import ASGIApp
+from pounce.events import EventBus
 from pounce.options import Check, option, seconds, whole
 from pounce.protocols.events import Headers
 
@@ -236,8 +238,12 @@ class ServiceContext:
         options: HTTPOptions,
         state: dict[str, Any] | None = None,
         date: DateHeader | None = None,
+        events: EventBus | None = None,
+        request_ids: RequestIds | None = None,
     ) -> None:
         self.app = app
+        self.events = events  # None: nobody subscribes, so nothing is emitted
+        self.request_ids = request_ids
         self.options = options
         self.state = state
         self.root_path = options.root_path  # read by every request: an attribute, not a property

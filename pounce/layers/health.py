@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pounce.asgi.exchange import PROBE_EXTENSION
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.errors import BuildError
 from pounce.layer import AppLayer, Serving
@@ -77,6 +78,7 @@ class Health(AppLayer):
             if scope["type"] != "http" or scope["path"] not in (live, ready):
                 await inner(scope, receive, send)
                 return
+            scope.setdefault("extensions", {})[PROBE_EXTENSION] = {}  # the access log skips it
             if scope["method"] not in ("GET", "HEAD"):
                 await _answer(send, 405, b"method not allowed\n", (b"allow", b"GET, HEAD"))
             elif scope["path"] == live:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pounce.asgi import phases
+from pounce.asgi.exchange import QUEUE_WAIT_EXTENSION
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.errors import OverloadedError
 from pounce.layer import AppLayer, Serving
@@ -86,8 +87,9 @@ class ConcurrencyLimit(AppLayer):
 
     def wrap_serving(self, inner: ASGIApp, serving: Serving) -> ASGIApp:
         gate = _Gate(self.max_in_flight, self.queue)  # per wrap: one worker's places
-        log = RefusalLog("concurrency limit")
+        log = RefusalLog("concurrency limit", events=serving.events)
         serving.add_readiness_check(gate.not_ready)
+        clock = time.perf_counter
         timeout = self.queue_timeout
 
         async def limited(scope: Scope, receive: Receive, send: Send) -> None:
@@ -96,17 +98,21 @@ class ConcurrencyLimit(AppLayer):
                 return
             if not gate.try_enter():
                 if gate.queue_full:
-                    log.refused("at capacity")
+                    log.refused("at capacity", scope, 503)
                     await refuse(scope, send, _overloaded("the server is at capacity"))
                     return
-                queued_at = time.perf_counter()
+                queued_at = clock()
                 outcome, receive = await _wait(gate, timeout, receive)
-                phases.note(scope, phases.QUEUE, time.perf_counter() - queued_at)
+                waited_s = clock() - queued_at
+                # Reported twice: to .server_timing() if it asked (pounce.asgi.phases),
+                # and to the events (RequestCompleted.queue_wait).
+                phases.note(scope, phases.QUEUE, waited_s)
+                scope.setdefault("extensions", {})[QUEUE_WAIT_EXTENSION] = {"seconds": waited_s}
                 if outcome == "gone":
                     log.counts["left the queue"] += 1
                     return
                 if outcome == "timeout":
-                    log.refused("waited too long")
+                    log.refused("waited too long", scope, 503)
                     await refuse(scope, send, _overloaded("no place in time"))
                     return
             place = _Place(gate)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.errors import RateLimitedError
-from pounce.layer import AppLayer
+from pounce.layer import AppLayer, Serving
 from pounce.layers.refusal import RefusalLog, refuse
 from pounce.options import REQUIRED, check_fields, option, whole
 
@@ -133,11 +133,14 @@ class RateLimit(AppLayer):
         return self.burst if self.burst is not None else parse_rate(self.rate)[0]
 
     def wrap(self, inner: ASGIApp) -> ASGIApp:
+        return self.wrap_serving(inner, Serving())
+
+    def wrap_serving(self, inner: ASGIApp, serving: Serving) -> ASGIApp:
         count, period = parse_rate(self.rate)
         buckets = _Buckets(count / period, self.size, self.max_keys, self.clock)  # per wrap
         policy = (b"ratelimit-policy", f'"{POLICY}";q={count};w={period}'.encode())
         key_of = self.key or client_address
-        log = RefusalLog("rate limit")
+        log = RefusalLog("rate limit", events=serving.events)
 
         async def metered(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] not in ("http", "websocket"):
@@ -150,7 +153,7 @@ class RateLimit(AppLayer):
             allowed, remaining, reset, wait = buckets.take(key)
             fields = [policy, (b"ratelimit", f'"{POLICY}";r={remaining};t={reset}'.encode())]
             if not allowed:
-                log.refused("too many requests")
+                log.refused("too many requests", scope, 429)
                 error = RateLimitedError("429 Too Many Requests", retry_after=wait)
                 await refuse(scope, send, error, fields)
                 return

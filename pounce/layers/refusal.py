@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 
 from pounce.asgi.types import Scope, Send
 from pounce.errors import RefusedError
+from pounce.events import EventBus, Refused
 
 error_log = logging.getLogger("pounce.error")
 
@@ -56,7 +57,7 @@ async def refuse(
 class RefusalLog:
     """Refusals of one wrap, counted by reason and logged at a bounded rate."""
 
-    __slots__ = ("_clock", "_interval", "_next", "_pending", "counts", "what")
+    __slots__ = ("_clock", "_events", "_interval", "_next", "_pending", "counts", "what")
 
     def __init__(
         self,
@@ -64,15 +65,27 @@ class RefusalLog:
         *,
         interval: float = LOG_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        events: EventBus | None = None,
     ) -> None:
         self.what = what
+        self._events = events  # each refusal is also a `Refused` event
         self.counts: Counter[str] = Counter()  # every refusal since the wrap, by reason
         self._pending: Counter[str] = Counter()  # not logged yet
         self._interval = interval
         self._clock = clock
         self._next = -math.inf
 
-    def refused(self, reason: str) -> None:
+    def refused(self, reason: str, scope: Scope | None = None, status: int = 503) -> None:
+        if self._events is not None:  # no scope: the listener's (status 0, nothing answered)
+            self._events.emit(
+                Refused(
+                    layer=self.what,
+                    reason=reason,
+                    status=status if scope is not None else 0,
+                    client=scope.get("client") if scope is not None else None,
+                    path=scope.get("path", "") if scope is not None else "",
+                )
+            )
         self.counts[reason] += 1
         self._pending[reason] += 1
         now = self._clock()

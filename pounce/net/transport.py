@@ -41,6 +41,7 @@ from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar, cast
 
 from pounce.conn import ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
+from pounce.events import ConnectionClosed, ConnectionOpened, EventBus
 
 T = TypeVar("T")
 
@@ -550,3 +551,69 @@ class TransportAdapter(asyncio.Protocol):
         if self._drain_waiter is None:
             self._drain_waiter = asyncio.get_running_loop().create_future()
         await self._drain_waiter
+
+
+class ObservedTransportAdapter(TransportAdapter):
+    """A `TransportAdapter` that reports `ConnectionOpened` / `ConnectionClosed`.
+
+    Used only when the server has subscribers, so an unobserved server pays
+    nothing for the byte counts. Bytes are those of the served protocol as
+    they cross this adapter: after TLS decryption, before encryption.
+    """
+
+    __slots__ = ("_bytes_in", "_bytes_out", "_events", "_opened_at", "protocol")
+
+    def __init__(
+        self,
+        factory: HandlerFactory,
+        tracker: ConnectionTracker,
+        send_timeout: float | None,
+        events: EventBus,
+    ) -> None:
+        super().__init__(factory, tracker, send_timeout)
+        self._events = events
+        self._bytes_in = 0
+        self._bytes_out = 0
+        self._opened_at = 0.0
+        self.protocol: str | None = None
+        """Set by the protocol bridge (`note_protocol`) when it picks or switches one."""
+
+    def note_protocol(self, name: str) -> None:
+        self.protocol = name
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._opened_at = self._events.clock()
+        super().connection_made(transport)
+        info = self._info
+        self._events.emit(
+            ConnectionOpened(
+                connection_id=id(self), client=info.client, server=info.server, scheme=info.scheme
+            )
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self._bytes_in += len(data)
+        super().data_received(data)
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self.is_closing():
+            self._bytes_out += len(data)
+            self._transport.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        first = not self._lost
+        super().connection_lost(exc)
+        if first:
+            info = self._info
+            self._events.emit(
+                ConnectionClosed(
+                    connection_id=id(self),
+                    client=info.client,
+                    protocol=self.protocol,
+                    tls_version=info.tls_version,
+                    alpn=info.alpn,
+                    bytes_in=self._bytes_in,
+                    bytes_out=self._bytes_out,
+                    duration=self._events.clock() - self._opened_at,
+                )
+            )

@@ -22,7 +22,7 @@ import signal
 import socket
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +96,7 @@ class Recipe:
     app_dir: str
     log_level: str
     options: Mapping[str, Any]  # the standard preset's values, by name
+    logging: Mapping[str, Any] = field(default_factory=dict)  # LoggingOptions' values
 
 
 RELOAD_KEYWORDS = ("reload", "reload_dirs", "reload_includes", "reload_excludes", "reload_delay")
@@ -127,6 +128,7 @@ def run_reloading(
     log_level: str,
     options: StandardOptions,
     reload: ReloadOptions,
+    logging: Mapping[str, Any] | None = None,
 ) -> int:
     """Dev reload of the import string `app` with the standard preset's `options`
     (a `StandardOptions`, already checked to ask for one worker): a supervisor that
@@ -136,7 +138,7 @@ def run_reloading(
     from pounce.workers.options import WorkerOptions
 
     workers = from_keywords(options.keywords(WorkerOptions))
-    recipe = Recipe(app, factory, app_dir or ".", log_level, dict(options))
+    recipe = Recipe(app, factory, app_dir or ".", log_level, dict(options), dict(logging or {}))
     # The supervisor's own Server only opens the listeners; each worker builds its own.
     server = standard(options).asgi(not_served, name=app)
     return supervise_reload(server, workers, recipe, reload)
@@ -189,7 +191,7 @@ def _fresh_main(
 ) -> None:
     """In the new interpreter: import the app, build the server, serve it."""
     from pounce.importer import import_app
-    from pounce.logs import configure_logging
+    from pounce.logs import LoggingOptions, configure_logging
     from pounce.presets import StandardOptions, standard
 
     # exec keeps the signal mask and ignored signals; set them as a forked worker's
@@ -197,7 +199,11 @@ def _fresh_main(
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
         signal.signal(signum, signal.SIG_IGN)
     options = StandardOptions(recipe.options)
-    configure_logging(recipe.log_level, access_log=bool(options["access_log"]))
+    configure_logging(
+        recipe.log_level,
+        access_log=bool(options["access_log"]),
+        options=LoggingOptions(**recipe.logging),
+    )
     register_stack_dump(stack)
     try:
         app = import_app(recipe.app, factory=recipe.factory, app_dir=recipe.app_dir)

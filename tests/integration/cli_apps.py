@@ -24,6 +24,8 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         return
     if scope["path"] == "/slow":
         await asyncio.sleep(1.0)
+    if scope["path"] == "/boom":
+        raise RuntimeError("boom")
     if scope["path"] == "/gc-frozen":
         body = str(gc.get_freeze_count()).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})

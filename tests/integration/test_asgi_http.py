@@ -433,9 +433,10 @@ def test_access_log_records_the_500_of_a_failing_app(parser: H1Parser) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "logged_line"),
     [
-        ("GET", "/split", '"GET /split HTTP/1.1" 500 0 '),  # refused start: the client got 500
+        # refused start: the client got Pounce's 500 and its 22 bytes of body
+        ("GET", "/split", '"GET /split HTTP/1.1" 500 22 '),
         ("HEAD", "/hello", '"HEAD /hello HTTP/1.1" 200 0 '),  # no body bytes went out
-        ("GET", "/out-of-order", '"GET /out-of-order HTTP/1.1" 500 0 '),
+        ("GET", "/out-of-order", '"GET /out-of-order HTTP/1.1" 500 22 '),
     ],
 )
 def test_access_log_reports_what_the_client_got(

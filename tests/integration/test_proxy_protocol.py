@@ -125,7 +125,7 @@ def test_bad_options() -> None:
     with pytest.raises(BuildError, match="nope"):
         Server.builder().proxy_protocol(trusted=["nope"])
     with pytest.raises(BuildError, match="before every other layer"):
-        Server.builder().access_log().proxy_protocol()
+        Server.builder().health().proxy_protocol()
 
 
 # -- PROXY then TLS on the same connection ---------------------------------------------------

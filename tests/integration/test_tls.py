@@ -118,11 +118,11 @@ def test_tls_must_be_next_to_the_wire(pki: PKI) -> None:
     with pytest.raises(BuildError, match="must be the first layer"):
         b.layer(ProxyProtocolLayer()).layer(ProxyProtocolLayer()).asgi(app)
     with pytest.raises(BuildError, match="must come before every other layer"):
-        b.access_log().tls(cert=str(pki.cert), key=str(pki.key))
+        b.health().tls(cert=str(pki.cert), key=str(pki.key))
     with pytest.raises(BuildError, match="called twice"):
         builder(pki).tls(cert=str(pki.cert), key=str(pki.key))
     with pytest.raises(BuildError, match="TLS layer must be first"):
-        b.access_log().layer(tls).asgi(app)
+        b.health().layer(tls).asgi(app)
     b.proxy_protocol().tls(cert=str(pki.cert), key=str(pki.key)).asgi(app)  # the one good order
 
 

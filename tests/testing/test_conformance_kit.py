@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import base64
 import importlib
-import logging
 import socket
 import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,10 @@ from pounce.drivers.bridge import ProtocolFactory
 from pounce.drivers.http1 import HTTP1Protocol
 from pounce.drivers.http2 import HTTP2Protocol
 from pounce.drivers.websocket import WebSocketProtocol
-from pounce.layers.access_log import AccessLogLayer
 from pounce.layers.compression import Compression
 from pounce.layers.health import Health
 from pounce.layers.limit import ConcurrencyLimit
+from pounce.layers.metrics import MetricsEndpoint
 from pounce.layers.proxy.headers import ProxyHeadersLayer
 from pounce.layers.proxy.protocol import ProxyProtocolLayer
 from pounce.layers.rate_limit import RateLimit
@@ -137,7 +136,6 @@ class AppCase:
 
 APP_CASES = {
     "add_header recipe": AppCase(lambda: add_header.AddHeader(b"x-served-by", b"kit")),
-    "access log": AppCase(AccessLogLayer),
     "proxy headers": AppCase(ProxyHeadersLayer),
     "proxy headers, forwarded": AppCase(
         lambda: ProxyHeadersLayer(["127.0.0.1"]),
@@ -148,6 +146,7 @@ APP_CASES = {
     "concurrency limit, queue": AppCase(lambda: ConcurrencyLimit(max_in_flight=2, queue=4)),
     "rate limit": AppCase(lambda: RateLimit(rate="1000/s")),
     "health": AppCase(Health),
+    "metrics endpoint": AppCase(lambda: MetricsEndpoint("/metrics", lambda: b"up 1\n")),
     # The kit compares bodies byte for byte: its clients accept no coding (identity), so
     # the layer's negotiation, decision and pass-through run; tests/layers/test_compression.py
     # checks the encoded bodies.
@@ -161,15 +160,8 @@ APP_CASES = {
 }
 
 
-@pytest.fixture
-def access_log_on(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """The access log takes its counting path only while its logger is enabled."""
-    with caplog.at_level(logging.INFO, logger="pounce.access"):
-        yield
-
-
 @pytest.mark.parametrize(("name", "check"), _pairs(APP_CASES, APP_LAYER_CHECKS))
-def test_app_layer(name: str, check: str, access_log_on: None) -> None:
+def test_app_layer(name: str, check: str) -> None:
     case = APP_CASES[name]
     check_app_layer(case.make, checks=[check], **case.options)
 

@@ -1,0 +1,1 @@
+"""Subscribers of the lifecycle events (`pounce.events`): the access log, request ids."""
