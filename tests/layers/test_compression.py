@@ -198,11 +198,22 @@ def test_svg_is_compressed(ts: TestServer) -> None:
     assert get(ts, "/typed?image/svg+xml").headers["content-encoding"] == "br"
 
 
-def test_head_is_not_compressed(ts: TestServer) -> None:
+def test_head_gets_the_fields_of_get_and_no_body(ts: TestServer) -> None:
+    """RFC 9110 §9.3.2: the same Content-Encoding, Vary and (weak) ETag as a GET; the encoded
+    length is known only by encoding, so no Content-Length (as nginx)."""
     with httpx.Client(timeout=TIMEOUT) as client:
-        r = client.head(ts.url + "/page", headers={"accept-encoding": "br"})
-    assert "content-encoding" not in r.headers
-    assert r.headers["content-length"] == str(len(PAGE))
+        url = ts.url + '/head?etag="v1"'
+        got = client.get(url, headers={"accept-encoding": "br"})
+        head = client.head(url, headers={"accept-encoding": "br"})
+        small = client.head(ts.url + "/small", headers={"accept-encoding": "br"})
+    for name in ("content-encoding", "vary", "etag", "content-type"):
+        assert head.headers[name] == got.headers[name], name
+    assert head.headers["content-encoding"] == "br"
+    assert "content-length" not in head.headers
+    assert head.content == b""
+    # Below the minimum size: the fields a GET gets, which are not encoded either.
+    assert "content-encoding" not in small.headers
+    assert small.headers["content-length"] == "4"
 
 
 def test_vary_is_merged_and_a_strong_etag_weakened(ts: TestServer) -> None:

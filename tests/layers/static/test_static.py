@@ -72,12 +72,13 @@ def raw(
 ) -> tuple[int, dict[str, str], bytes]:
     """One request with `target` sent byte for byte."""
     with socket.create_connection(("127.0.0.1", ts.port), timeout=TIMEOUT) as sock:
+        if method == b"HEAD":  # the head alone, then the server closes
+            extra += b"connection: close\r\n"
         sock.sendall(b"%s %s HTTP/1.1\r\nhost: test\r\n%s\r\n" % (method, target, extra))
         if method != b"HEAD":
             return read_response(sock)
-        sock.shutdown(socket.SHUT_WR)
         data = b""
-        while chunk := sock.recv(65536):  # HEAD: the head alone, then the server closes
+        while chunk := sock.recv(65536):
             data += chunk
         status, headers, body = read_response(_Replay(data.replace(b"content-length", b"x-length")))
         return status, {**headers, "content-length": headers["x-length"]}, body
@@ -130,6 +131,32 @@ def test_conditional_requests_answer_304(ts: TestServer) -> None:
         get(ts, "/assets/app.js", if_modified_since="Thu, 01 Jan 1970 00:00:00 GMT").status_code
         == 200
     )
+
+
+def test_preconditions_answer_412_in_the_rfc_order(ts: TestServer) -> None:
+    """RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since (412) before If-None-Match,
+    else If-Modified-Since (304), before If-Range and Range."""
+    first = get(ts, "/assets/big.bin")
+    tag, modified = first.headers["etag"], first.headers["last-modified"]
+    old = "Thu, 01 Jan 1970 00:00:00 GMT"
+    failed = get(ts, "/assets/big.bin", if_match='"other"')
+    assert (failed.status_code, failed.content) == (412, b"precondition failed\n")
+    assert get(ts, "/assets/big.bin", if_match=f"W/{tag}").status_code == 412  # strong only
+    assert get(ts, "/assets/big.bin", if_match=f'"x", {tag}').status_code == 200
+    assert get(ts, "/assets/big.bin", if_match="*").status_code == 200
+    assert get(ts, "/assets/big.bin", if_unmodified_since=old).status_code == 412
+    assert get(ts, "/assets/big.bin", if_unmodified_since=modified).status_code == 200
+    # If-Match present: If-Unmodified-Since is not looked at.
+    assert get(ts, "/assets/big.bin", if_match=tag, if_unmodified_since=old).status_code == 200
+    # 412 comes before 304 ...
+    both = get(ts, "/assets/big.bin", if_match='"other"', if_none_match=tag)
+    assert both.status_code == 412
+    # ... and a passed If-Match goes on to If-None-Match, then to Range.
+    assert get(ts, "/assets/big.bin", if_match=tag, if_none_match=tag).status_code == 304
+    ranged = get(ts, "/assets/big.bin", if_match=tag, range="bytes=0-3")
+    assert (ranged.status_code, ranged.content) == (206, BIG[:4])
+    status, _, body = raw(ts, b"/assets/big.bin", b"HEAD", b'if-match: "other"\r\n')
+    assert (status, body) == (412, b"")
 
 
 def test_ranges(ts: TestServer) -> None:
