@@ -20,6 +20,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ["inproc.py", "-n", "50", "--close", "--parser", "h11"],
         ["h2_inproc.py", "path", "20"],
         ["ws_inproc.py", "--messages", "50"],
+        ["static_inproc.py", "-n", "50"],
+        ["static_inproc.py", "-n", "50", "--zero-copy"],
     ],
 )
 def test_driver_runs(argv: list[str]) -> None:

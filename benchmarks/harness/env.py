@@ -29,6 +29,7 @@ PEER_REQUIREMENTS = (
     "granian>=2.0",
     "websockets>=13",  # uvicorn --ws websockets / websockets-sansio (ws-echo)
     "wsproto>=1.2",  # uvicorn --ws wsproto, hypercorn, pounce[ws] (ws-echo)
+    "starlette>=0.40",  # StaticFiles and GZipMiddleware under Uvicorn (static_bench.py)
 )
 REPORTED_PACKAGES = (
     "pounce",
@@ -40,6 +41,7 @@ REPORTED_PACKAGES = (
     "h11",
     "websockets",
     "wsproto",
+    "starlette",
 )
 INSTALL_TIMEOUT_S = 900
 PROBE_TIMEOUT_S = 60
