@@ -76,7 +76,8 @@ class StaticOptions:
         name="static_chunk_size",
         check=whole(KiB, 16 * 1024 * KiB),
         shown="64 KiB",
-        help="bytes read and sent at a time; a file never sits whole in memory",
+        help="bytes read and sent at a time under a server that offers no zero-copy send "
+        "(Pounce offers it); a file never sits whole in memory",
     )
 
 
