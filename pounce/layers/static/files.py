@@ -3,7 +3,9 @@
 `lookup` is everything a request asks of the file system — ``realpath``,
 ``stat``, the siblings, ``open`` and ``fstat`` — in one blocking call, which
 the layer runs in the loop's default executor: a slow disk or network file
-system never stalls the event loop, and a hit costs one hop to a thread.
+system never stalls the event loop, and a hit costs one hop to a thread. A
+file of at most `SMALL_FILE` bytes is read in the same call: a second hop
+would cost more than its bytes, and ``sendfile`` saves nothing at that size.
 
 The root is resolved once per serve (`Root.of`). A candidate is the root's
 real path joined with the checked segments (`paths.py`); its own real path
@@ -26,6 +28,7 @@ from typing import Any
 from pounce.layers.static.paths import Refused, Wanted
 from pounce.layers.static.semantics import accepted_coding
 
+SMALL_FILE = 16 * 1024  # bytes: read along with the lookup, sent from memory
 SIBLINGS = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
 """Precompressed siblings by content coding, in the server's order of preference."""
 
@@ -134,6 +137,7 @@ class Opened:
     name: str
     coding: str | None
     vary: bool  # it has siblings: the answer depends on Accept-Encoding
+    data: bytes | None  # the whole file, when it is small (`SMALL_FILE`)
 
 
 def lookup(
@@ -157,7 +161,13 @@ def lookup(
         opened = open_file(target.path, follow)
     if opened is None:
         return None  # gone since it was found: a miss
-    return Opened(opened[0], opened[1], target.name, coding, bool(available))
+    fd, info = opened
+    data = None
+    if info.st_size <= SMALL_FILE:
+        data = os.pread(fd, info.st_size, 0)
+        if len(data) != info.st_size:  # changing under us: serve it by descriptor
+            data = None
+    return Opened(fd, info, target.name, coding, bool(available), data)
 
 
 def close_opened(done: asyncio.Future[Any]) -> None:

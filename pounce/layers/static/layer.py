@@ -142,7 +142,7 @@ class _Files:
     ) -> None:
         fd = opened.fd
         try:
-            rep = self._representation(fd, opened.info, opened.name, opened.coding, opened.vary)
+            rep = self._representation(opened)
             o = self.options
             head = scope["method"] == "HEAD"
             zero_copy = "http.response.zerocopysend" in scope.get("extensions", ())
@@ -158,9 +158,8 @@ class _Files:
         finally:
             os.close(fd)
 
-    def _representation(
-        self, fd: int, info: os.stat_result, name: str, coding: str | None, vary: bool
-    ) -> Representation:
+    def _representation(self, opened: Opened) -> Representation:
+        info, name, coding = opened.info, opened.name, opened.coding
         tag = semantics.etag(info.st_mtime_ns, info.st_size, coding or "")
         validators: Headers = [
             (b"etag", tag.encode()),
@@ -171,11 +170,12 @@ class _Files:
             validators.append((b"cache-control", cache.encode()))
         if coding is not None:
             validators.append((b"content-encoding", coding.encode()))
-        if vary:  # RFC 9110 §12.5.5: the answer depends on Accept-Encoding
+        if opened.vary:  # RFC 9110 §12.5.5: the answer depends on Accept-Encoding
             validators.append((b"vary", b"accept-encoding"))
         content_type = semantics.content_type(name)
         return Representation(
-            fd=fd,
+            fd=opened.fd,
+            data=opened.data,
             size=info.st_size,
             mtime=info.st_mtime,
             tag=tag,

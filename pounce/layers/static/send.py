@@ -1,6 +1,7 @@
 """Sending a file response: 200, 206 (one range or multipart/byteranges), 304, 416.
 
-Where the server offers ``http.response.zerocopysend`` (Pounce always does)
+A small file comes read already (`files.SMALL_FILE`) and goes from memory.
+Otherwise, where the server offers ``http.response.zerocopysend`` (Pounce does)
 the body is handed over as the open file and a span of it: the server copies
 it with ``sendfile`` on plain HTTP/1.1, or reads it in chunks off the event
 loop (TLS, HTTP/2), and a compression layer on the way may still encode it
@@ -33,6 +34,7 @@ class Representation:
     """An open file and what its response says about it."""
 
     fd: int
+    data: bytes | None  # the whole file, read with the lookup (a small one)
     size: int
     mtime: float
     tag: str
@@ -100,6 +102,11 @@ async def _single(
     if span is not None:
         headers.append((b"content-range", b"bytes %d-%d/%d" % (first, last, rep.size)))
     await _start(send, 206 if span is not None else 200, headers)
+    if rep.data is not None:
+        await send(
+            {"type": "http.response.body", "body": b"" if head else rep.data[first : last + 1]}
+        )
+        return
     if zero_copy and not head:
         await _zero_copy(send, rep.fd, first, last + 1 - first, more=False)
         return
@@ -122,7 +129,10 @@ async def _multipart(
     if not head:
         for part_head, (first, last) in zip(heads, ranges, strict=True):
             await send({"type": "http.response.body", "body": part_head, "more_body": True})
-            if zero_copy:
+            if rep.data is not None:
+                part = rep.data[first : last + 1]
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            elif zero_copy:
                 await _zero_copy(send, rep.fd, first, last + 1 - first, more=True)
             else:
                 await _stream(send, rep.fd, first, last + 1 - first, chunk)

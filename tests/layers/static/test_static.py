@@ -457,3 +457,40 @@ def test_over_http2(site: Path, app: HeldApp) -> None:
         part = client.get(f"{ts.url}/assets/big.bin", headers={**identity, "range": "bytes=5-9"})
         assert (part.status_code, part.content) == (206, BIG[5:10])
         assert client.get(f"{ts.url}/assets/%2e%2e/secret.txt").status_code == 404
+
+
+@pytest.mark.parametrize("zero_copy", [False, True], ids=["read by the layer", "zerocopysend"])
+def test_ranges_without_and_with_the_zero_copy_extension(site: Path, zero_copy: bool) -> None:
+    """Under a server that offers no ``zerocopysend`` the layer reads the spans itself;
+    under one that does, it hands over the file and the spans. Same bytes either way."""
+    inner = Static("/", str(site)).wrap(not_found)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.zerocopysend":
+            file = message["file"]
+            data = os.pread(file.fileno(), message["count"], message["offset"])
+            message = {"type": "http.response.body", "body": data, "more_body": True}
+        sent.append(message)
+
+    def get(range_header: bytes) -> tuple[int, bytes]:
+        sent.clear()
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/big.bin",
+            "raw_path": b"/big.bin",
+            "headers": [(b"range", range_header)],
+            "extensions": {"http.response.zerocopysend": {}} if zero_copy else {},
+        }
+        asyncio.run(inner(scope, receive, send))
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    assert get(b"bytes=100-199") == (206, BIG[100:200])
+    status, body = get(b"bytes=0-9,500000-500009")
+    assert status == 206
+    assert BIG[:10] in body and BIG[500000:500010] in body
+    assert body.count(b"content-range: bytes ") == 2
