@@ -6,6 +6,7 @@ compression layer (compressed where it should be, zero-copy otherwise)."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -366,3 +367,20 @@ def test_raw_head_of_a_pathsend_response(big: Path) -> None:
     head, _, rest = data.partition(b"\r\n\r\n")
     assert b"content-length: %d" % len(DATA) in head
     assert rest.startswith(b"HTTP/1.1 200")  # the next response follows at once: no body
+
+
+def test_when_the_kernel_refuses_sendfile_the_transport_writes_the_file(
+    big: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.sendfile`` failing before a byte moved (EINVAL: a file system without it) is
+    asyncio's SendfileNotAvailableError: the rest is read off the loop and written."""
+    refused = []
+
+    def refusing(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        refused.append(count)
+        raise OSError(errno.EINVAL, "sendfile not supported here")
+
+    monkeypatch.setattr(os, "sendfile", refusing)
+    with TestServer(file_app(big)) as ts, ts.client() as client:
+        check_bodies(client)
+    assert refused  # it was tried, and every body still arrived whole
