@@ -5,12 +5,12 @@ loop (no sockets, no protocol core), for a file of ``--size`` bytes (1 KiB),
 and checks every answer. What it isolates is the layer's own work per hit:
 the path checks, the file-system calls (``realpath``, ``stat``, ``open``,
 ``fstat``: one hop to the default executor since they left the event loop;
-a file of 16 KiB or less is read in the same call), the validators and the
+a file of one chunk, 64 KiB, or less is read in the same call), the validators and the
 body. ``--zero-copy`` offers ``http.response.zerocopysend`` in the scope, as
 Pounce's server does, so a larger body is handed over as a file (the server
 would ``sendfile`` it); without it the layer reads a larger body itself (one
 more executor hop per 64 KiB), as under a server that does not offer the
-extension.
+extension. (``--size 65536`` is the largest file read with its lookup.)
 
 Wall-clock time on a shared machine is noise; count instructions instead (all
 threads, the executor's included), as the difference between two request

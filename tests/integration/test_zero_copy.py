@@ -279,9 +279,10 @@ def test_a_client_that_leaves_mid_file_costs_one_quiet_close(
 
 # -- the static layer, with and without compression on the way -------------------------------
 
-# Compressible (hex halves under brotli), and still over the static layer's small-file
-# size (16 KiB, sent from memory) once compressed, so its sibling goes by sendfile too.
-JS = b"".join(b"var v%d = '%s';\n" % (i, os.urandom(8).hex().encode()) for i in range(2000))
+# Compressible (hex halves under brotli), and still over the static layer's chunk size
+# (64 KiB: a file that small goes from memory) once compressed, so its sibling goes by
+# sendfile too.
+JS = b"".join(b"var v%d = '%s';\n" % (i, os.urandom(16).hex().encode()) for i in range(6000))
 
 
 @pytest.fixture

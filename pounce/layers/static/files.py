@@ -4,8 +4,9 @@
 ``stat``, the siblings, ``open`` and ``fstat`` — in one blocking call, which
 the layer runs in the loop's default executor: a slow disk or network file
 system never stalls the event loop, and a hit costs one hop to a thread. A
-file of at most `SMALL_FILE` bytes is read in the same call: a second hop
-would cost more than its bytes, and ``sendfile`` saves nothing at that size.
+file of one chunk or less (``chunk_size``, 64 KiB) is read in the same call:
+a second hop would cost more than copying its bytes once, which is all that
+``sendfile`` would save.
 
 The root is resolved once per serve (`Root.of`). A candidate is the root's
 real path joined with the checked segments (`paths.py`); its own real path
@@ -28,7 +29,6 @@ from typing import Any
 from pounce.layers.static.paths import Refused, Wanted
 from pounce.layers.static.semantics import accepted_coding
 
-SMALL_FILE = 16 * 1024  # bytes: read along with the lookup, sent from memory
 SIBLINGS = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
 """Precompressed siblings by content coding, in the server's order of preference."""
 
@@ -137,7 +137,7 @@ class Opened:
     name: str
     coding: str | None
     vary: bool  # it has siblings: the answer depends on Accept-Encoding
-    data: bytes | None  # the whole file, when it is small (`SMALL_FILE`)
+    data: bytes | None  # the whole file, when it is one chunk or less
 
 
 def lookup(
@@ -147,8 +147,10 @@ def lookup(
     index: str,
     precompressed: bool,
     accept_encoding: str | None,
+    read_up_to: int,
 ) -> Opened | Redirect | Refused | None:
-    """What `want` names, opened when it is a file (blocking: run it in an executor)."""
+    """What `want` names, opened when it is a file, and read when it has `read_up_to` bytes
+    or fewer (blocking: run it in an executor)."""
     target = find(root, want.parts, want.slash, index)
     if not isinstance(target, Found):
         return target
@@ -163,7 +165,7 @@ def lookup(
         return None  # gone since it was found: a miss
     fd, info = opened
     data = None
-    if info.st_size <= SMALL_FILE:
+    if info.st_size <= read_up_to:
         data = os.pread(fd, info.st_size, 0)
         if len(data) != info.st_size:  # changing under us: serve it by descriptor
             data = None

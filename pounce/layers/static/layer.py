@@ -128,6 +128,7 @@ class _Files:
                 want,
                 index=o.index,
                 precompressed=o.precompressed,
+                read_up_to=o.chunk_size,
                 accept_encoding=request.get("accept-encoding"),
             ),
         )

@@ -1,6 +1,6 @@
 """Sending a file response: 200, 206 (one range or multipart/byteranges), 304, 416.
 
-A small file comes read already (`files.SMALL_FILE`) and goes from memory.
+A file of one chunk or less comes read already (`files.lookup`) and goes from memory.
 Otherwise, where the server offers ``http.response.zerocopysend`` (Pounce does)
 the body is handed over as the open file and a span of it: the server copies
 it with ``sendfile`` on plain HTTP/1.1, or reads it in chunks off the event
@@ -34,7 +34,7 @@ class Representation:
     """An open file and what its response says about it."""
 
     fd: int
-    data: bytes | None  # the whole file, read with the lookup (a small one)
+    data: bytes | None  # the whole file, read with the lookup (one chunk or less)
     size: int
     mtime: float
     tag: str
