@@ -124,6 +124,28 @@ class Conn(Protocol):
 
 
 @runtime_checkable
+class FileConn(Conn, Protocol):
+    """A `Conn` that can send a file's bytes itself, with ``sendfile`` where it can.
+
+    Only the transport implements it, so a stream layer that hands its inner
+    handler another `Conn` (one that changes the bytes) never has a file's
+    bytes written around it.
+    """
+
+    def can_send_file(self) -> bool:
+        """True where the kernel can copy file to socket: plain TCP on asyncio's loop."""
+        ...
+
+    async def send_file(self, fd: int, offset: int, count: int) -> None:
+        """Write `count` bytes of `fd` from `offset` after what was written before.
+
+        Returns once they are in the kernel's hands; raises `ConnectionError`
+        when the peer is gone or stopped reading for the send timeout.
+        """
+        ...
+
+
+@runtime_checkable
 class StreamConn(Conn, Protocol):
     """A `Conn` over one stream of a multiplexed connection: an RFC 8441 tunnel.
 

@@ -37,6 +37,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
             "--scenarios",
             "hello",
         ],
+        ["static_inproc.py", "-n", "50"],
+        ["static_inproc.py", "-n", "50", "--zero-copy"],
     ],
 )
 def test_driver_runs(argv: list[str]) -> None:

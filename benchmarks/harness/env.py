@@ -29,7 +29,7 @@ PEER_REQUIREMENTS = (
     "granian>=2.0",
     "websockets>=13",  # uvicorn --ws websockets / websockets-sansio (ws-echo)
     "wsproto>=1.2",  # uvicorn --ws wsproto, hypercorn, pounce[ws] (ws-echo)
-    "starlette>=0.37",  # the framework scenarios (framework_apps.py)
+    "starlette>=0.40",  # framework scenarios; StaticFiles and GZipMiddleware (static_bench.py)
     "fastapi>=0.110",
 )
 REPORTED_PACKAGES = (

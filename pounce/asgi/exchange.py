@@ -21,9 +21,11 @@ import enum
 import logging
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote_to_bytes
 
+from pounce.asgi import files
+from pounce.asgi.files import FileBody
 from pounce.asgi.headers import validate_response_headers
 from pounce.asgi.types import ASGIApp, Message, Scope
 from pounce.conn import ConnectionInfo
@@ -76,6 +78,16 @@ class StreamOwner(Protocol):
     def stream_done(self, stream_id: int) -> None: ...
 
 
+@runtime_checkable
+class FileOwner(Protocol):
+    """A `StreamOwner` that can write a file's bytes itself (HTTP/1.1 on plain TCP)."""
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> bool:
+        """Send `count` bytes of `fd` from `offset` as body; False (nothing sent) where it
+        cannot, and the exchange reads the file into ordinary body messages instead."""
+        ...
+
+
 class ResponseState(enum.Enum):
     STARTING = "starting"  # waiting for http.response.start
     STARTED = "started"  # head sent (or held), body may follow
@@ -95,6 +107,8 @@ TRANSITIONS: dict[tuple[ResponseState, str], ResponseState] = {
     # ASGI extensions (advertised in scope["extensions"]):
     (ResponseState.STARTING, "http.response.early_hint"): ResponseState.STARTING,
     (ResponseState.TRAILING, "http.response.trailers"): ResponseState.TRAILING,
+    (ResponseState.STARTED, files.PATHSEND): ResponseState.DONE,
+    (ResponseState.STARTED, files.ZEROCOPYSEND): ResponseState.STARTED,
 }
 
 # What the response does with the trailers an app announced (``trailers: True``).
@@ -151,7 +165,8 @@ class Exchange:
         self.state = ResponseState.STARTING
         self._status = 0
         self._no_body = False  # HEAD, 204 or 304: whatever body the app sends is dropped
-        self._framed = False  # the response head has Content-Length or Transfer-Encoding
+        # The response head's Content-Length or Transfer-Encoding field name, if it has one.
+        self._framed: bytes | None = None
         self._held_head: SendResponse | None = None
         self._trailers = _TRAILERS_NONE
         self._expects_continue = request.expects_continue
@@ -288,6 +303,8 @@ class Exchange:
             )
         if kind == "http.response.trailers":
             self._trailers_message(message)
+        elif kind in files.FILE_MESSAGES:
+            await self._file_message(message)
         else:
             self._early_hint(message)
 
@@ -310,7 +327,7 @@ class Exchange:
                 headers.append((ids.echo, self.request_id.encode("latin-1")))
         self._status = status
         self._no_body = self._is_head or status in NO_CONTENT_STATUSES
-        self._framed = _has_framing(headers)
+        self._framed = _framing(headers)
         self._held_head = SendResponse(stream_id=self.stream_id, status=status, headers=headers)
         if message.get("trailers"):
             self._announce_trailers(app_headers)
@@ -410,6 +427,45 @@ class Exchange:
         self._owner.send_event(
             SendInformational(stream_id=self.stream_id, status=103, headers=headers)
         )
+
+    # -- ASGI extensions: http.response.pathsend, http.response.zerocopysend -------------
+
+    async def _file_message(self, message: Message) -> None:
+        """A body that is a file (pounce/asgi/files.py): zero-copy where the owner can."""
+        body = await files.open_body(message)
+        try:
+            await self._file_body(body)
+        finally:
+            body.close()
+
+    async def _file_body(self, body: FileBody) -> None:
+        head = self._held_head
+        if head is not None and not (body.more or self._framed or self._trailers):
+            # The whole body is this file: its length is known, so no chunked framing.
+            head.headers.append((b"content-length", b"%d" % body.count))
+            self._framed = b"content-length"
+        if body.count and not self._no_body and self._framed == b"content-length":
+            owner = self._owner
+            if head is not None:
+                owner.send_event(head, flush=False)
+                self._held_head = None
+            if isinstance(owner, FileOwner) and await owner.send_file(
+                self.stream_id, body.fd, body.offset, body.count
+            ):
+                self.bytes_sent += body.count
+                if not body.more:
+                    self._body_message({"type": "http.response.body"})
+                return
+        if not self._no_body:
+            async for chunk in files.read_chunks(body.fd, body.offset, body.count):
+                if self._disconnected:
+                    raise ClientDisconnectedError("the client disconnected while a file was sent")
+                if self._body_message(
+                    {"type": "http.response.body", "body": chunk, "more_body": True}
+                ):
+                    await self._owner.drain(self.stream_id)
+        if not body.more:
+            self._body_message({"type": "http.response.body"})
 
     # -- running the app ---------------------------------------------------------------
 
@@ -661,7 +717,12 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
         "client": info.client,
         "server": info.server,
         # A fresh dict per scope; apps may add to it (Starlette does).
-        "extensions": {"http.response.trailers": {}, "http.response.early_hint": {}},
+        "extensions": {
+            "http.response.trailers": {},
+            "http.response.early_hint": {},
+            "http.response.pathsend": {},
+            "http.response.zerocopysend": {},
+        },
     }
     state = context.state
     if state is not None:
@@ -678,8 +739,9 @@ def _encoded_root_path(root_path: str) -> bytes:
     return quote(root_path, safe="/!$&'()*+,;=:@").encode("ascii")
 
 
-def _has_framing(headers: Headers) -> bool:
-    for name, _ in headers:  # noqa: SIM110 - a plain loop is faster than any() on the hot path
+def _framing(headers: Headers) -> bytes | None:
+    """The field that frames the body (Content-Length or Transfer-Encoding), if any."""
+    for name, _ in headers:
         if name == b"content-length" or name == b"transfer-encoding":
-            return True
-    return False
+            return name
+    return None

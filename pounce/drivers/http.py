@@ -17,10 +17,10 @@ import math
 from collections.abc import Callable
 
 from pounce.asgi.exchange import Exchange
-from pounce.conn import Conn, peer_name
+from pounce.conn import Conn, FileConn, peer_name
 from pounce.drivers.bridge import SHUTDOWN_HEAD_GRACE, Upgradable
 from pounce.drivers.service import BODY_RATE_GRACE, ServiceContext
-from pounce.errors import RemoteProtocolError
+from pounce.errors import ClientDisconnectedError, RemoteProtocolError
 from pounce.net.deadline import Deadline
 from pounce.net.transport import run_eagerly
 from pounce.protocols.base import ProtocolCore
@@ -32,6 +32,7 @@ from pounce.protocols.events import (
     RequestReceived,
     ResetStream,
     SendData,
+    SendDataAside,
     StreamEnded,
     StreamReset,
     UpgradeRequested,
@@ -46,6 +47,10 @@ COALESCE_LIMIT = 16 * 1024  # bytes
 
 class HTTPDriver(Upgradable):
     """A `ConnectionHandler` that serves HTTP through a protocol core."""
+
+    sends_files = True
+    """Body bytes from a file may go around the core, by sendfile (HTTP/1.1). HTTP/2
+    turns this off: every byte it sends is framed."""
 
     times_request_bodies = True
     """Answer 408 when a request body goes silent while we read it (HTTP/1.1). HTTP/2
@@ -280,6 +285,26 @@ class HTTPDriver(Upgradable):
     def body_consumed(self, stream_id: int, size: int) -> None:
         self._unread -= size
         self._update_reading()
+
+    async def send_file(self, stream_id: int, fd: int, offset: int, count: int) -> bool:
+        """`count` body bytes of `fd` by the kernel (`FileOwner`): False where it cannot copy
+        them (TLS, uvloop, a stream layer's own `Conn`, HTTP/2) and nothing was sent.
+
+        The core counts them against the Content-Length (`SendDataAside`); what it
+        queued before (the head) is written first.
+        """
+        conn = self._conn
+        if not self.sends_files or self._closed or not isinstance(conn, FileConn):
+            return False
+        if not conn.can_send_file():
+            return False
+        self._core.send(SendDataAside(stream_id=stream_id, size=count))
+        self._write_out()
+        try:
+            await conn.send_file(fd, offset, count)
+        except ConnectionError as exc:
+            raise ClientDisconnectedError(f"the client went away during a file: {exc}") from exc
+        return True
 
     def stream_done(self, stream_id: int) -> None:
         if self._body_stream == stream_id:

@@ -111,6 +111,7 @@ class HTTP2Driver(HTTPDriver):
     """`HTTPDriver` over an `H2Core`: many streams, windows, GOAWAY."""
 
     times_request_bodies = False  # per-stream windows bound them; the timer is the connection's
+    sends_files = False  # every byte of a body goes in a DATA frame
 
     def __init__(
         self, core: H2Core, service: ServiceContext, *, upgrade: UpgradeRequested | None = None

@@ -42,6 +42,7 @@ from typing import Any, TypeVar, cast
 
 from pounce.conn import ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
 from pounce.events import ConnectionClosed, ConnectionOpened, EventBus
+from pounce.net import sendfile
 
 T = TypeVar("T")
 
@@ -300,7 +301,10 @@ class TransportAdapter(asyncio.Protocol):
     """Bridges one asyncio transport to a `ConnectionHandler` chain."""
 
     __slots__ = (
+        "_after_file",
+        "_close_after_file",
         "_drain_waiter",
+        "_file_slice",
         "_handler",
         "_handshake",
         "_info",
@@ -336,6 +340,9 @@ class TransportAdapter(asyncio.Protocol):
         self._peer_done = False  # the peer half-closed; we may still write
         self._linger: asyncio.TimerHandle | None = None
         self._stall: _SendStall | None = None  # times output that makes no progress
+        self._after_file: list[bytes] | None = None  # writes held while a file is sent
+        self._close_after_file = False
+        self._file_slice: asyncio.Task[int] | None = None
 
     # -- asyncio.Protocol callbacks -------------------------------------------
 
@@ -492,7 +499,9 @@ class TransportAdapter(asyncio.Protocol):
         return self._info
 
     def write(self, data: bytes) -> None:
-        if self._transport is not None and not self.is_closing():
+        if self._after_file is not None:
+            self._after_file.append(data)  # asyncio refuses writes during a sendfile
+        elif self._transport is not None and not self.is_closing():
             self._transport.write(data)
 
     def close(self) -> None:
@@ -505,6 +514,9 @@ class TransportAdapter(asyncio.Protocol):
         """
         transport = self._transport
         if transport is None or transport.is_closing() or self._linger is not None:
+            return
+        if self._after_file is not None:
+            self._close_after_file = True  # after the file, as a write would be
             return
         if self._reader is not None or not transport.can_write_eof() or self._peer_done:
             # TLS has no half-close; exact reads own the protocol; a peer that
@@ -522,6 +534,8 @@ class TransportAdapter(asyncio.Protocol):
         self._linger = asyncio.get_running_loop().call_later(LINGER_TIMEOUT, _end_linger, transport)
 
     def abort(self) -> None:
+        if self._file_slice is not None:
+            self._file_slice.cancel()  # first: it takes its writer off the socket
         handshake, self._handshake = self._handshake, None
         if handshake is not None and not handshake.done():
             # Mid-handshake the socket belongs to the loop's TLS protocol, which
@@ -551,6 +565,42 @@ class TransportAdapter(asyncio.Protocol):
         if self._drain_waiter is None:
             self._drain_waiter = asyncio.get_running_loop().create_future()
         await self._drain_waiter
+
+    # -- FileConn: a file's bytes by the kernel (pounce/net/sendfile.py) ------------
+
+    def can_send_file(self) -> bool:
+        transport = self._transport
+        return transport is not None and self._reader is None and sendfile.native(transport)
+
+    async def send_file(self, fd: int, offset: int, count: int) -> None:
+        transport = self._transport
+        if transport is None or self.is_closing():
+            raise ConnectionResetError("the connection closed before a file was sent")
+        self._after_file = []
+        try:
+            sent = await sendfile.send(
+                transport, fd, offset, count, timeout=self._send_timeout, track=self._track_slice
+            )
+            if sent < count:
+                await sendfile.copy(self._write_now, self.drain, fd, offset + sent, count - sent)
+        except sendfile.Stalled:
+            self._send_stalled()
+            raise
+        finally:
+            held, self._after_file = self._after_file, None
+            for data in held:
+                self.write(data)
+            if self._close_after_file:
+                self._close_after_file = False
+                self.close()
+
+    def _track_slice(self, task: asyncio.Task[int] | None) -> None:
+        self._file_slice = task
+
+    def _write_now(self, data: bytes) -> None:
+        if self._transport is None or self.is_closing():
+            raise ConnectionResetError("the connection closed while a file was sent")
+        self._transport.write(data)
 
 
 class ObservedTransportAdapter(TransportAdapter):
@@ -598,7 +648,11 @@ class ObservedTransportAdapter(TransportAdapter):
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self.is_closing():
             self._bytes_out += len(data)
-            self._transport.write(data)
+        super().write(data)  # held while a file goes out (send_file)
+
+    async def send_file(self, fd: int, offset: int, count: int) -> None:
+        await super().send_file(fd, offset, count)
+        self._bytes_out += count  # the kernel's copy passes no write()
 
     def connection_lost(self, exc: Exception | None) -> None:
         first = not self._lost

@@ -124,6 +124,20 @@ class SendData:
 
 
 @dataclass(slots=True, kw_only=True)
+class SendDataAside:
+    """`size` bytes of response body that the driver writes itself (a file, by sendfile).
+
+    The core frames nothing and writes nothing: it counts the bytes against
+    the response's Content-Length, which such a body needs (HTTP/1.1 only;
+    HTTP/2 frames every byte and refuses it). The driver writes whatever the
+    core queued before this event first, then the `size` bytes, untouched.
+    """
+
+    stream_id: int
+    size: int
+
+
+@dataclass(slots=True, kw_only=True)
 class SendTrailers:
     """Finish the response with trailing headers."""
 
@@ -175,6 +189,7 @@ OutboundEvent = (
     SendInformational
     | SendResponse
     | SendData
+    | SendDataAside
     | SendTrailers
     | ResetStream
     | RejectRequest

@@ -38,6 +38,7 @@ from pounce.protocols.events import (
     RequestReceived,
     ResetStream,
     SendData,
+    SendDataAside,
     SendInformational,
     SendResponse,
     SendTrailers,
@@ -296,6 +297,20 @@ class H11Core:
             self._closing = True
         elif isinstance(event, ResetStream | CloseConnection):
             self._closing = True
+        elif isinstance(event, SendDataAside):
+            self._count_aside(event.size)
+
+    def _count_aside(self, size: int) -> None:
+        """h11 counts a stand-in of `size` bytes (its data passthrough, made for sendfile).
+
+        Anything but the stand-in coming back means h11 would frame it (chunked): refused.
+        """
+        aside = _Aside(size)
+        data = h11.Data(data=aside)  # type: ignore[arg-type]
+        pieces: list[object] = list(self._conn.send_with_data_passthrough(data) or ())
+        if pieces != [aside]:
+            self._closing = True
+            raise LocalProtocolError("body data sent aside needs a Content-Length", status=500)
 
     def _informational_allowed(self, status: int) -> bool:
         conn = self._conn
@@ -338,6 +353,19 @@ class H11Core:
 
 # One for every response: h11's events are immutable.
 _END_OF_MESSAGE = h11.EndOfMessage()
+
+
+class _Aside:
+    """What h11 counts for body bytes the driver sends itself: only a length."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
 
 # h11 events for response heads sent before, by status and headers. Building
 # an `h11.Response` validates every field with two regexes (~5 µs, the

@@ -50,6 +50,7 @@ from pounce.protocols.events import (
     RequestReceived,
     ResetStream,
     SendData,
+    SendDataAside,
     SendInformational,
     SendResponse,
     SendTrailers,
@@ -670,6 +671,8 @@ class FastH1Core:
                 self.must_close = True
             elif isinstance(event, ResetStream | CloseConnection):
                 self.must_close = True
+            elif isinstance(event, SendDataAside):
+                self._count_aside(event.size)
         except LocalProtocolError:
             self.must_close = True  # as h11 goes to ERROR, the connection ends
             if type(event) is SendResponse and not self._response_started:
@@ -837,6 +840,14 @@ class FastH1Core:
                 self.idle = not self._buffer
             else:
                 self._end_response(b"")
+
+    def _count_aside(self, size: int) -> None:
+        """Body bytes the driver writes itself: only a Content-Length response can take them."""
+        if not self._response_started or self._response_done or self._method == b"HEAD":
+            raise LocalProtocolError("cannot send body data now", status=500)
+        if self._framing != _FRAMING_LENGTH or size > self._response_remaining:
+            raise LocalProtocolError("body data sent aside needs a Content-Length that covers it")
+        self._response_remaining -= size
 
     def _send_trailers(self, headers: Headers) -> None:
         framing = self._framing

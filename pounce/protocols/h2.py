@@ -56,6 +56,7 @@ from pounce.protocols.events import (
     RequestReceived,
     ResetStream,
     SendData,
+    SendDataAside,
     SendInformational,
     SendResponse,
     SendTrailers,
@@ -419,6 +420,9 @@ class H2Core:
         elif isinstance(event, ResetStream):
             self._reset(sid, event.error_code or INTERNAL_ERROR)
             self._forget(sid)
+        elif isinstance(event, SendDataAside):
+            # HTTP/2 frames every byte of a body: none can go around the core.
+            raise LocalProtocolError("HTTP/2 cannot send body data aside", status=500)
 
     def _flush_all(self) -> None:
         if self._priority:

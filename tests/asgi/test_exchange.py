@@ -280,6 +280,8 @@ def test_transition_table_is_the_documented_contract() -> None:
         (ResponseState.STARTED, "http.response.body"): ResponseState.STARTED,
         (ResponseState.STARTING, "http.response.early_hint"): ResponseState.STARTING,
         (ResponseState.TRAILING, "http.response.trailers"): ResponseState.TRAILING,
+        (ResponseState.STARTED, "http.response.pathsend"): ResponseState.DONE,
+        (ResponseState.STARTED, "http.response.zerocopysend"): ResponseState.STARTED,
     } == TRANSITIONS
 
 
@@ -940,7 +942,12 @@ TRAILERS: Message = {"type": "http.response.trailers", "headers": [(b"x-sum", b"
 
 def test_scope_advertises_trailers_and_early_hints() -> None:
     scope = build_scope(request(), INFO, context())
-    assert scope["extensions"] == {"http.response.trailers": {}, "http.response.early_hint": {}}
+    assert scope["extensions"] == {
+        "http.response.trailers": {},
+        "http.response.early_hint": {},
+        "http.response.pathsend": {},
+        "http.response.zerocopysend": {},
+    }
     assert build_scope(request(), INFO, context())["extensions"] is not scope["extensions"]
 
 

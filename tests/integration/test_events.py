@@ -499,3 +499,35 @@ def test_websocket_over_http2_events() -> None:
     assert (opened.status, opened.http_version, opened.path) == (200, "2", "/chat")
     assert closed.accepted and closed.code == 1000
     assert (closed.messages_in, closed.messages_out) == (1, 1)
+
+
+def test_a_file_sent_by_sendfile_is_counted(tmp_path: Any) -> None:
+    """A pathsend body goes by loop.sendfile on plain HTTP/1.1 (asyncio): no write() sees
+    it, yet the request's and the connection's byte counts include every byte."""
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"x" * (1024 * 1024))
+
+    async def file_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        size = str(path.stat().st_size).encode()
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", size)]}
+        )
+        await send({"type": "http.response.pathsend", "path": str(path)})
+
+    recorder = Recorder()
+    request = b"GET /f HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"
+    builder = observed(recorder).loop("asyncio")
+    with TestServer(builder.asgi(file_app)) as ts:
+        with socket.create_connection((ts.host, ts.port), timeout=TIMEOUT) as sock:
+            sock.sendall(request)
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        closed = recorder.wait_for(ConnectionClosed)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and len(body) == 1024 * 1024
+    done = recorder.wait_for(RequestCompleted)
+    assert (done.status, done.bytes, done.complete) == (200, 1024 * 1024, True)
+    assert closed.bytes_out == len(received)

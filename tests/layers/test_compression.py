@@ -43,6 +43,7 @@ class App:
 
     def __init__(self) -> None:
         self.go = threading.Event()  # set by the test thread, polled by the app
+        self.waited_out = False  # a part was not read before the app gave up waiting
         self.received = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,6 +85,7 @@ class App:
             deadline = time.monotonic() + TIMEOUT
             while not self.go.is_set() and time.monotonic() < deadline:
                 await asyncio.sleep(0.005)  # the test reads this part before the next is sent
+            self.waited_out = self.waited_out or not self.go.is_set()
             self.go.clear()
         await send({"type": "http.response.body", "body": b""})
 
@@ -198,11 +200,22 @@ def test_svg_is_compressed(ts: TestServer) -> None:
     assert get(ts, "/typed?image/svg+xml").headers["content-encoding"] == "br"
 
 
-def test_head_is_not_compressed(ts: TestServer) -> None:
+def test_head_gets_the_fields_of_get_and_no_body(ts: TestServer) -> None:
+    """RFC 9110 §9.3.2: the same Content-Encoding, Vary and (weak) ETag as a GET; the encoded
+    length is known only by encoding, so no Content-Length (as nginx)."""
     with httpx.Client(timeout=TIMEOUT) as client:
-        r = client.head(ts.url + "/page", headers={"accept-encoding": "br"})
-    assert "content-encoding" not in r.headers
-    assert r.headers["content-length"] == str(len(PAGE))
+        url = ts.url + '/head?etag="v1"'
+        got = client.get(url, headers={"accept-encoding": "br"})
+        head = client.head(url, headers={"accept-encoding": "br"})
+        small = client.head(ts.url + "/small", headers={"accept-encoding": "br"})
+    for name in ("content-encoding", "vary", "etag", "content-type"):
+        assert head.headers[name] == got.headers[name], name
+    assert head.headers["content-encoding"] == "br"
+    assert "content-length" not in head.headers
+    assert head.content == b""
+    # Below the minimum size: the fields a GET gets, which are not encoded either.
+    assert "content-encoding" not in small.headers
+    assert small.headers["content-length"] == "4"
 
 
 def test_vary_is_merged_and_a_strong_etag_weakened(ts: TestServer) -> None:
@@ -247,6 +260,7 @@ def test_each_streamed_chunk_decodes_before_the_response_ends(coding: str) -> No
                 rest = rest[length + 2 :]
             app.go.set()
         sock.close()
+    assert not app.waited_out
 
 
 def _decoder(coding: str):  # type: ignore[no-untyped-def]
@@ -328,3 +342,67 @@ def test_a_missing_coding_named_is_a_build_error() -> None:
         Server.builder().compress(algorithms=["zstd", "gzip"])
     assert "pounce[zstd]" in str(info.value)
     assert "zstd" not in [c.name for c in Compression().codecs()]  # not named: not offered
+
+
+# -- HTTP/2: the same layer over another protocol ------------------------------------------
+
+
+def serve_h2(app: App) -> TestServer:
+    return TestServer(builder().h2().compress().asgi(app))
+
+
+def test_http2_responses_are_compressed_and_head_gets_the_get_fields() -> None:
+    with (
+        serve_h2(App()) as ts,
+        httpx.Client(base_url=ts.url, http1=False, http2=True, timeout=TIMEOUT) as client,
+    ):
+        page = client.get("/page", headers={"accept-encoding": "br"})
+        assert page.http_version == "HTTP/2"
+        assert page.headers["content-encoding"] == "br"
+        assert page.content == PAGE  # httpx decodes br
+        assert int(page.headers["content-length"]) < len(PAGE)  # recomputed, one message
+        head = client.head("/page", headers={"accept-encoding": "br"})
+        assert head.http_version == "HTTP/2"
+        assert (head.headers["content-encoding"], head.headers["vary"]) == ("br", "Accept-Encoding")
+        assert "content-length" not in head.headers
+        assert head.content == b""
+
+
+def test_http2_streamed_chunks_decode_before_the_response_ends() -> None:
+    """Over h2c (prior knowledge), with the h2 library as the client: each DATA frame
+    decodes on arrival while the app waits to send the next part."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    app = App()
+    with serve_h2(app) as ts:
+        sock = socket.create_connection(("127.0.0.1", ts.port), timeout=TIMEOUT)
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        headers = [(":method", "GET"), (":scheme", "http"), (":authority", "t")]
+        headers += [(":path", "/stream"), ("accept-encoding", "br")]
+        client.send_headers(1, headers, end_stream=True)
+        sock.sendall(client.data_to_send())
+        decoder = brotli.Decompressor()
+        text, fields, part, ended = b"", {}, 0, False
+        while not ended:
+            data = sock.recv(65536)
+            assert data, "closed before the stream ended"
+            for event in client.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived):
+                    fields = {bytes(n).decode(): bytes(v).decode() for n, v in event.headers}
+                elif isinstance(event, h2.events.DataReceived):
+                    client.acknowledge_received_data(event.flow_controlled_length, 1)
+                    text += decoder.process(event.data)
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = True
+            while part < 3 and b"part %d" % part in text:
+                part += 1
+                app.go.set()  # decoded before the app sends the next part
+            sock.sendall(client.data_to_send())
+        sock.close()
+    assert (fields["content-encoding"], part) == ("br", 3)
+    assert "content-length" not in fields
+    assert text == b"<p>part 0</p><p>part 1</p><p>part 2</p>"
+    assert not app.waited_out

@@ -27,6 +27,7 @@ from pounce.protocols.events import (
     RequestReceived,
     ResetStream,
     SendData,
+    SendDataAside,
     SendInformational,
     SendResponse,
     SendTrailers,
@@ -863,3 +864,57 @@ def test_valid_requests_give_the_same_events_however_split(
     assert merge_data(serve(core, split(data, cuts))) == expected
     assert core.idle
     assert not core.must_close
+
+
+# -- body bytes sent aside (sendfile): counted, never framed ------------------------------
+
+
+@pytest.mark.parametrize("make", [H11Core, FastH1Core], ids=["h11", "fast"])
+def test_data_aside_is_counted_against_content_length(make: type) -> None:
+    """The driver writes the file's bytes itself, between the head and the next response:
+    the core writes the head, nothing for the aside, and is ready for the next request."""
+    client = h11.Connection(h11.CLIENT)
+    core = make()
+    core.receive_data(request_bytes())
+    head = [(b"content-length", b"10")]
+    core.send(SendResponse(stream_id=1, status=200, headers=head))
+    core.send(SendData(stream_id=1, data=b"abc"))
+    core.send(SendDataAside(stream_id=1, size=7))
+    written = core.data_to_send()
+    core.send(SendData(stream_id=1, data=b"", end_stream=True))
+    written += core.data_to_send() + b"defghij"  # what the driver sends aside, in place
+    client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(written)
+    events = [client.next_event() for _ in range(2)]
+    while not isinstance(events[-1], h11.EndOfMessage | h11.NEED_DATA):
+        events.append(client.next_event())
+    assert isinstance(events[0], h11.Response)
+    assert isinstance(events[-1], h11.EndOfMessage)
+    assert b"".join(e.data for e in events if isinstance(e, h11.Data)) == b"abcdefghij"
+    assert not core.must_close
+    assert core.receive_data(request_bytes())[0] == RequestReceived(
+        stream_id=2,
+        method=b"GET",
+        target=b"/",
+        headers=[(b"host", b"example.com")],
+        http_version="1.1",
+        has_body=False,
+    )
+
+
+@pytest.mark.parametrize("make", [H11Core, FastH1Core], ids=["h11", "fast"])
+@pytest.mark.parametrize(
+    "headers, size",
+    [([], 5), ([(b"content-length", b"4")], 5)],
+    ids=["chunked", "more than the length"],
+)
+def test_data_aside_needs_a_content_length_that_covers_it(
+    make: type, headers: Headers, size: int
+) -> None:
+    core = make()
+    core.receive_data(request_bytes())
+    core.send(SendResponse(stream_id=1, status=200, headers=headers))
+    with pytest.raises(LocalProtocolError):
+        core.send(SendDataAside(stream_id=1, size=size))
+    assert core.must_close

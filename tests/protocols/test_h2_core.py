@@ -20,6 +20,7 @@ from pounce.protocols.events import (
     RequestReceived,
     ResetStream,
     SendData,
+    SendDataAside,
     SendInformational,
     SendResponse,
     SendTrailers,
@@ -735,3 +736,13 @@ def test_a_path_that_is_not_origin_form_resets_its_stream_only(path: bytes) -> N
     assert reset.stream_id == sid and reset.error_code == 1  # type: ignore[attr-defined]
     pair.request()
     assert isinstance(pair.to_server()[0], RequestReceived)  # the connection goes on
+
+
+def test_data_aside_is_refused() -> None:
+    """HTTP/2 frames every byte of a body: nothing may go around the core (sendfile)."""
+    pair = Pair()
+    sid = pair.request()
+    pair.to_server()
+    pair.core.send(SendResponse(stream_id=sid, status=200, headers=[(b"content-length", b"3")]))
+    with pytest.raises(LocalProtocolError):
+        pair.core.send(SendDataAside(stream_id=sid, size=3))

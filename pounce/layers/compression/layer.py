@@ -3,7 +3,7 @@
 Per request: the coding is negotiated from ``Accept-Encoding``
 (`negotiation.choose`, among the installed `algorithms` in the server's
 order) and the response goes through a `CompressingSend`, which owns that
-response's encoder. HEAD requests pass untouched. With
+response's encoder; a HEAD gets the fields its GET would. With
 `decompress_requests`, a request body with a ``Content-Encoding`` the layer
 decodes (gzip, deflate, br; zstd on Python 3.14) reaches the app inflated,
 under `max_request_size`; another coding gets 415 with ``Accept-Encoding``
@@ -132,7 +132,7 @@ class Compression(AppLayer):
 
     def sender(self, scope: Scope, send: Send, offered: dict[str, Codec]) -> Send:
         """The `send` one request's response goes through."""
-        if scope.get("method") == "HEAD" or not offered:
+        if not offered:
             return send
         accept = field(scope["headers"], b"accept-encoding")
         name = choose(accept.decode("latin-1") if accept is not None else None, offered)
@@ -144,6 +144,7 @@ class Compression(AppLayer):
             level=level,
             minimum_size=self.minimum_size,
             event_stream=self.event_stream,
+            head=scope.get("method") == "HEAD",
         )
 
     def describe(self) -> str:

@@ -6,6 +6,8 @@ come is a body of known length). So `CompressingSend` holds
 ``http.response.start`` until the next message — nothing is held longer,
 and a streamed response's first chunk goes out with its head. Then:
 
+* a HEAD: the fields a GET would get (``Content-Encoding``, ``Vary``, a
+  weak ``ETag``, no ``Content-Length``), the empty body passing as it is;
 * skipped (`rules.skip_reason`, a body below the minimum, a client that
   accepts no offered coding): the messages pass unchanged — with
   ``Vary: Accept-Encoding`` added when only the client's choice kept the
@@ -16,13 +18,16 @@ and a streamed response's first chunk goes out with its head. Then:
 * streamed: each chunk encoded and flushed (`Encoder.flush`), so it decodes
   on arrival; ``Content-Length`` dropped; the last message ends the stream.
 
-Anything but a body after the start (``http.response.pathsend``, a
-zero-copy send) passes with the start unchanged: such a body is not
-compressed.
+A file body (``http.response.pathsend``, ``http.response.zerocopysend``,
+pounce/asgi/files.py) that is to be encoded is read off the event loop in
+chunks and streamed like any other; one the rules skip (already encoded — a
+precompressed sibling —, an image, a range, below the minimum size) passes
+untouched, so the server can still copy it with ``sendfile``.
 """
 
 from __future__ import annotations
 
+from pounce.asgi import files
 from pounce.asgi.types import Message, Send
 from pounce.layers.compression.codecs import Codec, Encoder
 from pounce.layers.compression.rules import Headers, encoded_headers, skip_reason, vary_headers
@@ -31,12 +36,30 @@ from pounce.layers.compression.rules import Headers, encoded_headers, skip_reaso
 class CompressingSend:
     """The `send` of one response; state lives here, per request (STYLE #4)."""
 
-    __slots__ = ("_codec", "_encoder", "_event_stream", "_level", "_min", "_send", "_start")
+    __slots__ = (
+        "_codec",
+        "_encoder",
+        "_event_stream",
+        "_head",
+        "_level",
+        "_min",
+        "_send",
+        "_start",
+    )
 
     def __init__(
-        self, send: Send, codec: Codec | None, *, level: int, minimum_size: int, event_stream: bool
+        self,
+        send: Send,
+        codec: Codec | None,
+        *,
+        level: int,
+        minimum_size: int,
+        event_stream: bool,
+        head: bool = False,
     ) -> None:
+        """`head`: the request is a HEAD; its response gets the fields a GET's would."""
         self._send = send
+        self._head = head
         self._codec = codec  # None: the client accepts none of the offered codings
         self._level = level
         self._min = minimum_size
@@ -64,18 +87,27 @@ class CompressingSend:
             await self._send(start)
         elif self._codec is None:
             await self._send({**start, "headers": vary_headers(headers)})
+        elif self._head:
+            # RFC 9110 §9.3.2: the fields a GET would get. Its encoded length is
+            # known only by encoding, so there is no Content-Length (as nginx).
+            await self._send({**start, "headers": encoded_headers(headers, self._codec.name, None)})
         else:
             self._start = start
 
     async def _decide(self, start: Message, message: Message) -> None:
         assert self._codec is not None
         headers: Headers = list(start.get("headers", ()))
+        encoder = self._codec.encoder(self._level)
+        if message["type"] in files.FILE_MESSAGES:
+            self._encoder = encoder
+            await self._send({**start, "headers": encoded_headers(headers, self._codec.name, None)})
+            await self._encoded(encoder, message)
+            return
         if message["type"] != "http.response.body":
-            await self._send(start)  # a path or zero-copy send: not compressed
+            await self._send(start)
             await self._send(message)
             return
         body: bytes = message.get("body", b"")
-        encoder = self._codec.encoder(self._level)
         if message.get("more_body", False):
             self._encoder = encoder
             await self._send({**start, "headers": encoded_headers(headers, self._codec.name, None)})
@@ -100,6 +132,9 @@ class CompressingSend:
         await self._send({"type": "http.response.body", "body": encoded})
 
     async def _encoded(self, encoder: Encoder, message: Message) -> None:
+        if message["type"] in files.FILE_MESSAGES:
+            await self._encoded_file(encoder, message)
+            return
         if message["type"] != "http.response.body":
             await self._send(message)  # trailers
             return
@@ -110,3 +145,17 @@ class CompressingSend:
             return
         self._encoder = None
         await self._send({**message, "body": encoder.finish(body)})
+
+    async def _encoded_file(self, encoder: Encoder, message: Message) -> None:
+        """A file body read in chunks, each encoded and flushed as a streamed chunk is."""
+        body = await files.open_body(message)
+        try:
+            async for chunk in files.read_chunks(body.fd, body.offset, body.count):
+                await self._send(
+                    {"type": "http.response.body", "body": encoder.flush(chunk), "more_body": True}
+                )
+        finally:
+            body.close()
+        if not body.more:
+            self._encoder = None
+            await self._send({"type": "http.response.body", "body": encoder.finish(b"")})

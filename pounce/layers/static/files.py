@@ -1,5 +1,13 @@
 """Segments under the root → an open file, with what the file system adds to containment.
 
+`lookup` is everything a request asks of the file system — ``realpath``,
+``stat``, the siblings, ``open`` and ``fstat`` — in one blocking call, which
+the layer runs in the loop's default executor: a slow disk or network file
+system never stalls the event loop, and a hit costs one hop to a thread. A
+file of one chunk or less (``chunk_size``, 64 KiB) is read in the same call:
+a second hop would cost more than copying its bytes once, which is all that
+``sendfile`` would save.
+
 The root is resolved once per serve (`Root.of`). A candidate is the root's
 real path joined with the checked segments (`paths.py`); its own real path
 (every symlink followed) must equal it — no symlink anywhere below the root —
@@ -12,11 +20,14 @@ open descriptor is checked again with ``fstat``.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from dataclasses import dataclass
+from typing import Any
 
-from pounce.layers.static.paths import Refused
+from pounce.layers.static.paths import Refused, Wanted
+from pounce.layers.static.semantics import accepted_coding
 
 SIBLINGS = {"br": ".br", "zstd": ".zst", "gzip": ".gz"}
 """Precompressed siblings by content coding, in the server's order of preference."""
@@ -115,3 +126,55 @@ def open_file(path: str, follow_symlinks: bool) -> tuple[int, os.stat_result] | 
         os.close(fd)
         return None
     return fd, info
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A file to serve, open: the representation chosen (`coding`: a precompressed sibling's)."""
+
+    fd: int
+    info: os.stat_result
+    name: str
+    coding: str | None
+    vary: bool  # it has siblings: the answer depends on Accept-Encoding
+    data: bytes | None  # the whole file, when it is one chunk or less
+
+
+def lookup(
+    root: Root,
+    want: Wanted,
+    *,
+    index: str,
+    precompressed: bool,
+    accept_encoding: str | None,
+    read_up_to: int,
+) -> Opened | Redirect | Refused | None:
+    """What `want` names, opened when it is a file, and read when it has `read_up_to` bytes
+    or fewer (blocking: run it in an executor)."""
+    target = find(root, want.parts, want.slash, index)
+    if not isinstance(target, Found):
+        return target
+    available = siblings(root, target) if precompressed else ()
+    coding = accepted_coding(accept_encoding, available)
+    follow = root.follow_symlinks
+    opened = open_file(target.path + SIBLINGS[coding], follow) if coding else None
+    if opened is None:
+        coding = None
+        opened = open_file(target.path, follow)
+    if opened is None:
+        return None  # gone since it was found: a miss
+    fd, info = opened
+    data = None
+    if info.st_size <= read_up_to:
+        data = os.pread(fd, info.st_size, 0)
+        if len(data) != info.st_size:  # changing under us: serve it by descriptor
+            data = None
+    return Opened(fd, info, target.name, coding, bool(available), data)
+
+
+def close_opened(done: asyncio.Future[Any]) -> None:
+    """Close what a `lookup` opened and nobody will serve (its request was cancelled)."""
+    if not done.cancelled() and done.exception() is None:
+        result = done.result()
+        if isinstance(result, Opened):
+            os.close(result.fd)

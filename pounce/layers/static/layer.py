@@ -6,20 +6,23 @@ without its trailing slash (308 to it, the query kept) or a path that tries to
 leave the root (404, never passed on: `paths.py`, `files.py`). Everything
 else — another prefix, a miss, a hidden file while `hidden` is off — goes to
 the app beneath, so a static mount can sit in front of any app. The root's
-real path is taken once per serve, in `wrap`.
+real path is taken once per serve, in `wrap`; everything else a request asks
+of the file system runs in the loop's default executor (`files.lookup`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import quote
 
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
 from pounce.errors import BuildError
 from pounce.layer import AppLayer
 from pounce.layers.static import semantics
-from pounce.layers.static.files import SIBLINGS, Found, Redirect, Root, find, open_file, siblings
+from pounce.layers.static.files import Opened, Redirect, Root, close_opened, lookup
 from pounce.layers.static.options import StaticOptions
 from pounce.layers.static.paths import Refused, Wanted, under_prefix, wanted
 from pounce.layers.static.send import Headers, Representation, request_headers, respond
@@ -95,50 +98,69 @@ class _Files:
         want = wanted(rest, hidden=self.options.hidden)
         if want is None:
             return False
-        target = self._target(want)
+        request = request_headers(scope["headers"])
+        target = want if isinstance(want, Refused) else await self._lookup(want, request)
         if target is None:
             return False
+        if isinstance(target, Opened) and scope["method"] in ("GET", "HEAD"):
+            await self._file(scope, send, request, target)
+            return True
+        if isinstance(target, Opened):
+            os.close(target.fd)
         if isinstance(target, Refused):
             await _plain(send, 404, b"not found\n")
         elif scope["method"] not in ("GET", "HEAD"):
             await _plain(send, 405, b"method not allowed\n", (b"allow", b"GET, HEAD"))
-        elif isinstance(target, Redirect):
-            await _redirect(send, scope)
         else:
-            return await self._file(scope, send, target)
+            await _redirect(send, scope)
         return True
 
-    def _target(self, want: Wanted | Refused) -> Found | Redirect | Refused | None:
-        if isinstance(want, Refused):
-            return want
-        return find(self.root, want.parts, want.slash, self.options.index)
-
-    async def _file(self, scope: Scope, send: Send, found: Found) -> bool:
-        request = request_headers(scope["headers"])
-        available = siblings(self.root, found) if self.options.precompressed else ()
-        coding = semantics.accepted_coding(request.get("accept-encoding"), available)
-        follow = self.options.follow_symlinks
-        opened = open_file(found.path + SIBLINGS[coding], follow) if coding else None
-        if opened is None:
-            coding = None
-            opened = open_file(found.path, follow)
-        if opened is None:
-            return False  # gone since it was found: a miss
-        fd, info = opened
+    async def _lookup(
+        self, want: Wanted, request: dict[str, str]
+    ) -> Opened | Redirect | Refused | None:
+        """`files.lookup` in the default executor; what it opened is closed if we are cancelled."""
+        o = self.options
+        found = asyncio.get_running_loop().run_in_executor(
+            None,
+            partial(
+                lookup,
+                self.root,
+                want,
+                index=o.index,
+                precompressed=o.precompressed,
+                read_up_to=o.chunk_size,
+                accept_encoding=request.get("accept-encoding"),
+            ),
+        )
         try:
-            rep = self._representation(fd, info, found.name, coding, bool(available))
+            return await found
+        except asyncio.CancelledError:
+            found.add_done_callback(close_opened)
+            raise
+
+    async def _file(
+        self, scope: Scope, send: Send, request: dict[str, str], opened: Opened
+    ) -> None:
+        fd = opened.fd
+        try:
+            rep = self._representation(opened)
             o = self.options
             head = scope["method"] == "HEAD"
+            zero_copy = "http.response.zerocopysend" in scope.get("extensions", ())
             await respond(
-                send, rep, request, head=head, max_ranges=o.max_ranges, chunk=o.chunk_size
+                send,
+                rep,
+                request,
+                head=head,
+                max_ranges=o.max_ranges,
+                chunk=o.chunk_size,
+                zero_copy=zero_copy,
             )
         finally:
             os.close(fd)
-        return True
 
-    def _representation(
-        self, fd: int, info: os.stat_result, name: str, coding: str | None, vary: bool
-    ) -> Representation:
+    def _representation(self, opened: Opened) -> Representation:
+        info, name, coding = opened.info, opened.name, opened.coding
         tag = semantics.etag(info.st_mtime_ns, info.st_size, coding or "")
         validators: Headers = [
             (b"etag", tag.encode()),
@@ -149,11 +171,12 @@ class _Files:
             validators.append((b"cache-control", cache.encode()))
         if coding is not None:
             validators.append((b"content-encoding", coding.encode()))
-        if vary:  # RFC 9110 §12.5.5: the answer depends on Accept-Encoding
+        if opened.vary:  # RFC 9110 §12.5.5: the answer depends on Accept-Encoding
             validators.append((b"vary", b"accept-encoding"))
         content_type = semantics.content_type(name)
         return Representation(
-            fd=fd,
+            fd=opened.fd,
+            data=opened.data,
             size=info.st_size,
             mtime=info.st_mtime,
             tag=tag,

@@ -76,7 +76,8 @@ class StaticOptions:
         name="static_chunk_size",
         check=whole(KiB, 16 * 1024 * KiB),
         shown="64 KiB",
-        help="bytes read and sent at a time; a file never sits whole in memory",
+        help="bytes read at a time; a file this size or smaller is read with its lookup, "
+        "a larger one goes by sendfile where it can and never sits whole in memory",
     )
 
 

@@ -2,9 +2,10 @@
 
 Validators (RFC 9110 §8.8): a strong ``ETag`` from the modification time in
 nanoseconds and the size (and the content coding, for a precompressed
-sibling), and ``Last-Modified``. Preconditions (§13.2.2 order):
-``If-None-Match`` decides when present, else ``If-Modified-Since``; either
-→ 304. Ranges (§14): ``bytes=`` only; a malformed header, or more than
+sibling), and ``Last-Modified``. Preconditions, in §13.2.2's order:
+``If-Match`` (strong comparison) when present, else ``If-Unmodified-Since``;
+false → 412. Then ``If-None-Match`` (weak comparison) when present, else
+``If-Modified-Since``; false → 304. Ranges (§14): ``bytes=`` only; a malformed header, or more than
 `max_ranges` ranges, is ignored (the full 200, as nginx's ``max_ranges``);
 none satisfiable → 416; ``If-Range`` keeps the range only when it matches the
 strong ETag, or is exactly the ``Last-Modified`` date (§13.1.5).
@@ -73,6 +74,24 @@ def _date(value: str) -> float | None:
 
 def _tags(value: str) -> list[str]:
     return [tag.strip().removeprefix("W/") for tag in value.split(",") if tag.strip()]
+
+
+def precondition_failed(
+    if_match: str | None, if_unmodified_since: str | None, tag: str, mtime: float
+) -> bool:
+    """Should the request be answered 412? (RFC 9110 §13.1.1, §13.1.4, in §13.2.2's order.)
+
+    ``If-Match`` compares strongly: a weak tag never matches, ``*`` matches the
+    file that exists. Without it, ``If-Unmodified-Since`` fails when the file
+    changed after that date; a date that does not parse is ignored.
+    """
+    if if_match is not None:
+        tags = [t.strip() for t in if_match.split(",") if t.strip()]
+        return not ("*" in tags or tag in tags)
+    if if_unmodified_since is not None:
+        since = _date(if_unmodified_since)
+        return since is not None and int(mtime) > since
+    return False
 
 
 def not_modified(

@@ -1,10 +1,16 @@
 """Sending a file response: 200, 206 (one range or multipart/byteranges), 304, 416.
 
-The body never sits whole in memory: it is read `chunk_size` bytes at a time
-with ``os.pread`` in the loop's default executor (no blocking read on the
-event loop, no shared file position) and each chunk is sent with
-``more_body``, so each ``send`` awaits the connection's drain. The
-descriptor is closed when the response ends, however it ends.
+A file of one chunk or less comes read already (`files.lookup`) and goes from memory.
+Otherwise, where the server offers ``http.response.zerocopysend`` (Pounce does)
+the body is handed over as the open file and a span of it: the server copies
+it with ``sendfile`` on plain HTTP/1.1, or reads it in chunks off the event
+loop (TLS, HTTP/2), and a compression layer on the way may still encode it
+(pounce/asgi/files.py). Elsewhere the body never sits whole in memory
+either: it is read `chunk_size` bytes at a time with ``os.pread`` in the
+loop's default executor (no blocking read on the event loop, no shared file
+position) and each chunk is sent with ``more_body``, so each ``send`` awaits
+the connection's drain. The descriptor is closed when the response ends,
+however it ends.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pounce.layers.static import semantics
 from pounce.layers.static.semantics import Ranges, Unsatisfiable
 
 Headers = list[tuple[bytes, bytes]]
-_LISTS = ("accept-encoding", "if-none-match")
+_LISTS = ("accept-encoding", "if-none-match", "if-match")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +34,7 @@ class Representation:
     """An open file and what its response says about it."""
 
     fd: int
+    data: bytes | None  # the whole file, read with the lookup (one chunk or less)
     size: int
     mtime: float
     tag: str
@@ -43,10 +50,21 @@ async def respond(
     head: bool,
     max_ranges: int,
     chunk: int,
+    zero_copy: bool = False,
 ) -> None:
-    """Answer a GET or HEAD of `rep` given the request's relevant headers (lower-case names)."""
+    """Answer a GET or HEAD of `rep` given the request's relevant headers (lower-case names).
+
+    `zero_copy`: the scope advertises ``http.response.zerocopysend``.
+    """
+    im, ius = request.get("if-match"), request.get("if-unmodified-since")
+    if semantics.precondition_failed(im, ius, rep.tag, rep.mtime):  # RFC 9110 §13.2.2, 1-2
+        body = b"precondition failed\n"
+        headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        await _start(send, 412, [*headers, (b"content-length", b"%d" % len(body))])
+        await send({"type": "http.response.body", "body": body})
+        return
     inm, ims = request.get("if-none-match"), request.get("if-modified-since")
-    if semantics.not_modified(inm, ims, rep.tag, rep.mtime):
+    if semantics.not_modified(inm, ims, rep.tag, rep.mtime):  # steps 3-4
         await _start(send, 304, rep.validators)
         await send({"type": "http.response.body", "body": b""})
         return
@@ -58,9 +76,9 @@ async def respond(
         await _start(send, 416, [*rep.validators, *headers])
         await send({"type": "http.response.body", "body": b""})
     elif ranges is None or len(ranges) == 1:
-        await _single(send, rep, ranges[0] if ranges else None, head, chunk)
+        await _single(send, rep, ranges[0] if ranges else None, head, chunk, zero_copy)
     else:
-        await _multipart(send, rep, ranges, head, chunk)
+        await _multipart(send, rep, ranges, head, chunk, zero_copy)
 
 
 async def _start(send: Send, status: int, headers: Headers) -> None:
@@ -72,20 +90,33 @@ def _typed(rep: Representation) -> Headers:
 
 
 async def _single(
-    send: Send, rep: Representation, span: tuple[int, int] | None, head: bool, chunk: int
+    send: Send,
+    rep: Representation,
+    span: tuple[int, int] | None,
+    head: bool,
+    chunk: int,
+    zero_copy: bool,
 ) -> None:
     first, last = span if span is not None else (0, rep.size - 1)
     headers = [*_typed(rep), *rep.validators, (b"content-length", b"%d" % (last - first + 1))]
     if span is not None:
         headers.append((b"content-range", b"bytes %d-%d/%d" % (first, last, rep.size)))
     await _start(send, 206 if span is not None else 200, headers)
+    if rep.data is not None:
+        await send(
+            {"type": "http.response.body", "body": b"" if head else rep.data[first : last + 1]}
+        )
+        return
+    if zero_copy and not head:
+        await _zero_copy(send, rep.fd, first, last + 1 - first, more=False)
+        return
     if not head:
         await _stream(send, rep.fd, first, last + 1 - first, chunk)
     await send({"type": "http.response.body", "body": b""})
 
 
 async def _multipart(
-    send: Send, rep: Representation, ranges: Ranges, head: bool, chunk: int
+    send: Send, rep: Representation, ranges: Ranges, head: bool, chunk: int, zero_copy: bool
 ) -> None:
     """RFC 9110 §14.6: one part per range, each with its Content-Type and Content-Range."""
     boundary = secrets.token_hex(16).encode()
@@ -98,7 +129,13 @@ async def _multipart(
     if not head:
         for part_head, (first, last) in zip(heads, ranges, strict=True):
             await send({"type": "http.response.body", "body": part_head, "more_body": True})
-            await _stream(send, rep.fd, first, last + 1 - first, chunk)
+            if rep.data is not None:
+                part = rep.data[first : last + 1]
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+            elif zero_copy:
+                await _zero_copy(send, rep.fd, first, last + 1 - first, more=True)
+            else:
+                await _stream(send, rep.fd, first, last + 1 - first, chunk)
         await send({"type": "http.response.body", "body": tail, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
@@ -112,6 +149,13 @@ def _part_head(boundary: bytes, rep: Representation, span: tuple[int, int], firs
         rep.size,
     )
     return lead + b"--" + boundary + b"\r\n" + fields + b"\r\n"
+
+
+async def _zero_copy(send: Send, fd: int, offset: int, count: int, *, more: bool) -> None:
+    """The span as a file for the server to copy (``closefd=False``: the layer closes `fd`)."""
+    with os.fdopen(fd, "rb", buffering=0, closefd=False) as file:
+        message = {"type": "http.response.zerocopysend", "file": file, "offset": offset}
+        await send({**message, "count": count, "more_body": more})
 
 
 async def _stream(send: Send, fd: int, offset: int, count: int, chunk: int) -> None:
@@ -128,7 +172,15 @@ async def _stream(send: Send, fd: int, offset: int, count: int, chunk: int) -> N
 
 def request_headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
     """The request headers the static layer reads, by lower-case name (first wins)."""
-    wanted = ("range", "if-range", "if-none-match", "if-modified-since", "accept-encoding")
+    wanted = (
+        "range",
+        "if-range",
+        "if-match",
+        "if-unmodified-since",
+        "if-none-match",
+        "if-modified-since",
+        "accept-encoding",
+    )
     found: dict[str, str] = {}
     for name, value in raw:
         key = name.decode("latin-1").lower()

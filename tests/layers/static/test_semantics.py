@@ -13,6 +13,7 @@ from pounce.layers.static.semantics import (
     etag,
     http_date,
     not_modified,
+    precondition_failed,
     range_applies,
 )
 
@@ -29,6 +30,23 @@ def test_not_modified() -> None:
     assert not not_modified(None, http_date(MTIME - 10), TAG, MTIME)
     assert not not_modified(None, "yesterday", TAG, MTIME)
     assert not not_modified(None, None, TAG, MTIME)
+
+
+def test_precondition_failed() -> None:
+    """RFC 9110 §13.1.1 (strong comparison), §13.1.4, and §13.2.2's order between them."""
+    assert not precondition_failed(TAG, None, TAG, MTIME)
+    assert not precondition_failed(f'"other", {TAG}', None, TAG, MTIME)
+    assert not precondition_failed("*", None, TAG, MTIME)
+    assert precondition_failed(f"W/{TAG}", None, TAG, MTIME)  # a weak tag never matches
+    assert precondition_failed('"other"', None, TAG, MTIME)
+    # If-Match decides when present: If-Unmodified-Since is then ignored.
+    assert not precondition_failed(TAG, http_date(MTIME - 10), TAG, MTIME)
+    assert precondition_failed('"other"', http_date(MTIME + 10), TAG, MTIME)
+    assert not precondition_failed(None, http_date(MTIME), TAG, MTIME)
+    assert not precondition_failed(None, http_date(MTIME + 10), TAG, MTIME)
+    assert precondition_failed(None, http_date(MTIME - 10), TAG, MTIME)
+    assert not precondition_failed(None, "yesterday", TAG, MTIME)  # not a date: ignored
+    assert not precondition_failed(None, None, TAG, MTIME)
 
 
 def test_if_range() -> None:

@@ -72,12 +72,13 @@ def raw(
 ) -> tuple[int, dict[str, str], bytes]:
     """One request with `target` sent byte for byte."""
     with socket.create_connection(("127.0.0.1", ts.port), timeout=TIMEOUT) as sock:
+        if method == b"HEAD":  # the head alone, then the server closes
+            extra += b"connection: close\r\n"
         sock.sendall(b"%s %s HTTP/1.1\r\nhost: test\r\n%s\r\n" % (method, target, extra))
         if method != b"HEAD":
             return read_response(sock)
-        sock.shutdown(socket.SHUT_WR)
         data = b""
-        while chunk := sock.recv(65536):  # HEAD: the head alone, then the server closes
+        while chunk := sock.recv(65536):
             data += chunk
         status, headers, body = read_response(_Replay(data.replace(b"content-length", b"x-length")))
         return status, {**headers, "content-length": headers["x-length"]}, body
@@ -130,6 +131,32 @@ def test_conditional_requests_answer_304(ts: TestServer) -> None:
         get(ts, "/assets/app.js", if_modified_since="Thu, 01 Jan 1970 00:00:00 GMT").status_code
         == 200
     )
+
+
+def test_preconditions_answer_412_in_the_rfc_order(ts: TestServer) -> None:
+    """RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since (412) before If-None-Match,
+    else If-Modified-Since (304), before If-Range and Range."""
+    first = get(ts, "/assets/big.bin")
+    tag, modified = first.headers["etag"], first.headers["last-modified"]
+    old = "Thu, 01 Jan 1970 00:00:00 GMT"
+    failed = get(ts, "/assets/big.bin", if_match='"other"')
+    assert (failed.status_code, failed.content) == (412, b"precondition failed\n")
+    assert get(ts, "/assets/big.bin", if_match=f"W/{tag}").status_code == 412  # strong only
+    assert get(ts, "/assets/big.bin", if_match=f'"x", {tag}').status_code == 200
+    assert get(ts, "/assets/big.bin", if_match="*").status_code == 200
+    assert get(ts, "/assets/big.bin", if_unmodified_since=old).status_code == 412
+    assert get(ts, "/assets/big.bin", if_unmodified_since=modified).status_code == 200
+    # If-Match present: If-Unmodified-Since is not looked at.
+    assert get(ts, "/assets/big.bin", if_match=tag, if_unmodified_since=old).status_code == 200
+    # 412 comes before 304 ...
+    both = get(ts, "/assets/big.bin", if_match='"other"', if_none_match=tag)
+    assert both.status_code == 412
+    # ... and a passed If-Match goes on to If-None-Match, then to Range.
+    assert get(ts, "/assets/big.bin", if_match=tag, if_none_match=tag).status_code == 304
+    ranged = get(ts, "/assets/big.bin", if_match=tag, range="bytes=0-3")
+    assert (ranged.status_code, ranged.content) == (206, BIG[:4])
+    status, _, body = raw(ts, b"/assets/big.bin", b"HEAD", b'if-match: "other"\r\n')
+    assert (status, body) == (412, b"")
 
 
 def test_ranges(ts: TestServer) -> None:
@@ -430,3 +457,40 @@ def test_over_http2(site: Path, app: HeldApp) -> None:
         part = client.get(f"{ts.url}/assets/big.bin", headers={**identity, "range": "bytes=5-9"})
         assert (part.status_code, part.content) == (206, BIG[5:10])
         assert client.get(f"{ts.url}/assets/%2e%2e/secret.txt").status_code == 404
+
+
+@pytest.mark.parametrize("zero_copy", [False, True], ids=["read by the layer", "zerocopysend"])
+def test_ranges_without_and_with_the_zero_copy_extension(site: Path, zero_copy: bool) -> None:
+    """Under a server that offers no ``zerocopysend`` the layer reads the spans itself;
+    under one that does, it hands over the file and the spans. Same bytes either way."""
+    inner = Static("/", str(site)).wrap(not_found)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.zerocopysend":
+            file = message["file"]
+            data = os.pread(file.fileno(), message["count"], message["offset"])
+            message = {"type": "http.response.body", "body": data, "more_body": True}
+        sent.append(message)
+
+    def get(range_header: bytes) -> tuple[int, bytes]:
+        sent.clear()
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/big.bin",
+            "raw_path": b"/big.bin",
+            "headers": [(b"range", range_header)],
+            "extensions": {"http.response.zerocopysend": {}} if zero_copy else {},
+        }
+        asyncio.run(inner(scope, receive, send))
+        return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+    assert get(b"bytes=100-199") == (206, BIG[100:200])
+    status, body = get(b"bytes=0-9,500000-500009")
+    assert status == 206
+    assert BIG[:10] in body and BIG[500000:500010] in body
+    assert body.count(b"content-range: bytes ") == 2
