@@ -42,11 +42,16 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+# The harness is pounce.bench from this working tree, as for benchmarks/run.py.
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(1, str(HERE.parent))
 
 import static_apps  # noqa: E402
-from harness.env import BENCH_DIR, ensure_peers_venv, package_versions  # noqa: E402
-from harness.procs import Process, free_port, pinned, wait_until  # noqa: E402
-from harness.wrk import run_wrk, wrk_command  # noqa: E402
+from harness.env import BENCH_DIR, REPORTED_PACKAGES, ensure_peers_venv  # noqa: E402
+
+from pounce.bench.machine import package_versions  # noqa: E402
+from pounce.bench.procs import Process, free_port, pinned, wait_until  # noqa: E402
+from pounce.bench.wrk import run_wrk, wrk_command  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 READY_TIMEOUT_S = 30.0
@@ -156,7 +161,7 @@ def check(port: int, scenario: Scenario) -> int:
 
 
 def lua(directory: Path, scenario: Scenario) -> Path:
-    from harness.scenarios import _DONE_LUA
+    from pounce.bench.scenario import _DONE_LUA
 
     path = directory / f"static-{scenario.key}.lua"
     header = 'wrk.headers["Accept-Encoding"] = "gzip"\n' if scenario.gzip else ""
@@ -250,7 +255,7 @@ def main() -> None:
     artifact = {
         "duration_s": args.duration,
         "rounds": args.rounds,
-        "versions": package_versions(python),
+        "versions": package_versions(python, REPORTED_PACKAGES),
         "results": results,
     }
     out.write_text(json.dumps(artifact, indent=2))
