@@ -1,4 +1,4 @@
-"""Static files and gzip: Pounce against nginx and Starlette (StaticFiles, GZipMiddleware)
+"""Static files and compression: Pounce against nginx and Starlette (StaticFiles, GZipMiddleware)
 under Uvicorn, side by side, with wrk — the harness of run.py (pinned processes, wrk's
 own counters, a correctness check before anything is timed).
 
@@ -6,19 +6,25 @@ Scenarios (benchmarks/static_apps.py makes the files)::
 
     static-1k     GET /s/small.bin          1 KiB file
     static-10m    GET /s/large.bin          10 MiB file (MiB/s is the figure)
-    gzip-html     GET /s/page.html          100 KiB HTML, Accept-Encoding: gzip, no .gz sibling
-    gzip-json     GET /api.json             20 KiB JSON from the app, Accept-Encoding: gzip
+    html          GET /s/page.html          100 KiB HTML, compressed on the way (no sibling)
+    json          GET /api.json             20 KiB JSON from the app
                                             (nginx: the same bytes from a file)
+    sse           GET /events               100 server-sent events of ~85 B, each its own
+                                            body message (nginx: not applicable, no app)
 
-Servers: ``pounce`` (its static and compression layers; asyncio loop, so files go by
-sendfile), ``pounce-uvloop`` (the same on uvloop: no sendfile, chunked reads),
-``nginx`` (``sendfile on``, ``gzip on``, one worker), ``uvicorn-starlette`` (httptools,
-uvloop). Every server compresses with gzip level 6 above 500 bytes. One server process
-pinned to CPU 0, wrk on CPU 1. Run it on a quiet machine::
+The last three are asked for with ``Accept-Encoding: <the server's coding>``.
 
-    python benchmarks/static_bench.py          # ~9 min: 4 servers x 4 scenarios x 3 rounds
+Servers: ``pounce`` (its static and compression layers, gzip; asyncio loop, so files go
+by sendfile), ``pounce-br`` and ``pounce-zstd`` (the same server offering br, zstd and
+gzip, asked for br or zstd: the compressed scenarios only), ``pounce-uvloop`` (gzip on
+uvloop: no sendfile, chunked reads), ``nginx`` (``sendfile on``, ``gzip on``, one
+worker), ``uvicorn-starlette`` (httptools, uvloop, GZipMiddleware). gzip is level 6
+everywhere, brotli quality 4 and zstd level 3 (Pounce's defaults), above 500 bytes.
+One server process pinned to CPU 0, wrk on CPU 1. Run it on a quiet machine::
+
+    python benchmarks/static_bench.py          # ~13 min: every server and scenario, 3 rounds
     python benchmarks/static_bench.py --duration 1 --rounds 1   # smoke run
-    python benchmarks/static_bench.py --servers pounce,nginx --scenarios static-1k
+    python benchmarks/static_bench.py --servers pounce,pounce-br,pounce-zstd --scenarios html
 
 It uses the peers' virtual environment of run.py (``benchmarks/.peers-venv``, made on
 the first run) unless ``--python`` names another interpreter that has Pounce, Uvicorn
@@ -28,7 +34,6 @@ and Starlette.
 from __future__ import annotations
 
 import argparse
-import gzip
 import http.client
 import json
 import shutil
@@ -47,6 +52,7 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(1, str(HERE.parent))
 
 import static_apps  # noqa: E402
+from codings import decode  # noqa: E402
 from harness.env import BENCH_DIR, REPORTED_PACKAGES, ensure_peers_venv  # noqa: E402
 
 from pounce.bench.machine import package_versions  # noqa: E402
@@ -62,7 +68,7 @@ RESULTS = BENCH_DIR / "results"
 class Scenario:
     key: str
     path: str
-    gzip: bool
+    compressed: bool
     body: bytes
     connections: int
 
@@ -70,9 +76,26 @@ class Scenario:
 SCENARIOS = (
     Scenario("static-1k", "/s/small.bin", False, static_apps.SMALL, 64),
     Scenario("static-10m", "/s/large.bin", False, static_apps.LARGE, 8),
-    Scenario("gzip-html", "/s/page.html", True, static_apps.PAGE, 64),
-    Scenario("gzip-json", "/api.json", True, static_apps.API, 64),
+    Scenario("html", "/s/page.html", True, static_apps.PAGE, 64),
+    Scenario("json", "/api.json", True, static_apps.API, 64),
+    Scenario("sse", "/events", True, static_apps.STREAM, 64),
 )
+# The coding each server is asked for; gzip unless named here.
+CODING = {"pounce-br": "br", "pounce-zstd": "zstd"}
+# Cells that do not exist, and why (printed, left out of the artifact).
+NOT_APPLICABLE = {("nginx", "sse"): "nginx has no app to stream from"}
+
+
+def coding_of(key: str) -> str:
+    return CODING.get(key, "gzip")
+
+
+def skipped(key: str, scenario: Scenario) -> str | None:
+    """Why server `key` does not run `scenario`, or None when it does."""
+    if key in CODING and not scenario.compressed:
+        return "the same server as pounce: only the compressed scenarios"
+    return NOT_APPLICABLE.get((key, scenario.key))
+
 
 NGINX_CONF = """
 worker_processes 1;
@@ -127,20 +150,24 @@ def server_argv(key: str, python: Path, port: int, site: Path, run: Path, http: 
         quiet = ["--no-access-log", "--log-level", "warning"]
         return [*app, *listen, "--http", http, "--loop", "uvloop", *quiet]
     loop = "uvloop" if key == "pounce-uvloop" else "asyncio"
-    layers = ["--static", f"/s={site}", "--compression", "--compression-algorithms", "gzip"]
+    offered = "br,zstd,gzip" if key in CODING else "gzip"
+    layers = ["--static", f"/s={site}", "--compression", "--compression-algorithms", offered]
     layers += ["--compression-gzip-level", str(static_apps.GZIP_LEVEL)]
+    layers += ["--compression-brotli-level", str(static_apps.BROTLI_LEVEL)]
+    layers += ["--compression-zstd-level", str(static_apps.ZSTD_LEVEL)]
+    layers += ["--compression-event-stream"]
     layers += ["--compression-minimum-size", str(static_apps.MINIMUM_SIZE)]
     app = [str(python), "-m", "pounce", "static_apps:app"]
     return [*app, *listen, "--loop", loop, *layers, "--no-access-log"]
 
 
-SERVERS = ("pounce", "pounce-uvloop", "nginx", "uvicorn-starlette")
+SERVERS = ("pounce", "pounce-br", "pounce-zstd", "pounce-uvloop", "nginx", "uvicorn-starlette")
 
 
-def fetch(port: int, scenario: Scenario) -> tuple[int, bytes, dict[str, str]]:
+def fetch(port: int, scenario: Scenario, coding: str) -> tuple[int, bytes, dict[str, str]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        headers = {"accept-encoding": "gzip"} if scenario.gzip else {}
+        headers = {"accept-encoding": coding} if scenario.compressed else {}
         conn.request("GET", scenario.path, headers=headers)
         response = conn.getresponse()
         return response.status, response.read(), {k.lower(): v for k, v in response.getheaders()}
@@ -148,23 +175,25 @@ def fetch(port: int, scenario: Scenario) -> tuple[int, bytes, dict[str, str]]:
         conn.close()
 
 
-def check(port: int, scenario: Scenario) -> int:
-    """The answer must be right before it is timed; returns its size on the wire."""
-    status, raw, headers = fetch(port, scenario)
-    coding = headers.get("content-encoding")
-    body = gzip.decompress(raw) if coding == "gzip" else raw
+def check(port: int, scenario: Scenario, coding: str) -> int:
+    """The answer must be right before it is timed: encoded with `coding` when compressed,
+    decoding to the exact body. Returns its size on the wire (the body, chunked framing
+    left out)."""
+    status, raw, headers = fetch(port, scenario, coding)
+    sent = headers.get("content-encoding", "identity")
+    body = decode(sent, raw)
     if status != 200 or body != scenario.body:
         raise SystemExit(f"{scenario.key}: status {status}, {len(body)} bytes: wrong answer")
-    if scenario.gzip and coding != "gzip":
-        raise SystemExit(f"{scenario.key}: not gzip-encoded ({coding})")
+    if scenario.compressed and sent != coding:
+        raise SystemExit(f"{scenario.key}: asked for {coding}, got {sent}")
     return len(raw)
 
 
-def lua(directory: Path, scenario: Scenario) -> Path:
+def lua(directory: Path, scenario: Scenario, coding: str) -> Path:
     from pounce.bench.scenario import _DONE_LUA
 
-    path = directory / f"static-{scenario.key}.lua"
-    header = 'wrk.headers["Accept-Encoding"] = "gzip"\n' if scenario.gzip else ""
+    path = directory / f"static-{scenario.key}-{coding}.lua"
+    header = f'wrk.headers["Accept-Encoding"] = "{coding}"\n' if scenario.compressed else ""
     path.write_text(f'wrk.method = "GET"\nwrk.path = "{scenario.path}"\n{header}{_DONE_LUA}')
     return path
 
@@ -185,14 +214,19 @@ def measure(
             if not up or not process.alive():
                 raise SystemExit(f"{key} did not start:\n{process.log_tail()}")
             results: dict[str, Any] = {}
+            coding = coding_of(key)
             for scenario in scenarios:
-                wire = check(port, scenario)
+                why = skipped(key, scenario)
+                if why is not None:
+                    print(f"  {key:18} {scenario.key:10} not run: {why}", flush=True)
+                    continue
+                wire = check(port, scenario, coding)
                 rounds = []
                 for _ in range(args.rounds):
                     url = f"http://127.0.0.1:{port}{scenario.path}"
                     cmd = wrk_command(
                         url=url,
-                        lua=lua(run, scenario),
+                        lua=lua(run, scenario, coding),
                         connections=scenario.connections,
                         duration_s=args.duration,
                         cpu=CLIENT_CPU,
@@ -202,6 +236,7 @@ def measure(
                 mibs = statistics.median(r.bytes_read / r.duration_s / 2**20 for r in rounds)
                 errors = sum(r.error_count for r in rounds)
                 results[scenario.key] = {
+                    "coding": coding if scenario.compressed else "identity",
                     "rps": rps,
                     "mib_s": mibs,
                     "wire_bytes": wire,
@@ -211,7 +246,8 @@ def measure(
                 }
                 shown = results[scenario.key]
                 print(
-                    f"  {key:18} {scenario.key:11} {rps:10,.0f} req/s {mibs:9,.1f} MiB/s "
+                    f"  {key:18} {scenario.key:10} {shown['coding']:8} {rps:10,.0f} req/s "
+                    f"{mibs:9,.1f} MiB/s "
                     f"{wire:9} B on the wire ({shown['saved']:.0%} saved) errors {errors}",
                     flush=True,
                 )
@@ -222,7 +258,7 @@ def measure(
 
 def _answers(port: int, probe: Scenario) -> bool:
     try:
-        return fetch(port, probe)[0] == 200
+        return fetch(port, probe, "identity")[0] == 200
     except (OSError, http.client.HTTPException):
         return False
 

@@ -39,6 +39,20 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ],
         ["static_inproc.py", "-n", "50"],
         ["static_inproc.py", "-n", "50", "--zero-copy"],
+        # Per-chunk latency of compressed streams: Pounce alone, identity and each coding,
+        # every event decoded incrementally and checked in order.
+        [
+            "stream_latency.py",
+            "--servers",
+            "pounce",
+            "--events",
+            "10",
+            "--interval-ms",
+            "2",
+            "--rounds",
+            "1",
+            "--no-write",
+        ],
     ],
 )
 def test_driver_runs(argv: list[str]) -> None:

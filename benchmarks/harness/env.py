@@ -31,6 +31,8 @@ PEER_REQUIREMENTS = (
     "wsproto>=1.2",  # uvicorn --ws wsproto, hypercorn, pounce[ws] (ws-echo)
     "starlette>=0.40",  # framework scenarios; StaticFiles and GZipMiddleware (static_bench.py)
     "fastapi>=0.110",
+    "brotli>=1.1",  # pounce[br]: static_bench.py's br rows, and their check
+    "zstandard>=0.22; python_version < '3.14'",  # pounce[zstd] before 3.14's stdlib
 )
 REPORTED_PACKAGES = (
     "pounce",
