@@ -23,9 +23,12 @@ from pounce.events import (
     EVENT_TYPES,
     ConnectionClosed,
     ConnectionOpened,
+    ConnectionProtocol,
     Event,
     Refused,
     RequestCompleted,
+    RequestDequeued,
+    RequestQueued,
     RequestStarted,
     WebSocketClosed,
     WebSocketOpened,
@@ -90,14 +93,24 @@ class PrometheusMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.waiting = Gauge(
+            "pounce_requests_queued",
+            "Requests waiting in the concurrency limit's queue",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.refused = Counter(
             "pounce_refused",
-            "Requests refused by an overload layer",
+            "Requests refused by an overload layer, and accept pauses (status 0)",
             ["reason", "status"],
             registry=r,
         )
         self.connections = Gauge(
-            "pounce_connections_open", "Open connections", registry=r, multiprocess_mode="livesum"
+            "pounce_connections_open",
+            "Open connections by protocol (none: not chosen yet)",
+            ["protocol"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.closed = Counter(
             "pounce_connections", "Closed connections by protocol", ["protocol"], registry=r
@@ -130,13 +143,21 @@ class PrometheusMetrics:
         elif kind is RequestStarted:
             self.in_flight.inc()
         elif kind is ConnectionOpened:
-            self.connections.inc()
+            self.connections.labels("none").inc()
+        elif kind is ConnectionProtocol:
+            assert isinstance(event, ConnectionProtocol)
+            self.connections.labels(event.previous or "none").dec()
+            self.connections.labels(event.protocol).inc()
         elif kind is ConnectionClosed:
             assert isinstance(event, ConnectionClosed)
-            self.connections.dec()
+            self.connections.labels(event.protocol or "none").dec()
             self.closed.labels(event.protocol or "none").inc()
             self.bytes_in.inc(event.bytes_in)
             self.bytes_out.inc(event.bytes_out)
+        elif kind is RequestQueued:
+            self.waiting.inc()
+        elif kind is RequestDequeued:
+            self.waiting.dec()
         elif kind is Refused:
             assert isinstance(event, Refused)
             self.refused.labels(event.reason, str(event.status)).inc()
