@@ -15,6 +15,8 @@ every worker's scrape answer the sum over all of them (docs/observability.md).
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 from typing import ClassVar
 
@@ -191,7 +193,9 @@ class PrometheusMetrics:
     def exposition(self) -> bytes:
         """The text exposition: this server's registry, or with ``PROMETHEUS_MULTIPROC_DIR``
         set, the sum over every worker process."""
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if path:
+            forget_dead_workers(path)
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call,unused-ignore]
             return prometheus_client.generate_latest(registry)
@@ -199,6 +203,32 @@ class PrometheusMetrics:
 
     def describe(self) -> str:
         return "prometheus metrics"
+
+
+def forget_dead_workers(path: str) -> None:
+    """Drop the live gauges of worker processes that are gone.
+
+    A worker that stops gracefully drops its own (`WorkerStopped`); one that
+    was killed (out of memory, SIGKILL after a missed heartbeat) never does,
+    and its open connections, requests in flight and queued would stay in the
+    live sum for good. Its counters stay, as they should: what it served was
+    served, and its start stays counted in ``pounce_worker_starts``.
+    """
+    for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
+        pid = os.path.basename(name)[: -len(".db")].rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):  # another scrape dropped it first
+                mark_process_dead(int(pid), path)  # type: ignore[no-untyped-call,unused-ignore]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
 
 
 def metrics_stack(path: str | None, port: int | None) -> tuple[PrometheusMetrics, MetricsEndpoint]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -235,6 +238,60 @@ def test_multiprocess_mode_sums_every_worker(tmp_path: Path) -> None:
     assert found[("pounce_requests_total", labels)] == sent
     # Each worker counted its own start: the scrape, answered by one, holds both.
     assert found[("pounce_worker_starts_total", ())] == 2
+
+
+def test_a_killed_worker_leaves_the_live_gauges_and_counts_as_a_start(tmp_path: Path) -> None:
+    """SIGKILL a process worker holding a connection: it never drops its own live gauges;
+    the next scrape does (its pid is gone), and its replacement is one more start."""
+    from tests.integration.test_cli import HERE, Running
+
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    args = ["--app-dir", str(HERE), "--port", "0", "--workers", "2", "--metrics-path", "/m"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pounce", *args, "--timeout-keep-alive", "60", "cli_apps:app"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+    running = Running(proc)
+    clients: list[httpx.Client] = []
+    try:
+        running.wait_started()
+        # Keep-alive connections until the two workers each hold one; a pid answers.
+        held: dict[str, httpx.Client] = {}
+        for _ in range(50):
+            client = httpx.Client(base_url=running.url, timeout=TIMEOUT)
+            clients.append(client)
+            held.setdefault(client.get("/pid").text, client)
+            if len(held) == 2:
+                break
+        assert len(held) == 2, "the kernel never handed a connection to the second worker"
+        victim = next(iter(held))
+        os.kill(int(victim), signal.SIGKILL)
+        for client in clients:
+            client.close()
+        _wait_until(lambda: running.output().count(" ready") >= 3, running.output)
+
+        def open_connections() -> float:
+            found = samples(httpx.get(running.url + "/m", timeout=TIMEOUT).text)
+            return sum(v for (n, _), v in found.items() if n == "pounce_connections_open")
+
+        # The survivor counts its closes as it sees them; the victim never will.
+        _wait_until(lambda: open_connections() == 1, lambda: str(open_connections()))
+        found = samples(httpx.get(running.url + "/m", timeout=TIMEOUT).text)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    # Two workers started, one replaced: restarts = starts - workers.
+    assert found[("pounce_worker_starts_total", ())] == 3
+
+
+def _wait_until(condition: Callable[[], bool], why: Callable[[], str]) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, why()
+        time.sleep(0.05)
 
 
 def test_a_metrics_listener_of_its_own() -> None:
