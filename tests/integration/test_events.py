@@ -383,6 +383,32 @@ def test_a_request_that_waits_too_long_leaves_the_queue_timed_out() -> None:
     assert [e.path for e in recorder.of(RequestQueued)] == ["/second"]
 
 
+def test_a_client_that_leaves_the_queue_is_dequeued_gone() -> None:
+    recorder = Recorder()
+    held = threading.Event()
+    release = threading.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        held.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, TIMEOUT)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = observed(recorder).limit(max_in_flight=1, queue=1).asgi(slow)
+    with TestServer(server) as ts:
+        with ThreadedGet(ts.url + "/first") as first:
+            assert held.wait(TIMEOUT)
+            with socket.create_connection(("127.0.0.1", ts.port), timeout=TIMEOUT) as sock:
+                sock.sendall(b"GET /leaves HTTP/1.1\r\nhost: test\r\n\r\n")
+                recorder.wait_for(RequestQueued)
+            left = recorder.wait_for(RequestDequeued)
+            release.set()
+        assert first.result().status_code == 200
+    assert (left.path, left.outcome) == ("/leaves", "gone")
+
+
 def test_worker_events_bracket_the_serve() -> None:
     recorder = Recorder()
     with TestServer(observed(recorder).asgi(app)):
