@@ -14,7 +14,12 @@ frozen, slotted, keyword-only dataclass, emitted where its facts are true:
 * the WebSocket session counts messages each way (`WebSocketOpened`,
   `WebSocketClosed`);
 * `Server.serve()` brackets a worker (`WorkerStarted`, `WorkerStopped`);
-* the limits refuse (`Refused`: 503 from `.limit()`, 429 from `.rate_limit()`).
+* the bridge names a connection's protocol once it picks or switches one
+  (`ConnectionProtocol`);
+* `.limit()`'s queue brackets a request that waits (`RequestQueued`,
+  `RequestDequeued`);
+* the limits refuse (`Refused`: 503 from `.limit()`, 429 from `.rate_limit()`),
+  and the listener pauses accepting (`Refused` with ``layer`` ``listener``).
 
 A subscriber is any callable taking one event (``def seen(event): ...``), or
 a `Subscriber` subclass, which dispatches each kind to its ``on_<kind>``
@@ -91,6 +96,19 @@ class ConnectionClosed(Event):
     bytes_in: int
     bytes_out: int
     duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionProtocol(Event):
+    """A connection's protocol was chosen (``none`` → ``http/1.1``, ``h2``) or switched
+    (``http/1.1`` → ``websocket``, ``h2`` by h2c upgrade); pairs with `ConnectionClosed`,
+    whose `protocol` is the last one named here."""
+
+    kind: ClassVar[str] = "connection_protocol"
+    connection_id: int
+    protocol: str
+    previous: str | None
+    """The protocol served before the switch; None: the first choice."""
 
 
 # -- HTTP requests ---------------------------------------------------------------------
@@ -216,6 +234,33 @@ class WebSocketClosed(Event):
     request_id: str | None
 
 
+# -- the concurrency limit's queue ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestQueued(Event):
+    """A request found `.limit()` full and began waiting in its queue (never emitted for a
+    request admitted at once)."""
+
+    kind: ClassVar[str] = "request_queued"
+    client: Address
+    path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestDequeued(Event):
+    """A request that waited left `.limit()`'s queue; one for every `RequestQueued`."""
+
+    kind: ClassVar[str] = "request_dequeued"
+    client: Address
+    path: str
+    outcome: str
+    """``admitted`` (to the app), ``timeout`` (503 follows), ``gone`` (the client left, or
+    the wait was cancelled)."""
+    waited: float
+    """Seconds in the queue."""
+
+
 # -- workers and overload -----------------------------------------------------------------
 
 
@@ -287,7 +332,10 @@ def _quick_init(cls: type[Event]) -> None:
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     ConnectionOpened,
+    ConnectionProtocol,
     ConnectionClosed,
+    RequestQueued,
+    RequestDequeued,
     RequestStarted,
     ResponseStarted,
     RequestCompleted,
@@ -344,7 +392,9 @@ class EventBus:
         "_failures",
         "_lock",
         "clock",
+        "connection_protocol",
         "connections",
+        "queue",
         "request_started",
         "requests",
         "response_started",
@@ -363,7 +413,9 @@ class EventBus:
             kind: tuple(s for s in self.subscribers if _takes(s, kind)) for kind in EVENT_TYPES
         }
         # What the emission points ask before they build an event or read a clock.
-        self.connections = self.wants(ConnectionOpened, ConnectionClosed)
+        self.connections = self.wants(ConnectionOpened, ConnectionProtocol, ConnectionClosed)
+        self.connection_protocol = self.wants(ConnectionProtocol)
+        self.queue = self.wants(RequestQueued, RequestDequeued)
         self.request_started = self.wants(RequestStarted)
         self.response_started = self.wants(ResponseStarted)
         self.requests = self.wants(RequestStarted, ResponseStarted, RequestCompleted, RequestFailed)

@@ -39,6 +39,7 @@ from pounce.asgi import phases
 from pounce.asgi.exchange import QUEUE_WAIT_EXTENSION
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.errors import OverloadedError
+from pounce.events import RequestDequeued, RequestQueued
 from pounce.layer import AppLayer, Serving
 from pounce.layers.refusal import RefusalLog, refuse
 from pounce.options import REQUIRED, check_fields, option, seconds, whole
@@ -91,6 +92,8 @@ class ConcurrencyLimit(AppLayer):
         serving.add_readiness_check(gate.not_ready)
         clock = time.perf_counter
         timeout = self.queue_timeout
+        # Only a request that waits reports its queueing, and only to a bus that wants it.
+        bus = serving.events if serving.events is not None and serving.events.queue else None
 
         async def limited(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] not in ("http", "websocket"):
@@ -102,8 +105,22 @@ class ConcurrencyLimit(AppLayer):
                     await refuse(scope, send, _overloaded("the server is at capacity"))
                     return
                 queued_at = clock()
-                outcome, receive = await _wait(gate, timeout, receive)
-                waited_s = clock() - queued_at
+                if bus is None:
+                    outcome, receive = await _wait(gate, timeout, receive)
+                    waited_s = clock() - queued_at
+                else:
+                    client, path = scope.get("client"), scope.get("path", "")
+                    bus.emit(RequestQueued(client=client, path=path))
+                    outcome = "gone"  # unless the wait returns (cancelled: gone)
+                    try:
+                        outcome, receive = await _wait(gate, timeout, receive)
+                    finally:
+                        waited_s = clock() - queued_at
+                        bus.emit(
+                            RequestDequeued(
+                                client=client, path=path, outcome=outcome, waited=waited_s
+                            )
+                        )
                 # Reported twice: to .server_timing() if it asked (pounce.asgi.phases),
                 # and to the events (RequestCompleted.queue_wait).
                 phases.note(scope, phases.QUEUE, waited_s)

@@ -41,7 +41,7 @@ from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar, cast
 
 from pounce.conn import ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
-from pounce.events import ConnectionClosed, ConnectionOpened, EventBus
+from pounce.events import ConnectionClosed, ConnectionOpened, ConnectionProtocol, EventBus
 from pounce.net import sendfile
 
 T = TypeVar("T")
@@ -611,7 +611,7 @@ class ObservedTransportAdapter(TransportAdapter):
     they cross this adapter: after TLS decryption, before encryption.
     """
 
-    __slots__ = ("_bytes_in", "_bytes_out", "_events", "_opened_at", "protocol")
+    __slots__ = ("_bytes_in", "_bytes_out", "_events", "_opened", "_opened_at", "protocol")
 
     def __init__(
         self,
@@ -625,11 +625,22 @@ class ObservedTransportAdapter(TransportAdapter):
         self._bytes_in = 0
         self._bytes_out = 0
         self._opened_at = 0.0
+        self._opened = False  # ConnectionOpened emitted
         self.protocol: str | None = None
         """Set by the protocol bridge (`note_protocol`) when it picks or switches one."""
 
     def note_protocol(self, name: str) -> None:
-        self.protocol = name
+        previous, self.protocol = self.protocol, name
+        if self._opened:  # else chosen inside connection_made: reported after ConnectionOpened
+            self._note_protocol_event(previous)
+
+    def _note_protocol_event(self, previous: str | None) -> None:
+        if self._events.connection_protocol and self.protocol is not None:
+            self._events.emit(
+                ConnectionProtocol(
+                    connection_id=id(self), protocol=self.protocol, previous=previous
+                )
+            )
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._opened_at = self._events.clock()
@@ -640,6 +651,8 @@ class ObservedTransportAdapter(TransportAdapter):
                 connection_id=id(self), client=info.client, server=info.server, scheme=info.scheme
             )
         )
+        self._opened = True
+        self._note_protocol_event(None)
 
     def data_received(self, data: bytes) -> None:
         self._bytes_in += len(data)

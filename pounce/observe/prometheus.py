@@ -15,6 +15,8 @@ every worker's scrape answer the sum over all of them (docs/observability.md).
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
 from typing import ClassVar
 
@@ -23,9 +25,12 @@ from pounce.events import (
     EVENT_TYPES,
     ConnectionClosed,
     ConnectionOpened,
+    ConnectionProtocol,
     Event,
     Refused,
     RequestCompleted,
+    RequestDequeued,
+    RequestQueued,
     RequestStarted,
     WebSocketClosed,
     WebSocketOpened,
@@ -90,14 +95,24 @@ class PrometheusMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.waiting = Gauge(
+            "pounce_requests_queued",
+            "Requests waiting in the concurrency limit's queue",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
         self.refused = Counter(
             "pounce_refused",
-            "Requests refused by an overload layer",
+            "Requests refused by an overload layer, and accept pauses (status 0)",
             ["reason", "status"],
             registry=r,
         )
         self.connections = Gauge(
-            "pounce_connections_open", "Open connections", registry=r, multiprocess_mode="livesum"
+            "pounce_connections_open",
+            "Open connections by protocol (none: not chosen yet)",
+            ["protocol"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.closed = Counter(
             "pounce_connections", "Closed connections by protocol", ["protocol"], registry=r
@@ -130,13 +145,21 @@ class PrometheusMetrics:
         elif kind is RequestStarted:
             self.in_flight.inc()
         elif kind is ConnectionOpened:
-            self.connections.inc()
+            self.connections.labels("none").inc()
+        elif kind is ConnectionProtocol:
+            assert isinstance(event, ConnectionProtocol)
+            self.connections.labels(event.previous or "none").dec()
+            self.connections.labels(event.protocol).inc()
         elif kind is ConnectionClosed:
             assert isinstance(event, ConnectionClosed)
-            self.connections.dec()
+            self.connections.labels(event.protocol or "none").dec()
             self.closed.labels(event.protocol or "none").inc()
             self.bytes_in.inc(event.bytes_in)
             self.bytes_out.inc(event.bytes_out)
+        elif kind is RequestQueued:
+            self.waiting.inc()
+        elif kind is RequestDequeued:
+            self.waiting.dec()
         elif kind is Refused:
             assert isinstance(event, Refused)
             self.refused.labels(event.reason, str(event.status)).inc()
@@ -170,7 +193,9 @@ class PrometheusMetrics:
     def exposition(self) -> bytes:
         """The text exposition: this server's registry, or with ``PROMETHEUS_MULTIPROC_DIR``
         set, the sum over every worker process."""
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if path:
+            forget_dead_workers(path)
             registry = CollectorRegistry()
             MultiProcessCollector(registry)  # type: ignore[no-untyped-call,unused-ignore]
             return prometheus_client.generate_latest(registry)
@@ -178,6 +203,32 @@ class PrometheusMetrics:
 
     def describe(self) -> str:
         return "prometheus metrics"
+
+
+def forget_dead_workers(path: str) -> None:
+    """Drop the live gauges of worker processes that are gone.
+
+    A worker that stops gracefully drops its own (`WorkerStopped`); one that
+    was killed (out of memory, SIGKILL after a missed heartbeat) never does,
+    and its open connections, requests in flight and queued would stay in the
+    live sum for good. Its counters stay, as they should: what it served was
+    served, and its start stays counted in ``pounce_worker_starts``.
+    """
+    for name in glob.glob(os.path.join(path, "gauge_live*_*.db")):
+        pid = os.path.basename(name)[: -len(".db")].rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):  # another scrape dropped it first
+                mark_process_dead(int(pid), path)  # type: ignore[no-untyped-call,unused-ignore]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
 
 
 def metrics_stack(path: str | None, port: int | None) -> tuple[PrometheusMetrics, MetricsEndpoint]:

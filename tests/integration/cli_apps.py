@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from typing import Any
 
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
@@ -26,8 +27,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await asyncio.sleep(1.0)
     if scope["path"] == "/boom":
         raise RuntimeError("boom")
-    if scope["path"] == "/gc-frozen":
-        body = str(gc.get_freeze_count()).encode()
+    if scope["path"] in ("/gc-frozen", "/pid"):
+        number = gc.get_freeze_count() if scope["path"] == "/gc-frozen" else os.getpid()
+        body = str(number).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": body})
         return

@@ -25,10 +25,13 @@ from pounce.asgi.types import Receive, Scope, Send
 from pounce.events import (
     ConnectionClosed,
     ConnectionOpened,
+    ConnectionProtocol,
     Event,
     Refused,
     RequestCompleted,
+    RequestDequeued,
     RequestFailed,
+    RequestQueued,
     RequestStarted,
     ResponseStarted,
     Subscriber,
@@ -136,9 +139,13 @@ def test_http1_request_events_and_connection_bytes() -> None:
     assert (closed.bytes_in, closed.bytes_out) == (len(request), len(received))
     assert closed.protocol == "http/1.1" and closed.tls_version is None
     assert closed.connection_id == opened.connection_id
+    chosen = recorder.wait_for(ConnectionProtocol)
+    assert (chosen.protocol, chosen.previous) == ("http/1.1", None)
+    assert chosen.connection_id == opened.connection_id
     kinds = [type(e) for e in recorder.events if not isinstance(e, WorkerStarted)]
-    assert kinds[:5] == [
+    assert kinds[:6] == [
         ConnectionOpened,
+        ConnectionProtocol,
         RequestStarted,
         ResponseStarted,
         RequestCompleted,
@@ -253,6 +260,9 @@ def test_websocket_events() -> None:
     assert closed.accepted and closed.status == 101 and closed.code == 1000
     assert (closed.messages_in, closed.messages_out) == (3, 3)
     assert connection.protocol == "websocket"
+    # Chosen, then switched by the upgrade: the last one named is the one closed.
+    chosen = [(e.previous, e.protocol) for e in recorder.of(ConnectionProtocol)]
+    assert chosen == [(None, "http/1.1"), ("http/1.1", "websocket")]
     assert not recorder.of(RequestCompleted)  # a WebSocket is not an HTTP response
 
 
@@ -339,6 +349,64 @@ def test_queue_wait_is_reported() -> None:
         waited = recorder.wait_for(RequestCompleted, lambda e: e.path == "/second")
         direct = recorder.wait_for(RequestCompleted, lambda e: e.path == "/first")
     assert waited.queue_wait > 0 and direct.queue_wait == 0
+    # Only the request that waited was queued, and it left the queue once, admitted.
+    (queued,) = recorder.of(RequestQueued)
+    (left,) = recorder.of(RequestDequeued)
+    assert queued.path == left.path == "/second"
+    assert left.outcome == "admitted" and left.waited == waited.queue_wait
+    assert recorder.events.index(queued) < recorder.events.index(left)
+
+
+def test_a_request_that_waits_too_long_leaves_the_queue_timed_out() -> None:
+    recorder = Recorder()
+    held = threading.Event()
+    release = threading.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        held.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, TIMEOUT)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = observed(recorder).limit(max_in_flight=1, queue=1, queue_timeout=0.05).asgi(slow)
+    with TestServer(server) as ts:
+        with ThreadedGet(ts.url + "/first") as first:
+            assert held.wait(TIMEOUT)
+            second = httpx.get(ts.url + "/second", timeout=TIMEOUT)
+            release.set()
+        assert first.result().status_code == 200
+    assert second.status_code == 503
+    left = recorder.wait_for(RequestDequeued)
+    assert (left.path, left.outcome) == ("/second", "timeout") and left.waited > 0
+    assert [e.path for e in recorder.of(RequestQueued)] == ["/second"]
+
+
+def test_a_client_that_leaves_the_queue_is_dequeued_gone() -> None:
+    recorder = Recorder()
+    held = threading.Event()
+    release = threading.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        held.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait, TIMEOUT)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    server = observed(recorder).limit(max_in_flight=1, queue=1).asgi(slow)
+    with TestServer(server) as ts:
+        with ThreadedGet(ts.url + "/first") as first:
+            assert held.wait(TIMEOUT)
+            with socket.create_connection(("127.0.0.1", ts.port), timeout=TIMEOUT) as sock:
+                sock.sendall(b"GET /leaves HTTP/1.1\r\nhost: test\r\n\r\n")
+                recorder.wait_for(RequestQueued)
+            left = recorder.wait_for(RequestDequeued)
+            release.set()
+        assert first.result().status_code == 200
+    assert (left.path, left.outcome) == ("/leaves", "gone")
 
 
 def test_worker_events_bracket_the_serve() -> None:
