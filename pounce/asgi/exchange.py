@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote_to_bytes
 
-from pounce.asgi import files
+from pounce.asgi import files, phases
 from pounce.asgi.files import FileBody
 from pounce.asgi.headers import validate_response_headers
 from pounce.asgi.types import ASGIApp, Message, Scope
@@ -60,7 +60,6 @@ NO_CONTENT_STATUSES = frozenset({204, 304})
 
 # Scope extensions Pounce fills (documented in docs/observability.md).
 REQUEST_ID_EXTENSION = "pounce.request_id"  # {"id": str}, with .request_id()
-QUEUE_WAIT_EXTENSION = "pounce.queue_wait"  # {"seconds": float}, set by .limit()'s queue
 PROBE_EXTENSION = "pounce.probe"  # {}, set by .health() on the probes it answers
 
 
@@ -579,7 +578,7 @@ class Exchange:
                 bytes=self.bytes_sent,
                 ttfb=self._ttfb,
                 duration=events.clock() - self._started_at,
-                queue_wait=extensions.get(QUEUE_WAIT_EXTENSION, {}).get("seconds", 0.0),
+                queue_wait=phases.queue_wait(extensions),
                 complete=complete,
                 headers=scope["headers"],
                 request_id=self.request_id,

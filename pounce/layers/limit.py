@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pounce.asgi import phases
-from pounce.asgi.exchange import QUEUE_WAIT_EXTENSION
 from pounce.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from pounce.errors import OverloadedError
 from pounce.events import RequestDequeued, RequestQueued
@@ -121,10 +120,7 @@ class ConcurrencyLimit(AppLayer):
                                 client=client, path=path, outcome=outcome, waited=waited_s
                             )
                         )
-                # Reported twice: to .server_timing() if it asked (pounce.asgi.phases),
-                # and to the events (RequestCompleted.queue_wait).
-                phases.note(scope, phases.QUEUE, waited_s)
-                scope.setdefault("extensions", {})[QUEUE_WAIT_EXTENSION] = {"seconds": waited_s}
+                phases.note_queue_wait(scope, waited_s)
                 if outcome == "gone":
                     log.counts["left the queue"] += 1
                     return
