@@ -41,6 +41,10 @@ _RDN_NAMES = {
 }
 
 
+HANDSHAKE_SHUTDOWN_GRACE = 1.0
+"""Seconds a handshake under way at shutdown may take to finish (HTTP/2's GOAWAY grace)."""
+
+
 @dataclass(frozen=True, slots=True, init=False)
 class TLSLayer(StreamLayer):
     """Serve TLS; see `pounce.builder.ServerBuilder.tls` for the options.
@@ -92,10 +96,25 @@ class TLSHandler(ForwardingHandler):
     """One connection: handshake first, then pass everything to the inner handler.
 
     `inner` stays None until the handshake is done (`ForwardingHandler`: until
-    then nothing passes, and shutdown aborts the handshake).
+    then nothing passes). A shutdown during the handshake gives it
+    `HANDSHAKE_SHUTDOWN_GRACE` to finish and then shuts the inner handler down
+    at once, so the client gets a protocol's goodbye (HTTP/2 GOAWAY,
+    ``Connection: close``) rather than a TLS EOF — a client that connected to
+    a worker just as a rolling restart drained it must not see its first
+    request fail; a handshake still unfinished then is aborted, so a silent
+    client cannot hold the shutdown.
     """
 
-    __slots__ = ("_early", "_early_eof", "_lost", "_pending", "_setup", "_timeout", "_tls")
+    __slots__ = (
+        "_early",
+        "_early_eof",
+        "_lost",
+        "_pending",
+        "_setup",
+        "_shutting_down",
+        "_timeout",
+        "_tls",
+    )
 
     def __init__(self, inner: ConnectionHandler, tls: ServerTLS, timeout: float) -> None:
         super().__init__()
@@ -108,6 +127,7 @@ class TLSHandler(ForwardingHandler):
         # their request right after Finished) before the handshake task resumes.
         self._early = b""
         self._early_eof = False
+        self._shutting_down = False
 
     def connection_made(self, conn: Conn) -> None:
         self.conn = conn
@@ -146,6 +166,20 @@ class TLSHandler(ForwardingHandler):
             inner.data_received(early)
         if self._early_eof and not self._lost:
             inner.eof_received()
+        if self._shutting_down and not self._lost:
+            inner.begin_shutdown()
+
+    def begin_shutdown(self) -> None:
+        if self.inner is None and self._setup is not None and not self._setup.done():
+            self._shutting_down = True  # the handshake may finish; then the inner shuts down
+            loop = asyncio.get_running_loop()
+            loop.call_later(HANDSHAKE_SHUTDOWN_GRACE, self._abort_unfinished)
+            return
+        super().begin_shutdown()
+
+    def _abort_unfinished(self) -> None:
+        if self.inner is None and self.conn is not None and not self._lost:
+            self.conn.abort()
 
     def data_received(self, data: bytes) -> None:
         if self.inner is not None:
