@@ -1,5 +1,5 @@
-"""Accepting connections ourselves: a cap on open connections, and a back-off when
-descriptors run out.
+"""Accepting connections ourselves: a cap on open connections, a back-off when
+descriptors run out, and a batch of accepts per turn of the loop.
 
 The event loop's own server (``loop.create_server``) accepts whatever the
 kernel has ready — asyncio up to a whole backlog at a time, before a single
@@ -8,15 +8,17 @@ to ``EMFILE`` is a flood: its accept loop does not stop at the error but
 tries again up to `backlog` times in the same turn, logging a traceback and
 scheduling a retry each time (``selector_events._accept_connection``,
 CPython 3.6–3.13), so a worker out of descriptors logs thousands of lines a
-second and serves nobody. So a serve accepts through an `Acceptor`: on
-asyncio always, on uvloop when a connection cap is set
-(``--limit-max-connections``). It watches each listening socket with
-``loop.add_reader`` (public API on asyncio and uvloop alike), accepts one
-connection at a time, and hands each to the loop with
-``loop.connect_accepted_socket`` — the same work asyncio's own server does
-per connection. uvloop without a cap keeps its own accept loop, in C
-(libuv's answer to ``EMFILE`` closes the connections waiting in the backlog
-and serves on: see docs/backpressure.md).
+second and serves nobody. uvloop's server has the opposite flaw: libuv
+(since 1.45, libuv/libuv#3696) accepts *one* connection per turn of the
+loop, so when an app makes each turn long (CPU-bound handlers, a loop that
+is behind), a burst of new connections waits in the backlog one whole turn
+per connection ahead of it — under ten times the capacity a few clients
+waited past 10 s while the others' p99 stayed under 0.2 s
+(docs/backpressure.md). So a serve accepts through an `Acceptor`, on every
+loop: it watches each listening socket with ``loop.add_reader`` (public API
+on asyncio and uvloop alike), accepts up to `ACCEPT_BATCH` connections per
+readiness, and hands each to the loop with ``loop.connect_accepted_socket``
+— the same work asyncio's own server does per connection.
 
 Invariants:
 
@@ -39,10 +41,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import math
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from pounce.net.transport import ConnectionTracker, TransportAdapter
 
@@ -190,24 +194,40 @@ class Acceptor:
         self._watch()
 
     def _connect(self, conn: socket.socket) -> None:
-        assert self._loop is not None
-        self._pending += 1
-        # Not kept: like asyncio's own server, the loop holds the task while it runs.
-        self._loop.create_task(self._made(conn))
-
-    async def _made(self, conn: socket.socket) -> None:
-        """Make the transport (its connection is then the tracker's), or fail quietly."""
         assert self._loop is not None and self._factory is not None
+        self._pending += 1
+        self._advance(self._loop.connect_accepted_socket(self._factory, conn))
+
+    def _advance(self, making: Coroutine[Any, Any, object], _: object = None) -> None:
+        """Run `making` (``connect_accepted_socket``) on to its next wait, or its end.
+
+        Driven here instead of by a task: all it waits for is its transport's
+        ``connection_made``, one turn later, and a task per connection (made,
+        scheduled, stepped twice) costs more than the rest of accepting on
+        uvloop, whose own server accepts in C.
+        """
         try:
-            await self._loop.connect_accepted_socket(self._factory, conn)
+            waiting = making.send(None)
+        except StopIteration:
+            self._made()
+            return
         except OSError as exc:  # the client left before the transport was made
             error_log.debug("could not set up an accepted connection: %s", exc)
-        finally:
-            self._pending -= 1
-            if not self._watching:
-                self._watch()
+            self._made()
+            return
+        except BaseException:
+            self._made()
+            raise
+        assert self._loop is not None
+        if waiting is None:  # a bare yield (``sleep(0)``): on at the next turn
+            self._loop.call_soon(self._advance, making)
+            return
+        # What a task does with a future its coroutine yields (asyncio.Future.__await__).
+        waiting._asyncio_future_blocking = False
+        waiting.add_done_callback(functools.partial(self._advance, making))
 
-
-def loop_accepts_safely(loop: asyncio.AbstractEventLoop) -> bool:
-    """May a serve without a cap use `loop`'s own server? uvloop's, yes (see above)."""
-    return type(loop).__module__.startswith("uvloop")
+    def _made(self) -> None:
+        """One accepted connection has its transport (or failed): the cap counts it as open."""
+        self._pending -= 1
+        if not self._watching:
+            self._watch()

@@ -60,7 +60,10 @@ def test_past_the_cap_clients_wait_in_the_backlog_and_are_served_after(
         pytest.importorskip("uvloop")
     app = PeakApp()
     server = builder().max_connections(2).loop(loop).asgi(app)  # type: ignore[arg-type]
-    with TestServer(server) as ts, caplog.at_level(logging.WARNING, logger="pounce.error"):
+    with (
+        TestServer(server, loop=loop) as ts,
+        caplog.at_level(logging.WARNING, logger="pounce.error"),
+    ):
         socks = [send_request(ts.port, f"/hold/{n}", CLOSE) for n in range(5)]
         wait_for(lambda: len(app.entered) == 2, "two requests inside the app")
         # The other three connected (the kernel holds them) but nothing serves them:
