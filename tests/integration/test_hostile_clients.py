@@ -11,6 +11,7 @@ clients are served, the 408 comes in time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import socket
@@ -213,6 +214,70 @@ def test_shutdown_drops_connections_that_have_not_started(loop: str, pki: PKI) -
             ts.stop()
         for sock in socks:
             sock.close()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_tls_handshake_under_way_at_shutdown_finishes_and_is_answered_with_close(
+    loop: str, pki: PKI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that connected just before the drain began (a rolling restart) is served.
+
+    Its ClientHello is in, the rest of its handshake comes after shutdown has
+    begun: within the handshake's grace (`HANDSHAKE_SHUTDOWN_GRACE`) it
+    finishes, and the request that follows is answered with ``connection:
+    close`` — not an EOF in the middle of the handshake.
+    """
+    server = (
+        Server.builder()
+        .bind("127.0.0.1", 0)
+        .tls(cert=str(pki.cert), key=str(pki.key))
+        .h1()
+        .timeouts(graceful_shutdown=10.0)
+        .asgi(app)
+    )
+    ts = TestServer(server, loop=loop).start()
+    stopping = threading.Thread(target=ts.stop)
+    sock = _raw(ts.port)
+    try:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = _client_context(pki).wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with pytest.raises(ssl.SSLWantReadError):
+            tls.do_handshake()
+        sock.sendall(outgoing.read())  # the ClientHello, then the server's flight back
+        with caplog.at_level(logging.INFO, logger="pounce.error"):
+            stopping.start()
+            deadline = time.monotonic() + TIMEOUT
+            while not any("Shutting down" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, "the server never began to shut down"
+                time.sleep(0.01)
+            time.sleep(0.05)  # (the drain reaches the connections: a few loop turns)
+            while True:  # the rest of the handshake, after the drain began
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    sock.sendall(outgoing.read())
+                    data = sock.recv(65536)
+                    assert data, "the server closed the connection during the handshake"
+                    incoming.write(data)
+            tls.write(b"GET / HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            sock.sendall(outgoing.read())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                data = sock.recv(65536)
+                assert data, f"closed before a response: {answer!r}"
+                incoming.write(data)
+                with contextlib.suppress(ssl.SSLWantReadError):
+                    answer += tls.read(65536)
+        head = answer.split(b"\r\n\r\n")[0].lower()
+        assert head.startswith(b"http/1.1 200"), head
+        assert b"\r\nconnection: close" in head, head
+    finally:
+        sock.close()
+        if stopping.ident is None:
+            ts.stop()
+        else:
+            stopping.join(TIMEOUT)
 
 
 # -- a client that does not read stops being read ----------------------------------------------
