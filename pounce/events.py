@@ -21,6 +21,12 @@ frozen, slotted, keyword-only dataclass, emitted where its facts are true:
 * the limits refuse (`Refused`: 503 from `.limit()`, 429 from `.rate_limit()`),
   and the listener pauses accepting (`Refused` with ``layer`` ``listener``).
 
+The events of one request or WebSocket session carry `extensions`: the
+request scope's ``extensions`` dict, the same object from the head to the
+end whatever the protocol. It is their correlation key (compare with ``is``),
+and where an app layer leaves what a subscriber needs for that request:
+`.otel()`'s layer leaves the span there, its subscriber ends it.
+
 A subscriber is any callable taking one event (``def seen(event): ...``), or
 a `Subscriber` subclass, which dispatches each kind to its ``on_<kind>``
 method. Subscribers run synchronously on the worker's event loop, in the
@@ -49,8 +55,8 @@ import time
 import types
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 error_log = logging.getLogger("pounce.error")
 
@@ -59,6 +65,8 @@ current_request_id: ContextVar[str | None] = ContextVar("pounce_request_id", def
 
 Address = tuple[str, int] | None
 Headers = Sequence[tuple[bytes, bytes]]
+Extensions = dict[str, Any]
+"""A request scope's ``extensions`` (see the module docstring: the request's correlation key)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +132,8 @@ class RequestStarted(Event):
     http_version: str
     client: Address
     request_id: str | None
+    extensions: Extensions = field(repr=False, compare=False)
+    """The request scope's ``extensions``: the same dict in every event of the request."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,6 +147,8 @@ class ResponseStarted(Event):
     ttfb: float
     """Seconds from the request head to this moment."""
     request_id: str | None
+    extensions: Extensions = field(repr=False, compare=False)
+    """The request scope's ``extensions``: the same dict in every event of the request."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,6 +180,8 @@ class RequestCompleted(Event):
     headers: Headers
     """The request's headers, as received (for user agent, referer …)."""
     request_id: str | None
+    extensions: Extensions = field(repr=False, compare=False)
+    """The request scope's ``extensions``: the same dict in every event of the request."""
     probe: bool = False
     """A health probe (`.health()`): the access log skips it."""
 
@@ -189,6 +203,8 @@ class RequestFailed(Event):
     headers: Headers
     """The request's headers, as received (mask secrets before reporting them)."""
     request_id: str | None
+    extensions: Extensions = field(repr=False, compare=False)
+    """The request scope's ``extensions``: the same dict in every event of the request."""
 
 
 # -- WebSocket ----------------------------------------------------------------------------
@@ -209,6 +225,8 @@ class WebSocketOpened(Event):
     headers: Headers
     """The handshake request's headers."""
     request_id: str | None
+    extensions: Extensions = field(repr=False, compare=False)
+    """The request scope's ``extensions``: the same dict in every event of the request."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,6 +250,8 @@ class WebSocketClosed(Event):
     """Seconds from the handshake request to the end (the refusal's last byte if refused)."""
     headers: Headers
     request_id: str | None
+    extensions: Extensions = field(repr=False, compare=False)
+    """The request scope's ``extensions``: the same dict in every event of the request."""
 
 
 # -- the concurrency limit's queue ----------------------------------------------------------

@@ -209,6 +209,7 @@ class Exchange:
                     http_version=self.scope["http_version"],
                     client=info.client,
                     request_id=self.request_id,
+                    extensions=self.scope["extensions"],
                 )
             )
 
@@ -537,6 +538,7 @@ class Exchange:
                 response_started=self.state is not ResponseState.STARTING,
                 headers=self.scope["headers"],
                 request_id=self.request_id,
+                extensions=self.scope["extensions"],
             )
         )
 
@@ -553,6 +555,7 @@ class Exchange:
                 status=self._status,
                 ttfb=self._ttfb,
                 request_id=self.request_id,
+                extensions=self.scope["extensions"],
             )
         )
 
@@ -582,6 +585,7 @@ class Exchange:
                 complete=complete,
                 headers=scope["headers"],
                 request_id=self.request_id,
+                extensions=extensions,
                 probe=PROBE_EXTENSION in extensions,
             )
         )

@@ -266,6 +266,53 @@ def test_websocket_events() -> None:
     assert not recorder.of(RequestCompleted)  # a WebSocket is not an HTTP response
 
 
+def test_the_events_of_one_request_carry_its_scope_extensions() -> None:
+    """The correlation key: the same dict from RequestStarted to RequestCompleted (and
+    RequestFailed), another for each request; what the app leaves there is seen."""
+    recorder = Recorder()
+
+    async def marking(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["extensions"]["test.mark"] = scope["path"]
+        await app(scope, receive, send)
+
+    with TestServer(observed(recorder).asgi(marking)) as ts, httpx.Client() as client:
+        for path in ("/a", "/b", "/boom"):
+            client.get(ts.url + path, timeout=TIMEOUT)
+        recorder.wait_for(RequestCompleted, lambda e: e.path == "/boom")
+    for path in ("/a", "/b", "/boom"):
+        (started,) = [e for e in recorder.of(RequestStarted) if e.path == path]
+        (head,) = [e for e in recorder.of(ResponseStarted) if e.path == path]
+        (done,) = [e for e in recorder.of(RequestCompleted) if e.path == path]
+        assert started.extensions is head.extensions is done.extensions
+        assert done.extensions["test.mark"] == path
+    failed = recorder.wait_for(RequestFailed)
+    assert failed.extensions is done.extensions
+    assert len({id(e.extensions) for e in recorder.of(RequestCompleted)}) == 3
+
+
+def test_websocket_events_carry_the_sessions_extensions_and_a_failures_code() -> None:
+    recorder = Recorder()
+
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+        raise ValueError("boom")
+
+    with TestServer(observed(recorder).websocket().asgi(failing)) as ts:
+        with connect(f"ws://127.0.0.1:{ts.port}/ws", open_timeout=TIMEOUT) as ws:
+            ws.send("a")
+            with pytest.raises(Exception, match="1011"):
+                ws.recv(timeout=TIMEOUT)
+        closed = recorder.wait_for(WebSocketClosed)
+    opened = recorder.wait_for(WebSocketOpened)
+    assert opened.extensions is closed.extensions
+    assert closed.code == 1011  # what the server sent, not a normal close
+
+
 def test_websocket_refused_before_accept() -> None:
     recorder = Recorder()
 
