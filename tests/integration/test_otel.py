@@ -378,6 +378,26 @@ def test_a_websocket_session_is_one_span_ended_at_its_close() -> None:
     assert span.status.status_code is StatusCode.UNSET
 
 
+def test_a_websocket_over_http2_session_is_one_span() -> None:
+    from wsproto.events import CloseConnection, TextMessage
+
+    from tests.integration.h2ws import h2_websocket
+
+    provider, exporter = tracing()
+    with TestServer(traced(provider).asgi(App(provider))) as ts, h2_websocket(ts.port) as client:
+        sid, status, _ = client.open(b"/chat", headers=[(b"traceparent", TRACEPARENT.encode())])
+        assert status == 200
+        client.send_text(sid, "hi")
+        echoed = client.receive(sid)
+        assert isinstance(echoed, TextMessage) and echoed.data == "hi"
+        client.send(sid, CloseConnection(code=1000))
+        span = server_span(exporter)
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    found = attributes(span)
+    assert found["http.response.status_code"] == 200 and found[CLOSE_CODE] == 1000
+    assert found["network.protocol.version"] == "2"
+
+
 def test_a_websocket_app_failure_is_an_error_span() -> None:
     provider, exporter = tracing()
     with TestServer(traced(provider).asgi(App(provider))) as ts:
