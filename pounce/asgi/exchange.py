@@ -209,7 +209,6 @@ class Exchange:
                     http_version=self.scope["http_version"],
                     client=info.client,
                     request_id=self.request_id,
-                    extensions=self.scope["extensions"],
                 )
             )
 
@@ -555,7 +554,6 @@ class Exchange:
                 status=self._status,
                 ttfb=self._ttfb,
                 request_id=self.request_id,
-                extensions=self.scope["extensions"],
             )
         )
 

@@ -304,7 +304,6 @@ class WebSocketSession:
                 duration=self._events.clock() - self._started_at,
                 headers=self.scope["headers"],
                 request_id=self.request_id,
-                extensions=self.scope["extensions"],
             )
         )
 
