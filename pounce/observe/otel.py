@@ -21,9 +21,9 @@ The only module that imports ``opentelemetry`` (the API only: the
   duration: not the end of background work) or `WebSocketClosed`. So the
   span's figures are the access log's and the metrics' figures.
 
-The two meet in the request scope's ``extensions`` (every request event
-carries it, `pounce.events`): under `NOTE` a `_Note` holds the span, or the
-end that came before it. Whichever half comes first makes the note, so a
+The two meet in the request scope's ``extensions`` (the events that end or
+fail a request carry it, `pounce.events`): under `NOTE` a `_Note` holds the
+span, or the end that came before it. Whichever half comes first makes the note, so a
 request whose client left before the app even ran still has its span ended
 when the layer starts it; nothing is kept anywhere else, so nothing outlives
 the request. Added alone (``.layer(OtelTracing())``, not among the server's
