@@ -330,17 +330,23 @@ class ServerBuilder:
         """An OpenTelemetry server span per request, current while the app runs, joined to
         the caller's trace (W3C ``traceparent``); needs ``pounce[otel]`` (docs/observability.md).
 
-        An app layer: call it after `.proxy_headers()` so the span names the real client,
-        and before the limits so their refusals are traced too.
+        One switch, two places: an app layer that starts the span and makes it current
+        (call it after `.proxy_headers()` so the span names the real client, and before
+        the limits so their refusals are traced too), and a subscriber of the lifecycle
+        events that sets the response's figures and ends the span at its last byte.
+        Called again, it replaces the first.
         """
         checked = OtelOptions(**keywords(OtelOptions, ".otel", options))
         try:
-            from pounce.observe.otel import OtelLayer
+            from pounce.observe.otel import OtelTracing
         except ImportError as exc:
             raise BuildError(
                 ".otel(): tracing needs opentelemetry-api", hint="pip install pounce[otel]"
             ) from exc
-        return self.layer(OtelLayer(checked.tracer_provider))
+        tracing = OtelTracing(checked.tracer_provider)
+        layers = tuple(x for x in self._layers if not isinstance(x, OtelTracing))
+        observers = tuple(o for o in self._observers if not isinstance(o, OtelTracing))
+        return replace(self, _layers=(*layers, tracing), _observers=(*observers, tracing))
 
     def request_id(self, **options: Unpack[RequestIdKeywords]) -> ServerBuilder:
         """Give each request an id: `header` (``x-request-id``) from a `trusted` peer, or

@@ -537,6 +537,7 @@ class Exchange:
                 response_started=self.state is not ResponseState.STARTING,
                 headers=self.scope["headers"],
                 request_id=self.request_id,
+                extensions=self.scope["extensions"],
             )
         )
 
@@ -582,6 +583,7 @@ class Exchange:
                 complete=complete,
                 headers=scope["headers"],
                 request_id=self.request_id,
+                extensions=extensions,
                 probe=PROBE_EXTENSION in extensions,
             )
         )

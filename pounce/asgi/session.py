@@ -327,6 +327,7 @@ class WebSocketSession:
                 duration=self._events.clock() - self._started_at,
                 headers=self.scope["headers"],
                 request_id=self.request_id,
+                extensions=self.scope["extensions"],
             )
         )
 
@@ -339,6 +340,7 @@ class WebSocketSession:
                 self._owner.send_event(RejectRequest(stream_id=0, status=500, headers=headers))
                 self._status = 500
             elif state is SessionState.OPEN and self._close is None:
+                self._app_close = (code, "")  # what WebSocketClosed reports: 1011 on a failure
                 self._owner.send_event(CloseWebSocket(code=code))
         except PounceError as exc:
             error_log.error("Could not end the WebSocket: %s", exc)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from pounce.asgi.exchange import Exchange
 from pounce.conn import ConnectionInfo, TLSInfo, peer_name
+from pounce.drivers.http3_events import QuicConnectionEvents
 from pounce.drivers.service import ServiceContext
 from pounce.drivers.tunnel import StreamTunnel
 from pounce.net.deadline import Deadline
@@ -83,11 +84,18 @@ class HTTP3Connection:
         self._keep_alive = Deadline(self._loop)  # no request for keep_alive_timeout: close
         self._closed = False
         self.cids: set[bytes] = set()
+        # Its connection events, only for a subscriber of them (pounce.drivers.http3_events).
+        self._observed: QuicConnectionEvents | None = None
+        events = service.events
+        if events is not None and events.connections:
+            self._observed = QuicConnectionEvents(events, id(self), self._client(), endpoint.server)
 
     # -- datagrams and the clock -------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self._addr = addr
+        if self._observed is not None:
+            self._observed.bytes_in += len(data)
         self._handle(self._core.receive_datagram(data, addr, self._loop.time()))
         self._transmit()
 
@@ -99,10 +107,16 @@ class HTTP3Connection:
     def _transmit(self) -> None:
         self._flush_scheduled = False
         core = self._core
-        for data, addr in core.datagrams_to_send(self._loop.time()):
+        datagrams = core.datagrams_to_send(self._loop.time())
+        for data, addr in datagrams:
             self._endpoint.send(data, addr)
+        observed = self._observed
+        if observed is not None:
+            observed.bytes_out += sum(len(data) for data, _ in datagrams)
         if core.cipher_suite is not None and self in self._endpoint.handshaking:
             self._endpoint.handshaking.discard(self)
+            if observed is not None:
+                observed.handshaken()
             self._maybe_close()  # the keep-alive clock starts with the handshake
         if core.issued_ids or core.retired_ids:
             self._endpoint.route(self, tuple(core.issued_ids), tuple(core.retired_ids))
@@ -152,6 +166,8 @@ class HTTP3Connection:
             tunnel.lost()
         self._wake_senders()
         self._endpoint.forget(self)
+        if self._observed is not None:
+            self._observed.closed(self._client())
 
     # -- inbound events -------------------------------------------------------------------------
 

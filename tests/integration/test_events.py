@@ -266,6 +266,52 @@ def test_websocket_events() -> None:
     assert not recorder.of(RequestCompleted)  # a WebSocket is not an HTTP response
 
 
+def test_the_end_of_a_request_carries_its_scope_extensions() -> None:
+    """The correlation key: RequestCompleted (and RequestFailed) carry the request's own
+    extensions dict, another for each request; what a layer leaves there is seen."""
+    recorder = Recorder()
+    scopes: dict[str, dict[str, object]] = {}
+
+    async def marking(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope["extensions"]["test.mark"] = scope["path"]
+            scopes[scope["path"]] = scope["extensions"]
+        await app(scope, receive, send)
+
+    with TestServer(observed(recorder).asgi(marking)) as ts, httpx.Client() as client:
+        for path in ("/a", "/b", "/boom"):
+            client.get(ts.url + path, timeout=TIMEOUT)
+        recorder.wait_for(RequestCompleted, lambda e: e.path == "/boom")
+    for path in ("/a", "/b", "/boom"):
+        (done,) = [e for e in recorder.of(RequestCompleted) if e.path == path]
+        assert done.extensions is scopes[path] and done.extensions["test.mark"] == path
+    assert recorder.wait_for(RequestFailed).extensions is scopes["/boom"]
+    assert len({id(e.extensions) for e in recorder.of(RequestCompleted)}) == 3
+
+
+def test_websocket_closed_carries_the_sessions_extensions_and_a_failures_code() -> None:
+    recorder = Recorder()
+    seen: list[object] = []
+
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            return
+        seen.append(scope["extensions"])
+        await receive()
+        await send({"type": "websocket.accept"})
+        await receive()
+        raise ValueError("boom")
+
+    with TestServer(observed(recorder).websocket().asgi(failing)) as ts:
+        with connect(f"ws://127.0.0.1:{ts.port}/ws", open_timeout=TIMEOUT) as ws:
+            ws.send("a")
+            with pytest.raises(Exception, match="1011"):
+                ws.recv(timeout=TIMEOUT)
+        closed = recorder.wait_for(WebSocketClosed)
+    assert closed.extensions is seen[0]
+    assert closed.code == 1011  # what the server sent, not a normal close
+
+
 def test_websocket_refused_before_accept() -> None:
     recorder = Recorder()
 
