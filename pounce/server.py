@@ -35,7 +35,7 @@ from pounce.layer import Serving
 from pounce.layers.refusal import RefusalLog
 from pounce.layers.tls.config import ServerTLS
 from pounce.layers.tls.layer import TLSLayer
-from pounce.net.accept import Acceptor
+from pounce.net.accept import Acceptor, loop_accepts_safely
 from pounce.net.binds import Bind, cleanup, display_address, open_socket
 from pounce.net.loops import loop_factory
 from pounce.net.transport import ConnectionTracker, ObservedTransportAdapter, TransportAdapter
@@ -238,11 +238,11 @@ class Server:
             service = ServiceContext(
                 app, http, state=lifespan.state, events=events, request_ids=spec.request_ids
             )
-            # Every loop accepts through Pounce's own loop: a cap, a back-off on
-            # EMFILE, and a batch per turn (pounce/net/accept.py).
-            refusals = RefusalLog("listener", events=events)
-            acceptor = Acceptor(spec.max_connections, refusals.refused)
-            tracker = acceptor.tracker
+            loop = asyncio.get_running_loop()
+            if spec.max_connections is not None or not loop_accepts_safely(loop):
+                refusals = RefusalLog("listener", events=events)
+                acceptor = Acceptor(spec.max_connections, refusals.refused)
+            tracker = ConnectionTracker() if acceptor is None else acceptor.tracker
             factory = self._handler_factory(service, live_tls)
             with self._live_lock:
                 self._live_tls[id(live_tls)] = live_tls
@@ -256,7 +256,15 @@ class Server:
             # Whoever serves a socket closes it: a given one is shared, so this
             # serve() gets a duplicate of its own.
             own = [sock if given is None else sock.dup() for sock in sockets]
-            acceptor.start(own, make_adapter)
+            servers: list[asyncio.Server | Acceptor] = []
+            if acceptor is None:  # uvloop's own server: its accept loop is in C
+                for sock in own:
+                    servers.append(
+                        await loop.create_server(make_adapter, sock=sock, backlog=spec.backlog)
+                    )
+            else:  # accept ourselves: a cap, a back-off on EMFILE (pounce/net/accept.py)
+                acceptor.start(own, make_adapter)
+                servers.append(acceptor)
             if h3 is not None:
                 await h3.start()
             for sock in sockets if announce else ():
@@ -274,7 +282,7 @@ class Server:
             await stop.wait()
             if serving is not None:
                 serving.draining = True  # readiness fails first (docs/backpressure.md)
-            await self._shut_down(acceptor, service, tracker, h3)
+            await self._shut_down(servers, service, tracker, h3)
             if events is not None:
                 events.emit(WorkerStopped(worker=worker_name()))
         finally:
@@ -348,13 +356,14 @@ class Server:
 
     async def _shut_down(
         self,
-        acceptor: Acceptor,
+        servers: list[asyncio.Server | Acceptor],
         service: ServiceContext,
         tracker: ConnectionTracker,
         h3: HTTP3Listener | None = None,
     ) -> None:
         error_log.info("Shutting down")
-        acceptor.close()
+        for server in servers:
+            server.close()
         if h3 is not None:  # GOAWAY: HTTP/3 requests in flight finish, as the TCP ones do
             h3.begin_shutdown()
         # Requests that have reached us are answered, not dropped: a connection

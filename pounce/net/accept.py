@@ -8,17 +8,15 @@ to ``EMFILE`` is a flood: its accept loop does not stop at the error but
 tries again up to `backlog` times in the same turn, logging a traceback and
 scheduling a retry each time (``selector_events._accept_connection``,
 CPython 3.6–3.13), so a worker out of descriptors logs thousands of lines a
-second and serves nobody. uvloop's server has the opposite flaw: libuv
-(since 1.45, libuv/libuv#3696) accepts *one* connection per turn of the
-loop, so when an app makes each turn long (CPU-bound handlers, a loop that
-is behind), a burst of new connections waits in the backlog one whole turn
-per connection ahead of it — under ten times the capacity a few clients
-waited past 10 s while the others' p99 stayed under 0.2 s
-(docs/backpressure.md). So a serve accepts through an `Acceptor`, on every
-loop: it watches each listening socket with ``loop.add_reader`` (public API
-on asyncio and uvloop alike), accepts up to `ACCEPT_BATCH` connections per
-readiness, and hands each to the loop with ``loop.connect_accepted_socket``
-— the same work asyncio's own server does per connection.
+second and serves nobody. So a serve accepts through an `Acceptor` on
+asyncio always, and on uvloop when a connection cap is set
+(``--limit-max-connections``): it watches each listening socket with
+``loop.add_reader`` (public API on asyncio and uvloop alike), accepts up to
+`ACCEPT_BATCH` connections per readiness, and hands each to the loop with ``loop.connect_accepted_socket``
+— the same work asyncio's own server does per connection. uvloop without a
+cap keeps its own accept loop, in C, which costs less per connection but
+accepts one connection per turn of the loop (libuv ≥ 1.45): a
+`BacklogDrain` (pounce/net/backlog.py) catches up when its turns are long.
 
 Invariants:
 
@@ -244,3 +242,9 @@ class Acceptor:
         self._pending -= 1
         if not self._watching:
             self._watch()
+
+
+def loop_accepts_safely(loop: asyncio.AbstractEventLoop) -> bool:
+    """May a serve without a cap use `loop`'s own server? uvloop's, yes, with a
+    `BacklogDrain` to catch up after long turns (pounce/net/backlog.py)."""
+    return type(loop).__module__.startswith("uvloop")
