@@ -17,11 +17,12 @@ accepts calls `factory`; when the one before came more than `BUSY_GAP`
 earlier (the turns are long, or a burst begins), it polls the listening
 socket — one system call — and, if more clients wait, accepts up to
 `ACCEPT_BATCH` of them itself and hands each to the loop with
-``loop.connect_accepted_socket`` (run eagerly: the transport is made at once,
-and its ``connection_made`` comes in the next turn, as for uvloop's own). Connections that
-arrive faster than one per `BUSY_GAP` are left to uvloop (its turns are
-short then, so each waits little), and the `Connection: close` path pays one
-clock read per connection and nothing more.
+``loop.connect_accepted_socket`` (run eagerly: the transport is made at
+once, and its ``connection_made`` comes in the next turn, as for uvloop's
+own). Connections that arrive faster than one per `BUSY_GAP` are left to
+uvloop (its turns are short then, so each waits little), and after a drain
+the next waits `DRAIN_HOLDOFF`, so the `Connection: close` path stays
+uvloop's and pays one clock read per connection.
 
 Invariants: the drain never blocks (the listening socket is non-blocking and
 polled with a zero timeout); any error of ``accept()`` but a client that left
@@ -48,6 +49,14 @@ error_log = logging.getLogger("pounce.error")
 
 BUSY_GAP = 0.001  # seconds between two accepts by uvloop beyond which the backlog is polled
 """One poll per millisecond at most: 0.1 % of a core where each is a microsecond."""
+DRAIN_HOLDOFF = 0.1  # seconds after a drain before the next one
+"""A drain makes the next turn long (every connection it took is set up in it), which
+would look like a busy loop and drain again: on a stream of `Connection: close`
+clients every connection would then take our dearer path (about 78,000 more
+instructions each, docs/performance.md) instead of uvloop's. The hold-off breaks
+that loop and bounds the cost at one batch of 64 per 0.1 s (about 2 % of a core).
+The clients of a burst already waiting are taken by its first drain; stragglers
+within the hold-off are uvloop's, one per turn."""
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 
@@ -55,7 +64,16 @@ ProtocolFactory = Callable[[], asyncio.BaseProtocol]
 class BacklogDrain:
     """Wraps the protocol factory of uvloop's server on one listening socket (see above)."""
 
-    __slots__ = ("_factory", "_last", "_loop", "_poll", "_sock", "_tasks", "drained")
+    __slots__ = (
+        "_factory",
+        "_last",
+        "_loop",
+        "_poll",
+        "_quiet_until",
+        "_sock",
+        "_tasks",
+        "drained",
+    )
 
     def __init__(self, sock: socket.socket, factory: ProtocolFactory) -> None:
         sock.setblocking(False)  # uvloop made the descriptor so; the object must agree
@@ -65,30 +83,35 @@ class BacklogDrain:
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
         self._last = 0.0  # when uvloop last accepted on this socket (time.monotonic)
+        self._quiet_until = 0.0  # no drain before this (time.monotonic): `DRAIN_HOLDOFF`
         self._tasks: set[asyncio.Task[None]] = set()
         self.drained = 0
-        """Connections this drain accepted itself (tests and benchmarks read it)."""
+        """Connections this drain accepted itself, not uvloop."""
 
     def factory(self) -> asyncio.BaseProtocol:
         """uvloop's protocol factory: it has just accepted a connection on our socket."""
         now = time.monotonic()
-        if now - self._last > BUSY_GAP and self._poll.poll(0):
-            self._drain()
+        busy = now - self._last > BUSY_GAP and now >= self._quiet_until
+        if busy and self._poll.poll(0) and self._drain():
+            self._quiet_until = now + DRAIN_HOLDOFF
         self._last = now
         return self._factory()
 
-    def _drain(self) -> None:
-        """Accept what waits in the backlog, up to a batch, and give each to the loop."""
+    def _drain(self) -> bool:
+        """Accept what waits in the backlog, up to a batch, and give each to the loop;
+        True if there was any."""
+        took = False
         for _ in range(ACCEPT_BATCH):
             try:
                 conn, _ = self._sock.accept()
             except (BlockingIOError, InterruptedError):
-                return  # none left (or another worker took it)
+                break  # none left (or another worker took it)
             except ConnectionAbortedError:
                 continue  # the client left while in the backlog
             except OSError as exc:  # out of descriptors: uvloop's C path copes
                 error_log.debug("accept() while catching up failed: %s", exc)
-                return
+                break
+            took = True
             self.drained += 1
             # Eagerly: the transport is made now, so its connection_made comes in
             # the next turn, as for the connection uvloop accepted (not a turn later).
@@ -96,6 +119,7 @@ class BacklogDrain:
             if task is not None:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+        return took
 
     async def _made(self, conn: socket.socket) -> None:
         try:
