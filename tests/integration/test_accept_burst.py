@@ -76,3 +76,45 @@ def test_a_burst_waiting_on_a_busy_loop_is_accepted_within_a_few_turns(loop: str
         holder.close()
     span = max(turns) - min(turns)
     assert span < BURST // 2, f"requests of the burst started over {span} loop turns: {turns}"
+
+
+class _Made(asyncio.Protocol):
+    """Records each transport made; the test's protocol factory."""
+
+    def __init__(self, made: list[asyncio.BaseTransport]) -> None:
+        self.made = made
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.made.append(transport)
+
+
+async def _drain_and_read_nodelay(clients: int) -> tuple[int, list[int]]:
+    from pounce.net.backlog import BacklogDrain
+
+    made: list[asyncio.BaseTransport] = []
+    listener = socket.create_server(("127.0.0.1", 0))  # protocol 0, as a pre-bound socket
+    drain = BacklogDrain(listener, lambda: _Made(made))
+    waiting = [socket.create_connection(listener.getsockname()[:2]) for _ in range(clients)]
+    await asyncio.sleep(0)
+    drain.factory()  # as uvloop does on an accept; the backlog waits, long after the last
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while len(made) < clients and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
+    options = []
+    for transport in made:
+        sock = transport.get_extra_info("socket")
+        options.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        transport.close()
+    for sock in waiting:
+        sock.close()
+    listener.close()
+    return drain.drained, options
+
+
+def test_connections_the_drain_accepts_are_uvloops_own_with_tcp_nodelay() -> None:
+    """What the drain takes from the backlog is made by uvloop like its own (TCP_NODELAY on)."""
+    uvloop = pytest.importorskip("uvloop")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        drained, options = runner.run(_drain_and_read_nodelay(5))
+    assert drained == 5
+    assert len(options) == 5 and all(options), options
