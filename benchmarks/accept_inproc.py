@@ -13,6 +13,11 @@ accept path's::
     python accept_inproc.py --callgrind --accept acceptor    # Acceptor, no cap
     python accept_inproc.py --callgrind --accept acceptor --cap 1000
     python accept_inproc.py --callgrind --loop uvloop --accept loop
+    python accept_inproc.py --callgrind --loop uvloop --accept drain  # what a serve does there
+
+``drain`` is uvloop's own server behind `BacklogDrain` (pounce/net/backlog.py), as a
+serve without a cap runs it. Here connections come one at a time and, under
+valgrind, more than its 1 ms apart, so each pays the backlog poll: its worst case.
 
 ``--callgrind`` runs itself twice under valgrind (``--counts``, default 500
 and 2500 connections) and prints ``(Ir(n2) - Ir(n1)) / (n2 - n1)``.
@@ -41,6 +46,7 @@ from pounce import Server  # noqa: E402
 from pounce.drivers.service import ServiceContext  # noqa: E402
 from pounce.layer import Serving  # noqa: E402
 from pounce.net.accept import Acceptor  # noqa: E402
+from pounce.net.backlog import BacklogDrain  # noqa: E402
 from pounce.net.loops import loop_factory  # noqa: E402
 from pounce.net.transport import ConnectionTracker, TransportAdapter  # noqa: E402
 
@@ -62,6 +68,10 @@ async def drive(n: int, accept: str, cap: int | None) -> None:
         server = await loop.create_server(
             lambda: TransportAdapter(factory, tracker), sock=listener, backlog=128
         )
+    elif accept == "drain":
+        tracker = ConnectionTracker()
+        drain = BacklogDrain(listener, lambda: TransportAdapter(factory, tracker))
+        server = await loop.create_server(drain.factory, sock=listener, backlog=128)
     else:
         acceptor = Acceptor(cap, lambda reason: None)
         tracker = acceptor.tracker
@@ -108,7 +118,7 @@ def callgrind(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("-n", type=int, default=2000, help="connections")
-    parser.add_argument("--accept", choices=("loop", "acceptor"), default="acceptor")
+    parser.add_argument("--accept", choices=("loop", "drain", "acceptor"), default="acceptor")
     parser.add_argument("--cap", type=int, help="the acceptor's connection cap (default: none)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--callgrind", action="store_true", help="instructions per connection")

@@ -36,6 +36,7 @@ from pounce.layers.refusal import RefusalLog
 from pounce.layers.tls.config import ServerTLS
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.accept import Acceptor, loop_accepts_safely
+from pounce.net.backlog import BacklogDrain
 from pounce.net.binds import Bind, cleanup, display_address, open_socket
 from pounce.net.loops import loop_factory
 from pounce.net.transport import ConnectionTracker, ObservedTransportAdapter, TransportAdapter
@@ -258,9 +259,10 @@ class Server:
             own = [sock if given is None else sock.dup() for sock in sockets]
             servers: list[asyncio.Server | Acceptor] = []
             if acceptor is None:  # uvloop's own server: its accept loop is in C
-                for sock in own:
+                for sock in own:  # one accept per turn: a busy loop catches up (net/backlog.py)
+                    drain = BacklogDrain(sock, make_adapter)
                     servers.append(
-                        await loop.create_server(make_adapter, sock=sock, backlog=spec.backlog)
+                        await loop.create_server(drain.factory, sock=sock, backlog=spec.backlog)
                     )
             else:  # accept ourselves: a cap, a back-off on EMFILE (pounce/net/accept.py)
                 acceptor.start(own, make_adapter)
