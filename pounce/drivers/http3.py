@@ -89,7 +89,9 @@ class HTTP3Connection:
     def datagram_received(self, data: bytes, addr: Address) -> None:
         self._addr = addr
         self._handle(self._core.receive_datagram(data, addr, self._loop.time()))
-        self._transmit()
+        # The loop reads every datagram waiting on the socket before it runs what is
+        # scheduled: the acknowledgements of one read answer with one flight.
+        self._schedule_transmit()
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
@@ -99,8 +101,9 @@ class HTTP3Connection:
     def _transmit(self) -> None:
         self._flush_scheduled = False
         core = self._core
-        for data, addr in core.datagrams_to_send(self._loop.time()):
-            self._endpoint.send(data, addr)
+        datagrams = core.datagrams_to_send(self._loop.time())
+        if datagrams:
+            self._endpoint.send_batch(datagrams)
         if core.cipher_suite is not None and self in self._endpoint.handshaking:
             self._endpoint.handshaking.discard(self)
             self._maybe_close()  # the keep-alive clock starts with the handshake
@@ -125,7 +128,14 @@ class HTTP3Connection:
         """Frames of every stream answered in one loop turn leave together at its end."""
         if not self._flush_scheduled and not self._closed:
             self._flush_scheduled = True
-            self._loop.call_soon(self._transmit)
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        try:
+            self._transmit()
+        except Exception as exc:  # a bug, here or in aioquic: one line, and the connection goes
+            error_log.error("HTTP/3 connection from %s failed: %r", peer_name(self._client()), exc)
+            self._finish()
 
     def _finish(self) -> None:
         if self._closed:
