@@ -367,12 +367,19 @@ class HTTP3Connection:
         """No request for the keep-alive timeout (as HTTP/2's): GOAWAY, then close.
 
         QUIC's own idle timeout counts silence, and a client's PINGs keep it
-        from firing; this one counts requests.
+        from firing; this one counts requests. An exchange ends once its last
+        bytes are queued: while responses are still being delivered (a slow
+        client, a lossy path) the connection is busy, not idle, and the clock
+        starts again.
         """
-        if not self._exchanges and not self._tunnels and not self._closed:
-            self._core.send(CloseConnection())
-            self._maybe_close()
-            self._schedule_transmit()
+        if self._exchanges or self._tunnels or self._closed:
+            return
+        if not self._core.responses_delivered():
+            self._keep_alive.set(self._options.keep_alive_timeout, self._idle)
+            return
+        self._core.send(CloseConnection())
+        self._maybe_close()
+        self._schedule_transmit()
 
     def abort(self) -> None:
         """The graceful timeout ran out: CONNECTION_CLOSE now, and forget the connection."""
