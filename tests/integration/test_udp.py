@@ -66,17 +66,20 @@ def flight_to(addr: Any) -> list[tuple[bytes, Any]]:
     return [(data, addr) for data in [*full, b"s" * 512, b"ack"]]
 
 
-def send_and_receive(gso: bool, fail: OSError | None = None) -> tuple[list[bytes], Any, Any]:
+def send_and_receive(
+    gso: bool, fail: OSError | None = None, host: str = "127.0.0.1"
+) -> tuple[list[bytes], Any, Any]:
     """Send a flight through a `DatagramEndpoint`; what the receiver read, the socket, the
     endpoint."""
 
     async def scenario() -> tuple[list[bytes], Any, Any]:
         loop = asyncio.get_running_loop()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
-            receiver.bind(("127.0.0.1", 0))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as receiver:
+            receiver.bind((host, 0))
             receiver.setblocking(False)
-            sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sender.bind(("127.0.0.1", 0))
+            sender = socket.socket(family, socket.SOCK_DGRAM)
+            sender.bind((host, 0))
             sender.setblocking(False)
             recording = RecordingSocket(sender, fail)
             endpoint = DatagramEndpoint(lambda: None, recording, gso=gso)  # type: ignore[arg-type]
@@ -96,15 +99,32 @@ def send_and_receive(gso: bool, fail: OSError | None = None) -> tuple[list[bytes
     return asyncio.run(scenario())
 
 
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+HOSTS = [
+    "127.0.0.1",
+    pytest.param("::1", marks=pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")),
+]
+
+
 @needs_gso
-def test_a_flight_with_gso_is_the_same_datagrams_in_fewer_calls() -> None:
-    _, recording, endpoint = send_and_receive(gso=True)
+@pytest.mark.parametrize("host", HOSTS)
+def test_a_flight_with_gso_is_the_same_datagrams_in_fewer_calls(host: str) -> None:
+    _, recording, endpoint = send_and_receive(gso=True, host=host)
     assert recording.sendmsg_calls == 1  # ten full ones and the shorter one; the ACK alone
     assert endpoint.gso
 
 
-def test_a_flight_without_gso_goes_through_the_transport() -> None:
-    _, recording, _ = send_and_receive(gso=False)
+@pytest.mark.parametrize("host", HOSTS)
+def test_a_flight_without_gso_goes_through_the_transport(host: str) -> None:
+    _, recording, _ = send_and_receive(gso=False, host=host)
     assert recording.sendmsg_calls == 0
 
 
