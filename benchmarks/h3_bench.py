@@ -1,21 +1,34 @@
 """HTTP/3: Pounce against Hypercorn (both on aioquic) and against Pounce's own HTTP/2.
 
     python benchmarks/h3_bench.py                       # 10 s per run, every server and scenario
+    python benchmarks/h3_bench.py --rounds 3            # servers interleaved, medians and ratios
+    python benchmarks/h3_bench.py --syscalls --servers pounce-h3,hypercorn-h3 --scenarios 1mib
+    python benchmarks/h3_bench.py --before /tmp/main-tree --scenarios 1mib --rounds 3
     python benchmarks/h3_bench.py --duration 1 --clients 1 --connections 1 --streams 2  # smoke
 
 Scenarios: ``hello`` (13 bytes) and ``1mib`` (a 1 MiB download). Servers:
 ``pounce-h3`` (``pounce --http3``), ``hypercorn-h3`` (``hypercorn --quic-bind``)
 and ``pounce-h2`` (the same Pounce over TLS and HTTP/2), each one process on
-127.0.0.1 with a throwaway trustme certificate, run one after another.
+127.0.0.1 with a throwaway trustme certificate, run one after another;
+``--before DIR`` adds ``pounce-h3-before``: Pounce's HTTP/3 from another
+source tree (``git archive main | tar -x -C DIR``), to measure a change.
 
 The load client speaks the protocol under test with the library Pounce uses
 for it — aioquic for HTTP/3, h2 for HTTP/2 — from `--clients` processes,
 each with `--connections` connections and `--streams` requests in flight
 on each. Every response is checked (status and length) before it counts.
-The client is Python too, so it can be the bottleneck: give it more
-processes than the server has (`--clients`, default 3) and read the
-ratios, not the absolute numbers. Numbers taken on a busy machine are
-meaningless; run it in a quiet window.
+
+The client is Python too, and for HTTP/3 it does as much aioquic work per
+byte as the server (it decrypts what the server encrypts): on a small
+machine it is the bound of req/s and MiB/s for both servers alike. So each
+line also gives what does not depend on the client or on other load: the
+server's CPU time (user + system, its whole process group, from /proc) per
+MiB delivered — per request for ``hello`` — and the client's; for HTTP/3 the
+datagrams the client received per MiB. ``--syscalls`` runs each server
+under ``strace -c -f`` instead and reports its send and receive calls per
+MiB (strace slows it: those runs give no rates). Wall-clock rates taken on a
+busy machine are meaningless; CPU per MiB is fairer but still inflated by
+contention: compare servers within one run (``--rounds``) only.
 """
 
 from __future__ import annotations
@@ -24,14 +37,17 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +57,7 @@ HELLO = b"Hello, world!"
 MIB = bytes(range(256)) * 4096  # 1 MiB
 PATHS = {"hello": ("/hello", len(HELLO)), "1mib": ("/1mib", len(MIB))}
 SERVERS = ("pounce-h3", "hypercorn-h3", "pounce-h2")
+BEFORE = "pounce-h3-before"  # Pounce's HTTP/3 from the tree given with --before
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -85,7 +102,53 @@ def server_command(name: str, port: int, cert: str, key: str) -> list[str]:
         python, "-m", "pounce", "h3_bench:app", "--port", str(port), "--ssl-certfile", cert,
         "--ssl-keyfile", key, "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return [*command, "--http3"] if name == "pounce-h3" else command
+    return [*command, "--http3"] if name.startswith("pounce-h3") else command
+
+
+def group_cpu(pgid: int) -> float | None:
+    """CPU seconds (user + system) of every process in the group `pgid`, or None off Linux.
+
+    The server runs in its own session (its pid is the group id), so this is
+    the server with any worker processes, and not the load client.
+    """
+    proc = Path("/proc")
+    if not (proc / str(pgid)).exists():
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:  # pgrp; then utime, stime, cutime, cstime
+            total += sum(int(value) for value in fields[11:15])
+    return total / ticks
+
+
+SYSCALLS = (
+    "sendmsg",
+    "sendto",
+    "sendmmsg",
+    "recvmsg",
+    "recvfrom",
+    "recvmmsg",
+    "epoll_wait",
+    "epoll_pwait",
+)
+
+
+def strace_counts(path: str) -> dict[str, int]:
+    """The calls of each of `SYSCALLS` in an ``strace -c`` summary."""
+    counts: dict[str, int] = {}
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[-1] in SYSCALLS and re.fullmatch(r"\d+", parts[3]):
+            counts[parts[-1]] = int(parts[3])
+    return counts
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
@@ -105,7 +168,22 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 20
 # -- load clients ----------------------------------------------------------------------------------
 
 
-Result = tuple[int, int, int]  # requests, bytes, errors
+@dataclass(frozen=True)
+class Result:
+    requests: int = 0
+    bytes: int = 0
+    errors: int = 0
+    datagrams: int = 0  # HTTP/3: datagrams the client received
+    cpu: float = 0.0  # the client process's CPU seconds
+
+    def __add__(self, other: Result) -> Result:
+        return Result(
+            self.requests + other.requests,
+            self.bytes + other.bytes,
+            self.errors + other.errors,
+            self.datagrams + other.datagrams,
+            self.cpu + other.cpu,
+        )
 
 
 async def h3_connection(
@@ -116,14 +194,31 @@ async def h3_connection(
     from aioquic.h3.connection import H3_ALPN, H3Connection
     from aioquic.h3.events import DataReceived, HeadersReceived
     from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.events import ConnectionTerminated, StreamReset
 
     class Client(QuicConnectionProtocol):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.h3 = H3Connection(self._quic)
             self.waiting: dict[int, tuple[asyncio.Future[tuple[int, int]], list[int]]] = {}
+            self.datagrams = 0
+
+        def datagram_received(self, data: bytes | str, addr: Any) -> None:
+            self.datagrams += 1
+            super().datagram_received(data, addr)
 
         def quic_event_received(self, event: Any) -> None:
+            if isinstance(event, ConnectionTerminated):  # the requests waiting fail, not hang
+                for future, _ in self.waiting.values():
+                    if not future.done():
+                        reason = f"closed: {event.error_code:#x} {event.reason_phrase}"
+                        future.set_exception(ConnectionError(reason))
+                self.waiting.clear()
+                return
+            if isinstance(event, StreamReset) and event.stream_id in self.waiting:
+                future, _ = self.waiting.pop(event.stream_id)  # refused, or reset: a bad one
+                if not future.done():
+                    future.set_result((0, 0))
             for e in self.h3.handle_event(event):
                 entry = self.waiting.get(getattr(e, "stream_id", -1))
                 if entry is None:
@@ -149,9 +244,23 @@ async def h3_connection(
     config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, max_stream_data=4 << 20)
     config.load_verify_locations(ca)
     config.server_name = "localhost"
-    async with connect("127.0.0.1", port, configuration=config, create_protocol=Client) as c:
-        assert isinstance(c, Client)
-        return await _drive(c.get, size, streams, until)
+    measured: list[Result] = []
+
+    async def session() -> None:
+        async with connect("127.0.0.1", port, configuration=config, create_protocol=Client) as c:
+            assert isinstance(c, Client)
+            result = await _drive(c.get, size, streams, until)
+            measured.append(Result(result.requests, result.bytes, result.errors, c.datagrams))
+
+    task = asyncio.create_task(session())
+    while not measured and not task.done():
+        await asyncio.wait([task], timeout=0.1)
+    if not task.done():  # closing: aioquic's client can wait for ever on a lost close
+        await asyncio.wait([task], timeout=5)
+        task.cancel()
+    elif task.exception() is not None:
+        raise task.exception()
+    return measured[0]
 
 
 async def h2_connection(
@@ -216,7 +325,11 @@ async def _drive(
     async def worker() -> None:
         nonlocal done, received, errors
         while time.monotonic() < until:
-            status, length = await get()
+            try:
+                status, length = await get()
+            except ConnectionError:
+                errors += 1
+                return  # the connection is gone
             if status != 200 or length != size:
                 errors += 1
             else:
@@ -224,7 +337,7 @@ async def _drive(
                 received += length
 
     await asyncio.gather(*(worker() for _ in range(streams)))
-    return done, received, errors
+    return Result(done, received, errors)
 
 
 def client_process(args: tuple[str, int, str, str, int, int, int, float]) -> Result:
@@ -240,21 +353,76 @@ def client_process(args: tuple[str, int, str, str, int, int, int, float]) -> Res
             ),
             duration + 60,
         )
-        return sum(r[0] for r in results), sum(r[1] for r in results), sum(r[2] for r in results)
+        return sum(results, Result())
 
-    return asyncio.run(run())
+    started = time.process_time()
+    result = asyncio.run(run())
+    return result + Result(cpu=time.process_time() - started)
 
 
 # -- the command -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Run:
+    """One server, one scenario: what the clients got, and what it cost the server."""
+
+    name: str
+    scenario: str
+    seconds: float
+    result: Result
+    server_cpu: float | None
+    elapsed: float
+    syscalls: dict[str, int] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.result.requests / self.seconds
+
+    @property
+    def mib(self) -> float:
+        return self.result.bytes / 2**20
+
+    @property
+    def cost(self) -> float | None:
+        """Server CPU per unit: ms per MiB for a download, µs per request for hello."""
+        if self.server_cpu is None or not self.result.requests:
+            return None
+        if self.scenario == "hello":
+            return self.server_cpu / self.result.requests * 1e6
+        return self.server_cpu / self.mib * 1e3
+
+    def line(self) -> str:
+        r = self.result
+        unit = "µs/req" if self.scenario == "hello" else "ms/MiB"
+        per = r.requests if self.scenario == "hello" else max(self.mib, 1e-9)
+        scale = 1e6 if self.scenario == "hello" else 1e3
+        text = f"{self.name:14} {self.scenario:6} "
+        if self.syscalls is not None:
+            calls = "  ".join(f"{name} {n / max(self.mib, 1e-9):.0f}" for name, n in
+                              sorted(self.syscalls.items()))  # fmt: skip
+            return text + f"syscalls per MiB (strace -c -f): {calls}  ({r.requests} ok)"
+        text += f"{self.rate:9.1f} req/s {self.mib / self.seconds:7.1f} MiB/s"
+        if self.cost is not None:
+            text += f"  server CPU {self.cost:7.1f} {unit}"
+        text += f"  client CPU {r.cpu / per * scale:7.1f} {unit}"
+        if r.datagrams and self.scenario != "hello":
+            text += f"  {r.datagrams / self.mib:5.0f} datagrams/MiB"
+        return text + f"  ({r.requests} ok, {r.errors} bad, {self.elapsed:.1f} s)"
+
+
 def measure(
     name: str, scenario: str, options: argparse.Namespace, files: tuple[str, str, str]
-) -> str:
+) -> Run:
     cert, key, ca = files
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}"}
+    root = options.before if name == BEFORE else str(ROOT)
+    env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{root}"}
     command = server_command(name, port, cert, key)
+    trace = None
+    if options.syscalls:
+        trace = tempfile.mktemp(suffix=".strace")
+        command = ["strace", "-f", "-c", "-o", trace, *command]
     proc = subprocess.Popen(command, cwd=HERE, env=env, start_new_session=True)
     try:
         wait_listening(port, proc)
@@ -270,24 +438,55 @@ def measure(
             options.streams,
             options.duration,
         )
-        started = time.monotonic()
         with multiprocessing.get_context("spawn").Pool(options.clients) as pool:
+            pool.apply(time.sleep, (0,))  # the clients are started before the clock
+            before = group_cpu(proc.pid)
+            started = time.monotonic()
             results = pool.map(client_process, [work] * options.clients)
-        elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - started
+            after = group_cpu(proc.pid)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        # SIGINT: strace, when there, writes its summary on the way out
+        os.killpg(proc.pid, signal.SIGINT if trace else signal.SIGTERM)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-    done = sum(r[0] for r in results)
-    received = sum(r[1] for r in results)
-    errors = sum(r[2] for r in results)
-    seconds = options.duration  # requests are counted while it runs (not the start-up)
-    return (
-        f"{name:14} {scenario:6} {done / seconds:10.1f} req/s {received / seconds / 2**20:9.1f} "
-        f"MiB/s  ({done} ok, {errors} bad, {elapsed:.1f} s with client start-up)"
-    )
+    cpu = after - before if after is not None and before is not None else None
+    syscalls = None
+    if trace is not None:
+        syscalls = strace_counts(trace)
+        os.unlink(trace)
+    # requests are counted while it runs (not the start-up)
+    return Run(name, scenario, options.duration, sum(results, Result()), cpu, elapsed, syscalls)
+
+
+def summary(runs: list[Run]) -> list[str]:
+    """Medians over the rounds, and Pounce's HTTP/3 against Hypercorn's."""
+    lines = []
+    for scenario in dict.fromkeys(run.scenario for run in runs):
+        rate: dict[str, float] = {}
+        cost: dict[str, float] = {}
+        for name in dict.fromkeys(run.name for run in runs):
+            mine = [run for run in runs if (run.name, run.scenario) == (name, scenario)]
+            if not mine:
+                continue
+            rate[name] = statistics.median(run.rate for run in mine)
+            costs = [run.cost for run in mine if run.cost is not None]
+            if costs:
+                cost[name] = statistics.median(costs)
+            lines.append(
+                f"median {name:14} {scenario:6} {rate[name]:9.1f} req/s"
+                + (f"  server CPU {cost[name]:7.1f}" if name in cost else "")
+            )
+        ours, theirs = "pounce-h3", "hypercorn-h3"
+        if ours in rate and theirs in rate and rate[theirs]:
+            text = f"pounce-h3 / hypercorn-h3 {scenario}: {rate[ours] / rate[theirs]:.2f}x req/s"
+            if ours in cost and theirs in cost and cost[ours]:
+                ratio = cost[theirs] / cost[ours]
+                text += f"; server CPU per unit, hypercorn's / pounce's: {ratio:.2f}"
+            lines.append(text)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -298,7 +497,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=16, help="in flight per connection (16)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"of {', '.join(SERVERS)}")
     parser.add_argument("--scenarios", default="hello,1mib", help="of hello, 1mib")
+    parser.add_argument("--rounds", type=int, default=1, help="servers interleaved this often (1)")
+    parser.add_argument(
+        "--syscalls", action="store_true", help="run servers under strace -c -f: calls per MiB"
+    )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help=f"another Pounce source tree (e.g. git archive main | tar -x -C DIR): adds {BEFORE}",
+    )
     options = parser.parse_args(argv)
+    if options.before and BEFORE not in options.servers.split(","):
+        options.servers = f"{BEFORE},{options.servers}"
     import trustme
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -308,9 +518,15 @@ def main(argv: list[str] | None = None) -> None:
         issued.cert_chain_pems[0].write_to_path(files[0])
         issued.private_key_pem.write_to_path(files[1])
         ca.cert_pem.write_to_path(files[2])
+        runs = []
         for scenario in options.scenarios.split(","):
-            for name in options.servers.split(","):
-                print(measure(name, scenario, options, files), flush=True)
+            for _ in range(options.rounds):
+                for name in options.servers.split(","):
+                    runs.append(measure(name, scenario, options, files))
+                    print(runs[-1].line(), flush=True)
+        if not options.syscalls:
+            for line in summary(runs):
+                print(line)
 
 
 if __name__ == "__main__":

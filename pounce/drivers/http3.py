@@ -97,7 +97,9 @@ class HTTP3Connection:
         if self._observed is not None:
             self._observed.bytes_in += len(data)
         self._handle(self._core.receive_datagram(data, addr, self._loop.time()))
-        self._transmit()
+        # The loop reads every datagram waiting on the socket before it runs what is
+        # scheduled: the acknowledgements of one read answer with one flight.
+        self._schedule_transmit()
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
@@ -108,8 +110,8 @@ class HTTP3Connection:
         self._flush_scheduled = False
         core = self._core
         datagrams = core.datagrams_to_send(self._loop.time())
-        for data, addr in datagrams:
-            self._endpoint.send(data, addr)
+        if datagrams:
+            self._endpoint.send_batch(datagrams)
         observed = self._observed
         if observed is not None:
             observed.bytes_out += sum(len(data) for data, _ in datagrams)
@@ -139,7 +141,14 @@ class HTTP3Connection:
         """Frames of every stream answered in one loop turn leave together at its end."""
         if not self._flush_scheduled and not self._closed:
             self._flush_scheduled = True
-            self._loop.call_soon(self._transmit)
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        try:
+            self._transmit()
+        except Exception as exc:  # a bug, here or in aioquic: one line, and the connection goes
+            error_log.error("HTTP/3 connection from %s failed: %r", peer_name(self._client()), exc)
+            self._finish()
 
     def _finish(self) -> None:
         if self._closed:
@@ -373,12 +382,19 @@ class HTTP3Connection:
         """No request for the keep-alive timeout (as HTTP/2's): GOAWAY, then close.
 
         QUIC's own idle timeout counts silence, and a client's PINGs keep it
-        from firing; this one counts requests.
+        from firing; this one counts requests. An exchange ends once its last
+        bytes are queued: while responses are still being delivered (a slow
+        client, a lossy path) the connection is busy, not idle, and the clock
+        starts again.
         """
-        if not self._exchanges and not self._tunnels and not self._closed:
-            self._core.send(CloseConnection())
-            self._maybe_close()
-            self._schedule_transmit()
+        if self._exchanges or self._tunnels or self._closed:
+            return
+        if not self._core.responses_delivered():
+            self._keep_alive.set(self._options.keep_alive_timeout, self._idle)
+            return
+        self._core.send(CloseConnection())
+        self._maybe_close()
+        self._schedule_transmit()
 
     def abort(self) -> None:
         """The graceful timeout ran out: CONNECTION_CLOSE now, and forget the connection."""

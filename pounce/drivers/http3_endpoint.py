@@ -19,7 +19,7 @@ import contextlib
 import logging
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pounce.conn import peer_name
 from pounce.drivers.bridge import ProtocolFactory
@@ -115,6 +115,11 @@ class HTTP3Endpoint:
     def send(self, data: bytes, addr: Address) -> None:
         if self._socket is not None:
             self._socket.send(data, addr)
+
+    def send_batch(self, datagrams: Sequence[tuple[bytes, Address]]) -> None:
+        """A connection's flight, in order (segmented by the kernel where it can)."""
+        if self._socket is not None:
+            self._socket.send_batch(datagrams)
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         header = read_header(data, self._settings.connection_id_length)
@@ -229,7 +234,7 @@ class HTTP3Listener:
         loop = asyncio.get_running_loop()
         endpoint = self.endpoint
         transport, protocol = await loop.create_datagram_endpoint(
-            lambda: DatagramEndpoint(endpoint), sock=self.sock
+            lambda: DatagramEndpoint(endpoint, self.sock), sock=self.sock
         )
         self._transport = transport
         name = self.sock.getsockname()

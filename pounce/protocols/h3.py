@@ -238,20 +238,26 @@ class _CreditedQuic(QuicConnection):
         self._local_max_streams_bidi.value = settings.max_concurrent_streams
 
     def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
-        if stream.max_stream_data_local:
+        # aioquic calls this for every open stream in every packet it builds (ten
+        # streams a packet in a download): the common case must cost two compares.
+        local = stream.max_stream_data_local
+        if not local:
+            return  # a stream we opened, unidirectional: nothing to receive on it
+        highest = stream.receiver.highest_offset
+        window = self._stream_window
+        if highest + window - local >= window // 2:  # the limit could move (waiting ≥ 0)
             waiting = self.pending.get(stream.stream_id, 0) + _h3_buffered(self, stream.stream_id)
-            limit = stream.receiver.highest_offset - waiting + self._stream_window
-            if limit - stream.max_stream_data_local >= self._stream_window // 2:
+            limit = highest - waiting + window
+            if limit - local >= window // 2:
                 stream.max_stream_data_local = limit
-            # Past this guard aioquic only doubles when more than half has arrived:
-            # keep it from doing so by writing the frame here.
-            if stream.max_stream_data_local_sent != stream.max_stream_data_local:
-                saved = stream.receiver.highest_offset
-                stream.receiver.highest_offset = 0
-                try:
-                    super()._write_stream_limits(builder, space, stream)
-                finally:
-                    stream.receiver.highest_offset = saved
+        # Past this guard aioquic only doubles when more than half has arrived:
+        # keep it from doing so by writing the frame here.
+        if stream.max_stream_data_local_sent != stream.max_stream_data_local:
+            stream.receiver.highest_offset = 0
+            try:
+                super()._write_stream_limits(builder, space, stream)
+            finally:
+                stream.receiver.highest_offset = highest
 
     def _write_connection_limits(self, builder: Any, space: Any) -> None:
         limit = self._local_max_data
