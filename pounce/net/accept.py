@@ -12,8 +12,9 @@ second and serves nobody. So a serve accepts through an `Acceptor` on
 asyncio always, and on uvloop when a connection cap is set
 (``--limit-max-connections``): it watches each listening socket with
 ``loop.add_reader`` (public API on asyncio and uvloop alike), accepts up to
-`ACCEPT_BATCH` connections per readiness, and hands each to the loop with ``loop.connect_accepted_socket``
-— the same work asyncio's own server does per connection. uvloop without a
+`ACCEPT_BATCH` connections per readiness, and hands each to the loop with
+``loop.connect_accepted_socket`` — the same work asyncio's own server does
+per connection. uvloop without a
 cap keeps its own accept loop, in C, which costs less per connection but
 accepts one connection per turn of the loop (libuv ≥ 1.45): a
 `BacklogDrain` (pounce/net/backlog.py) catches up when its turns are long.
