@@ -35,6 +35,7 @@ from typing import Protocol
 
 from pounce.conn import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
 from pounce.drivers.service import ServiceContext
+from pounce.net.sweep import Sweep
 from pounce.protocols.events import UpgradeRequested
 
 MAX_SNIFF_BYTES = 64  # bytes buffered while no protocol has claimed a connection
@@ -204,7 +205,8 @@ class ProtocolBridge:
         if factory is not None:
             buffered, self._buffer = self._buffer, b""
             self._choose(factory)
-            self.data_received(buffered)
+            assert self._chosen is not None
+            self._chosen.data_received(buffered)
 
     def _sniff(self) -> ProtocolFactory | None:
         undecided = False
@@ -311,52 +313,19 @@ def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext
     return make
 
 
-class UndecidedConnections:
+class UndecidedConnections(Sweep["ProtocolBridge"]):
     """The connections of one serve that no protocol has claimed yet, and their clock.
 
     One sweep timer for all of them instead of a timer handle per connection
     (a new connection then costs a dict entry, not a heap push and a cancel):
-    every quarter `timeout` the sweep closes those older than `timeout`, so a
-    silent connection lives between 1 and 1.25 times `timeout`. The timer
-    runs only while some connection is undecided. Per serve, so per event loop.
+    a silent connection lives between 1 and 1.25 times `timeout`
+    (`pounce/net/sweep.py`). Per serve, so per event loop.
     """
 
-    __slots__ = ("_handle", "_loop", "_pending", "_timeout")
+    __slots__ = ()
 
     def __init__(self, timeout: float) -> None:
-        self._timeout = timeout
-        self._pending: dict[ProtocolBridge, float] = {}  # insertion order is age order
-        self._handle: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def add(self, bridge: ProtocolBridge) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        self._pending[bridge] = loop.time()
-        if self._handle is None:
-            self._handle = loop.call_later(self._timeout / 4, self._sweep)
-
-    def discard(self, bridge: ProtocolBridge) -> None:
-        self._pending.pop(bridge, None)
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def _sweep(self) -> None:
-        self._handle = None
-        assert self._loop is not None
-        too_old = self._loop.time() - self._timeout
-        expired = []
-        for bridge, since in self._pending.items():
-            if since > too_old:
-                break  # the rest are younger
-            expired.append(bridge)
-        for bridge in expired:
-            del self._pending[bridge]
-            bridge.timed_out()
-        if self._pending:
-            self._handle = self._loop.call_later(self._timeout / 4, self._sweep)
+        super().__init__(timeout, ProtocolBridge.timed_out)
 
 
 def offer_tunnels(factories: Sequence[ProtocolFactory]) -> tuple[ProtocolFactory, ...]:
