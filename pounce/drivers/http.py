@@ -22,7 +22,7 @@ from pounce.drivers.bridge import SHUTDOWN_HEAD_GRACE, Upgradable
 from pounce.drivers.service import BODY_RATE_GRACE, ServiceContext
 from pounce.errors import ClientDisconnectedError, RemoteProtocolError
 from pounce.net.deadline import Deadline
-from pounce.net.transport import run_eagerly
+from pounce.net.transport import TransportAdapter, run_eagerly
 from pounce.protocols.base import ProtocolCore
 from pounce.protocols.events import (
     DataReceived,
@@ -519,6 +519,10 @@ class HTTPDriver(Upgradable):
             data = self._core.data_to_send()
             if data:
                 conn.write(data)
+            if self._core.peer_finished() and isinstance(conn, TransportAdapter):
+                # The client said this was its last request and sent nothing
+                # after it: no lingering close needed (docs/http1.md, "Closing").
+                conn.input_finished()
             conn.close()
 
 

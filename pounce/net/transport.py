@@ -363,7 +363,7 @@ class TransportAdapter(asyncio.Protocol):
         self._reader: _ExactReader | None = None
         self._handshake: asyncio.Task[ssl.SSLObject] | None = None
         self._lost = False
-        self._peer_done = False  # the peer half-closed; we may still write
+        self._peer_done = False  # the peer half-closed, or said it sends nothing more
         self._lingering = False  # our write side is shut; reading and dropping until the end
         self._stall: _SendStall | None = None  # times output that makes no progress
         self._after_file: list[bytes] | None = None  # writes held while a file is sent
@@ -541,9 +541,10 @@ class TransportAdapter(asyncio.Protocol):
         if self._after_file is not None:
             self._close_after_file = True  # after the file, as a write would be
             return
-        if self._reader is not None or not transport.can_write_eof() or self._peer_done:
-            # TLS has no half-close; exact reads own the protocol; a peer that
-            # half-closed has nothing left to send, so there is nothing to drain.
+        if self._peer_done or self._reader is not None or not transport.can_write_eof():
+            # A peer that half-closed, or said it sends nothing more
+            # (`input_finished`), has nothing left to drain; TLS has no
+            # half-close; exact reads own the protocol.
             transport.close()
             return
         try:
@@ -556,6 +557,18 @@ class TransportAdapter(asyncio.Protocol):
         transport.resume_reading()
         self._lingering = True
         self._tracker.lingering.add(self)
+
+    def input_finished(self) -> None:
+        """The peer sends nothing more: its protocol said so and all of it was read
+        (HTTP/1.1: a last request with ``Connection: close``, whole, nothing after it).
+
+        A `close` that follows then closes at once, as after the peer's own
+        half-close, instead of lingering: no byte can arrive to turn the close
+        into a reset, so there is nothing to linger for (RFC 9112 §9.6). A
+        client that sends more anyway breaks its own promise (RFC 9112 §9.6:
+        it MUST NOT) and risks only its own response.
+        """
+        self._peer_done = True
 
     def abort(self) -> None:
         if self._file_slice is not None:
