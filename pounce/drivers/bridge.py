@@ -28,6 +28,7 @@ when something can use it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -209,19 +210,23 @@ class ProtocolBridge:
             self._chosen.data_received(buffered)
 
     def _sniff(self) -> ProtocolFactory | None:
+        buffer = self._buffer
         undecided = False
+        fallback = None
         for factory in self._factories:
             if factory.fallback:
+                if fallback is None:
+                    fallback = factory
                 continue
-            verdict = factory.sniff(self._buffer)
+            verdict = factory.sniff(buffer)
             if verdict:
                 return factory
-            undecided = undecided or verdict is None
-        if undecided and len(self._buffer) < MAX_SNIFF_BYTES:
+            if verdict is None:
+                undecided = True
+        if undecided and len(buffer) < MAX_SNIFF_BYTES:
             return None
-        for factory in self._factories:
-            if factory.fallback:
-                return factory
+        if fallback is not None:
+            return fallback
         self._rejected = True
         if self._conn is not None:
             self._conn.close()
@@ -306,11 +311,8 @@ def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext
     upgrades = upgrade_map(factories)
     direct = direct_factories(factories)
     undecided = UndecidedConnections(service.options.request_head_timeout)
-
-    def make() -> ConnectionHandler:
-        return ProtocolBridge(direct, service, upgrades, undecided)
-
-    return make
+    # (A partial, not a closure: one Python frame fewer per connection.)
+    return functools.partial(ProtocolBridge, direct, service, upgrades, undecided)
 
 
 class UndecidedConnections(Sweep["ProtocolBridge"]):

@@ -150,8 +150,9 @@ class HTTPDriver(Upgradable):
     def _on_request(self, request: RequestReceived) -> None:
         self._deadline.clear()
         self._waiting_for_head = False
-        if self._head_clocked:
-            self._end_head_clock()
+        if self._head_clocked:  # (inline: the first request of every connection)
+            self._head_clocked = False
+            self._service.head_clock.discard(self)
         if self._options.max_request_body is not None and self._body_too_large(
             _content_length(request)
         ):
