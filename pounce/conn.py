@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pounce.protocols.events import Headers
 
@@ -94,6 +94,34 @@ class ConnectionInfo:
 
     def with_changes(self, **changes: object) -> ConnectionInfo:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+class _UnfrozenInfo:
+    """`ConnectionInfo`'s slots without its frozen ``__setattr__``: see `connection_info`."""
+
+    __slots__ = ConnectionInfo.__slots__
+
+
+def connection_info(
+    client: tuple[str, int] | None, server: tuple[str, int | None] | None, scheme: str
+) -> ConnectionInfo:
+    """A new connection's `ConnectionInfo`, equal to ``ConnectionInfo(client=…, server=…,
+    scheme=…)`` and as frozen, made at a fifth of the cost (one per accepted connection).
+
+    A frozen dataclass's ``__init__`` sets each of its eight fields through
+    ``object.__setattr__``: some 15,000 instructions, 5 % of a ``Connection:
+    close`` request. Here the fields are stored into an object of the same
+    slot layout that is not frozen, which then becomes a `ConnectionInfo`
+    (``__class__`` assignment, allowed between classes of one layout).
+    """
+    info: Any = _UnfrozenInfo()  # (its slots are set by name: typed as ConnectionInfo's)
+    info.client = client
+    info.server = server
+    info.scheme = scheme
+    info.alpn = info.tls_version = info.cipher = info.tls = info.proxy = None
+    info.__class__ = ConnectionInfo
+    made: ConnectionInfo = info
+    return made
 
 
 class Conn(Protocol):

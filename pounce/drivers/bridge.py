@@ -28,6 +28,7 @@ when something can use it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ from typing import Protocol
 
 from pounce.conn import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
 from pounce.drivers.service import ServiceContext
+from pounce.net.sweep import Sweep
 from pounce.protocols.events import UpgradeRequested
 
 MAX_SNIFF_BYTES = 64  # bytes buffered while no protocol has claimed a connection
@@ -204,22 +206,27 @@ class ProtocolBridge:
         if factory is not None:
             buffered, self._buffer = self._buffer, b""
             self._choose(factory)
-            self.data_received(buffered)
+            assert self._chosen is not None
+            self._chosen.data_received(buffered)
 
     def _sniff(self) -> ProtocolFactory | None:
+        buffer = self._buffer
         undecided = False
+        fallback = None
         for factory in self._factories:
             if factory.fallback:
+                if fallback is None:
+                    fallback = factory
                 continue
-            verdict = factory.sniff(self._buffer)
+            verdict = factory.sniff(buffer)
             if verdict:
                 return factory
-            undecided = undecided or verdict is None
-        if undecided and len(self._buffer) < MAX_SNIFF_BYTES:
+            if verdict is None:
+                undecided = True
+        if undecided and len(buffer) < MAX_SNIFF_BYTES:
             return None
-        for factory in self._factories:
-            if factory.fallback:
-                return factory
+        if fallback is not None:
+            return fallback
         self._rejected = True
         if self._conn is not None:
             self._conn.close()
@@ -304,59 +311,23 @@ def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext
     upgrades = upgrade_map(factories)
     direct = direct_factories(factories)
     undecided = UndecidedConnections(service.options.request_head_timeout)
-
-    def make() -> ConnectionHandler:
-        return ProtocolBridge(direct, service, upgrades, undecided)
-
-    return make
+    # (A partial, not a closure: one Python frame fewer per connection.)
+    return functools.partial(ProtocolBridge, direct, service, upgrades, undecided)
 
 
-class UndecidedConnections:
+class UndecidedConnections(Sweep["ProtocolBridge"]):
     """The connections of one serve that no protocol has claimed yet, and their clock.
 
     One sweep timer for all of them instead of a timer handle per connection
     (a new connection then costs a dict entry, not a heap push and a cancel):
-    every quarter `timeout` the sweep closes those older than `timeout`, so a
-    silent connection lives between 1 and 1.25 times `timeout`. The timer
-    runs only while some connection is undecided. Per serve, so per event loop.
+    a silent connection lives between 1 and 1.25 times `timeout`
+    (`pounce/net/sweep.py`). Per serve, so per event loop.
     """
 
-    __slots__ = ("_handle", "_loop", "_pending", "_timeout")
+    __slots__ = ()
 
     def __init__(self, timeout: float) -> None:
-        self._timeout = timeout
-        self._pending: dict[ProtocolBridge, float] = {}  # insertion order is age order
-        self._handle: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def add(self, bridge: ProtocolBridge) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        self._pending[bridge] = loop.time()
-        if self._handle is None:
-            self._handle = loop.call_later(self._timeout / 4, self._sweep)
-
-    def discard(self, bridge: ProtocolBridge) -> None:
-        self._pending.pop(bridge, None)
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def _sweep(self) -> None:
-        self._handle = None
-        assert self._loop is not None
-        too_old = self._loop.time() - self._timeout
-        expired = []
-        for bridge, since in self._pending.items():
-            if since > too_old:
-                break  # the rest are younger
-            expired.append(bridge)
-        for bridge in expired:
-            del self._pending[bridge]
-            bridge.timed_out()
-        if self._pending:
-            self._handle = self._loop.call_later(self._timeout / 4, self._sweep)
+        super().__init__(timeout, ProtocolBridge.timed_out)
 
 
 def offer_tunnels(factories: Sequence[ProtocolFactory]) -> tuple[ProtocolFactory, ...]:

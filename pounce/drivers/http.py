@@ -22,7 +22,7 @@ from pounce.drivers.bridge import SHUTDOWN_HEAD_GRACE, Upgradable
 from pounce.drivers.service import BODY_RATE_GRACE, ServiceContext
 from pounce.errors import ClientDisconnectedError, RemoteProtocolError
 from pounce.net.deadline import Deadline
-from pounce.net.transport import run_eagerly
+from pounce.net.transport import TransportAdapter, run_eagerly
 from pounce.protocols.base import ProtocolCore
 from pounce.protocols.events import (
     DataReceived,
@@ -73,6 +73,7 @@ class HTTPDriver(Upgradable):
         self._flush_scheduled = False
         self._deadline = Deadline(self._loop)
         self._waiting_for_head = False
+        self._head_clocked = False  # in the serve's clock of connections with no first head
         self._body_stream: int | None = None  # whose body the deadline is timing
         # The body's rate clock: when it started (moved on by the time reading
         # was paused for the app, which is not the client's fault) and its bytes.
@@ -85,7 +86,12 @@ class HTTPDriver(Upgradable):
 
     def connection_made(self, conn: Conn) -> None:
         self._conn = conn
-        self._arm_head_timer()
+        # The first head is timed by the serve's sweep (`ServiceContext.head_clock`):
+        # a connection whose request comes whole in its first read, as most do,
+        # then never makes a timer handle.
+        self._waiting_for_head = True
+        self._head_clocked = True
+        self._service.head_clock.add(self)
         if self._service.shutting_down:
             self.begin_shutdown()
 
@@ -109,6 +115,8 @@ class HTTPDriver(Upgradable):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._deadline.cancel()
+        if self._head_clocked:
+            self._end_head_clock()
         for exchange in self._exchanges.values():
             exchange.disconnect()
 
@@ -142,6 +150,9 @@ class HTTPDriver(Upgradable):
     def _on_request(self, request: RequestReceived) -> None:
         self._deadline.clear()
         self._waiting_for_head = False
+        if self._head_clocked:  # (inline: the first request of every connection)
+            self._head_clocked = False
+            self._service.head_clock.discard(self)
         if self._options.max_request_body is not None and self._body_too_large(
             _content_length(request)
         ):
@@ -183,6 +194,8 @@ class HTTPDriver(Upgradable):
         """
         self._closed = True
         self._deadline.cancel()
+        if self._head_clocked:
+            self._end_head_clock()
         if self._reading_paused and self._conn is not None:
             self._reading_paused = False
             self._conn.resume_reading()
@@ -374,6 +387,23 @@ class HTTPDriver(Upgradable):
                     self._body_started += self._loop.time() - self._paused_at
                     self._arm_body_timer(body)
 
+    def _head_arrived(self) -> None:
+        """A request head came whole: its clock stops."""
+        self._deadline.clear()
+        self._waiting_for_head = False
+        if self._head_clocked:
+            self._end_head_clock()
+
+    def _end_head_clock(self) -> None:
+        self._head_clocked = False
+        self._service.head_clock.discard(self)
+
+    def first_head_timed_out(self) -> None:
+        """`HeadWaiter`: the serve's head clock ran out before the first head came whole."""
+        self._head_clocked = False
+        if not self._closed:
+            self._head_timed_out()
+
     def _arm_head_timer(self) -> None:
         self._waiting_for_head = True
         timeout = self._options.request_head_timeout
@@ -482,12 +512,19 @@ class HTTPDriver(Upgradable):
             exchange.keep_alive_refused = True
 
     def _close(self) -> None:
-        self._cancel_timer()
-        if self._conn is not None and not self._conn.is_closing():
+        self._deadline.clear()
+        if self._head_clocked:
+            self._end_head_clock()
+        conn = self._conn
+        if conn is not None and not conn.is_closing():
             data = self._core.data_to_send()
             if data:
-                self._conn.write(data)
-            self._conn.close()
+                conn.write(data)
+            if self._core.peer_finished() and isinstance(conn, TransportAdapter):
+                # The client said this was its last request and sent nothing
+                # after it: no lingering close needed (docs/http1.md, "Closing").
+                conn.input_finished()
+            conn.close()
 
 
 def _content_length(request: RequestReceived) -> int | None:

@@ -169,8 +169,7 @@ class HTTP2Driver(HTTPDriver):
         Nobody registered to run it on a stream: 501 on the stream (RFC 9110
         §15.6.2), and the connection goes on.
         """
-        self._deadline.clear()
-        self._waiting_for_head = False
+        self._head_arrived()
         switch = self.protocol_switch
         handler = switch.tunnel(upgrade) if switch is not None else None
         if handler is None or self._conn is None:

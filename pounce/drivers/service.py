@@ -17,11 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import Any
+from typing import Any, Protocol
 
 from pounce.asgi.exchange import RequestIds
 from pounce.asgi.types import ASGIApp
 from pounce.events import EventBus
+from pounce.net.sweep import Sweep
 from pounce.options import Check, option, seconds, whole
 from pounce.protocols.events import Headers
 
@@ -96,6 +97,10 @@ class Timeouts:
         "(HTTP/1.1: 408; Apache's MinRate); 0: no minimum",
         check=whole(0, text="a whole number of bytes per second, 0 for no minimum"),
     )
+
+
+def _first_head_timed_out(driver: HeadWaiter) -> None:
+    driver.first_head_timed_out()
 
 
 def header_pair(text: str) -> tuple[str, str]:
@@ -229,6 +234,13 @@ class DateHeader:
         return self._value
 
 
+class HeadWaiter(Protocol):
+    """A connection driver waiting for its first request head (`ServiceContext.head_clock`)."""
+
+    def first_head_timed_out(self) -> None:
+        """No whole request head within the request-head timeout of the connection's start."""
+
+
 class ServiceContext:
     """The running service as its connection drivers see it."""
 
@@ -249,6 +261,12 @@ class ServiceContext:
         self.root_path = options.root_path  # read by every request: an attribute, not a property
         self.shutting_down = False
         self._date = date or DateHeader()
+        # The clock of the connections whose first request head has not come
+        # whole: one sweep per serve instead of a timer handle per connection,
+        # which a connection whose request comes in its first read never needs.
+        self.head_clock: Sweep[HeadWaiter] = Sweep(
+            options.request_head_timeout, _first_head_timed_out
+        )
         defaults: Headers = []
         if options.server_header:
             defaults.append((b"server", SERVER_HEADER))

@@ -40,9 +40,16 @@ import types
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar, cast
 
-from pounce.conn import ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
+from pounce.conn import (
+    ConnectionHandler,
+    ConnectionInfo,
+    HandlerFactory,
+    connection_info,
+    peer_name,
+)
 from pounce.events import ConnectionClosed, ConnectionOpened, ConnectionProtocol, EventBus
 from pounce.net import sendfile
+from pounce.net.sweep import Sweep
 
 T = TypeVar("T")
 
@@ -50,32 +57,40 @@ error_log = logging.getLogger("pounce.error")
 
 
 class ConnectionTracker:
-    """Every open connection of one server, for graceful shutdown.
+    """Every open connection of one server, for graceful shutdown, and the clock of
+    those in a lingering close.
 
     Per server instance (so per worker), never module-level.
     """
 
     def __init__(self) -> None:
         self._adapters: set[TransportAdapter] = set()
-        self._closed = asyncio.Event()
-        self._closed.set()
+        self._emptied: asyncio.Future[None] | None = None  # only while someone waits
+        self.lingering: Sweep[TransportAdapter] = Sweep(LINGER_TIMEOUT, _linger_over)
 
     def add(self, adapter: TransportAdapter) -> None:
         self._adapters.add(adapter)
-        self._closed.clear()
 
     def discard(self, adapter: TransportAdapter) -> None:
-        self._adapters.discard(adapter)
-        if not self._adapters:
-            self._closed.set()
+        adapters = self._adapters
+        adapters.discard(adapter)
+        if not adapters and self._emptied is not None:
+            waiter, self._emptied = self._emptied, None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def __len__(self) -> int:
         return len(self._adapters)
 
     async def wait_closed(self, timeout: float) -> bool:
         """Wait until every connection is gone; False if `timeout` (seconds) ran out."""
+        if not self._adapters:
+            return True
+        waiter = self._emptied
+        if waiter is None or waiter.done():
+            waiter = self._emptied = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._closed.wait(), timeout)
+            await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
             return False
         return True
@@ -89,15 +104,20 @@ class ConnectionTracker:
             adapter.abort()
 
 
+_NO_INFO = ConnectionInfo(client=None, server=None)  # before connection_made (immutable)
+
+
 def _peer(transport: asyncio.BaseTransport) -> ConnectionInfo:
     peername = transport.get_extra_info("peername")
     sockname = transport.get_extra_info("sockname")
     client: tuple[str, int] | None = None
     server: tuple[str, int | None] | None = None
-    if isinstance(peername, tuple) and len(peername) >= 2:
-        client = (str(peername[0]), int(peername[1]))
-    if isinstance(sockname, tuple) and len(sockname) >= 2:
-        server = (str(sockname[0]), int(sockname[1]))
+    # The socket module's own (host, port) pairs, kept as they are; IPv6 adds
+    # flow info and scope id, which are not part of the address ASGI reports.
+    if type(peername) is tuple:
+        client = peername if len(peername) == 2 else peername[:2]
+    if type(sockname) is tuple:
+        server = sockname if len(sockname) == 2 else sockname[:2]
     elif isinstance(sockname, str) and sockname:
         server = (sockname, None)
     # A tuple peer name is an IPv4 or IPv6 peer (a Unix socket's is a string).
@@ -106,10 +126,12 @@ def _peer(transport: asyncio.BaseTransport) -> ConnectionInfo:
     if client is not None and not type(transport).__module__.startswith("uvloop"):
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            with contextlib.suppress(OSError):
+            try:  # (not contextlib.suppress: a context manager per connection)  # noqa: SIM105
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
     scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
-    return ConnectionInfo(client=client, server=server, scheme=scheme)
+    return connection_info(client, server, scheme)
 
 
 def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -224,6 +246,12 @@ class _ExactReader(asyncio.BufferedProtocol):
             waiter.set_exception(exc)
 
 
+# How long a closing connection keeps reading (and dropping) what the client
+# still sends, so its last response is not destroyed by a reset: Apache's
+# lingering close waits 2 s as well (RFC 9112 §9.6). Kept by the serve's sweep
+# (`ConnectionTracker.lingering`), so a connection lingers 2 to 2.5 s.
+LINGER_TIMEOUT = 2.0  # seconds
+
 # How long the output of a connection may make no progress (its peer reads
 # nothing of it) before the connection is aborted: nginx's send_timeout.
 DEFAULT_SEND_TIMEOUT = 60.0  # seconds
@@ -273,8 +301,11 @@ class _SendStall:
             self.start()  # some of it left: another period
 
 
-def _end_linger(transport: asyncio.Transport) -> None:
+def _linger_over(adapter: TransportAdapter) -> None:
     """The end of a lingering close: close, or reset output nobody reads any more."""
+    transport = adapter._transport
+    if transport is None or transport.is_closing():
+        return
     if transport.get_write_buffer_size():
         reset(transport)
     else:
@@ -291,12 +322,6 @@ def reset(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
-# How long a closing connection keeps reading (and dropping) what the client
-# still sends, so its last response is not destroyed by a reset: Apache's
-# lingering close waits 2 s as well (RFC 9112 §9.6).
-LINGER_TIMEOUT = 2.0  # seconds
-
-
 class TransportAdapter(asyncio.Protocol):
     """Bridges one asyncio transport to a `ConnectionHandler` chain."""
 
@@ -307,8 +332,7 @@ class TransportAdapter(asyncio.Protocol):
         "_file_slice",
         "_handler",
         "_handshake",
-        "_info",
-        "_linger",
+        "_lingering",
         "_lost",
         "_peer_done",
         "_read_paused",
@@ -318,6 +342,7 @@ class TransportAdapter(asyncio.Protocol):
         "_tracker",
         "_transport",
         "_write_paused",
+        "info",
     )
 
     def __init__(
@@ -330,15 +355,16 @@ class TransportAdapter(asyncio.Protocol):
         self._tracker = tracker
         self._send_timeout = send_timeout
         self._transport: asyncio.Transport | None = None
-        self._info = ConnectionInfo(client=None, server=None)
+        # An attribute, not a property: the driver reads it for every request.
+        self.info: ConnectionInfo = _NO_INFO
         self._write_paused = False
         self._read_paused = False  # what the handler asked; writing may pause reading too
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reader: _ExactReader | None = None
         self._handshake: asyncio.Task[ssl.SSLObject] | None = None
         self._lost = False
-        self._peer_done = False  # the peer half-closed; we may still write
-        self._linger: asyncio.TimerHandle | None = None
+        self._peer_done = False  # the peer half-closed, or said it sends nothing more
+        self._lingering = False  # our write side is shut; reading and dropping until the end
         self._stall: _SendStall | None = None  # times output that makes no progress
         self._after_file: list[bytes] | None = None  # writes held while a file is sent
         self._close_after_file = False
@@ -347,18 +373,18 @@ class TransportAdapter(asyncio.Protocol):
     # -- asyncio.Protocol callbacks -------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-        self._info = _peer(transport)
+        self._transport = transport  # type: ignore[assignment]  # (a stream transport)
+        self.info = _peer(transport)
         self._tracker.add(self)
         self._handler.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        if self._linger is None:
+        if not self._lingering:
             self._handler.data_received(data)
         # else: closing; what the client still sends is dropped
 
     def eof_received(self) -> bool | None:
-        if self._linger is not None:
+        if self._lingering:
             return None  # the client has seen our end and closed too: done
         keep = self._handler.eof_received()
         transport = self._transport
@@ -368,22 +394,23 @@ class TransportAdapter(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._linger is not None:
-            self._linger.cancel()
+        if self._lingering:
+            self._tracker.lingering.discard(self)
         if self._stall is not None:
             self._stall.cancel()
         if self._lost:
             return
         self._lost = True
         self._tracker.discard(self)
-        self._wake_drain()
+        if self._drain_waiter is not None:
+            self._wake_drain()
         self._handler.connection_lost(exc)
 
     def pause_writing(self) -> None:
         """The peer is not reading fast enough: stop reading it too, and time it."""
         self._write_paused = True
         transport = self._transport
-        if transport is None or self._reader is not None or self._linger is not None:
+        if transport is None or self._reader is not None or self._lingering:
             return
         transport.pause_reading()
         if self._send_timeout is not None:
@@ -406,7 +433,7 @@ class TransportAdapter(asyncio.Protocol):
         self._wake_drain()
 
     def _send_stalled(self) -> None:
-        who = peer_name(self._info.client, "unix peer")
+        who = peer_name(self.info.client, "unix peer")
         error_log.info(
             "Closing %s: it read nothing of our output for %g s", who, self._send_timeout
         )
@@ -424,7 +451,7 @@ class TransportAdapter(asyncio.Protocol):
     # -- SetupConn: PROXY header and TLS handshake on the raw connection ----------
 
     def update_info(self, **changes: object) -> None:
-        self._info = self._info.with_changes(**changes)
+        self.info = self.info.with_changes(**changes)
 
     def read_exactly(self, size: int) -> asyncio.Future[bytes]:
         # Safe to call in connection_made: the reader is in place before the first read.
@@ -459,7 +486,7 @@ class TransportAdapter(asyncio.Protocol):
         return task
 
     def _handshake_overdue(self, task: asyncio.Task[ssl.SSLObject]) -> None:
-        who = peer_name(self._info.client, "-")
+        who = peer_name(self.info.client, "-")
         error_log.debug("TLS handshake with %s failed: no handshake in time", who)
         task.cancel()
 
@@ -494,10 +521,6 @@ class TransportAdapter(asyncio.Protocol):
 
     # -- Conn -------------------------------------------------------------------
 
-    @property
-    def info(self) -> ConnectionInfo:
-        return self._info
-
     def write(self, data: bytes) -> None:
         if self._after_file is not None:
             self._after_file.append(data)  # asyncio refuses writes during a sendfile
@@ -513,14 +536,15 @@ class TransportAdapter(asyncio.Protocol):
         socket closes when the client closes or after `LINGER_TIMEOUT`.
         """
         transport = self._transport
-        if transport is None or transport.is_closing() or self._linger is not None:
+        if transport is None or self._lingering or transport.is_closing():
             return
         if self._after_file is not None:
             self._close_after_file = True  # after the file, as a write would be
             return
-        if self._reader is not None or not transport.can_write_eof() or self._peer_done:
-            # TLS has no half-close; exact reads own the protocol; a peer that
-            # half-closed has nothing left to send, so there is nothing to drain.
+        if self._peer_done or self._reader is not None or not transport.can_write_eof():
+            # A peer that half-closed, or said it sends nothing more
+            # (`input_finished`), has nothing left to drain; TLS has no
+            # half-close; exact reads own the protocol.
             transport.close()
             return
         try:
@@ -531,7 +555,20 @@ class TransportAdapter(asyncio.Protocol):
             transport.abort()
             return
         transport.resume_reading()
-        self._linger = asyncio.get_running_loop().call_later(LINGER_TIMEOUT, _end_linger, transport)
+        self._lingering = True
+        self._tracker.lingering.add(self)
+
+    def input_finished(self) -> None:
+        """The peer sends nothing more: its protocol said so and all of it was read
+        (HTTP/1.1: a last request with ``Connection: close``, whole, nothing after it).
+
+        A `close` that follows then closes at once, as after the peer's own
+        half-close, instead of lingering: no byte can arrive to turn the close
+        into a reset, so there is nothing to linger for (RFC 9112 §9.6). A
+        client that sends more anyway breaks its own promise (RFC 9112 §9.6:
+        it MUST NOT) and risks only its own response.
+        """
+        self._peer_done = True
 
     def abort(self) -> None:
         if self._file_slice is not None:
@@ -547,7 +584,7 @@ class TransportAdapter(asyncio.Protocol):
             self._transport.abort()
 
     def is_closing(self) -> bool:
-        return self._transport is None or self._linger is not None or self._transport.is_closing()
+        return self._transport is None or self._lingering or self._transport.is_closing()
 
     def pause_reading(self) -> None:
         self._read_paused = True
@@ -645,7 +682,7 @@ class ObservedTransportAdapter(TransportAdapter):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._opened_at = self._events.clock()
         super().connection_made(transport)
-        info = self._info
+        info = self.info
         self._events.emit(
             ConnectionOpened(
                 connection_id=id(self), client=info.client, server=info.server, scheme=info.scheme
@@ -671,7 +708,7 @@ class ObservedTransportAdapter(TransportAdapter):
         first = not self._lost
         super().connection_lost(exc)
         if first:
-            info = self._info
+            info = self.info
             self._events.emit(
                 ConnectionClosed(
                     connection_id=id(self),

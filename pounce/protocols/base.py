@@ -44,6 +44,16 @@ class ProtocolCore(Protocol):
         """Return (and forget) the bytes queued for the peer."""
         ...
 
+    def peer_finished(self) -> bool:
+        """True when the peer has said it sends nothing more and all it sent was read.
+
+        HTTP/1.1: its last request said ``Connection: close`` (or was HTTP/1.0
+        without keep-alive) and came whole, with no byte after it. The driver
+        then closes without a lingering close: nothing is coming that could
+        turn the close into a reset (RFC 9112 §9.6). False when unsure.
+        """
+        ...
+
     @property
     def must_close(self) -> bool:
         """True once the connection has to close after the queued bytes are written."""

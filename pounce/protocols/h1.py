@@ -101,6 +101,7 @@ class H11Core:
         self._stream_id = 0
         self._out: list[bytes] = []
         self._closing = False
+        self._peer_closes = False  # its last request said "Connection: close"
         self._paused = False
         self._error: RemoteProtocolError | None = None
         # The chunk headers of the request body being read, when it is chunked.
@@ -226,6 +227,9 @@ class H11Core:
             has_body = True
         else:
             has_body = b"content-length" in fields and _declares_body(headers)
+        connection = fields.get(b"connection")
+        if connection is not None and version == b"1.1":
+            self._peer_closes = b"close" in (t.strip().lower() for t in connection.split(b","))
         host = fields.get(b"host")
         if host is not None:
             check_host(host)  # RFC 9112 §3.2: host[:port], else 400
@@ -334,6 +338,18 @@ class H11Core:
         return out
 
     # -- state ----------------------------------------------------------------
+
+    def peer_finished(self) -> bool:
+        """An HTTP/1.1 request that said ``Connection: close`` came whole (h11 then
+        waits for nothing more from the client) and nothing after it. HTTP/1.0
+        is left out: h11 closes even one that asked for keep-alive."""
+        conn = self._conn
+        return (
+            self._peer_closes
+            and self._error is None
+            and conn.their_state is h11.MUST_CLOSE
+            and not conn.trailing_data[0]
+        )
 
     @property
     def must_close(self) -> bool:

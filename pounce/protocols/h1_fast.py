@@ -272,6 +272,7 @@ class FastH1Core:
         "_skip_plain",
         "_state",
         "_stream_id",
+        "_we_close",
         "idle",
         "must_close",
         "read_paused",
@@ -291,6 +292,9 @@ class FastH1Core:
         # The head at the start of the buffer is known not to match
         # `_PLAIN_HEAD_RE` (tried already, or incomplete): not worth another try.
         self._skip_plain = False
+        # Our response head took the rare path and said close: maybe our wish, not
+        # the peer's (HTTP/1.0 always comes this way: kept alive or not, it lingers).
+        self._we_close = False
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
@@ -763,6 +767,7 @@ class FastH1Core:
             fields, length, chunked, close = self._rare_head(headers, bodiless)
             if close:
                 self._keep_alive = False
+                self._we_close = True
         self._response_started = True
         self._expects_continue = False
         self._out.append((_STATUS_LINES.get(status) or _status_line(status)) + fields + b"\r\n")
@@ -874,6 +879,17 @@ class FastH1Core:
         else:
             # The request body was not read to its end: where would the next request start?
             self.must_close = True
+
+    def peer_finished(self) -> bool:
+        """The peer's last request said it was the last (``Connection: close``, or
+        HTTP/1.0 without keep-alive) and came whole, with nothing after it: the
+        peer sends nothing more, so a close need not linger (RFC 9112 §9.6)."""
+        return (
+            not self._keep_alive
+            and not self._we_close
+            and self._state == _DONE
+            and not self._buffer
+        )
 
     def data_to_send(self) -> bytes:
         out = self._out

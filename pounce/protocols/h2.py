@@ -557,6 +557,10 @@ class H2Core:
         """Our GOAWAY is queued or sent."""
         return self._goaway_last is not None
 
+    def peer_finished(self) -> bool:
+        """HTTP/2 has no last request: a client may open streams until it sees GOAWAY."""
+        return False
+
     @property
     def must_close(self) -> bool:
         if self._error is not None:

@@ -554,6 +554,61 @@ def test_requests_after_connection_close_are_not_served(echo_server: TestServer)
         assert reader.closed()  # no second response, no 400 either
 
 
+# -- closing: a lingering close only where the client may still send (RFC 9112 §9.6) ------------
+
+
+def _after_our_close(reader: Reader) -> str:
+    """Read the EOF, then keep sending: "reset" once the server's socket is gone,
+    "read" when the server lingers, reading and dropping all of it (8 MiB)."""
+    assert reader.closed()
+    chunk = b"x" * (64 * KiB)
+    try:
+        for _ in range(128):
+            reader.sock.sendall(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        return "reset"
+    return "read"
+
+
+def test_a_close_the_client_asked_for_closes_at_once(echo_server: TestServer) -> None:
+    """The client said its request was its last and sent nothing after it: nothing can
+    arrive to turn our close into a reset, so the socket closes without lingering."""
+    closing = raw_request("POST", "/", headers=[("connection", "close")], body=b"last")
+    response, reader = exchange(echo_server, closing)
+    with reader.sock:
+        assert response.status == 200 and response.body == b"last"
+        assert _after_our_close(reader) == "reset"
+
+
+@pytest.mark.parametrize(
+    "why",
+    [
+        "app says close",  # our idea: the client may be sending its next request
+        "bytes after the last request",  # a client that broke its promise
+        "body not read",  # the rest of the body is still on its way
+        "HTTP/1.0",  # h11 closes even one that asked for keep-alive
+    ],
+)
+def test_a_close_the_client_may_not_expect_lingers(why: str) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [(b"connection", b"close")] if why == "app says close" else []
+            await respond(send, b"bye", headers=headers)
+
+    requests = {
+        "app says close": raw_request(),
+        "bytes after the last request": raw_request(headers=[("connection", "close")])
+        + raw_request(),
+        "body not read": raw_request("POST", headers=[("content-length", "100000")]) + b"x",
+        "HTTP/1.0": raw_request(version="1.0", headers=[("connection", "keep-alive")]),
+    }
+    with serve(app) as ts:
+        response, reader = exchange(ts, requests[why])
+        with reader.sock:
+            assert response.status == 200 and response.body == b"bye"
+            assert _after_our_close(reader) == "read"
+
+
 # -- default headers ---------------------------------------------------------------------------
 
 
