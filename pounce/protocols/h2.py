@@ -44,6 +44,7 @@ import hyperframe.exceptions
 import hyperframe.frame
 
 from pounce.errors import LocalProtocolError, RemoteProtocolError
+from pounce.protocols import h2_fast
 from pounce.protocols.events import (
     AcknowledgeData,
     CloseConnection,
@@ -65,7 +66,7 @@ from pounce.protocols.events import (
     UpgradeRequested,
 )
 from pounce.protocols.framing import DeclaredLengths
-from pounce.protocols.h2_fields import CONNECTION_SPECIFIC, parse_request, valid_trailers
+from pounce.protocols.h2_fields import CONNECTION_SPECIFIC, RequestBlocks, valid_trailers
 from pounce.protocols.h2_settings import H2Settings as H2Settings
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
@@ -123,15 +124,23 @@ class H2Core:
     """A `ProtocolCore` for HTTP/2 server connections (prior knowledge or ALPN h2)."""
 
     def __init__(
-        self, settings: H2Settings | None = None, *, upgrade_settings: bytes | None = None
+        self,
+        settings: H2Settings | None = None,
+        *,
+        upgrade_settings: bytes | None = None,
+        reference: bool = False,
     ) -> None:
-        """`upgrade_settings`: the HTTP2-Settings of an h2c upgrade (then see `upgraded`)."""
+        """`upgrade_settings`: the HTTP2-Settings of an h2c upgrade (then see `upgraded`).
+
+        `reference`: every frame through h2's own methods and plain hpack coders,
+        not `pounce.protocols.h2_fast`'s paths (what the differential tests compare with).
+        """
         self.settings = s = settings or H2Settings()
         # Outbound fields were checked by pounce.asgi.headers (lower-case token
         # names, no control characters, no surrounding whitespace) and
         # `_head` drops the connection-specific ones, so h2 need not check and
         # normalise them again: that was a fifth of the time of a response.
-        # Inbound blocks are checked by `parse_request` / `valid_trailers`
+        # Inbound blocks are checked by `parse_request` (through `RequestBlocks`) / `valid_trailers`
         # (pounce.protocols.h2_fields), as strictly as h2 and in one pass.
         config = h2.config.H2Configuration(
             client_side=False,
@@ -141,6 +150,11 @@ class H2Core:
             validate_inbound_headers=False,  # `parse_request`: same checks, one pass
         )
         conn = _ServerConnection(config=config)
+        if not reference:
+            conn.encoder = h2_fast.CachingEncoder()
+            conn.decoder = h2_fast.CachingDecoder(conn.decoder)
+        self._send_headers = _h2_send_headers if reference else h2_fast.send_headers
+        self._send_data = _h2_send_data if reference else h2_fast.send_data
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(
             client=False,
@@ -168,6 +182,7 @@ class H2Core:
         self._ended: set[int] = set()  # ... whose request body is complete
         self._unacked: dict[int, int] = {}  # body bytes delivered, not yet consumed
         self._outboxes: dict[int, _Outbox] = {}
+        self._requests = RequestBlocks()  # `parse_request`, remembering repeated blocks
         self._lengths = DeclaredLengths()  # response bodies against their content-length
         self._priority: dict[int, tuple[int, bool]] = {}  # streams not at DEFAULT_PRIORITY
         self._idle_priority: dict[int, tuple[int, bool]] = {}  # PRIORITY_UPDATEs ahead of HEADERS
@@ -273,7 +288,7 @@ class H2Core:
             # was not processed; discarded without a frame, as the RFC allows —
             # the Python h2 client fails on any frame after a GOAWAY.
             return
-        request, priority, protocol = parse_request(
+        request, priority, protocol = self._requests.parse(
             sid, event.headers or [], ended=event.stream_ended is not None
         )
         if protocol is not None and not self.settings.connect_protocols:
@@ -404,18 +419,21 @@ class H2Core:
             self._acknowledge(sid, event.size)
         elif isinstance(event, SendResponse):
             self._lengths.response(sid, event.status, event.headers)
-            self._conn.send_headers(sid, _head(event.status, event.headers))
+            self._send_headers(self._conn, sid, _head(event.status, event.headers), False)
         elif isinstance(event, SendInformational):
             if 100 < event.status < 200 or (event.status == 100 and sid not in self._ended):
                 self._conn.send_headers(sid, _head(event.status, event.headers))
         elif isinstance(event, SendTrailers):
             self._lengths.trailers(sid)
             box = self._outboxes.setdefault(sid, _Outbox())
-            box.trailers = [pair for pair in event.headers if pair[0] not in CONNECTION_SPECIFIC]
+            trailers = [pair for pair in event.headers if pair[0] not in CONNECTION_SPECIFIC]
+            box.trailers = (
+                trailers or None
+            )  # none: END_STREAM on DATA (h2 cannot send an empty block)
             box.end = True
             self._flush(sid, box)
         elif isinstance(event, RejectRequest):
-            self._conn.send_headers(sid, _head(event.status, event.headers), end_stream=True)
+            self._send_headers(self._conn, sid, _head(event.status, event.headers), True)
             self._finish(sid)
         elif isinstance(event, ResetStream):
             self._reset(sid, event.error_code or INTERNAL_ERROR)
@@ -470,15 +488,15 @@ class H2Core:
                 return sent
             piece = box.take(window)
             ended = box.end and not box.size and box.trailers is None
-            conn.send_data(sid, piece, end_stream=ended)
+            self._send_data(conn, sid, piece, ended)
             sent = True
             frames -= 1
         if box.size or not box.end:
             return sent
         if box.trailers is not None:
-            conn.send_headers(sid, box.trailers, end_stream=True)
+            self._send_headers(conn, sid, box.trailers, True)
         elif not ended:
-            conn.send_data(sid, b"", end_stream=True)
+            self._send_data(conn, sid, b"", True)
         self._finish(sid)
         return True
 
@@ -681,6 +699,18 @@ class _Calm(h2.exceptions.ProtocolError):
     """An abuse budget ran out: GOAWAY ENHANCE_YOUR_CALM."""
 
     error_code = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def _h2_send_headers(
+    conn: h2.connection.H2Connection, sid: int, headers: Headers, end_stream: bool
+) -> None:
+    conn.send_headers(sid, headers, end_stream=end_stream)
+
+
+def _h2_send_data(
+    conn: h2.connection.H2Connection, sid: int, data: bytes, end_stream: bool
+) -> None:
+    conn.send_data(sid, data, end_stream=end_stream)
 
 
 def _head(status: int, headers: Headers) -> Headers:
