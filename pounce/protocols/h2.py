@@ -109,9 +109,12 @@ class _Outbox:
         self.end = False
         self.trailers: Headers | None = None
 
-    def take(self, limit: int) -> bytes:
+    def take(self, limit: int) -> bytes | memoryview:
+        """Up to `limit` bytes of the first chunk: the chunk itself, or a view of it (no copy)."""
         head = self.chunks[0]
-        piece = head[self.offset : self.offset + limit]
+        piece: bytes | memoryview = head
+        if self.offset or limit < len(head):
+            piece = memoryview(head)[self.offset : self.offset + limit]
         self.offset += len(piece)
         if self.offset == len(head):
             self.chunks.popleft()
@@ -154,7 +157,7 @@ class H2Core:
             conn.encoder = h2_fast.CachingEncoder()
             conn.decoder = h2_fast.CachingDecoder(conn.decoder)
         self._send_headers = _h2_send_headers if reference else h2_fast.send_headers
-        self._send_data = _h2_send_data if reference else h2_fast.send_data
+        self._send_data = h2_fast.send_data_by_h2 if reference else h2_fast.send_data
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(
             client=False,
@@ -479,16 +482,19 @@ class H2Core:
                     moved = True
 
     def _flush(self, sid: int, box: _Outbox, frames: int = -1) -> bool:
-        """Send what the windows allow (at most `frames` DATA frames); True if any left."""
+        """Send what the windows allow (one DATA frame if `frames` is 1, else as many as
+        fit); True if anything was sent."""
         conn = self._conn
         ended = sent = False
         while box.size and frames:
-            window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+            window = conn.local_flow_control_window(sid)
+            if frames == 1:
+                window = min(window, conn.max_outbound_frame_size)
             if window <= 0:
                 return sent
             piece = box.take(window)
             ended = box.end and not box.size and box.trailers is None
-            self._send_data(conn, sid, piece, ended)
+            self._send_data(conn, sid, piece, ended)  # in frames of the peer's size
             sent = True
             frames -= 1
         if box.size or not box.end:
@@ -705,12 +711,6 @@ def _h2_send_headers(
     conn: h2.connection.H2Connection, sid: int, headers: Headers, end_stream: bool
 ) -> None:
     conn.send_headers(sid, headers, end_stream=end_stream)
-
-
-def _h2_send_data(
-    conn: h2.connection.H2Connection, sid: int, data: bytes, end_stream: bool
-) -> None:
-    conn.send_data(sid, data, end_stream=end_stream)
 
 
 def _head(status: int, headers: Headers) -> Headers:

@@ -55,20 +55,18 @@ def _frame_header(length: int, kind: int, flags: int, stream_id: int) -> bytes:
 
 
 def send_data(
-    conn: h2.connection.H2Connection, stream_id: int, data: bytes, end_stream: bool
+    conn: h2.connection.H2Connection, stream_id: int, data: bytes | memoryview, end_stream: bool
 ) -> None:
-    """``conn.send_data(stream_id, data, end_stream=end_stream)``, without the frame object."""
+    """What `send_data_by_h2` does — `data` in DATA frames of the peer's frame size — without
+    a frame object per frame. The state machines see SEND_DATA once per call rather
+    than once per frame: on a stream that may send it changes nothing (RFC 9113 §5.1),
+    and on one that may not, h2 refuses the first frame before any is queued, as here."""
     size = len(data)
     stream = conn.streams.get(stream_id)
-    if (
-        stream is None
-        or size > conn.max_outbound_frame_size
-        or (
-            size
-            and size > min(conn.outbound_flow_control_window, stream.outbound_flow_control_window)
-        )
+    if stream is None or (
+        size > min(conn.outbound_flow_control_window, stream.outbound_flow_control_window)
     ):
-        conn.send_data(stream_id, data, end_stream=end_stream)  # h2 answers, or raises
+        send_data_by_h2(conn, stream_id, data, end_stream)  # h2 answers, or raises
         return
     conn.state_machine.process_input(_SEND_DATA)
     machine = stream.state_machine
@@ -77,9 +75,30 @@ def send_data(
         machine.process_input(_STREAM_SEND_END)
     stream.outbound_flow_control_window -= size
     out = conn._data_to_send
-    out += _frame_header(size, _DATA, _END_STREAM if end_stream else 0, stream_id)
-    out += data
+    frame = conn.max_outbound_frame_size
+    start = 0
+    if size > frame:
+        data = memoryview(data)
+        while size - start > frame:
+            out += _frame_header(frame, _DATA, 0, stream_id)
+            out += data[start : start + frame]
+            start += frame
+    out += _frame_header(size - start, _DATA, _END_STREAM if end_stream else 0, stream_id)
+    out += data[start:] if start else data
     conn.outbound_flow_control_window -= size
+
+
+def send_data_by_h2(
+    conn: h2.connection.H2Connection, stream_id: int, data: bytes | memoryview, end_stream: bool
+) -> None:
+    """`data` as DATA frames of the peer's frame size, each through h2's ``send_data``;
+    the last one ends the stream if asked (the reference path)."""
+    size = conn.max_outbound_frame_size
+    start = 0
+    while len(data) - start > size:
+        conn.send_data(stream_id, data[start : start + size])
+        start += size
+    conn.send_data(stream_id, data[start:], end_stream=end_stream)
 
 
 def send_headers(
