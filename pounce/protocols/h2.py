@@ -153,6 +153,7 @@ class H2Core:
             validate_inbound_headers=False,  # `parse_request`: same checks, one pass
         )
         conn = _ServerConnection(config=config)
+        reference = reference or not h2_fast.fits(conn)
         if not reference:
             conn.encoder = h2_fast.CachingEncoder()
             conn.decoder = h2_fast.CachingDecoder(conn.decoder)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
+import h2
 import h2.connection
 import h2.exceptions
 import h2.stream
@@ -48,6 +49,18 @@ _STREAM_SEND_HEADERS = h2.stream.StreamInputs.SEND_HEADERS
 _STREAM_SEND_DATA = h2.stream.StreamInputs.SEND_DATA
 _STREAM_SEND_END = h2.stream.StreamInputs.SEND_END_STREAM
 _CACHED_BLOCKS = 64  # distinct blocks remembered per coder; a connection rarely has more
+
+
+def fits(conn: h2.connection.H2Connection) -> bool:
+    """Does this h2 keep the state these paths write where they write it? They were
+    written against, and are differentially tested on, h2 4 (hpack 4); another major
+    version gets h2's own paths."""
+    return (
+        h2.__version__.split(".")[0] == "4"
+        and hpack.__version__.split(".")[0] == "4"
+        and isinstance(getattr(conn, "_data_to_send", None), bytearray)
+        and isinstance(getattr(conn, "streams", None), dict)
+    )
 
 
 def _frame_header(length: int, kind: int, flags: int, stream_id: int) -> bytes:

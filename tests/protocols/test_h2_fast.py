@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import h2
 import h2.config
 import h2.connection
 import h2.exceptions
@@ -35,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pounce.errors import LocalProtocolError, RemoteProtocolError
+from pounce.protocols import h2_fast
 from pounce.protocols.events import (
     AcknowledgeData,
     CloseConnection,
@@ -392,3 +394,12 @@ def test_a_smaller_header_list_limit_applies_to_cached_blocks() -> None:
     decoder.max_header_list_size = 10
     with pytest.raises(hpack.OversizedHeaderListError):
         decoder.decode(repeat, raw=True)
+
+
+def test_another_major_h2_gets_h2s_own_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast paths write h2 4's internal state; h2 5 may keep it elsewhere."""
+    monkeypatch.setattr(h2, "__version__", "5.0.0")
+    core = H2Core()
+    assert core._send_data is h2_fast.send_data_by_h2
+    assert type(core._conn.encoder) is hpack.Encoder
+    assert type(core._conn.decoder) is hpack.Decoder
