@@ -152,8 +152,8 @@ class H2Core:
             normalize_outbound_headers=False,
             validate_inbound_headers=False,  # `parse_request`: same checks, one pass
         )
-        conn = _ServerConnection(config=config)
-        reference = reference or not h2_fast.fits(conn)
+        reference = reference or not h2_fast.FITS
+        conn = (_ServerConnection if reference else _FastServerConnection)(config=config)
         if not reference:
             conn.encoder = h2_fast.CachingEncoder()
             conn.decoder = h2_fast.CachingDecoder(conn.decoder)
@@ -694,6 +694,13 @@ class _ServerConnection(h2.connection.H2Connection):
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data or None
         return [], [event]
+
+
+class _FastServerConnection(_ServerConnection):
+    """`_ServerConnection` receiving frames through `h2_fast.receive_frame`."""
+
+    def _receive_frame(self, frame: hyperframe.frame.Frame) -> list[h2.events.Event]:
+        return h2_fast.receive_frame(self, frame)
 
 
 class _FrameSizeError(h2.exceptions.ProtocolError):

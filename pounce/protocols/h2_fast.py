@@ -35,10 +35,12 @@ from typing import Any
 
 import h2
 import h2.connection
+import h2.errors
 import h2.exceptions
 import h2.stream
 import h2.utilities
 import hpack
+import hyperframe.frame
 
 _HEADER = struct.Struct("!HBBBL")  # RFC 9113 §4.1: length (24 bits), type, flags, stream id
 _DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
@@ -51,16 +53,35 @@ _STREAM_SEND_END = h2.stream.StreamInputs.SEND_END_STREAM
 _CACHED_BLOCKS = 64  # distinct blocks remembered per coder; a connection rarely has more
 
 
-def fits(conn: h2.connection.H2Connection) -> bool:
-    """Does this h2 keep the state these paths write where they write it? They were
-    written against, and are differentially tested on, h2 4 (hpack 4); another major
-    version gets h2's own paths."""
-    return (
-        h2.__version__.split(".")[0] == "4"
-        and hpack.__version__.split(".")[0] == "4"
-        and isinstance(getattr(conn, "_data_to_send", None), bytearray)
-        and isinstance(getattr(conn, "streams", None), dict)
-    )
+# These paths write h2 4's internal state (hpack 4's tables) where h2 4 keeps it, and are
+# differentially tested on it; another major version gets h2's own paths.
+FITS = h2.__version__.split(".")[0] == "4" and hpack.__version__.split(".")[0] == "4"
+
+
+def receive_frame(conn: h2.connection.H2Connection, frame: Any) -> list[Any]:
+    """h2 4's ``H2Connection._receive_frame`` (python-hyper/h2, MIT), less its trace line,
+    whose ``repr(frame)`` was built on every frame received for a logger that drops it:
+    the same dispatch, and the same answers to frames on closed streams."""
+    try:
+        frames, events = conn._frame_dispatch_table[frame.__class__](frame)
+    except h2.exceptions.StreamClosedError as exc:
+        if not conn._stream_is_closed_by_reset(exc.stream_id):
+            raise  # a connection error
+        reset = hyperframe.frame.RstStreamFrame(exc.stream_id)
+        reset.error_code = exc.error_code
+        conn._prepare_for_sending([reset])
+        return exc._events
+    except h2.exceptions.StreamIDTooLowError as exc:
+        if conn._stream_is_closed_by_reset(exc.stream_id):  # a stream error
+            reset = hyperframe.frame.RstStreamFrame(exc.stream_id)
+            reset.error_code = h2.errors.ErrorCodes.STREAM_CLOSED
+            conn._prepare_for_sending([reset])
+            return []
+        if conn._stream_is_closed_by_end(exc.stream_id):
+            raise h2.exceptions.StreamClosedError(exc.stream_id) from exc
+        raise  # closed implicitly: PROTOCOL_ERROR
+    conn._prepare_for_sending(frames)
+    return events  # type: ignore[no-any-return]
 
 
 def _frame_header(length: int, kind: int, flags: int, stream_id: int) -> bytes:

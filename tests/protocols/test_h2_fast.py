@@ -276,6 +276,36 @@ def test_fast_paths_answer_as_h2_does(steps: list[tuple[Any, ...]]) -> None:
         session.act(step)
 
 
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # HEADERS on a stream the client reset: RST_STREAM, a stream error.
+        [("open", 0, False), ("reset", 0), ("raw", 1, 5, 0)],
+        # ... on a stream closed by END_STREAM both ways: a connection error.
+        [("open", 0, True), ("response", 0, 200, []), ("body", 0, 13, True), ("raw", 1, 5, 0)],
+        # ... on such streams after h2 forgot them (a newer stream opened): the same answers.
+        [("open", 0, False), ("reset", 0), ("open", 0, True), ("raw", 1, 5, 0)],
+        [
+            ("open", 0, True),
+            ("response", 0, 200, []),
+            ("body", 0, 13, True),
+            ("open", 0, True),
+            ("raw", 1, 5, 0),
+        ],
+        # ... on a stream skipped over (closed implicitly): PROTOCOL_ERROR.
+        [("raw", 1, 5, 2), ("raw", 1, 5, 1)],
+        # DATA on a reset stream (h2 answers it before the frame dispatch returns).
+        [("open", 0, False), ("reset", 0), ("raw", 0, 0, 0)],
+    ],
+)
+def test_frames_on_closed_streams_are_answered_as_h2_answers(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    session = Session()
+    for step in steps:
+        session.act(step)
+
+
 def test_a_download_in_frames_of_the_peers_size() -> None:
     """1 MiB on one stream: the frames split where h2 splits them, windows and all."""
     session = Session()
@@ -398,8 +428,9 @@ def test_a_smaller_header_list_limit_applies_to_cached_blocks() -> None:
 
 def test_another_major_h2_gets_h2s_own_paths(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fast paths write h2 4's internal state; h2 5 may keep it elsewhere."""
-    monkeypatch.setattr(h2, "__version__", "5.0.0")
+    monkeypatch.setattr(h2_fast, "FITS", False)
     core = H2Core()
     assert core._send_data is h2_fast.send_data_by_h2
     assert type(core._conn.encoder) is hpack.Encoder
     assert type(core._conn.decoder) is hpack.Decoder
+    assert type(core._conn).__name__ == "_ServerConnection"
