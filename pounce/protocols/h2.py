@@ -31,6 +31,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -157,8 +159,13 @@ class H2Core:
         if not reference:
             conn.encoder = h2_fast.CachingEncoder()
             conn.decoder = h2_fast.CachingDecoder(conn.decoder)
-        self._send_headers = _h2_send_headers if reference else h2_fast.send_headers
-        self._send_data = h2_fast.send_data_by_h2 if reference else h2_fast.send_data
+        # (the connection is a `_FastServerConnection` where they are h2_fast's)
+        self._send_headers: Callable[[Any, int, Headers, bool], None] = (
+            _h2_send_headers if reference else h2_fast.send_headers
+        )
+        self._send_data: Callable[[Any, int, bytes | memoryview, bool], None] = (
+            h2_fast.send_data_by_h2 if reference else h2_fast.send_data
+        )
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(
             client=False,
@@ -696,11 +703,8 @@ class _ServerConnection(h2.connection.H2Connection):
         return [], [event]
 
 
-class _FastServerConnection(_ServerConnection):
-    """`_ServerConnection` receiving frames through `h2_fast.receive_frame`."""
-
-    def _receive_frame(self, frame: hyperframe.frame.Frame) -> list[h2.events.Event]:
-        return h2_fast.receive_frame(self, frame)
+class _FastServerConnection(h2_fast.FastConnection, _ServerConnection):
+    """`_ServerConnection` with the output and the frame dispatch the fast paths need."""
 
 
 class _FrameSizeError(h2.exceptions.ProtocolError):

@@ -34,6 +34,7 @@ import struct
 from typing import Any
 
 import h2
+import h2.config
 import h2.connection
 import h2.errors
 import h2.exceptions
@@ -56,6 +57,46 @@ _CACHED_BLOCKS = 64  # distinct blocks remembered per coder; a connection rarely
 # These paths write h2 4's internal state (hpack 4's tables) where h2 4 keeps it, and are
 # differentially tested on it; another major version gets h2's own paths.
 FITS = h2.__version__.split(".")[0] == "4" and hpack.__version__.split(".")[0] == "4"
+
+
+class FastConnection(h2.connection.H2Connection):
+    """h2's connection with the two changes the fast paths need.
+
+    * Output as a list of pieces, joined once by `data_to_send`: h2 appends
+      every frame to one ``bytearray``, and growing it frame by frame to a
+      megabyte cost milliseconds of reallocation and copying (measured: 2-3 ms
+      per MiB against 0.05-0.08 ms for one join). h2's own frames still go to
+      its buffer; `queue` moves what is there into the list first, so the
+      order on the wire is the order of the calls.
+    * Frames received through `receive_frame`.
+    """
+
+    def __init__(self, config: h2.config.H2Configuration | None = None) -> None:
+        super().__init__(config=config)
+        self._pieces: list[bytes | memoryview] = []
+
+    def queue(self, pieces: list[bytes | memoryview]) -> None:
+        """Queue frames made here, after everything h2 queued so far."""
+        if self._data_to_send:
+            self._pieces.append(bytes(self._data_to_send))
+            self._data_to_send = bytearray()
+        self._pieces += pieces
+
+    def data_to_send(self, amount: int | None = None) -> bytes:
+        pieces = self._pieces
+        if pieces:
+            if self._data_to_send:
+                pieces.append(bytes(self._data_to_send))
+            data = b"".join(pieces)
+            pieces.clear()
+            if amount is None:
+                self._data_to_send = bytearray()
+                return data
+            self._data_to_send = bytearray(data)
+        return super().data_to_send(amount)
+
+    def _receive_frame(self, frame: Any) -> list[Any]:
+        return receive_frame(self, frame)
 
 
 def receive_frame(conn: h2.connection.H2Connection, frame: Any) -> list[Any]:
@@ -89,7 +130,7 @@ def _frame_header(length: int, kind: int, flags: int, stream_id: int) -> bytes:
 
 
 def send_data(
-    conn: h2.connection.H2Connection, stream_id: int, data: bytes | memoryview, end_stream: bool
+    conn: FastConnection, stream_id: int, data: bytes | memoryview, end_stream: bool
 ) -> None:
     """What `send_data_by_h2` does — `data` in DATA frames of the peer's frame size — without
     a frame object per frame. The state machines see SEND_DATA once per call rather
@@ -108,17 +149,17 @@ def send_data(
     if end_stream:
         machine.process_input(_STREAM_SEND_END)
     stream.outbound_flow_control_window -= size
-    out = conn._data_to_send
     frame = conn.max_outbound_frame_size
     start = 0
+    pieces: list[bytes | memoryview] = []
     if size > frame:
         data = memoryview(data)
         while size - start > frame:
-            out += _frame_header(frame, _DATA, 0, stream_id)
-            out += data[start : start + frame]
+            pieces += (_frame_header(frame, _DATA, 0, stream_id), data[start : start + frame])
             start += frame
-    out += _frame_header(size - start, _DATA, _END_STREAM if end_stream else 0, stream_id)
-    out += data[start:] if start else data
+    last = _frame_header(size - start, _DATA, _END_STREAM if end_stream else 0, stream_id)
+    pieces += (last, data[start:] if start else data)
+    conn.queue(pieces)
     conn.outbound_flow_control_window -= size
 
 
@@ -136,7 +177,7 @@ def send_data_by_h2(
 
 
 def send_headers(
-    conn: h2.connection.H2Connection,
+    conn: FastConnection,
     stream_id: int,
     headers: list[tuple[bytes, bytes]],
     end_stream: bool = False,
@@ -156,7 +197,7 @@ def send_headers(
         raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
     stream.request_method = h2.utilities.extract_method_header(headers)  # as h2 does
     size = stream.max_outbound_frame_size or 0  # what h2 splits the block by
-    conn._data_to_send += _header_frames(block, stream_id, end_stream, size)
+    conn.queue([_header_frames(block, stream_id, end_stream, size)])
 
 
 def _header_frames(block: bytes, stream_id: int, end_stream: bool, max_size: int) -> bytes:
