@@ -2,18 +2,19 @@
 
 h2's ``send_headers`` and ``send_data`` build a frame object per frame, a
 flags set, a list, a generator to serialize it, and re-check what the caller
-knows; for a 1 MiB download that is 64 such frames, and for a hello response
-those calls and the HPACK coding of both header blocks were over a third of
-the H2 core's instructions. This module keeps h2 the owner of every state:
+knows, and append every frame to one growing ``bytearray``; for a 1 MiB
+download that is 64 such frames, and for a hello response those calls and
+the HPACK coding of both header blocks were over a third of the H2 core's
+instructions. This module keeps h2 the owner of every state:
 
 * `send_data` / `send_headers` feed h2's own connection and stream state
   machines the inputs h2 would (so a send on a closed or reset stream fails
   there, with h2's exception, as before), move the same flow-control windows,
-  and append the same bytes to h2's own output buffer, in order with the
-  frames h2 queues itself (WINDOW_UPDATE, SETTINGS ACK, RST_STREAM).
-  Whatever they do not cover — an unknown stream, a frame over the window or
-  the peer's frame size, an informational response, padding — goes to h2's
-  method itself, which raises what it raised before.
+  and queue the same bytes, in order with the frames h2 queues itself
+  (WINDOW_UPDATE, SETTINGS ACK, RST_STREAM), as pieces joined once per write
+  (`FastConnection`). Whatever they do not cover — an unknown stream, data
+  over the window, an informational response — goes to h2's method itself,
+  which raises what it raised before.
 * `CachingEncoder` / `CachingDecoder` remember header blocks made only of
   indexed fields (RFC 7541 §6.1: one byte each below index 127). Such a block
   neither reads nor changes anything but the table's entries, so its coding is
@@ -21,7 +22,11 @@ the H2 core's instructions. This module keeps h2 the owner of every state:
   that is not all indexed (a literal with indexing, a size update) or a new
   table size: each of those empties the cache. Repeated requests (h2load,
   browsers, API clients) and repeated responses are such blocks.
+* `receive_frame` is h2's frame dispatch without the ``repr`` of every frame
+  that its trace line built for a logger that drops it.
 
+All of it only where `FITS` (h2 4, hpack 4: what it was written and tested
+against); `H2Core(reference=True)` runs h2's own paths.
 tests/protocols/test_h2_fast.py runs generated frame sequences and response
 events through an `H2Core` on these paths and one on h2's own, and asserts
 the same bytes out, the same events in and the same errors; and the caches
