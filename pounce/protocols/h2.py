@@ -21,6 +21,11 @@ that wait for flow-control window, and adds what h2 leaves to its user:
   longer or shorter is refused with `LocalProtocolError`, excess bytes before
   they are queued; the exchange then resets the stream (INTERNAL_ERROR).
 
+The frames of every response, and the HPACK coding of repeated blocks, go
+around h2's per-frame machinery through `pounce.protocols.h2_fast`, which
+feeds h2's own state machines the same inputs (`H2Core(reference=True)`: h2's
+own paths, what the differential tests compare with).
+
 Every h2, hpack and hyperframe exception is translated here: a connection
 error is a `RemoteProtocolError` whose `error_code` is the GOAWAY code (the
 GOAWAY is already queued), and it is sticky, as in the HTTP/1.1 cores.
