@@ -3,6 +3,7 @@
     GET  /hello    13 bytes, "Hello, world!"
     GET  /receive  the same, after awaiting ``receive()`` once, as framework request objects do
     GET  /64k      a 64 KiB body with Content-Length
+    GET  /1m       a 1 MiB body with Content-Length, in one message (the HTTP/2 download)
     POST /upload   reads the whole request body, answers its length in bytes
     GET  /stream   100 chunks of 1 KiB, each its own ``more_body`` message
     GET  /work     a fixed service time: 10 ms of ``await asyncio.sleep`` (the overload scenario)
@@ -31,6 +32,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 HELLO_BODY = b"Hello, world!"
 LARGE_BODY = bytes(range(256)) * 256  # 64 KiB; a pattern, so reordering shows
+MIB_BODY = bytes(range(256)) * 4096  # 1 MiB
 STREAM_CHUNK = b"0123456789abcdef" * 64  # 1 KiB
 STREAM_CHUNKS = 100
 STREAM_BODY = STREAM_CHUNK * STREAM_CHUNKS
@@ -55,6 +57,7 @@ def _body(body: bytes, more: bool = False) -> Message:
 
 _HELLO_LENGTH = (b"content-length", str(len(HELLO_BODY)).encode())
 _LARGE_LENGTH = (b"content-length", str(len(LARGE_BODY)).encode())
+_MIB_LENGTH = (b"content-length", str(len(MIB_BODY)).encode())
 
 
 async def hello(receive: Receive, send: Send) -> None:
@@ -73,6 +76,11 @@ async def hello_after_receive(receive: Receive, send: Send) -> None:
 async def large(receive: Receive, send: Send) -> None:
     await send(_start([_OCTETS, _LARGE_LENGTH]))
     await send(_body(LARGE_BODY))
+
+
+async def download(receive: Receive, send: Send) -> None:
+    await send(_start([_OCTETS, _MIB_LENGTH]))
+    await send(_body(MIB_BODY))
 
 
 async def upload(receive: Receive, send: Send) -> None:
@@ -122,6 +130,7 @@ ROUTES: dict[str, Callable[[Receive, Send], Awaitable[None]]] = {
     "/hello": hello,
     "/receive": hello_after_receive,
     "/64k": large,
+    "/1m": download,
     "/upload": upload,
     "/stream": stream,
     "/work": work,

@@ -5,6 +5,7 @@
     python3 dev.py bench --quick               # smoke: 1 s runs, 1 repeat
     python3 dev.py bench --scenarios hello --servers pounce,uvicorn
     python3 dev.py bench --scenarios ws-echo   # WebSocket echo (not in the default set)
+    python3 dev.py bench --scenarios h2-hello,h2-1mib  # HTTP/2: hello and 1 MiB downloads
     .venv/bin/python benchmarks/run.py --list  # the server and scenario names
 
 Each server runs with one worker pinned to CPU 0, wrk (or the memory client) runs
@@ -100,7 +101,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scenarios",
-        help=f"comma-separated, from: {','.join(ALL_KEYS)} (default: all but {WS_KEY})",
+        help=f"comma-separated, from: {','.join(ALL_KEYS)} (default: {','.join(DEFAULT_KEYS)})",
     )
     parser.add_argument("--list", action="store_true", help="list servers and scenarios")
     parser.add_argument("--json", type=Path, help="artifact path (default: results/<time>.json)")
@@ -178,25 +179,26 @@ def _bench(python: Path, settings: Settings, logs: Path) -> Bench:
 
 
 def run_h2(
-    specs: Sequence[ServerSpec], python: Path, settings: Settings, logs: Path
+    specs: Sequence[ServerSpec], python: Path, settings: Settings, logs: Path, key: str
 ) -> list[tuple[str, h2load.H2Result | str]]:
     """h2load -c16 -m10 against every server that speaks HTTP/2; ratios to Hypercorn."""
-    print(f"\n== {h2load.H2_HELLO}: h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}", flush=True)
+    path = h2load.PATHS[key]
+    print(f"\n== {key}: h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS} GET {path}", flush=True)
     if not h2load.available():
-        print(h2load.missing_message(), flush=True)
+        print(h2load.missing_message(key), flush=True)
         return []
     rows: list[tuple[str, h2load.H2Result | str]] = []
     for spec in h2load.h2_specs(list(specs)):
         try:
-            server = _bench(python, settings, logs).start(spec, APP, logs / h2load.H2_HELLO)
+            server = _bench(python, settings, logs).start(spec, APP, logs / key)
         except ServerFailed as exc:
             rows.append((spec.label, f"did not start: {exc}"))
             continue
         try:
-            h2load.run(server.port, 1, settings.client_cpu)  # warm-up and check
+            h2load.run(server.port, 1, settings.client_cpu, path)  # warm-up and check
             best = max(
                 (
-                    h2load.run(server.port, settings.duration_s, settings.client_cpu)
+                    h2load.run(server.port, settings.duration_s, settings.client_cpu, path)
                     for _ in range(settings.repeat)
                 ),
                 key=lambda r: r.rps,
@@ -210,14 +212,15 @@ def run_h2(
     return rows
 
 
-def print_h2(rows: list[tuple[str, h2load.H2Result | str]]) -> None:
+def print_h2(rows: list[tuple[str, h2load.H2Result | str]], key: str) -> None:
     if not rows:
         return
     base = next(
         (r.rps for label, r in rows if label.startswith("hypercorn") and not isinstance(r, str)),
         None,
     )
-    print(f"\n{h2load.H2_HELLO}: h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS}, best run")
+    path = h2load.PATHS[key]
+    print(f"\n{key}: h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS} GET {path}, best run")
     for label, result in rows:
         if isinstance(result, str):
             print(f"  {label:<32} FAILED: {result.splitlines()[0]}")
@@ -341,7 +344,8 @@ def list_everything(specs: Sequence[ServerSpec]) -> None:
     print(f"  {MEMORY_KEY:<28} RSS idle and with N idle keep-alive connections")
     for scenario in SCENARIOS:
         print(f"  {scenario.key:<28} {scenario.title} (-c{scenario.connections})")
-    print(f"  {h2load.H2_HELLO:<28} h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS} GET /hello")
+    for key, path in h2load.PATHS.items():
+        print(f"  {key:<28} h2load -c{h2load.CONNECTIONS} -m{h2load.STREAMS} GET {path}")
     for load in wsecho.LOADS:
         print(f"  {WS_KEY:<28} {load.title} (optional)")
     print("servers of the workers2 scenario (--workers 2 each):")
@@ -392,7 +396,7 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
     runner.warn_if_busy(machine["cpu_busy_before_start"])
     cells: list[Cell] = []
     memory: list[MemoryCell] = []
-    h2_rows: list[tuple[str, h2load.H2Result | str]] = []
+    h2_rows: dict[str, list[tuple[str, h2load.H2Result | str]]] = {}
     ws_cells: list[wsecho.WsCell] = []
     complete = False
     began = time.monotonic()
@@ -404,8 +408,9 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
             if scenario.key in settings.scenarios:
                 these = for_workers(specs, scenario.workers)
                 cells += runner.run_scenario(bench, scenario, these)
-        if h2load.H2_HELLO in settings.scenarios:
-            h2_rows = run_h2(specs, python, settings, logs)
+        for key in h2load.PATHS:
+            if key in settings.scenarios:
+                h2_rows[key] = run_h2(specs, python, settings, logs, key)
         if WS_KEY in settings.scenarios:
             ws_cells = run_ws(specs, python, settings, logs)
         complete = True
@@ -417,7 +422,8 @@ def run_all(settings: Settings, specs: Sequence[ServerSpec], python: Path, out: 
         doc = document(settings, machine, ran, python, cells, memory, started, complete, ws_cells)
         bench_report.write_json(out, doc)
         print_summary(cells, memory, settings)
-        print_h2(h2_rows)
+        for key, rows in h2_rows.items():
+            print_h2(rows, key)
         if ws_cells:
             print(wsecho.summary(ws_cells))
         if not complete:

@@ -1,8 +1,9 @@
 """HTTP/2 scenarios: ``h2load`` (Debian ``nghttp2-client``) against Pounce and its HTTP/2 peers.
 
-One scenario, ``h2-hello``: ``h2load -c16 -m10`` (16 connections, 10 streams
-each) GETs the hello app over cleartext HTTP/2 with prior knowledge, for each
-server that speaks it: Pounce (``--http2`` is on when h2 is installed),
+Two scenarios: ``h2-hello``, where ``h2load -c16 -m10`` (16 connections, 10
+streams each) GETs the hello app, and ``h2-1mib``, the same load downloading
+1 MiB per request (``/1m``; req/s is then MiB/s), over cleartext HTTP/2 with
+prior knowledge, for each server that speaks it: Pounce (``--http2`` is on when h2 is installed),
 Hypercorn (the same h2 library) and Granian with ``--http 2``. Ratios are
 printed against Hypercorn. Without h2load the scenario is skipped with a
 message, never failed.
@@ -18,9 +19,11 @@ from dataclasses import dataclass, replace
 from pounce.bench.servers import ServerSpec
 
 H2_HELLO = "h2-hello"
+H2_1MIB = "h2-1mib"
+PATHS = {H2_HELLO: "/hello", H2_1MIB: "/1m"}  # scenario -> the path h2load GETs
 CONNECTIONS = 16
 STREAMS = 10  # concurrent streams per connection (-m)
-PATH = "/hello"
+PATH = PATHS[H2_HELLO]
 _SUMMARY = re.compile(r"finished in [\d.]+\w+, ([\d.]+) req/s")
 _STATUS = re.compile(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
 _REQUESTS = re.compile(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded")
@@ -41,9 +44,9 @@ def available() -> bool:
     return shutil.which("h2load") is not None
 
 
-def missing_message() -> str:
+def missing_message(key: str = H2_HELLO) -> str:
     hint = "Debian/Ubuntu: apt-get install nghttp2-client"
-    return f"{H2_HELLO}: skipped, h2load is not on PATH ({hint})"
+    return f"{key}: skipped, h2load is not on PATH ({hint})"
 
 
 def h2_specs(specs: list[ServerSpec] | tuple[ServerSpec, ...]) -> list[ServerSpec]:
@@ -63,20 +66,20 @@ def h2_specs(specs: list[ServerSpec] | tuple[ServerSpec, ...]) -> list[ServerSpe
     return out
 
 
-def command(port: int, duration_s: int, cpu: int | None) -> list[str]:
+def command(port: int, duration_s: int, cpu: int | None, path: str = PATH) -> list[str]:
     argv = [
         "h2load",
         f"-c{CONNECTIONS}",
         f"-m{STREAMS}",
         "-D",
         str(duration_s),
-        f"http://127.0.0.1:{port}{PATH}",
+        f"http://127.0.0.1:{port}{path}",
     ]
     return (["taskset", "-c", str(cpu)] if cpu is not None else []) + argv
 
 
-def run(port: int, duration_s: int, cpu: int | None) -> H2Result:
-    argv = command(port, duration_s, cpu)
+def run(port: int, duration_s: int, cpu: int | None, path: str = PATH) -> H2Result:
+    argv = command(port, duration_s, cpu, path)
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=duration_s + 30, check=False

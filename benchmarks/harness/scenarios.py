@@ -147,6 +147,8 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 MEMORY_KEY = "memory"
 H2_KEY = "h2-hello"  # h2load, not wrk: harness/h2load.py
+H2_1MIB_KEY = "h2-1mib"  # h2load downloading 1 MiB per request
 WS_KEY = "ws-echo"  # a Python WebSocket client, not wrk: harness/wsecho.py
 DEFAULT_KEYS = (MEMORY_KEY, *(scenario.key for scenario in SCENARIOS), H2_KEY)
-ALL_KEYS = (*DEFAULT_KEYS, WS_KEY)  # ws-echo only when asked for: it adds ~7 minutes
+# Only when asked for: ws-echo adds ~7 minutes, h2-1mib a few.
+ALL_KEYS = (*DEFAULT_KEYS, H2_1MIB_KEY, WS_KEY)

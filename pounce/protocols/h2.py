@@ -21,6 +21,11 @@ that wait for flow-control window, and adds what h2 leaves to its user:
   longer or shorter is refused with `LocalProtocolError`, excess bytes before
   they are queued; the exchange then resets the stream (INTERNAL_ERROR).
 
+The frames of every response, and the HPACK coding of repeated blocks, go
+around h2's per-frame machinery through `pounce.protocols.h2_fast`, which
+feeds h2's own state machines the same inputs (`H2Core(reference=True)`: h2's
+own paths, what the differential tests compare with).
+
 Every h2, hpack and hyperframe exception is translated here: a connection
 error is a `RemoteProtocolError` whose `error_code` is the GOAWAY code (the
 GOAWAY is already queued), and it is sticky, as in the HTTP/1.1 cores.
@@ -31,6 +36,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 import h2.config
 import h2.connection
@@ -44,6 +51,7 @@ import hyperframe.exceptions
 import hyperframe.frame
 
 from pounce.errors import LocalProtocolError, RemoteProtocolError
+from pounce.protocols import h2_fast
 from pounce.protocols.events import (
     AcknowledgeData,
     CloseConnection,
@@ -65,7 +73,7 @@ from pounce.protocols.events import (
     UpgradeRequested,
 )
 from pounce.protocols.framing import DeclaredLengths
-from pounce.protocols.h2_fields import CONNECTION_SPECIFIC, parse_request, valid_trailers
+from pounce.protocols.h2_fields import CONNECTION_SPECIFIC, RequestBlocks, valid_trailers
 from pounce.protocols.h2_settings import H2Settings as H2Settings
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"  # RFC 9113 §3.4
@@ -108,9 +116,12 @@ class _Outbox:
         self.end = False
         self.trailers: Headers | None = None
 
-    def take(self, limit: int) -> bytes:
+    def take(self, limit: int) -> bytes | memoryview:
+        """Up to `limit` bytes of the first chunk: the chunk itself, or a view of it (no copy)."""
         head = self.chunks[0]
-        piece = head[self.offset : self.offset + limit]
+        piece: bytes | memoryview = head
+        if self.offset or limit < len(head):
+            piece = memoryview(head)[self.offset : self.offset + limit]
         self.offset += len(piece)
         if self.offset == len(head):
             self.chunks.popleft()
@@ -123,15 +134,23 @@ class H2Core:
     """A `ProtocolCore` for HTTP/2 server connections (prior knowledge or ALPN h2)."""
 
     def __init__(
-        self, settings: H2Settings | None = None, *, upgrade_settings: bytes | None = None
+        self,
+        settings: H2Settings | None = None,
+        *,
+        upgrade_settings: bytes | None = None,
+        reference: bool = False,
     ) -> None:
-        """`upgrade_settings`: the HTTP2-Settings of an h2c upgrade (then see `upgraded`)."""
+        """`upgrade_settings`: the HTTP2-Settings of an h2c upgrade (then see `upgraded`).
+
+        `reference`: every frame through h2's own methods and plain hpack coders,
+        not `pounce.protocols.h2_fast`'s paths (what the differential tests compare with).
+        """
         self.settings = s = settings or H2Settings()
         # Outbound fields were checked by pounce.asgi.headers (lower-case token
         # names, no control characters, no surrounding whitespace) and
         # `_head` drops the connection-specific ones, so h2 need not check and
         # normalise them again: that was a fifth of the time of a response.
-        # Inbound blocks are checked by `parse_request` / `valid_trailers`
+        # Inbound blocks are checked by `parse_request` (through `RequestBlocks`) / `valid_trailers`
         # (pounce.protocols.h2_fields), as strictly as h2 and in one pass.
         config = h2.config.H2Configuration(
             client_side=False,
@@ -140,7 +159,18 @@ class H2Core:
             normalize_outbound_headers=False,
             validate_inbound_headers=False,  # `parse_request`: same checks, one pass
         )
-        conn = _ServerConnection(config=config)
+        reference = reference or not h2_fast.FITS
+        conn = (_ServerConnection if reference else _FastServerConnection)(config=config)
+        if not reference:
+            conn.encoder = h2_fast.CachingEncoder()
+            conn.decoder = h2_fast.CachingDecoder(conn.decoder)
+        # (the connection is a `_FastServerConnection` where they are h2_fast's)
+        self._send_headers: Callable[[Any, int, Headers, bool], None] = (
+            _h2_send_headers if reference else h2_fast.send_headers
+        )
+        self._send_data: Callable[[Any, int, bytes | memoryview, bool], None] = (
+            h2_fast.send_data_by_h2 if reference else h2_fast.send_data
+        )
         codes = h2.settings.SettingCodes
         conn.local_settings = h2.settings.Settings(
             client=False,
@@ -168,6 +198,7 @@ class H2Core:
         self._ended: set[int] = set()  # ... whose request body is complete
         self._unacked: dict[int, int] = {}  # body bytes delivered, not yet consumed
         self._outboxes: dict[int, _Outbox] = {}
+        self._requests = RequestBlocks()  # `parse_request`, remembering repeated blocks
         self._lengths = DeclaredLengths()  # response bodies against their content-length
         self._priority: dict[int, tuple[int, bool]] = {}  # streams not at DEFAULT_PRIORITY
         self._idle_priority: dict[int, tuple[int, bool]] = {}  # PRIORITY_UPDATEs ahead of HEADERS
@@ -273,7 +304,7 @@ class H2Core:
             # was not processed; discarded without a frame, as the RFC allows —
             # the Python h2 client fails on any frame after a GOAWAY.
             return
-        request, priority, protocol = parse_request(
+        request, priority, protocol = self._requests.parse(
             sid, event.headers or [], ended=event.stream_ended is not None
         )
         if protocol is not None and not self.settings.connect_protocols:
@@ -404,18 +435,21 @@ class H2Core:
             self._acknowledge(sid, event.size)
         elif isinstance(event, SendResponse):
             self._lengths.response(sid, event.status, event.headers)
-            self._conn.send_headers(sid, _head(event.status, event.headers))
+            self._send_headers(self._conn, sid, _head(event.status, event.headers), False)
         elif isinstance(event, SendInformational):
             if 100 < event.status < 200 or (event.status == 100 and sid not in self._ended):
                 self._conn.send_headers(sid, _head(event.status, event.headers))
         elif isinstance(event, SendTrailers):
             self._lengths.trailers(sid)
             box = self._outboxes.setdefault(sid, _Outbox())
-            box.trailers = [pair for pair in event.headers if pair[0] not in CONNECTION_SPECIFIC]
+            trailers = [pair for pair in event.headers if pair[0] not in CONNECTION_SPECIFIC]
+            box.trailers = (
+                trailers or None
+            )  # none: END_STREAM on DATA (h2 cannot send an empty block)
             box.end = True
             self._flush(sid, box)
         elif isinstance(event, RejectRequest):
-            self._conn.send_headers(sid, _head(event.status, event.headers), end_stream=True)
+            self._send_headers(self._conn, sid, _head(event.status, event.headers), True)
             self._finish(sid)
         elif isinstance(event, ResetStream):
             self._reset(sid, event.error_code or INTERNAL_ERROR)
@@ -461,24 +495,27 @@ class H2Core:
                     moved = True
 
     def _flush(self, sid: int, box: _Outbox, frames: int = -1) -> bool:
-        """Send what the windows allow (at most `frames` DATA frames); True if any left."""
+        """Send what the windows allow (one DATA frame if `frames` is 1, else as many as
+        fit); True if anything was sent."""
         conn = self._conn
         ended = sent = False
         while box.size and frames:
-            window = min(conn.local_flow_control_window(sid), conn.max_outbound_frame_size)
+            window = conn.local_flow_control_window(sid)
+            if frames == 1:
+                window = min(window, conn.max_outbound_frame_size)
             if window <= 0:
                 return sent
             piece = box.take(window)
             ended = box.end and not box.size and box.trailers is None
-            conn.send_data(sid, piece, end_stream=ended)
+            self._send_data(conn, sid, piece, ended)  # in frames of the peer's size
             sent = True
             frames -= 1
         if box.size or not box.end:
             return sent
         if box.trailers is not None:
-            conn.send_headers(sid, box.trailers, end_stream=True)
+            self._send_headers(conn, sid, box.trailers, True)
         elif not ended:
-            conn.send_data(sid, b"", end_stream=True)
+            self._send_data(conn, sid, b"", True)
         self._finish(sid)
         return True
 
@@ -675,6 +712,10 @@ class _ServerConnection(h2.connection.H2Connection):
         return [], [event]
 
 
+class _FastServerConnection(h2_fast.FastConnection, _ServerConnection):
+    """`_ServerConnection` with the output and the frame dispatch the fast paths need."""
+
+
 class _FrameSizeError(h2.exceptions.ProtocolError):
     """A frame whose length does not fit its type: FRAME_SIZE_ERROR (RFC 9113 §4.2)."""
 
@@ -685,6 +726,12 @@ class _Calm(h2.exceptions.ProtocolError):
     """An abuse budget ran out: GOAWAY ENHANCE_YOUR_CALM."""
 
     error_code = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def _h2_send_headers(
+    conn: h2.connection.H2Connection, sid: int, headers: Headers, end_stream: bool
+) -> None:
+    conn.send_headers(sid, headers, end_stream=end_stream)
 
 
 def _head(status: int, headers: Headers) -> Headers:

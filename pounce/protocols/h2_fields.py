@@ -118,3 +118,51 @@ def valid_trailers(raw: list[tuple[bytes, bytes]]) -> bool:
         if name == b"te" and value.lower() != b"trailers":
             return False
     return True
+
+
+_CACHED_BLOCKS = 64  # distinct request blocks remembered per connection
+
+
+class RequestBlocks:
+    """`parse_request` for one connection, remembering the verdict on each distinct block.
+
+    Clients repeat their request blocks (h2load's are identical; a browser's
+    differ mostly in ``:path``), and the verdict depends on the fields alone:
+    the stream id, whether the stream ended, and a copy of the field list are
+    filled in per request, so no event shares a mutable list with another.
+    """
+
+    __slots__ = ("_verdicts",)
+
+    def __init__(self) -> None:
+        self._verdicts: dict[
+            tuple[tuple[bytes, bytes], ...],
+            tuple[RequestReceived | None, bytes | None, bytes | None],
+        ] = {}
+
+    def parse(
+        self, sid: int, raw: list[tuple[bytes, bytes]], *, ended: bool
+    ) -> tuple[RequestReceived | None, bytes | None, bytes | None]:
+        """What `parse_request(sid, raw, ended=ended)` returns."""
+        key = tuple(raw)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = parse_request(0, raw, ended=False)  # the template: no stream, a body
+            if len(self._verdicts) >= _CACHED_BLOCKS:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        template, priority, protocol = verdict
+        if template is None:
+            return verdict
+        request = RequestReceived(
+            stream_id=sid,
+            method=template.method,
+            target=template.target,
+            headers=list(template.headers),
+            http_version="2",
+            authority=template.authority,
+            scheme=template.scheme,
+            expects_continue=template.expects_continue and not ended,
+            has_body=not ended,
+        )
+        return request, priority, protocol

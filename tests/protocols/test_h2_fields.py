@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pounce.protocols.h2_fields import parse_request, valid_trailers
+from pounce.protocols.h2_fields import RequestBlocks, parse_request, valid_trailers
 
 Block = list[tuple[bytes, bytes]]
 
@@ -121,6 +121,24 @@ def test_request_blocks_are_judged_as_h2_judges_them(block: Block) -> None:
         assert not ours  # stricter on purpose: h2 refuses only an empty :path
     else:
         assert ours == theirs, block
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(request_blocks(), st.booleans(), st.integers(1, 99)), max_size=12))
+def test_remembered_verdicts_are_parse_requests(
+    requests: list[tuple[Block, bool, int]],
+) -> None:
+    """`RequestBlocks` (one per connection) answers what `parse_request` answers, for
+    repeated blocks too, and gives every event its own field list."""
+    blocks = RequestBlocks()
+    seen: list[object] = []
+    for block, ended, sid in requests + requests:  # each block again: from the cache
+        block = normalised(block)
+        remembered = blocks.parse(sid, block, ended=ended)
+        assert remembered == parse_request(sid, block, ended=ended)
+        if remembered[0] is not None:
+            assert all(remembered[0].headers is not other for other in seen)
+            seen.append(remembered[0].headers)
 
 
 @settings(max_examples=1000, deadline=None)
