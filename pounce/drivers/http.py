@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 from collections.abc import Callable
 from typing import cast
 
@@ -49,9 +50,9 @@ COALESCE_LIMIT = 16 * 1024  # bytes
 SEPARATE_WRITE = 16 * 1024  # bytes
 
 
-def _gathers(conn: object) -> bool:
-    """Can `conn` write pieces together (`GatherConn`)? Asked only of large chunks."""
-    return callable(getattr(conn, "writelines", None))
+# Transports whose writelines() sends the pieces uncopied: uvloop's (writev), and
+# asyncio's from Python 3.12 (sendmsg); asyncio's before joins them, a copy as ours.
+_ASYNCIO_GATHERS = sys.version_info >= (3, 12)
 
 
 class HTTPDriver(Upgradable):
@@ -263,7 +264,7 @@ class HTTPDriver(Upgradable):
         if self._closed:
             return
         if type(event) is SendData:
-            if len(event.data) >= SEPARATE_WRITE and flush and _gathers(self._conn):
+            if len(event.data) >= SEPARATE_WRITE and flush and self._gathers():
                 self._write_gathered(event)
                 return
             self._core.send(event)
@@ -281,6 +282,12 @@ class HTTPDriver(Upgradable):
             if not flush:
                 return
         self._write_out()
+
+    def _gathers(self) -> bool:
+        """Can a large chunk and the head before it leave uncopied (`GatherConn`)?"""
+        if not (_ASYNCIO_GATHERS or type(self._loop).__module__ == "uvloop"):
+            return False
+        return callable(getattr(self._conn, "writelines", None))
 
     def _write_gathered(self, event: SendData) -> None:
         """A large body chunk: what is queued before it (the head) and its bytes in one
