@@ -80,6 +80,8 @@ class FakeTransport(asyncio.Transport):
         self.before_last = b""
         self.size = 0
         self.closing = False
+        loop = asyncio.get_running_loop()
+        self.gathers = type(loop).__module__ == "uvloop" or sys.version_info >= (3, 12)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
@@ -94,6 +96,15 @@ class FakeTransport(asyncio.Transport):
         # The last two writes: a server may write head and body separately.
         self.before_last, self.last = self.last, data  # type: ignore[assignment]
         self.size += len(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        # As the loop's own transport: uvloop's and asyncio's from Python 3.12 send
+        # the pieces uncopied (writev, sendmsg); asyncio's before join them first.
+        if self.gathers:
+            for data in list_of_data:
+                self.write(data)
+        else:
+            self.write(b"".join(list_of_data))
 
     def is_closing(self) -> bool:
         return self.closing

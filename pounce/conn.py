@@ -173,6 +173,18 @@ class FileConn(Conn, Protocol):
         ...
 
 
+class GatherConn(Conn, Protocol):
+    """A `Conn` that writes several pieces as one, uncopied where its loop can.
+
+    The transport implements it (`asyncio.WriteTransport.writelines`: one
+    ``writev``/``sendmsg`` on uvloop and on asyncio from Python 3.12; joined,
+    as one write, on asyncio before). The HTTP driver uses it for a large body
+    behind its head; a `Conn` without it gets one joined write.
+    """
+
+    def writelines(self, pieces: list[bytes]) -> None: ...
+
+
 @runtime_checkable
 class StreamConn(Conn, Protocol):
     """A `Conn` over one stream of a multiplexed connection: an RFC 8441 tunnel.

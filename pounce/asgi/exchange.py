@@ -47,6 +47,8 @@ from pounce.protocols.events import (
     SendInformational,
     SendResponse,
     SendTrailers,
+    send_data,
+    send_response,
 )
 
 error_log = logging.getLogger("pounce.error")
@@ -327,7 +329,7 @@ class Exchange:
         self._status = status
         self._no_body = self._is_head or status in NO_CONTENT_STATUSES
         self._framed = _framing(headers)
-        self._held_head = SendResponse(stream_id=self.stream_id, status=status, headers=headers)
+        self._held_head = send_response(self.stream_id, status, headers)
         if message.get("trailers"):
             self._announce_trailers(app_headers)
 
@@ -364,7 +366,7 @@ class Exchange:
             self._body_before_trailers(body)
             return False
         if body or not more:
-            owner.send_event(SendData(stream_id=self.stream_id, data=body, end_stream=not more))
+            owner.send_event(send_data(self.stream_id, body, not more))
             self.bytes_sent += len(body)
         if not more:
             self.state = _DONE

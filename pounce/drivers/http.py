@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 from collections.abc import Callable
+from typing import cast
 
 from pounce.asgi.exchange import Exchange
-from pounce.conn import Conn, FileConn, peer_name
+from pounce.conn import Conn, FileConn, GatherConn, peer_name
 from pounce.drivers.bridge import SHUTDOWN_HEAD_GRACE, Upgradable
 from pounce.drivers.service import BODY_RATE_GRACE, ServiceContext
 from pounce.errors import ClientDisconnectedError, RemoteProtocolError
@@ -43,6 +45,14 @@ error_log = logging.getLogger("pounce.error")
 # Streamed body bytes gathered before a write (below the asyncio transport's
 # 64 KiB high-water mark, so `drain()` still sees the backpressure).
 COALESCE_LIMIT = 16 * 1024  # bytes
+# A body chunk this large leaves with what is queued before it (the head) in one
+# gathered write (`GatherConn.writelines`) instead of being copied to join it.
+SEPARATE_WRITE = 16 * 1024  # bytes
+
+
+# Transports whose writelines() sends the pieces uncopied: uvloop's (writev), and
+# asyncio's from Python 3.12 (sendmsg); asyncio's before joins them, a copy as ours.
+_ASYNCIO_GATHERS = sys.version_info >= (3, 12)
 
 
 class HTTPDriver(Upgradable):
@@ -266,17 +276,49 @@ class HTTPDriver(Upgradable):
         """
         if self._closed:
             return
-        self._core.send(event)
-        if not flush:
-            return
-        if type(event) is SendData and not event.end_stream:
-            self._coalesced += len(event.data)
-            if self._coalesced < COALESCE_LIMIT:
-                if not self._flush_scheduled:
-                    self._flush_scheduled = True
-                    self._loop.call_soon(self._write_coalesced)
+        if type(event) is SendData:
+            if len(event.data) >= SEPARATE_WRITE and flush and self._gathers():
+                self._write_gathered(event)
+                return
+            self._core.send(event)
+            if not flush:
+                return
+            if not event.end_stream:
+                self._coalesced += len(event.data)
+                if self._coalesced < COALESCE_LIMIT:
+                    if not self._flush_scheduled:
+                        self._flush_scheduled = True
+                        self._loop.call_soon(self._write_coalesced)
+                    return
+        else:
+            self._core.send(event)
+            if not flush:
                 return
         self._write_out()
+
+    def _gathers(self) -> bool:
+        """Can a large chunk and the head before it leave uncopied (`GatherConn`)?"""
+        if not (_ASYNCIO_GATHERS or type(self._loop).__module__ == "uvloop"):
+            return False
+        return callable(getattr(self._conn, "writelines", None))
+
+    def _write_gathered(self, event: SendData) -> None:
+        """A large body chunk: what is queued before it (the head) and its bytes in one
+        gathered write, so the body is not copied to join them (`GatherConn`)."""
+        self._coalesced = 0
+        conn = cast(GatherConn, self._conn)
+        before = self._core.data_to_send()
+        try:
+            self._core.send(event)
+        except BaseException:
+            if before:  # written as the close would have written it
+                conn.write(before)
+            raise
+        data = self._core.data_to_send()
+        if before:
+            conn.writelines([before, data])
+        elif data:
+            conn.write(data)
 
     def _write_coalesced(self) -> None:
         self._flush_scheduled = False

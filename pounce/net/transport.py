@@ -527,6 +527,13 @@ class TransportAdapter(asyncio.Protocol):
         elif self._transport is not None and not self.is_closing():
             self._transport.write(data)
 
+    def writelines(self, pieces: list[bytes]) -> None:
+        """`GatherConn`: the pieces in order, in one write where the loop can gather them."""
+        if self._after_file is not None:
+            self._after_file.extend(pieces)
+        elif self._transport is not None and not self.is_closing():
+            self._transport.writelines(pieces)
+
     def close(self) -> None:
         """Close after flushing: send FIN, then linger, reading and dropping.
 
@@ -699,6 +706,11 @@ class ObservedTransportAdapter(TransportAdapter):
         if self._transport is not None and not self.is_closing():
             self._bytes_out += len(data)
         super().write(data)  # held while a file goes out (send_file)
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        if self._transport is not None and not self.is_closing():
+            self._bytes_out += sum(map(len, pieces))
+        super().writelines(pieces)
 
     async def send_file(self, fd: int, offset: int, count: int) -> None:
         await super().send_file(fd, offset, count)

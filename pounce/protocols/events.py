@@ -196,3 +196,58 @@ OutboundEvent = (
     | AcknowledgeData
     | CloseConnection
 )
+
+
+# -- the common request's events, built fast ---------------------------------------
+#
+# Calling a keyword-only dataclass passes a dict of keywords through
+# ``type.__call__`` to the generated ``__init__``; for the four events of every
+# request (head, end, response head, body) that was about 2,400 instructions
+# each above filling the slots directly. These build the same events (a test
+# compares every field with the dataclass's own constructor, so a field added
+# later cannot be missed) for the paths that make one per request.
+
+_new = object.__new__
+
+
+def request_received(
+    stream_id: int, method: bytes, target: bytes, headers: Headers, has_body: bool
+) -> RequestReceived:
+    """``RequestReceived(stream_id=…, method=…, target=…, headers=…, http_version="1.1",
+    has_body=…)``: an HTTP/1.1 request with no authority, scheme or 100-continue."""
+    event: RequestReceived = _new(RequestReceived)
+    event.stream_id = stream_id
+    event.method = method
+    event.target = target
+    event.headers = headers
+    event.http_version = "1.1"
+    event.authority = None
+    event.scheme = None
+    event.expects_continue = False
+    event.has_body = has_body
+    return event
+
+
+def stream_ended(stream_id: int) -> StreamEnded:
+    """``StreamEnded(stream_id=stream_id)``."""
+    event: StreamEnded = _new(StreamEnded)
+    event.stream_id = stream_id
+    return event
+
+
+def send_response(stream_id: int, status: int, headers: Headers) -> SendResponse:
+    """``SendResponse(stream_id=stream_id, status=status, headers=headers)``."""
+    event: SendResponse = _new(SendResponse)
+    event.stream_id = stream_id
+    event.status = status
+    event.headers = headers
+    return event
+
+
+def send_data(stream_id: int, data: bytes, end_stream: bool) -> SendData:
+    """``SendData(stream_id=stream_id, data=data, end_stream=end_stream)``."""
+    event: SendData = _new(SendData)
+    event.stream_id = stream_id
+    event.data = data
+    event.end_stream = end_stream
+    return event

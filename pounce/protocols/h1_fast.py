@@ -55,6 +55,8 @@ from pounce.protocols.events import (
     SendResponse,
     SendTrailers,
     StreamEnded,
+    request_received,
+    stream_ended,
 )
 from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes, upgrade_event
 from pounce.protocols.h1_syntax import CHUNK_HEADER, PLAIN_HOST, check_host, origin_form
@@ -449,17 +451,8 @@ class FastH1Core:
         self._keep_alive = close is None and close_after is None
         self._expects_continue = False
         self._state = _DONE
-        events.append(
-            RequestReceived(
-                stream_id=stream_id,
-                method=method,
-                target=target,
-                headers=headers,
-                http_version="1.1",
-                has_body=False,
-            )
-        )
-        events.append(StreamEnded(stream_id=stream_id))
+        events.append(request_received(stream_id, method, target, headers, False))
+        events.append(stream_ended(stream_id))
 
     def _check_head(self, buffer: bytes, head_size: int) -> None:
         """Size limits on the (possibly incomplete) head: line → 414, whole head → 431."""
