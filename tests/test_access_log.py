@@ -36,6 +36,7 @@ def completed(**changes: Any) -> RequestCompleted:
         "complete": True,
         "headers": [(b"host", b"x"), (b"user-agent", b"curl/8")],
         "request_id": None,
+        "extensions": {},
     }
     fields.update(changes)
     return RequestCompleted(**fields)
