@@ -30,7 +30,8 @@ def _keep_alive(port: int) -> socket.socket:
 def _listener_closed(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # (reset: the connect reached the backlog of a listener closing under it)
         return True
     return False
 
