@@ -208,41 +208,60 @@ class Acceptor:
     def _connect(self, conn: socket.socket) -> None:
         assert self._loop is not None and self._factory is not None
         self._pending += 1
-        self._advance(self._loop.connect_accepted_socket(self._factory, conn))
-
-    def _advance(self, making: Coroutine[Any, Any, object], _: object = None) -> None:
-        """Run `making` (``connect_accepted_socket``) on to its next wait, or its end.
-
-        Driven here instead of by a task: all it waits for is its transport's
-        ``connection_made``, one turn later, and a task per connection (made,
-        scheduled, stepped twice) costs more than the rest of accepting on
-        uvloop, whose own server accepts in C.
-        """
-        try:
-            waiting = making.send(None)
-        except StopIteration:
-            self._made()
-            return
-        except OSError as exc:  # the client left before the transport was made
-            error_log.debug("could not set up an accepted connection: %s", exc)
-            self._made()
-            return
-        except BaseException:
-            self._made()
-            raise
-        assert self._loop is not None
-        if waiting is None:  # a bare yield (``sleep(0)``): on at the next turn
-            self._loop.call_soon(self._advance, making)
-            return
-        # What a task does with a future its coroutine yields (asyncio.Future.__await__).
-        waiting._asyncio_future_blocking = False
-        waiting.add_done_callback(functools.partial(self._advance, making))
+        adopt(self._loop, self._factory, conn, self._made)
 
     def _made(self) -> None:
         """One accepted connection has its transport (or failed): the cap counts it as open."""
         self._pending -= 1
         if not self._watching:
             self._watch()
+
+
+def adopt(
+    loop: asyncio.AbstractEventLoop,
+    factory: Callable[[], asyncio.BaseProtocol],
+    conn: socket.socket,
+    made: Callable[[], None],
+) -> None:
+    """Hand the accepted `conn` to `loop` (``connect_accepted_socket``); `made()` once it
+    has its transport, or failed (then `conn` is closed).
+
+    The transport is made now; its ``connection_made`` comes in the next turn,
+    as for the loop's own server. The coroutine is driven here instead of by a
+    task: all it waits for is that ``connection_made``, and a task per
+    connection (made, scheduled, stepped twice) costs more than the rest of
+    accepting on uvloop, whose own server accepts in C.
+    """
+    _advance(loop, loop.connect_accepted_socket(factory, conn), conn, made)
+
+
+def _advance(
+    loop: asyncio.AbstractEventLoop,
+    making: Coroutine[Any, Any, object],
+    conn: socket.socket,
+    made: Callable[[], None],
+    _: object = None,
+) -> None:
+    """Run `making` on to its next wait, or its end (`adopt`)."""
+    try:
+        waiting = making.send(None)
+    except StopIteration:
+        made()
+        return
+    except OSError as exc:  # the client left before the transport was made
+        error_log.debug("could not set up an accepted connection: %s", exc)
+        conn.close()
+        made()
+        return
+    except BaseException:
+        made()
+        raise
+    if waiting is None:  # a bare yield (``sleep(0)``): on at the next turn
+        loop.call_soon(_advance, loop, making, conn, made)
+        return
+    # What a task does with a future its coroutine yields (asyncio.Future.__await__).
+    waiting._asyncio_future_blocking = False
+    waiting.add_done_callback(functools.partial(_advance, loop, making, conn, made))
 
 
 def loop_accepts_safely(loop: asyncio.AbstractEventLoop) -> bool:

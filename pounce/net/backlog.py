@@ -17,10 +17,11 @@ accepts calls `factory`; when the one before came more than `BUSY_GAP`
 earlier (the turns are long, or a burst begins), it polls the listening
 socket — one system call — and, if more clients wait, accepts up to
 `ACCEPT_BATCH` of them itself and hands each to the loop with
-``loop.connect_accepted_socket`` (run eagerly: the transport is made at
-once, and its ``connection_made`` comes in the next turn, as for uvloop's
-own). Connections that arrive faster than one per `BUSY_GAP` are left to
-uvloop (its turns are short then, so each waits little), and after a drain
+``loop.connect_accepted_socket`` (`pounce.net.accept.adopt`, as Pounce's own
+`Acceptor` does: the transport is made at once, and its ``connection_made``
+comes in the next turn, as for uvloop's own). Connections that arrive
+faster than one per `BUSY_GAP` are left to uvloop (its turns are short
+then, so each waits little), and after a drain
 the next waits `DRAIN_HOLDOFF`, so the `Connection: close` path stays
 uvloop's and pays one clock read per connection.
 
@@ -42,8 +43,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from pounce.net.accept import ACCEPT_BATCH
-from pounce.net.transport import run_eagerly
+from pounce.net.accept import ACCEPT_BATCH, adopt
 
 error_log = logging.getLogger("pounce.error")
 
@@ -71,7 +71,6 @@ class BacklogDrain:
         "_poll",
         "_quiet_until",
         "_sock",
-        "_tasks",
         "drained",
     )
 
@@ -84,7 +83,6 @@ class BacklogDrain:
         self._poll.register(sock.fileno(), select.POLLIN)
         self._last = 0.0  # when uvloop last accepted on this socket (time.monotonic)
         self._quiet_until = 0.0  # no drain before this (time.monotonic): `DRAIN_HOLDOFF`
-        self._tasks: set[asyncio.Task[None]] = set()
         self.drained = 0
         """Connections this drain accepted itself, not uvloop."""
 
@@ -113,17 +111,10 @@ class BacklogDrain:
                 break
             took = True
             self.drained += 1
-            # Eagerly: the transport is made now, so its connection_made comes in
-            # the next turn, as for the connection uvloop accepted (not a turn later).
-            task = run_eagerly(self._made(conn))
-            if task is not None:
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            # Its connection_made comes in the next turn, as for the one uvloop accepted.
+            adopt(self._loop, self._factory, conn, _nothing)
         return took
 
-    async def _made(self, conn: socket.socket) -> None:
-        try:
-            await self._loop.connect_accepted_socket(self._factory, conn)
-        except OSError as exc:  # the client left before the transport was made
-            error_log.debug("could not set up an accepted connection: %s", exc)
-            conn.close()
+
+def _nothing() -> None:
+    """A drained connection needs no bookkeeping once made (uvloop's server has no cap)."""
