@@ -13,6 +13,7 @@ compared byte for byte. Every run is bounded by ``TIMEOUT``.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import subprocess
 import threading
@@ -79,18 +80,22 @@ def served(pki: PKI, app: Recorder) -> Server:
     )
 
 
-def gtlsclient(port: int, paths: list[str], into: Path, *options: str) -> None:
-    """Fetch `paths` over one QUIC connection, saving each response body in `into`."""
+def gtlsclient(port: int, paths: list[str], into: Path, *options: str, quiet: bool = True) -> str:
+    """Fetch `paths` over one QUIC connection, saving each response body in `into`; the
+    client's log when not `quiet`."""
     assert GTLSCLIENT is not None
     into.mkdir(exist_ok=True)
     uris = [f"https://127.0.0.1:{port}{path}" for path in paths]
-    command = [GTLSCLIENT, "-q", "--exit-on-all-streams-close", "--download", str(into)]
+    command = [GTLSCLIENT, "--exit-on-all-streams-close", "--download", str(into)]
+    command += ["-q"] if quiet else ["--no-quic-dump", "--no-http-dump"]
     run = subprocess.run(
         [*command, *options, "127.0.0.1", str(port), *uris],
         capture_output=True,
+        text=True,
         timeout=TIMEOUT,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+    return run.stdout + run.stderr
 
 
 def test_hello_and_a_mebibyte(pki: PKI, tmp_path: Path) -> None:
@@ -126,3 +131,44 @@ def test_an_upload(pki: PKI, tmp_path: Path) -> None:
         gtlsclient(ts.port, ["/echo"], tmp_path / "got", "-m", "POST", "-d", str(upload))
     digest = hashlib.sha256(upload.read_bytes()).hexdigest()
     assert (tmp_path / "got" / "echo").read_bytes() == f"POST {2 << 20} {digest}".encode()
+
+
+def test_a_client_that_moves_to_another_port(pki: PKI, tmp_path: Path) -> None:
+    """Connection migration (RFC 9000 §9): after the handshake the client changes its local
+    port and sends its request from there; the server validates the new path and answers
+    on it."""
+    app = Recorder()
+    with TestServer(served(pki, app)) as ts:
+        log = gtlsclient(
+            ts.port,
+            ["/1mib"],
+            tmp_path,
+            "--change-local-addr=50ms",
+            "--delay-stream=300ms",
+            quiet=False,
+        )
+    moved = re.search(r"Local address is now \[127\.0\.0\.1\]:(\d+)", log)
+    assert moved is not None, log[-2000:]
+    assert "Path validation against path" in log and "succeeded" in log
+    assert (tmp_path / "1mib").read_bytes() == MIB
+    assert [client for client, _, _ in app.seen] == [("127.0.0.1", int(moved.group(1)))]
+
+
+def test_a_key_update(pki: PKI, tmp_path: Path) -> None:
+    """The client updates its 1-RTT keys (RFC 9001 §6) before it sends its requests; the
+    server follows into the next key phase."""
+    app = Recorder()
+    with TestServer(served(pki, app)) as ts:
+        log = gtlsclient(
+            ts.port,
+            ["/1mib", "/hello"],
+            tmp_path,
+            "--key-update=50ms",
+            "--delay-stream=300ms",
+            quiet=False,
+        )
+    assert (tmp_path / "1mib").read_bytes() == MIB
+    assert (tmp_path / "hello").read_bytes() == HELLO
+    # the server's packets came back in the next key phase, and the client saw it
+    assert re.search(r"pkt rx .*type=1RTT k=1", log), log[-2000:]
+    assert "key update confirmed" in log
