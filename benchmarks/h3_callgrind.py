@@ -164,6 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pounce-args", default="", help="more pounce flags, one string")
     parser.add_argument("--keep", metavar="DIR", help="keep the callgrind dumps here")
     options = parser.parse_args(argv)
+    if sys.version_info[:2] != (3, 11):  # pysplit.c reads 3.11's _PyInterpreterFrame
+        raise SystemExit("h3_callgrind.py needs CPython 3.11 (pysplit.c uses its frame struct)")
+    for tool in ("valgrind", "gcc", "gtlsclient"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"h3_callgrind.py needs {tool} on PATH")
     import trustme
 
     with tempfile.TemporaryDirectory() as tmp:
