@@ -123,8 +123,8 @@ def server_command(name: str, port: int, cert: str, key: str) -> list[str]:
     return [*command, "--http3"] if name.startswith("pounce-h3") else command
 
 
-def group_cpu(pgid: int) -> float | None:
-    """CPU seconds (user + system) of every process in the group `pgid`, or None off Linux.
+def group_cpu(pgid: int) -> tuple[float, float] | None:
+    """CPU seconds (user, system) of every process in the group `pgid`, or None off Linux.
 
     The server runs in its own session (its pid is the group id), so this is
     the server with any worker processes, and not the load client.
@@ -133,7 +133,7 @@ def group_cpu(pgid: int) -> float | None:
     if not (proc / str(pgid)).exists():
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -143,8 +143,9 @@ def group_cpu(pgid: int) -> float | None:
             continue  # gone meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid:  # pgrp; then utime, stime, cutime, cstime
-            total += sum(int(value) for value in fields[11:15])
-    return total / ticks
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
+    return user / ticks, system / ticks
 
 
 SYSCALLS = (
@@ -484,6 +485,7 @@ class Run:
     server_cpu: float | None
     elapsed: float
     syscalls: dict[str, int] | None = None
+    server_system: float | None = None  # of server_cpu, the seconds in the kernel
 
     @property
     def rate(self) -> float:
@@ -515,6 +517,8 @@ class Run:
         text += f"{self.rate:9.1f} req/s {self.mib / self.seconds:7.1f} MiB/s"
         if self.cost is not None:
             text += f"  server CPU {self.cost:7.1f} {unit}"
+            if self.server_system is not None and self.server_cpu:
+                text += f" ({self.server_system / self.server_cpu:4.0%} kernel)"
         text += f"  client CPU {r.cpu / per * scale:7.1f} {unit}"
         if r.datagrams and self.scenario != "hello":
             text += f"  {r.datagrams / self.mib:5.0f} datagrams/MiB"
@@ -549,14 +553,16 @@ def measure(
     if trace is not None:
         syscalls = strace_counts(trace)
         os.unlink(trace)
-    return Run(name, scenario, seconds, result, cpu, elapsed, syscalls)
+    total = None if cpu is None else cpu[0] + cpu[1]
+    system = None if cpu is None else cpu[1]
+    return Run(name, scenario, seconds, result, total, elapsed, syscalls, system)
 
 
 def load(
     protocol: str, port: int, scenario: str, options: argparse.Namespace, ca: str, pgid: int
-) -> tuple[Result, float, float, float | None]:
+) -> tuple[Result, float, float, tuple[float, float] | None]:
     """The load, measured: what the clients got, the seconds the rate is over, the elapsed
-    seconds and the server's CPU seconds meanwhile (None off Linux)."""
+    seconds and the server's CPU seconds meanwhile, user and system (None off Linux)."""
     if options.client == "gtls":
         before = group_cpu(pgid)
         started = time.monotonic()
@@ -578,8 +584,9 @@ def load(
             elapsed = time.monotonic() - started
         seconds = options.duration  # requests are counted while it runs (not the start-up)
     after = group_cpu(pgid)
-    cpu = after - before if after is not None and before is not None else None
-    return result, seconds, elapsed, cpu
+    if after is None or before is None:
+        return result, seconds, elapsed, None
+    return result, seconds, elapsed, (after[0] - before[0], after[1] - before[1])
 
 
 def summary(runs: list[Run]) -> list[str]:
