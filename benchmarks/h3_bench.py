@@ -5,6 +5,9 @@
     python benchmarks/h3_bench.py --syscalls --servers pounce-h3,hypercorn-h3 --scenarios 1mib
     python benchmarks/h3_bench.py --before /tmp/main-tree --scenarios 1mib --rounds 3
     python benchmarks/h3_bench.py --duration 1 --clients 1 --connections 1 --streams 2  # smoke
+    python benchmarks/h3_bench.py --client gtls --rounds 5   # C load clients (ngtcp2, h2load)
+    python benchmarks/h3_bench.py --client gtls --duration 1 --clients 1 --requests 20 \
+        --downloads 4  # smoke
 
 Scenarios: ``hello`` (13 bytes) and ``1mib`` (a 1 MiB download). Servers:
 ``pounce-h3`` (``pounce --http3``), ``hypercorn-h3`` (``hypercorn --quic-bind``)
@@ -29,6 +32,17 @@ under ``strace -c -f`` instead and reports its send and receive calls per
 MiB (strace slows it: those runs give no rates). Wall-clock rates taken on a
 busy machine are meaningless; CPU per MiB is fairer but still inflated by
 contention: compare servers within one run (``--rounds``) only.
+
+``--client gtls`` loads the servers with clients written in C instead, which
+cost a few ms of CPU per MiB where the server costs tens: for HTTP/3
+ngtcp2's example client ``gtlsclient`` (Debian ``ngtcp2-client``; ngtcp2,
+nghttp3, GnuTLS), ``--clients`` of them at once, each one connection asking
+``--requests`` hellos or ``--downloads`` MiB (all in flight, up to the
+server's stream limit), started again until ``--duration`` is over; every
+body is saved with ``--download`` and compared byte for byte. For the HTTP/2
+row h2load (``nghttp2-client``) over TLS with as many connections and the
+same number of streams in flight. Rates are then over the real elapsed
+time, and the client CPU line is the C clients' (from ``wait4``).
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ import asyncio
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -45,6 +60,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -67,6 +83,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
+    if scope["path"].startswith("/callgrind/"):  # h3_callgrind.py: zero or dump the counters
+        getattr(sys.modules["pysplit"], scope["path"].rsplit("/", 1)[1])()
     body = MIB if scope["path"] == "/1mib" else HELLO
     headers = [(b"content-type", b"application/octet-stream")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -105,8 +123,8 @@ def server_command(name: str, port: int, cert: str, key: str) -> list[str]:
     return [*command, "--http3"] if name.startswith("pounce-h3") else command
 
 
-def group_cpu(pgid: int) -> float | None:
-    """CPU seconds (user + system) of every process in the group `pgid`, or None off Linux.
+def group_cpu(pgid: int) -> tuple[float, float] | None:
+    """CPU seconds (user, system) of every process in the group `pgid`, or None off Linux.
 
     The server runs in its own session (its pid is the group id), so this is
     the server with any worker processes, and not the load client.
@@ -115,7 +133,7 @@ def group_cpu(pgid: int) -> float | None:
     if not (proc / str(pgid)).exists():
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -125,8 +143,9 @@ def group_cpu(pgid: int) -> float | None:
             continue  # gone meanwhile
         fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[2]) == pgid:  # pgrp; then utime, stime, cutime, cstime
-            total += sum(int(value) for value in fields[11:15])
-    return total / ticks
+            user += int(fields[11]) + int(fields[13])
+            system += int(fields[12]) + int(fields[14])
+    return user / ticks, system / ticks
 
 
 SYSCALLS = (
@@ -360,6 +379,98 @@ def client_process(args: tuple[str, int, str, str, int, int, int, float]) -> Res
     return result + Result(cpu=time.process_time() - started)
 
 
+# -- C load clients (--client gtls) ---------------------------------------------------------------
+
+GTLS_TIMEOUT = 120.0  # seconds: one gtlsclient run, or h2load past its duration
+# gtlsclient's connection window: its default (15 MiB) binds a connection of 16 MiB, and
+# Hypercorn then stalled one connection in three until the client's idle timeout (30 s;
+# every stream stopped at ~982 KB): none with a window that never binds. Pounce: none
+# either way. The benchmark measures the servers' speed, not that.
+GTLS_WINDOW = "64M"
+
+
+def run_child(command: list[str], timeout: float) -> tuple[int, float, str]:
+    """Run `command`; its exit code, its CPU seconds (``wait4``) and its output's tail."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        timer = threading.Timer(timeout, proc.kill)  # every wait bounded
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        tail = out.read()[-4000:].decode(errors="replace")
+    return proc.returncode, usage.ru_utime + usage.ru_stime, tail
+
+
+def gtls_slot(port: int, scenario: str, count: int, until: float, scratch: Path) -> Result:
+    """One gtlsclient at a time, one connection of `count` requests each, until `until`."""
+    path, size = PATHS[scenario]
+    expected = MIB if scenario == "1mib" else HELLO
+    name = path.lstrip("/")
+    total = Result()
+    while time.monotonic() < until:
+        into = Path(tempfile.mkdtemp(dir=scratch))
+        uris = [f"https://127.0.0.1:{port}{path}?{n}" for n in range(count)]
+        command = ["gtlsclient", "-q", "--exit-on-all-streams-close", "--download", str(into),
+                   f"--max-data={GTLS_WINDOW}"]  # fmt: skip
+        code, cpu, tail = run_child([*command, "127.0.0.1", str(port), *uris], GTLS_TIMEOUT)
+        good = sum(_saved(into / f"{name}?{n}") == expected for n in range(count))
+        shutil.rmtree(into)
+        if code != 0 and not good:
+            print(f"gtlsclient exited with {code}: {tail.strip()[-300:]}", file=sys.stderr)
+        total += Result(good, good * size, count - good, 0, cpu)
+    return total
+
+
+def _saved(file: Path) -> bytes | None:
+    try:
+        return file.read_bytes()
+    except OSError:
+        return None  # not saved: the request failed
+
+
+def gtls_load(port: int, scenario: str, options: argparse.Namespace) -> Result:
+    """`--clients` gtlsclient slots at once for `--duration` seconds."""
+    count = options.downloads if scenario == "1mib" else options.requests
+    until = time.monotonic() + options.duration
+    shm = Path("/dev/shm")  # the saved bodies: memory, not disk, where there is one
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(dir=shm if shm.is_dir() else None) as scratch:
+        threads = [
+            threading.Thread(
+                target=lambda: results.append(
+                    gtls_slot(port, scenario, count, until, Path(scratch))
+                )
+            )
+            for _ in range(options.clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return sum(results, Result())
+
+
+def h2load_load(port: int, scenario: str, options: argparse.Namespace) -> tuple[Result, float]:
+    """h2load over TLS (ALPN h2) for `--duration` seconds; the result and its measured seconds."""
+    from harness.h2load import H2LoadFailed, parse
+
+    path, size = PATHS[scenario]
+    streams = min(options.downloads if scenario == "1mib" else options.requests, 100)
+    seconds = max(1, round(options.duration))
+    command = ["h2load", f"-c{options.clients}", f"-m{streams}", "-D", str(seconds)]
+    code, cpu, out = run_child([*command, f"https://127.0.0.1:{port}{path}"], seconds + 60)
+    try:
+        got = parse(out)
+    except H2LoadFailed as exc:
+        raise SystemExit(f"h2load exited with {code}: {exc}") from exc
+    result = Result(got.succeeded, got.succeeded * size, got.non_2xx, 0, cpu)
+    return result, got.succeeded / got.rps if got.rps else float(seconds)
+
+
 # -- the command -----------------------------------------------------------------------------------
 
 
@@ -374,6 +485,7 @@ class Run:
     server_cpu: float | None
     elapsed: float
     syscalls: dict[str, int] | None = None
+    server_system: float | None = None  # of server_cpu, the seconds in the kernel
 
     @property
     def rate(self) -> float:
@@ -405,6 +517,8 @@ class Run:
         text += f"{self.rate:9.1f} req/s {self.mib / self.seconds:7.1f} MiB/s"
         if self.cost is not None:
             text += f"  server CPU {self.cost:7.1f} {unit}"
+            if self.server_system is not None and self.server_cpu:
+                text += f" ({self.server_system / self.server_cpu:4.0%} kernel)"
         text += f"  client CPU {r.cpu / per * scale:7.1f} {unit}"
         if r.datagrams and self.scenario != "hello":
             text += f"  {r.datagrams / self.mib:5.0f} datagrams/MiB"
@@ -427,24 +541,7 @@ def measure(
     try:
         wait_listening(port, proc)
         protocol = "h2" if name.endswith("h2") else "h3"
-        size = PATHS[scenario][1]
-        work = (
-            protocol,
-            port,
-            ca,
-            scenario,
-            size,
-            options.connections,
-            options.streams,
-            options.duration,
-        )
-        with multiprocessing.get_context("spawn").Pool(options.clients) as pool:
-            pool.apply(time.sleep, (0,))  # the clients are started before the clock
-            before = group_cpu(proc.pid)
-            started = time.monotonic()
-            results = pool.map(client_process, [work] * options.clients)
-            elapsed = time.monotonic() - started
-            after = group_cpu(proc.pid)
+        result, seconds, elapsed, cpu = load(protocol, port, scenario, options, ca, proc.pid)
     finally:
         # SIGINT: strace, when there, writes its summary on the way out
         os.killpg(proc.pid, signal.SIGINT if trace else signal.SIGTERM)
@@ -452,13 +549,44 @@ def measure(
             proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-    cpu = after - before if after is not None and before is not None else None
     syscalls = None
     if trace is not None:
         syscalls = strace_counts(trace)
         os.unlink(trace)
-    # requests are counted while it runs (not the start-up)
-    return Run(name, scenario, options.duration, sum(results, Result()), cpu, elapsed, syscalls)
+    total = None if cpu is None else cpu[0] + cpu[1]
+    system = None if cpu is None else cpu[1]
+    return Run(name, scenario, seconds, result, total, elapsed, syscalls, system)
+
+
+def load(
+    protocol: str, port: int, scenario: str, options: argparse.Namespace, ca: str, pgid: int
+) -> tuple[Result, float, float, tuple[float, float] | None]:
+    """The load, measured: what the clients got, the seconds the rate is over, the elapsed
+    seconds and the server's CPU seconds meanwhile, user and system (None off Linux)."""
+    if options.client == "gtls":
+        before = group_cpu(pgid)
+        started = time.monotonic()
+        if protocol == "h2":
+            result, seconds = h2load_load(port, scenario, options)
+        else:
+            result = gtls_load(port, scenario, options)
+            seconds = time.monotonic() - started  # runs started before the end finish after it
+        elapsed = time.monotonic() - started
+    else:
+        size = PATHS[scenario][1]
+        work = (protocol, port, ca, scenario, size, options.connections, options.streams,
+                options.duration)  # fmt: skip
+        with multiprocessing.get_context("spawn").Pool(options.clients) as pool:
+            pool.apply(time.sleep, (0,))  # the clients are started before the clock
+            before = group_cpu(pgid)
+            started = time.monotonic()
+            result = sum(pool.map(client_process, [work] * options.clients), Result())
+            elapsed = time.monotonic() - started
+        seconds = options.duration  # requests are counted while it runs (not the start-up)
+    after = group_cpu(pgid)
+    if after is None or before is None:
+        return result, seconds, elapsed, None
+    return result, seconds, elapsed, (after[0] - before[0], after[1] - before[1])
 
 
 def summary(runs: list[Run]) -> list[str]:
@@ -495,6 +623,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=3, help="client processes (3)")
     parser.add_argument("--connections", type=int, default=4, help="per client process (4)")
     parser.add_argument("--streams", type=int, default=16, help="in flight per connection (16)")
+    parser.add_argument(
+        "--client",
+        choices=("aioquic", "gtls"),
+        default="aioquic",
+        help="load clients: aioquic and h2 in Python (default), or gtlsclient and h2load in C",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=500, help="gtls: hellos per connection (500)"
+    )
+    parser.add_argument(
+        "--downloads", type=int, default=16, help="gtls: 1 MiB downloads per connection (16)"
+    )
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"of {', '.join(SERVERS)}")
     parser.add_argument("--scenarios", default="hello,1mib", help="of hello, 1mib")
     parser.add_argument("--rounds", type=int, default=1, help="servers interleaved this often (1)")
@@ -507,6 +647,13 @@ def main(argv: list[str] | None = None) -> None:
         help=f"another Pounce source tree (e.g. git archive main | tar -x -C DIR): adds {BEFORE}",
     )
     options = parser.parse_args(argv)
+    if options.client == "gtls":
+        needs = {"gtlsclient": "ngtcp2-client", "h2load": "nghttp2-client"}
+        if "pounce-h2" not in options.servers.split(","):
+            del needs["h2load"]
+        for tool, package in needs.items():
+            if shutil.which(tool) is None:
+                raise SystemExit(f"--client gtls needs {tool} (apt-get install {package})")
     if options.before and BEFORE not in options.servers.split(","):
         options.servers = f"{BEFORE},{options.servers}"
     import trustme

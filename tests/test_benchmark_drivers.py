@@ -4,6 +4,7 @@ benchmark session)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,24 @@ def test_driver_runs(argv: list[str]) -> None:
         [sys.executable, *argv], cwd=BENCHMARKS, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(
+    shutil.which("gtlsclient") is None or shutil.which("h2load") is None,
+    reason="needs gtlsclient and h2load (apt-get install ngtcp2-client nghttp2-client)",
+)
+def test_h3_bench_with_c_load_clients() -> None:
+    """--client gtls: gtlsclient against Pounce's HTTP/3, h2load against its HTTP/2, every
+    body checked (a bad one is counted, and the run fails on it here)."""
+    argv = ["h3_bench.py", "--client", "gtls", "--duration", "0.5", "--clients", "1"]
+    argv += ["--requests", "5", "--downloads", "2", "--servers", "pounce-h3,pounce-h2"]
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=BENCHMARKS, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if " ok, " in line]
+    assert len(lines) == 4, done.stdout
+    assert all(", 0 bad," in line and "(0 ok" not in line for line in lines), done.stdout
 
 
 def test_the_worker_scenarios_derive_their_servers() -> None:

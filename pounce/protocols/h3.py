@@ -234,15 +234,20 @@ class _CreditedQuic(QuicConnection):
         self.pending_total = 0
         self.h3: H3Connection | None = None  # for the bytes it holds of incomplete frames
         self._stream_window = settings.stream_window
+        # A stream's limit can move once at most this much of its window is left.
+        self._stream_slack = settings.stream_window - settings.stream_window // 2
         self._connection_window = settings.connection_window
         self._local_max_streams_bidi.value = settings.max_concurrent_streams
 
     def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
-        # aioquic calls this for every open stream in every packet it builds (ten
+        # aioquic calls this for every open stream in every packet it builds (a dozen
         # streams a packet in a download): the common case must cost two compares.
         local = stream.max_stream_data_local
-        if not local:
-            return  # a stream we opened, unidirectional: nothing to receive on it
+        if not local or (  # not local: a stream we opened, unidirectional; nothing to receive
+            local - stream.receiver.highest_offset > self._stream_slack
+            and stream.max_stream_data_local_sent == local
+        ):
+            return  # the limit cannot move, and the last one was sent
         highest = stream.receiver.highest_offset
         window = self._stream_window
         if highest + window - local >= window // 2:  # the limit could move (waiting ≥ 0)
