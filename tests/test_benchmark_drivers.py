@@ -18,6 +18,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         ["inproc.py", "-n", "50"],
         ["inproc.py", "-n", "50", "--close", "--parser", "h11"],
+        # The framework scenarios' apps, in-process (framework_apps.py).
+        ["inproc.py", "-n", "50", "--app", "starlette", "--path", "/json"],
+        ["inproc.py", "-n", "50", "--app", "fastapi", "--path", "/hello"],
         ["h2_inproc.py", "path", "20"],
         ["ws_inproc.py", "--messages", "50"],
         ["supervisor_overhead.py", "--workers", "2", "--rolls", "1", "--mode", "fork"],
