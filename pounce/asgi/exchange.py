@@ -488,7 +488,12 @@ class Exchange:
 
     async def run(self, app: ASGIApp, on_exit: Callable[[], None] | None = None) -> None:
         """Run the app to its end; `on_exit` is called last, whatever happened."""
-        scope = self._build_scope()
+        request = self._request
+        if request is not None:  # (`_build_scope` inline: once per request)
+            scope = self.scope = build_scope(request, self._info, self._context)
+            self._request = None
+        else:
+            scope = self.scope
         if self.request_id is not None:
             current_request_id.set(self.request_id)  # the task's own context: its log lines
         try:
