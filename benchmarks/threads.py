@@ -20,6 +20,7 @@ counts, not timings; the req/s it prints are as noisy as the machine.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -92,8 +93,11 @@ def probe(
     client_cpu: str,
     python: Path,
     count_gc: bool = False,
+    connections: int | None = None,
 ) -> None:
     scenario = next(s for s in SCENARIOS if s.key == scenario_key)
+    if connections is not None:
+        scenario = dataclasses.replace(scenario, connections=connections)
     env = server_env()
     app = scenario.app
     if count_gc:
@@ -141,7 +145,7 @@ def probe(
         ]
     requests = max(result.requests, 1)
     print(
-        f"\n{spec.label}, {scenario_key}, server CPUs {server_cpus}: "
+        f"\n{spec.label}, {scenario_key} (-c{scenario.connections}), server CPUs {server_cpus}: "
         f"{result.rps:,.0f} req/s (noisy), {len(after)} threads"
     )
     print(f"  {'thread':<36} {'core share':>10} {'vol. sw/req':>12} {'invol. sw/req':>14}")
@@ -201,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="serve the app through gc_wrap.py and print the collections per request",
     )
+    parser.add_argument(
+        "--connections", type=int, help="wrk's connections (default: the scenario's, 64)"
+    )
     args = parser.parse_args(argv)
     python = args.python
     specs = {spec.key: spec for spec in all_servers(python)}
@@ -214,6 +221,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 args.client_cpu,
                 python,
                 args.gc,
+                args.connections,
             )
 
 

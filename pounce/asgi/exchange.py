@@ -178,12 +178,14 @@ class Exchange:
         self._held_head: SendResponse | None = None
         self._trailers = _TRAILERS_NONE
         self._expects_continue = request.expects_continue
-        self._body: list[bytes] = []
+        # Made at the first body chunk and the first wait: a GET needs neither, and
+        # fewer objects wait for the app's task (see `_request`).
+        self._body: list[bytes] | None = None
         self.unread_body = 0  # bytes of request body received, not yet read by the app
         self._body_complete = not request.has_body
         self._body_delivered = False
         self._disconnected = False
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[None]] | None = None
         self.keep_alive_refused = False
         self.bytes_sent = 0
         self.request_id: str | None = None
@@ -227,7 +229,10 @@ class Exchange:
     def feed_body(self, data: bytes) -> None:
         if not data:
             return
-        self._body.append(data)
+        if self._body is None:
+            self._body = [data]
+        else:
+            self._body.append(data)
         self.unread_body += len(data)
         self._wake()
 
@@ -259,7 +264,7 @@ class Exchange:
     def _wake(self) -> None:
         if not self._waiters:
             return
-        waiters, self._waiters = self._waiters, []
+        waiters, self._waiters = self._waiters, None
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -274,7 +279,10 @@ class Exchange:
             # One future per call: a cancelled receive (Starlette cancels its
             # disconnect listener) must not cancel another caller's wait.
             waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            if self._waiters is None:
+                self._waiters = [waiter]
+            else:
+                self._waiters.append(waiter)
             await waiter
 
     def _next_message(self) -> Message | None:
@@ -284,9 +292,13 @@ class Exchange:
             self._expects_continue = False
             if self.state is ResponseState.STARTING:
                 self._owner.send_event(SendInformational(stream_id=self.stream_id, status=100))
-        if self._body or (self._body_complete and not self._body_delivered):
-            body = b"".join(self._body) if len(self._body) != 1 else self._body[0]
-            self._body.clear()
+        chunks = self._body
+        if chunks or (self._body_complete and not self._body_delivered):
+            if chunks:
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                self._body = None
+            else:
+                body = b""
             size, self.unread_body = self.unread_body, 0
             if size:
                 self._owner.body_consumed(self.stream_id, size)
