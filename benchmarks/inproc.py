@@ -24,6 +24,12 @@ lifecycle events cost before a subscriber does any work of its own.
 ``--access-log`` turns the standard stack's access log on, its lines
 formatted and written to /dev/null (the logging machinery included).
 
+``--app starlette`` or ``--app fastapi`` serves the framework scenarios' apps
+(``framework_apps.py``; ``--path /hello`` or ``/json``) instead of the lean
+one, so a count shows what the server costs under a framework::
+
+    python inproc.py --callgrind --app fastapi --path /json --loop uvloop
+
 ``--close`` opens a new connection per request instead (``Connection:
 close``: the connection's objects, the request, the close, ``connection_lost``).
 ``--server uvicorn-h11`` or ``--server uvicorn-httptools`` drives Uvicorn's own
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import subprocess
@@ -56,7 +63,7 @@ sys.path.insert(0, str(HERE))
 if str(HERE.parent) not in sys.path:
     sys.path.insert(1, str(HERE.parent))
 
-from apps import HELLO_BODY, LARGE_BODY, app  # noqa: E402
+from apps import HELLO_BODY, JSON_BODY, LARGE_BODY, app  # noqa: E402
 
 from pounce.drivers.service import ServiceContext  # noqa: E402
 from pounce.layer import Serving  # noqa: E402
@@ -67,7 +74,17 @@ from pounce.net.transport import (  # noqa: E402
 )
 from pounce.presets import StandardOptions, standard  # noqa: E402
 
-BODIES = {"/hello": HELLO_BODY, "/64k": LARGE_BODY}
+BODIES = {"/hello": HELLO_BODY, "/receive": HELLO_BODY, "/64k": LARGE_BODY, "/json": JSON_BODY}
+APPS = ("lean", "starlette", "fastapi")
+
+
+def load_app(name: str) -> Any:
+    """The ASGI app `name`: the lean app of ``apps.py`` or a framework scenario's."""
+    if name == "lean":
+        return app
+    import framework_apps
+
+    return getattr(framework_apps, f"{name}_app")
 
 
 class FakeTransport(asyncio.Transport):
@@ -136,11 +153,16 @@ def _no_op(event: object) -> None:
 
 
 def protocol_maker(
-    server: str, parser: str, stack: str, observe: bool = False, access_log: bool = False
+    server: str,
+    parser: str,
+    stack: str,
+    observe: bool = False,
+    access_log: bool = False,
+    asgi_app: Any = app,
 ) -> ProtocolMaker:
     """A callable making the `asyncio.Protocol` a server gives each new connection."""
     if server != "pounce":
-        return uvicorn_maker(server.removeprefix("uvicorn-"))
+        return uvicorn_maker(server.removeprefix("uvicorn-"), asgi_app)
     if stack == "standard":
         options = StandardOptions(http=parser, access_log=access_log)  # type: ignore[arg-type]
         builder = standard(options)
@@ -150,7 +172,7 @@ def protocol_maker(
         builder = Server.builder().bind("127.0.0.1", 8000).h1(parser=parser)  # type: ignore[arg-type]
     if observe:
         builder = builder.observe(_no_op)
-    built = builder.timeouts(keep_alive=600).asgi(app)
+    built = builder.timeouts(keep_alive=600).asgi(asgi_app)
     events = built.events
     service = ServiceContext(built._wrap_app(Serving(events)), built.spec.http, events=events)
     factory = built._handler_factory(service, [])
@@ -160,12 +182,12 @@ def protocol_maker(
     return lambda: TransportAdapter(factory, tracker)
 
 
-def uvicorn_maker(http: str) -> ProtocolMaker:
+def uvicorn_maker(http: str, asgi_app: Any = app) -> ProtocolMaker:
     """Uvicorn's protocol for `http` ("h11" or "httptools"), configured as its CLI would be."""
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-    config = Config(app=app, http=http, access_log=False, lifespan="off", log_level="warning")
+    config = Config(app=asgi_app, http=http, access_log=False, lifespan="off", log_level="warning")
     config.load()
     state = ServerState()
     # What `uvicorn.Server` puts there when it starts (Date and Server on every response).
@@ -188,9 +210,14 @@ async def drive(n: int, path: str, maker: ProtocolMaker, close: bool) -> float:
     transport = FakeTransport()
     protocol.connection_made(transport)
     transports: list[FakeTransport] = []
+    fed_size = -1  # what the transport had written when the last request was fed
 
     def feed() -> None:
-        nonlocal remaining, protocol, transport
+        nonlocal remaining, protocol, transport, fed_size
+        if transport.size == fed_size:
+            # No answer yet: an app (a framework's) that takes more than one turn.
+            loop.call_soon(feed)
+            return
         if close and remaining < n:
             if not transport.closing:
                 raise SystemExit("the server did not close after Connection: close")
@@ -203,6 +230,7 @@ async def drive(n: int, path: str, maker: ProtocolMaker, close: bool) -> float:
             done.set_result(None)
             return
         remaining -= 1
+        fed_size = transport.size
         protocol.data_received(request)
         loop.call_soon(feed)  # after the app task the request created
 
@@ -256,7 +284,9 @@ def run(args: argparse.Namespace) -> None:
         loop_factory = asyncio.new_event_loop
     if args.access_log:
         _log_access_to_devnull()
-    maker = protocol_maker(args.server, args.parser, args.stack, args.observe, args.access_log)
+    maker = protocol_maker(
+        args.server, args.parser, args.stack, args.observe, args.access_log, load_app(args.app)
+    )
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         if args.profile:
             import cProfile
@@ -272,6 +302,11 @@ def run(args: argparse.Namespace) -> None:
             print(f"{total / args.n:.1f} calls per request (cProfile, incl. the feeder)")
             stats.sort_stats("tottime").print_stats(args.top)
             return
+        # As `Server.run()` does once it listens: the start-up heap (a framework's
+        # tens of thousands of objects) out of the collector's scans. Without it a
+        # full collection lands in one of callgrind's two runs and not the other.
+        gc.collect()
+        gc.freeze()
         elapsed = runner.run(drive(args.n, args.path, maker, args.close))
     print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
 
@@ -300,6 +335,8 @@ def callgrind(args: argparse.Namespace) -> None:
                 args.loop,
                 "--server",
                 args.server,
+                "--app",
+                args.app,
                 *(["--close"] if args.close else []),
                 *(["--observe"] if args.observe else []),
                 *(["--access-log"] if args.access_log else []),
@@ -313,8 +350,9 @@ def callgrind(args: argparse.Namespace) -> None:
             totals.append(int(match[1]))
     per_request = (totals[1] - totals[0]) / (high - low)
     what = f"parser={args.parser} stack={args.stack}" if args.server == "pounce" else args.server
+    app_name = "" if args.app == "lean" else f"{args.app} "
     print(
-        f"{args.path} {what} loop={args.loop}{' close' if args.close else ''}"
+        f"{app_name}{args.path} {what} loop={args.loop}{' close' if args.close else ''}"
         f"{' observed' if args.observe else ''}{' access-log' if args.access_log else ''}: "
         f"{per_request:,.0f} instructions per request"
     )
@@ -325,6 +363,12 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=20000, help="requests")
     parser.add_argument("--path", choices=sorted(BODIES), default="/hello")
     parser.add_argument("--parser", choices=("fast", "h11"), default="fast")
+    parser.add_argument(
+        "--app",
+        choices=APPS,
+        default="lean",
+        help="the lean app of apps.py, or a framework scenario's (framework_apps.py)",
+    )
     parser.add_argument("--stack", choices=("standard", "minimal"), default="standard")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument(

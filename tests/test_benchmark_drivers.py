@@ -4,6 +4,7 @@ benchmark session)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         ["inproc.py", "-n", "50"],
         ["inproc.py", "-n", "50", "--close", "--parser", "h11"],
+        # The framework scenarios' apps, in-process (framework_apps.py).
+        ["inproc.py", "-n", "50", "--app", "starlette", "--path", "/json"],
+        ["inproc.py", "-n", "50", "--app", "fastapi", "--path", "/hello"],
         ["h2_inproc.py", "path", "20"],
         ["ws_inproc.py", "--messages", "50"],
         ["supervisor_overhead.py", "--workers", "2", "--rolls", "1", "--mode", "fork"],
@@ -101,3 +105,23 @@ def test_the_worker_scenarios_derive_their_servers() -> None:
     points = [Point("p", "p", 1), Point("p", "p", 8)]
     points[0].failed = points[1].failed = None
     assert efficiency(points, "p", 8) is None  # no runs, no figure
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux"
+    or shutil.which("wrk") is None
+    or shutil.which("taskset") is None
+    or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux, wrk, taskset and two CPUs",
+)
+def test_the_thread_probe_reads_a_real_run() -> None:
+    """threads.py starts a server as the harness does, loads it with wrk, and reads its
+    threads and (--gc, through gc_wrap.py) the collector's counts from the server."""
+    argv = ["threads.py", "--python", sys.executable, "--servers", "pounce-fast-asyncio"]
+    argv += ["--scenarios", "hello", "--duration", "1", "--gc"]
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=BENCHMARKS, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "all threads" in done.stdout
+    assert "per 1,000 requests" in done.stdout, done.stdout[-2000:]

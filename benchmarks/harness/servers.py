@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.env import BENCH_DIR
+from harness.env import BENCH_DIR, ROOT
 from pounce.bench.servers import (  # re-exported: tests/test_benchmark_drivers.py
     GRANIAN as GRANIAN,
 )
@@ -59,9 +59,10 @@ def all_servers(python: Path) -> tuple[ServerSpec, ...]:
 
 
 def server_env() -> dict[str, str]:
-    """The servers' environment: the peers' venv, and benchmarks/ to import the apps from."""
+    """The servers' environment: the peers' venv, benchmarks/ to import the apps from, and
+    this checkout's Pounce (the venv's editable install may be another worktree's)."""
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
-    env["PYTHONPATH"] = str(BENCH_DIR)  # so "apps:app" imports from benchmarks/
+    env["PYTHONPATH"] = os.pathsep.join((str(BENCH_DIR), str(ROOT)))  # "apps:app", pounce
     env["PYTHONUNBUFFERED"] = "1"
     return env

@@ -26,7 +26,7 @@ import functools
 import ipaddress
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
@@ -55,14 +55,18 @@ class ProxyHeadersLayer(AppLayer):
     def wrap(self, inner: ASGIApp) -> ASGIApp:
         trusted = self.trusted
 
-        async def forwarded(scope: Scope, receive: Receive, send: Send) -> None:
+        # Not a coroutine function: it rewrites the scope and returns the app's own
+        # awaitable, so a request pays for no coroutine and frame of this layer (the
+        # server awaits what an ASGI app returns; an error here raises at the call,
+        # inside the same ``try`` as the app's own).
+        def forwarded(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
             if scope["type"] in ("http", "websocket"):
                 # Headers first: most requests carry none, and then whom we
                 # trust does not matter.
                 found = _forwarding_headers(scope["headers"])
                 if found and trusted.trusts_peer(scope.get("client")):
                     apply_forwarded(scope, trusted, found)
-            await inner(scope, receive, send)
+            return inner(scope, receive, send)
 
         return forwarded
 
