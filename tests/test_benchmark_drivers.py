@@ -19,6 +19,9 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ["inproc.py", "-n", "50"],
         ["inproc.py", "-n", "50", "--close", "--parser", "h11"],
         ["h2_inproc.py", "path", "20"],
+        ["accept_inproc.py", "-n", "20", "--stack", "standard"],
+        ["accept_inproc.py", "-n", "20", "--loop", "uvloop", "--accept", "drain"],
+        ["accept_inproc.py", "-n", "20", "--server", "raw"],
         ["ws_inproc.py", "--messages", "50"],
         ["supervisor_overhead.py", "--workers", "2", "--rolls", "1", "--mode", "fork"],
         # HTTP/3: one server, one short run (aioquic for the server and the load client).

@@ -124,6 +124,7 @@ class HTTPDriver(Upgradable):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self.protocol_switch = None  # the bridge holds us: no cycle left for the collector
         self._deadline.cancel()
         if self._head_clocked:
             self._end_head_clock()

@@ -322,6 +322,30 @@ def reset(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
+class _Gone:
+    """The handler of a connection that is lost: hears nothing more."""
+
+    __slots__ = ()
+
+    def connection_made(self, conn: object) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+    def begin_shutdown(self) -> None:
+        pass
+
+
+_GONE = _Gone()
+
+
 class TransportAdapter(asyncio.Protocol):
     """Bridges one asyncio transport to a `ConnectionHandler` chain."""
 
@@ -404,7 +428,8 @@ class TransportAdapter(asyncio.Protocol):
         self._tracker.discard(self)
         if self._drain_waiter is not None:
             self._wake_drain()
-        self._handler.connection_lost(exc)
+        handler, self._handler = self._handler, _GONE
+        handler.connection_lost(exc)
 
     def pause_writing(self) -> None:
         """The peer is not reading fast enough: stop reading it too, and time it."""
