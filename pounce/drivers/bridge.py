@@ -137,6 +137,21 @@ class Upgradable:
     protocol_switch: ProtocolSwitch | None = None
 
 
+class StartsWithBytes:
+    """A handler that the bridge may start with the bytes that chose its protocol.
+
+    `start_with` is ``connection_made`` and ``data_received`` in one call, so
+    the HTTP/1.1 driver can tell a first request head that came whole with the
+    connection's first bytes (most do) from one still to come, and start a
+    clock only for the second. (A plain class, not an ABC: ``isinstance`` on an
+    ABC runs Python code, once per connection here.)
+    """
+
+    def start_with(self, conn: Conn, data: bytes) -> None:
+        """As ``connection_made(conn)`` followed by ``data_received(data)``."""
+        raise NotImplementedError
+
+
 class ProtocolBridge:
     """The innermost `ConnectionHandler`: hands the connection to one protocol."""
 
@@ -201,13 +216,13 @@ class ProtocolBridge:
             return
         if self._rejected:
             return
-        self._buffer += data
+        if self._buffer:
+            data = self._buffer + data
+        self._buffer = data
         factory = self._sniff()
         if factory is not None:
-            buffered, self._buffer = self._buffer, b""
-            self._choose(factory)
-            assert self._chosen is not None
-            self._chosen.data_received(buffered)
+            self._buffer = b""
+            self._choose(factory, data)
 
     def _sniff(self) -> ProtocolFactory | None:
         buffer = self._buffer
@@ -232,16 +247,25 @@ class ProtocolBridge:
             self._conn.close()
         return None
 
-    def _choose(self, factory: ProtocolFactory) -> None:
-        assert self._conn is not None
-        self._undecided.discard(self)
+    def _choose(self, factory: ProtocolFactory, first: bytes = b"") -> None:
+        """Hand the connection to a new handler of `factory`, and it the `first` bytes
+        that chose it (none when ALPN or the only protocol registered chose)."""
+        conn = self._conn
+        assert conn is not None
+        if first:
+            self._undecided.discard(self)
         handler = factory.handler(self._service)
         if self._upgrades and isinstance(handler, Upgradable):
             handler.protocol_switch = self
         self._chosen = handler
         if self._service.events is not None:
-            _note_protocol(self._conn, factory.name)
-        handler.connection_made(self._conn)
+            _note_protocol(conn, factory.name)
+        if first and isinstance(handler, StartsWithBytes):
+            handler.start_with(conn, first)
+            return
+        handler.connection_made(conn)
+        if first and self._chosen is not None:
+            self._chosen.data_received(first)
 
     # -- ProtocolSwitch ----------------------------------------------------------------
 
