@@ -428,7 +428,7 @@ class TransportAdapter(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # (a stream transport)
         self.info = _peer(transport)
-        self._tracker.add(self)
+        self._tracker._adapters.add(self)  # (`ConnectionTracker.add` inline: once per connection)
         self._handler.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
