@@ -18,6 +18,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
     [
         ["inproc.py", "-n", "50"],
         ["inproc.py", "-n", "50", "--close", "--parser", "h11"],
+        ["inproc.py", "-n", "20", "--close", "--opcodes"],
         ["h2_inproc.py", "path", "20"],
         ["accept_inproc.py", "-n", "20", "--stack", "standard"],
         ["accept_inproc.py", "-n", "20", "--loop", "uvloop", "--accept", "drain"],
