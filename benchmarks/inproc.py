@@ -17,6 +17,7 @@ the difference between two request counts (start-up cost cancels out)::
     python inproc.py --callgrind --parser h11         # the h11 core
     python inproc.py --callgrind --stack minimal      # no proxy headers, h2/ws sniffing
     python inproc.py --profile -n 2000                # cProfile: calls per request, top functions
+    python inproc.py --opcodes -n 2000 --close        # bytecodes per request, by function
     python inproc.py -n 100000                        # plain timing (noisy)
 
 ``--observe`` adds one no-op event subscriber (``.observe()``): what the
@@ -36,6 +37,11 @@ close``: the connection's objects, the request, the close, ``connection_lost``).
 protocol class the same way, for a side-by-side count; run it with the peers'
 environment, where Uvicorn is installed (``benchmarks/.peers-venv/bin/python
 inproc.py --server uvicorn-h11 --callgrind``).
+
+``--opcodes`` counts the Python bytecodes each function executes per request
+(``sys.settrace`` opcode events; the feeder and the app left out): where the
+interpreter's share of the instructions goes, function by function, and run
+under the peers' environment the same for Uvicorn's protocol.
 
 ``--callgrind`` runs itself twice under ``valgrind --tool=callgrind`` (with
 ``-n 2000`` and ``-n 12000`` unless ``--counts`` says otherwise) and prints
@@ -284,9 +290,7 @@ def run(args: argparse.Namespace) -> None:
         loop_factory = asyncio.new_event_loop
     if args.access_log:
         _log_access_to_devnull()
-    maker = protocol_maker(
-        args.server, args.parser, args.stack, args.observe, args.access_log, load_app(args.app)
-    )
+    maker = maker_for(args)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         if args.profile:
             import cProfile
@@ -302,6 +306,10 @@ def run(args: argparse.Namespace) -> None:
             print(f"{total / args.n:.1f} calls per request (cProfile, incl. the feeder)")
             stats.sort_stats("tottime").print_stats(args.top)
             return
+        if args.opcodes:
+            runner.run(drive(200, args.path, maker, args.close))  # warm up
+            count_opcodes(runner, args)
+            return
         # As `Server.run()` does once it listens: the start-up heap (a framework's
         # tens of thousands of objects) out of the collector's scans. Without it a
         # full collection lands in one of callgrind's two runs and not the other.
@@ -309,6 +317,42 @@ def run(args: argparse.Namespace) -> None:
         gc.freeze()
         elapsed = runner.run(drive(args.n, args.path, maker, args.close))
     print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
+
+
+def count_opcodes(runner: asyncio.Runner, args: argparse.Namespace) -> None:
+    """Bytecodes executed per request, by function (``--opcodes``)."""
+    from collections import Counter
+    from types import FrameType
+
+    counts: Counter[tuple[str, int, str]] = Counter()
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        key = ("/".join(code.co_filename.split("/")[-2:]), code.co_firstlineno, code.co_name)
+
+        def each(frame: FrameType, event: str, arg: object) -> Any:
+            if event == "opcode":
+                counts[key] += 1
+            return each
+
+        return each
+
+    sys.settrace(tracer)
+    try:
+        runner.run(drive(args.n, args.path, maker_for(args), args.close))
+    finally:
+        sys.settrace(None)
+    mine = {k: v for k, v in counts.items() if not k[0].endswith(("inproc.py", "apps.py"))}
+    print(f"{sum(mine.values()) / args.n:,.1f} bytecodes per request (the server's Python)")
+    for (path, line, name), count in sorted(mine.items(), key=lambda kv: -kv[1])[: args.top]:
+        print(f"{count / args.n:8.1f}  {path}:{line} {name}")
+
+
+def maker_for(args: argparse.Namespace) -> ProtocolMaker:
+    return protocol_maker(
+        args.server, args.parser, args.stack, args.observe, args.access_log, load_app(args.app)
+    )
 
 
 def callgrind(args: argparse.Namespace) -> None:
@@ -389,7 +433,12 @@ def main() -> None:
         help="the standard stack's access log on, its lines formatted and written to /dev/null",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the run")
-    parser.add_argument("--top", type=int, default=25, help="functions --profile prints")
+    parser.add_argument(
+        "--opcodes", action="store_true", help="Python bytecodes per request, by function"
+    )
+    parser.add_argument(
+        "--top", type=int, default=25, help="functions --profile and --opcodes print"
+    )
     parser.add_argument("--callgrind", action="store_true", help="instructions per request")
     parser.add_argument("--counts", type=int, nargs=2, default=(2000, 12000), metavar="N")
     args = parser.parse_args()

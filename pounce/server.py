@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -249,10 +250,14 @@ class Server:
                 self._live_tls[id(live_tls)] = live_tls
             send_timeout = spec.http.send_timeout
 
-            def make_adapter() -> TransportAdapter:
-                if events is None or not events.connections:
-                    return TransportAdapter(factory, tracker, send_timeout)
-                return ObservedTransportAdapter(factory, tracker, send_timeout, events)
+            # (Partials, not a closure: one Python frame fewer per accepted connection.)
+            make_adapter: Callable[[], TransportAdapter]
+            if events is None or not events.connections:
+                make_adapter = functools.partial(TransportAdapter, factory, tracker, send_timeout)
+            else:
+                make_adapter = functools.partial(
+                    ObservedTransportAdapter, factory, tracker, send_timeout, events
+                )
 
             # Whoever serves a socket closes it: a given one is shared, so this
             # serve() gets a duplicate of its own.

@@ -23,7 +23,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         # The framework scenarios' apps, in-process (framework_apps.py).
         ["inproc.py", "-n", "50", "--app", "starlette", "--path", "/json"],
         ["inproc.py", "-n", "50", "--app", "fastapi", "--path", "/hello"],
+        ["inproc.py", "-n", "20", "--close", "--opcodes"],
         ["h2_inproc.py", "path", "20"],
+        ["accept_inproc.py", "-n", "20", "--stack", "standard"],
+        ["accept_inproc.py", "-n", "20", "--loop", "uvloop", "--accept", "drain"],
+        ["accept_inproc.py", "-n", "20", "--server", "raw"],
         ["ws_inproc.py", "--messages", "50"],
         ["supervisor_overhead.py", "--workers", "2", "--rolls", "1", "--mode", "fork"],
         # HTTP/3: one server, one short run (aioquic for the server and the load client).

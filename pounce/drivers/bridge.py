@@ -32,6 +32,7 @@ import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from pounce.conn import Conn, ConnectionHandler, ConnectionInfo, HandlerFactory, peer_name
@@ -64,6 +65,11 @@ class ProtocolFactory(ABC):
     needs_app: bool = False
     """Serves the ASGI app (HTTP/1.1, HTTP/2, WebSocket): ``.build()`` without ``.asgi(app)``
     is then a `BuildError`. A protocol that answers by itself (a line echo) leaves it False."""
+
+    sniff_first_bytes: bytes | None = None
+    """Each byte a connection of this protocol can start with (HTTP/2's preface: ``b"P"``),
+    or None: any. When every sniffing protocol names its own, a connection whose first
+    byte none of them names goes to the fallback without asking their `sniff`."""
 
     def sniff(self, data: bytes) -> bool | None:
         """Does a connection that starts with `data` speak this protocol?
@@ -137,6 +143,21 @@ class Upgradable:
     protocol_switch: ProtocolSwitch | None = None
 
 
+class StartsWithBytes:
+    """A handler that the bridge may start with the bytes that chose its protocol.
+
+    `start_with` is ``connection_made`` and ``data_received`` in one call, so
+    the HTTP/1.1 driver can tell a first request head that came whole with the
+    connection's first bytes (most do) from one still to come, and start a
+    clock only for the second. (A plain class, not an ABC: ``isinstance`` on an
+    ABC runs Python code, once per connection here.)
+    """
+
+    def start_with(self, conn: Conn, data: bytes) -> None:
+        """As ``connection_made(conn)`` followed by ``data_received(data)``."""
+        raise NotImplementedError
+
+
 class ProtocolBridge:
     """The innermost `ConnectionHandler`: hands the connection to one protocol."""
 
@@ -145,6 +166,7 @@ class ProtocolBridge:
         "_chosen",
         "_conn",
         "_factories",
+        "_fallback",
         "_rejected",
         "_service",
         "_undecided",
@@ -157,11 +179,15 @@ class ProtocolBridge:
         service: ServiceContext,
         upgrades: Mapping[bytes, ProtocolFactory] | None = None,
         undecided: UndecidedConnections | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         if upgrades is None:  # a bridge made outside `bridge_factory` (tests)
             upgrades = upgrade_map(factories)
             factories = direct_factories(factories)
+        if fallback is None:
+            fallback = Fallback.of(factories)
         self._factories = factories  # those a connection can start with
+        self._fallback = fallback
         self._service = service
         self._upgrades = upgrades
         if undecided is None:  # a bridge made outside `bridge_factory` (tests)
@@ -201,13 +227,20 @@ class ProtocolBridge:
             return
         if self._rejected:
             return
-        self._buffer += data
+        if self._buffer:
+            data = self._buffer + data
+        else:
+            fallback = self._fallback
+            if fallback.factory is not None and data[:1] not in fallback.unless:
+                # A first byte no sniffing protocol can start with (b"G" of a GET
+                # where only HTTP/2 sniffs): the fallback's, without asking them.
+                self._choose(fallback.factory, data)
+                return
+        self._buffer = data
         factory = self._sniff()
         if factory is not None:
-            buffered, self._buffer = self._buffer, b""
-            self._choose(factory)
-            assert self._chosen is not None
-            self._chosen.data_received(buffered)
+            self._buffer = b""
+            self._choose(factory, data)
 
     def _sniff(self) -> ProtocolFactory | None:
         buffer = self._buffer
@@ -232,16 +265,25 @@ class ProtocolBridge:
             self._conn.close()
         return None
 
-    def _choose(self, factory: ProtocolFactory) -> None:
-        assert self._conn is not None
-        self._undecided.discard(self)
+    def _choose(self, factory: ProtocolFactory, first: bytes = b"") -> None:
+        """Hand the connection to a new handler of `factory`, and it the `first` bytes
+        that chose it (none when ALPN or the only protocol registered chose)."""
+        conn = self._conn
+        assert conn is not None
+        if first:
+            self._undecided.discard(self)
         handler = factory.handler(self._service)
         if self._upgrades and isinstance(handler, Upgradable):
             handler.protocol_switch = self
         self._chosen = handler
         if self._service.events is not None:
-            _note_protocol(self._conn, factory.name)
-        handler.connection_made(self._conn)
+            _note_protocol(conn, factory.name)
+        if first and isinstance(handler, StartsWithBytes):
+            handler.start_with(conn, first)
+            return
+        handler.connection_made(conn)
+        if first and self._chosen is not None:
+            self._chosen.data_received(first)
 
     # -- ProtocolSwitch ----------------------------------------------------------------
 
@@ -311,8 +353,28 @@ def bridge_factory(factories: Sequence[ProtocolFactory], service: ServiceContext
     upgrades = upgrade_map(factories)
     direct = direct_factories(factories)
     undecided = UndecidedConnections(service.options.request_head_timeout)
+    fallback = Fallback.of(direct)
     # (A partial, not a closure: one Python frame fewer per connection.)
-    return functools.partial(ProtocolBridge, direct, service, upgrades, undecided)
+    return functools.partial(ProtocolBridge, direct, service, upgrades, undecided, fallback)
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """When the bridge may pick the fallback protocol by a connection's first byte alone."""
+
+    factory: ProtocolFactory | None
+    """The fallback, when every other protocol names the bytes it can start with; else None."""
+    unless: bytes = b""
+    """The first bytes some other protocol can start with: those are sniffed."""
+
+    @classmethod
+    def of(cls, factories: Sequence[ProtocolFactory]) -> Fallback:
+        fallback = next((f for f in factories if f.fallback), None)
+        others = [f for f in factories if f is not fallback]
+        if fallback is None or any(f.sniff_first_bytes is None for f in others):
+            return cls(None)
+        claimed = b"".join(sorted({bytes([b]) for f in others for b in f.sniff_first_bytes or b""}))
+        return cls(fallback, claimed)
 
 
 class UndecidedConnections(Sweep["ProtocolBridge"]):

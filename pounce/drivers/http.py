@@ -81,7 +81,9 @@ class HTTPDriver(Upgradable):
         self._loop = asyncio.get_running_loop()
         self._coalesced = 0  # bytes of streamed body waiting for the end of this loop turn
         self._flush_scheduled = False
-        self._deadline = Deadline(self._loop)
+        # Made when first set: a connection whose one request comes whole and closes
+        # (`Connection: close`) never times anything with it.
+        self._deadline: Deadline | None = None
         self._waiting_for_head = False
         self._head_clocked = False  # in the serve's clock of connections with no first head
         self._body_stream: int | None = None  # whose body the deadline is timing
@@ -124,7 +126,9 @@ class HTTPDriver(Upgradable):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
-        self._deadline.cancel()
+        self.protocol_switch = None  # the bridge holds us: no cycle left for the collector
+        if self._deadline is not None:
+            self._deadline.cancel()
         if self._head_clocked:
             self._end_head_clock()
         for exchange in self._exchanges.values():
@@ -158,7 +162,8 @@ class HTTPDriver(Upgradable):
         self._update_reading()
 
     def _on_request(self, request: RequestReceived) -> None:
-        self._deadline.clear()
+        if self._deadline is not None:
+            self._deadline.clear()
         self._waiting_for_head = False
         if self._head_clocked:  # (inline: the first request of every connection)
             self._head_clocked = False
@@ -203,7 +208,8 @@ class HTTPDriver(Upgradable):
         after the last response), so there is nothing to finish.
         """
         self._closed = True
-        self._deadline.cancel()
+        if self._deadline is not None:
+            self._deadline.cancel()
         if self._head_clocked:
             self._end_head_clock()
         if self._reading_paused and self._conn is not None:
@@ -376,7 +382,7 @@ class HTTPDriver(Upgradable):
         if self._core.idle:
             if not self._exchanges and self._conn is not None and not self._conn.is_closing():
                 self._waiting_for_head = False
-                self._deadline.set(self._options.keep_alive_timeout, self._close)
+                self._timer().set(self._options.keep_alive_timeout, self._close)
             return
         # A pipelined request may wait in the core's buffer. It is parsed once
         # what we wrote has drained below the high-water mark: a client that
@@ -401,7 +407,7 @@ class HTTPDriver(Upgradable):
             return  # (closed: a pipelined Upgrade handed the connection over)
         if self._core.idle:
             self._waiting_for_head = False
-            self._deadline.set(self._options.keep_alive_timeout, self._close)
+            self._timer().set(self._options.keep_alive_timeout, self._close)
         else:
             # Part of a pipelined head is already buffered: it gets the head
             # timeout, or a slow client could hold the connection forever.
@@ -423,7 +429,8 @@ class HTTPDriver(Upgradable):
             body = self._body_stream
             if body is not None:  # a body is not late while we are not reading it
                 if pause:
-                    self._deadline.clear()
+                    if self._deadline is not None:
+                        self._deadline.clear()
                     self._paused_at = self._loop.time()
                 else:
                     self._body_started += self._loop.time() - self._paused_at
@@ -431,7 +438,8 @@ class HTTPDriver(Upgradable):
 
     def _head_arrived(self) -> None:
         """A request head came whole: its clock stops."""
-        self._deadline.clear()
+        if self._deadline is not None:
+            self._deadline.clear()
         self._waiting_for_head = False
         if self._head_clocked:
             self._end_head_clock()
@@ -457,11 +465,18 @@ class HTTPDriver(Upgradable):
         self._waiting_for_head = False
         self._set_timer(self._options.keep_alive_timeout, self._close)
 
+    def _timer(self) -> Deadline:
+        deadline = self._deadline
+        if deadline is None:
+            deadline = self._deadline = Deadline(self._loop)
+        return deadline
+
     def _set_timer(self, delay: float, callback: Callable[[], None]) -> None:
-        self._deadline.set(delay, callback)
+        self._timer().set(delay, callback)
 
     def _cancel_timer(self) -> None:
-        self._deadline.clear()
+        if self._deadline is not None:
+            self._deadline.clear()
 
     def _arm_body_timer(self, stream_id: int, received: int = 0) -> None:
         """Time the body of `stream_id`, `received` more bytes of which just came.
@@ -486,11 +501,12 @@ class HTTPDriver(Upgradable):
         if rate is not None:
             due = self._body_started + BODY_RATE_GRACE + self._body_bytes / rate
             delay = min(delay, due - self._loop.time())
-        self._deadline.set(delay, self._body_timed_out)
+        self._timer().set(delay, self._body_timed_out)
 
     def _stop_body_timer(self) -> None:
         self._body_stream = None
-        self._deadline.clear()
+        if self._deadline is not None:
+            self._deadline.clear()
 
     def _body_timed_out(self) -> None:
         """The client stopped sending a body we were reading, or trickles it: 408, then close."""
@@ -544,7 +560,9 @@ class HTTPDriver(Upgradable):
                 grace = min(SHUTDOWN_HEAD_GRACE, self._options.request_head_timeout)
                 self._set_timer(grace, self._close)
                 return
-            grace = min(self._options.shutdown_idle_timeout, self._deadline.remaining())
+            deadline = self._deadline
+            left = deadline.remaining() if deadline is not None else 0.0
+            grace = min(self._options.shutdown_idle_timeout, left)
             if grace > 0:
                 self._set_timer(grace, self._close)
                 return
@@ -554,7 +572,8 @@ class HTTPDriver(Upgradable):
             exchange.keep_alive_refused = True
 
     def _close(self) -> None:
-        self._deadline.clear()
+        if self._deadline is not None:
+            self._deadline.clear()
         if self._head_clocked:
             self._end_head_clock()
         conn = self._conn

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pounce.conn import ConnectionHandler
-from pounce.drivers.bridge import ProtocolFactory
+from pounce.conn import Conn, ConnectionHandler
+from pounce.drivers.bridge import ProtocolFactory, StartsWithBytes
 from pounce.drivers.http import HTTPDriver
 from pounce.drivers.service import ServiceContext
 from pounce.options import option, whole
@@ -21,6 +21,20 @@ from pounce.protocols.h1_fast import FastH1Core
 
 H1Parser = Literal["auto", "fast", "h11"]
 H1_PARSERS: tuple[H1Parser, ...] = ("auto", "fast", "h11")
+
+
+class HTTP1Driver(HTTPDriver, StartsWithBytes):
+    """The HTTP driver of an HTTP/1.1 connection, started by the bridge with its first bytes."""
+
+    def start_with(self, conn: Conn, data: bytes) -> None:
+        """`connection_made` and the first bytes at once: a first request head that came
+        whole in them is served with no clock started for it (the bridge's timed its
+        wait); one still incomplete gets the request-head timeout from now, as
+        `connection_made` would have given it."""
+        self._conn = conn
+        self.data_received(data)  # an incomplete head arms the head timer
+        if self._service.shutting_down and not self._closed:
+            self.begin_shutdown()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,7 +86,7 @@ class HTTP1Protocol(ProtocolFactory):
     def handler(self, service: ServiceContext) -> ConnectionHandler:
         limits = self.limits
         core: ProtocolCore = H11Core(limits) if self.parser == "h11" else FastH1Core(limits)
-        return HTTPDriver(core, service)
+        return HTTP1Driver(core, service)
 
     def describe(self) -> str:
         limits = self.limits

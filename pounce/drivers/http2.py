@@ -66,6 +66,7 @@ class HTTP2Protocol(ProtocolFactory):
     alpn_ids = ("h2",)
     upgrade_tokens = (b"h2c",)
     needs_app = True
+    sniff_first_bytes = PREFACE[:1]
 
     def sniff(self, data: bytes) -> bool | None:
         if len(data) < len(PREFACE):

@@ -107,9 +107,34 @@ class ConnectionTracker:
 _NO_INFO = ConnectionInfo(client=None, server=None)  # before connection_made (immutable)
 
 
+def _transport_kind(cls: type) -> tuple[bool, bool]:
+    """(may it be TLS, must we set ``TCP_NODELAY``) for a transport class, asked once.
+
+    The loops' own plain socket transports — uvloop's ``TCPTransport`` and
+    ``UnixTransport``, asyncio's ``_SelectorSocketTransport`` — are never TLS
+    (their TLS transports are other classes), so a new connection on them need
+    not ask for an ``sslcontext``. uvloop sets ``TCP_NODELAY`` on every TCP
+    transport itself (and its socket object is dear to make: a tenth of a new
+    connection's cost there); asyncio sets it only where the listening socket
+    object says ``IPPROTO_TCP``, which a pre-bound one made by ``socket.socket()``
+    does not, so on asyncio it is set here.
+    """
+    module, name = cls.__module__, cls.__name__
+    if module.startswith("uvloop"):
+        return name not in ("TCPTransport", "UnixTransport"), False
+    plain = module == "asyncio.selector_events" and name == "_SelectorSocketTransport"
+    return not plain, True
+
+
+# `_transport_kind` per transport class, filled at a class's first connection (a race
+# between two threads computes the same value twice; dict writes are atomic).
+_KINDS: dict[type, tuple[bool, bool]] = {}
+
+
 def _peer(transport: asyncio.BaseTransport) -> ConnectionInfo:
-    peername = transport.get_extra_info("peername")
-    sockname = transport.get_extra_info("sockname")
+    get = transport.get_extra_info
+    peername = get("peername")
+    sockname = get("sockname")
     client: tuple[str, int] | None = None
     server: tuple[str, int | None] | None = None
     # The socket module's own (host, port) pairs, kept as they are; IPv6 adds
@@ -120,18 +145,22 @@ def _peer(transport: asyncio.BaseTransport) -> ConnectionInfo:
         server = sockname if len(sockname) == 2 else sockname[:2]
     elif isinstance(sockname, str) and sockname:
         server = (sockname, None)
+    cls = type(transport)
+    kind = _KINDS.get(cls)
+    if kind is None:
+        kind = _KINDS[cls] = _transport_kind(cls)
+    may_be_tls, nodelay = kind
     # A tuple peer name is an IPv4 or IPv6 peer (a Unix socket's is a string).
-    # uvloop sets TCP_NODELAY on every TCP transport itself, and its socket
-    # object is dear to make: a tenth of a new connection's cost there.
-    if client is not None and not type(transport).__module__.startswith("uvloop"):
-        sock = transport.get_extra_info("socket")
+    if nodelay and client is not None:
+        sock = get("socket")
         if sock is not None:
             try:  # (not contextlib.suppress: a context manager per connection)  # noqa: SIM105
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-    scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
-    return connection_info(client, server, scheme)
+    if may_be_tls and get("sslcontext") is not None:
+        return connection_info(client, server, "https")
+    return connection_info(client, server, "http")
 
 
 def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -322,6 +351,30 @@ def reset(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
+class _Gone:
+    """The handler of a connection that is lost: hears nothing more."""
+
+    __slots__ = ()
+
+    def connection_made(self, conn: object) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+    def begin_shutdown(self) -> None:
+        pass
+
+
+_GONE = _Gone()
+
+
 class TransportAdapter(asyncio.Protocol):
     """Bridges one asyncio transport to a `ConnectionHandler` chain."""
 
@@ -375,7 +428,7 @@ class TransportAdapter(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # (a stream transport)
         self.info = _peer(transport)
-        self._tracker.add(self)
+        self._tracker._adapters.add(self)  # (`ConnectionTracker.add` inline: once per connection)
         self._handler.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
@@ -404,7 +457,8 @@ class TransportAdapter(asyncio.Protocol):
         self._tracker.discard(self)
         if self._drain_waiter is not None:
             self._wake_drain()
-        self._handler.connection_lost(exc)
+        handler, self._handler = self._handler, _GONE
+        handler.connection_lost(exc)
 
     def pause_writing(self) -> None:
         """The peer is not reading fast enough: stop reading it too, and time it."""
@@ -522,10 +576,11 @@ class TransportAdapter(asyncio.Protocol):
     # -- Conn -------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        transport = self._transport
         if self._after_file is not None:
             self._after_file.append(data)  # asyncio refuses writes during a sendfile
-        elif self._transport is not None and not self.is_closing():
-            self._transport.write(data)
+        elif transport is not None and not self._lingering and not transport.is_closing():
+            transport.write(data)  # (`is_closing` inline: once per response)
 
     def writelines(self, pieces: list[bytes]) -> None:
         """`GatherConn`: the pieces in order, in one write where the loop can gather them."""

@@ -438,10 +438,15 @@ class FastH1Core:
         headers: Headers
         if before or after:
             findall = _HEADER_FINDALL_RE.findall
-            headers = [(name.lower(), value) for name, value in findall(before)]
+            headers = [(name.lower(), value) for name, value in findall(before)] if before else []
             headers.append((b"host", host))
             if after:
-                headers += [(name.lower(), value) for name, value in findall(after)]
+                if close_after is not None and after.count(b"\n") == 1:
+                    # The one line after Host is the one that said close (wrk's
+                    # `Connection: close`, load balancers'): its value is that token.
+                    headers.append((b"connection", close_after))
+                else:
+                    headers += [(name.lower(), value) for name, value in findall(after)]
         else:
             headers = [(b"host", host)]
         self._stream_id = stream_id = self._stream_id + 1

@@ -813,6 +813,29 @@ def test_slowloris_head_is_cut_off() -> None:
         assert not called.is_set()
 
 
+@pytest.mark.parametrize("first", [b"G", b"GET / HTTP/1.1\r\nhost: x\r\n"])
+def test_a_first_head_that_is_not_whole_gets_the_head_timeout(first: bytes) -> None:
+    """With HTTP/2 beside HTTP/1.1, the bridge waits for bytes and hands the driver the
+    first ones (`start_with`): a head not whole in them is still timed (0.3 s), though
+    one that is whole starts no clock."""
+    called = threading.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            called.set()
+            await hello(scope, receive, send)
+
+    with serve(app, http1().h2().timeouts(request_head=0.3, keep_alive=60)) as ts:
+        sock = connect(ts)
+        with sock:
+            sock.sendall(first)
+            assert Reader(sock).closed()  # within the socket timeout, long before it
+        assert not called.is_set()
+        response, reader = exchange(ts, raw_request())  # a whole head is served
+        with reader.sock:
+            assert response.status == 200
+
+
 def test_partial_pipelined_head_gets_the_head_timeout() -> None:
     # A response done with part of the next head buffered: the head timeout
     # (0.3 s) applies, not the long keep-alive one.

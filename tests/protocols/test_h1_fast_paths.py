@@ -58,6 +58,18 @@ PLAIN_BORDER: list[tuple[str, bytes]] = [
     ("two-spaces", get(b"Host: h", line=b"GET  / HTTP/1.1")),
     ("target-ctl", get(b"Host: h", line=b"GET /\x7f HTTP/1.1")),
     ("special-after-host", get(b"Host: h", b"Connection: close")),
+    # The one close line after Host, taken without the field scan: value, case, OWS.
+    ("close-after-host-ows", get(b"Host: h", b"connection:  \tCLOSE \t")),
+    ("close-after-host-mixed", get(b"Host: h", b"CoNnEcTiOn:Close")),
+    ("close-and-field-after-host", get(b"Host: h", b"Connection: close", b"X: 1")),
+    ("field-and-close-after-host", get(b"Host: h", b"X: 1", b"Connection: close")),
+    ("close-before-and-after-host", get(b"Connection: close", b"Host: h", b"Connection: close")),
+    ("close-before-host", get(b"Connection: close", b"Host: h")),
+    (
+        "keep-alive-after-host-close-before",
+        get(b"Connection: close", b"Host: h", b"Connection: keep-alive"),
+    ),
+    ("close-x-after-host", get(b"Host: h", b"Connection: closex")),
     ("keep-alive", get(b"Host: h", b"Connection: keep-alive")),
     ("keep-alive-before-host", get(b"Connection: Keep-Alive", b"Host: h")),
     ("keep-alive-twice", get(b"connection:keep-alive", b"Host: h", b"CONNECTION: KEEP-ALIVE ")),
@@ -100,6 +112,24 @@ def test_plain_head_fields_in_order_with_names_lowered() -> None:
     assert isinstance(request, RequestReceived) and isinstance(end, StreamEnded)
     assert request.headers == [(b"accept", b"*/*"), (b"host", b"h"), (b"x-b", b"Two  Words")]
     assert (request.method, request.target, request.has_body) == (b"GET", b"/p?q=1", False)
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ((b"Host: h", b"Connection: close"), [(b"host", b"h"), (b"connection", b"close")]),
+        ((b"Host: h", b"connection: \tClose  "), [(b"host", b"h"), (b"connection", b"Close")]),
+        (
+            (b"Host: h", b"Connection: close", b"X-A: 1"),
+            [(b"host", b"h"), (b"connection", b"close"), (b"x-a", b"1")],
+        ),
+    ],
+)
+def test_close_after_host_fields(fields: tuple[bytes, ...], expected: list[object]) -> None:
+    core = FastH1Core()
+    request, _end = core.receive_data(get(*fields))
+    assert isinstance(request, RequestReceived)
+    assert request.headers == expected
 
 
 def test_a_head_that_trickles_in_is_parsed_once_complete() -> None:
