@@ -49,7 +49,8 @@ def validate_response_headers(headers: Iterable[object]) -> Headers:
         try:
             # A hit is a pair equal to one validated before, and the result
             # holds that pair: bytes, never a look-alike the app handed over.
-            return [_VALID_PAIRS[pair] for pair in headers]
+            # (`map` over the dict's lookup: no frame of a comprehension's own.)
+            return list(map(_memo_lookup, headers))
         except (KeyError, TypeError):  # a new pair, or an unhashable one
             pass
     fast = _validate_in_bulk(headers)
@@ -65,6 +66,7 @@ def validate_response_headers(headers: Iterable[object]) -> Headers:
 # stops growing once full (an app with ever-new values just misses it).
 # Transfer-Encoding is never memoized: it needs the careful path.
 _VALID_PAIRS: dict[object, tuple[bytes, bytes]] = {}
+_memo_lookup = _VALID_PAIRS.__getitem__
 _MEMO_PAIRS = 512  # entries
 _MEMO_VALUE = 256  # bytes: longer values are not kept
 

@@ -1026,3 +1026,79 @@ async def test_early_hint_links_must_be_a_list() -> None:
     ex, _ = exchange()
     with pytest.raises(ASGIContractError, match="links"):
         await ex.send({"type": "http.response.early_hint", "links": b"</a>"})
+
+
+# -- the one-message response (`send`'s inline path) against the general path ------------
+
+
+class FlushRecordingOwner(RecordingOwner):
+    """Also records each event's `flush` and when the stream was done, in one log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[str, object, bool]] = []
+
+    def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
+        super().send_event(event, flush=flush)
+        self.log.append(("event", event, flush))
+
+    def stream_done(self, stream_id: int) -> None:
+        super().stream_done(stream_id)
+        self.log.append(("done", stream_id, True))
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "headers", "body"),
+    [
+        (b"GET", 200, [(b"content-type", b"text/plain")], b"hello"),
+        (b"GET", 200, [], b""),
+        (b"HEAD", 200, [], b"hello"),
+        (b"GET", 204, [], b""),
+        (b"GET", 304, [(b"etag", b'"x"')], b"dropped"),
+        (b"GET", 200, [(b"content-length", b"5")], b"hello"),
+        (b"GET", 200, [(b"transfer-encoding", b"chunked")], b"hello"),
+        (b"HEAD", 200, [(b"content-length", b"99")], b""),
+    ],
+)
+async def test_one_message_response_matches_the_general_path(
+    method: bytes, status: int, headers: Headers, body: bytes
+) -> None:
+    """A final body of `bytes` on a held head takes `send`'s inline path; a `bytearray`
+    takes `_body_message`. Both must hand the owner the same events, with the same
+    `flush`, in the same order, then end the stream the same way."""
+    outcomes = []
+    for payload in (body, bytearray(body)):
+        owner = FlushRecordingOwner()
+        req = request(method=method, has_body=True)  # a body that never comes
+        ex, _ = exchange(req, owner=owner, ctx=context(defaults=True))
+        waiter = asyncio.ensure_future(ex.receive())
+        await asyncio.sleep(0)  # the receive waits for the body
+        await ex.send({"type": "http.response.start", "status": status, "headers": headers})
+        await ex.send({"type": "http.response.body", "body": payload})
+        assert ex.state is ResponseState.DONE
+        # The end of the response wakes a waiting receive: it hears the disconnect.
+        assert await asyncio.wait_for(waiter, 2) == {"type": "http.disconnect"}
+        outcomes.append((owner.log, ex.bytes_sent, ex.status, owner.drains))
+    assert outcomes[0] == outcomes[1]
+    log = outcomes[0][0]
+    assert [entry[0] for entry in log] == ["event", "event", "done"]
+    assert [entry[2] for entry in log] == [False, True, True]  # head and body: one write
+
+
+async def test_one_message_response_refused_head_still_gets_a_500() -> None:
+    """The inline path lets go of the held head only after the owner took it: a head
+    the core refuses (before a byte went out) still leaves room for the 500."""
+
+    class RefusesFirstHead(RecordingOwner):
+        def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
+            if isinstance(event, SendResponse) and event.status == 200:
+                raise LocalProtocolError("refused", status=500)
+            super().send_event(event, flush=flush)
+
+    ex, owner = exchange(owner=RefusesFirstHead())
+    await ex.run(app_sending(START, BODY))
+    assert ex.status == 500
+    assert owner.head.status == 500
+    assert owner.done == [1]
+    (data,) = owner.of(SendData)
+    assert data.end_stream
