@@ -8,6 +8,8 @@
     python benchmarks/h3_bench.py --client gtls --rounds 5   # C load clients (ngtcp2, h2load)
     python benchmarks/h3_bench.py --client gtls --duration 1 --clients 1 --requests 20 \
         --downloads 4  # smoke
+    python benchmarks/h3_bench.py --client gtls --scenarios 1mib --servers pounce-h3,hypercorn-h3 \
+        --counts   # and aioquic's ACKs, transmits and datagrams per MiB in each server
 
 Scenarios: ``hello`` (13 bytes) and ``1mib`` (a 1 MiB download). Servers:
 ``pounce-h3`` (``pounce --http3``), ``hypercorn-h3`` (``hypercorn --quic-bind``)
@@ -67,6 +69,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import quic_counts
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 HELLO = b"Hello, world!"
@@ -84,7 +88,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "lifespan.shutdown.complete"})
         return
     if scope["path"].startswith("/callgrind/"):  # h3_callgrind.py: zero or dump the counters
-        getattr(sys.modules["pysplit"], scope["path"].rsplit("/", 1)[1])()
+        action = scope["path"].rsplit("/", 1)[1]
+        if "pysplit" in sys.modules:
+            getattr(sys.modules["pysplit"], action)()
+        if "quic_counts" in sys.modules:  # h3_callgrind.py --counts
+            getattr(sys.modules["quic_counts"], {"zero": "zero", "dump": "freeze"}[action])()
     body = MIB if scope["path"] == "/1mib" else HELLO
     headers = [(b"content-type", b"application/octet-stream")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -486,6 +494,7 @@ class Run:
     elapsed: float
     syscalls: dict[str, int] | None = None
     server_system: float | None = None  # of server_cpu, the seconds in the kernel
+    counts: str | None = None  # --counts: what aioquic did in the server, per MiB
 
     @property
     def rate(self) -> float:
@@ -522,7 +531,8 @@ class Run:
         text += f"  client CPU {r.cpu / per * scale:7.1f} {unit}"
         if r.datagrams and self.scenario != "hello":
             text += f"  {r.datagrams / self.mib:5.0f} datagrams/MiB"
-        return text + f"  ({r.requests} ok, {r.errors} bad, {self.elapsed:.1f} s)"
+        text += f"  ({r.requests} ok, {r.errors} bad, {self.elapsed:.1f} s)"
+        return text if self.counts is None else f"{text}\n{'':22}{self.counts}"
 
 
 def measure(
@@ -532,6 +542,15 @@ def measure(
     port = free_port()
     root = options.before if name == BEFORE else str(ROOT)
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{root}"}
+    counting = None
+    if options.counts:  # quic_counts.py, imported by the server (and its workers) at start
+        counting = Path(tempfile.mkdtemp())
+        (counting / "sitecustomize.py").write_text(quic_counts.SITECUSTOMIZE)
+        (counting / "out").mkdir()
+        env["PYTHONPATH"] = f"{counting}{os.pathsep}{env['PYTHONPATH']}"
+        env["QUIC_COUNTS_DIR"] = str(counting / "out")
+        if options.counts == "time":
+            env["QUIC_COUNTS_TIME"] = "1"
     command = server_command(name, port, cert, key)
     trace = None
     if options.syscalls:
@@ -542,6 +561,8 @@ def measure(
         wait_listening(port, proc)
         protocol = "h2" if name.endswith("h2") else "h3"
         result, seconds, elapsed, cpu = load(protocol, port, scenario, options, ca, proc.pid)
+        if counting is not None:
+            time.sleep(0.6)  # quic_counts writes every half second
     finally:
         # SIGINT: strace, when there, writes its summary on the way out
         os.killpg(proc.pid, signal.SIGINT if trace else signal.SIGTERM)
@@ -555,7 +576,11 @@ def measure(
         os.unlink(trace)
     total = None if cpu is None else cpu[0] + cpu[1]
     system = None if cpu is None else cpu[1]
-    return Run(name, scenario, seconds, result, total, elapsed, syscalls, system)
+    counts = None
+    if counting is not None:
+        counts = quic_counts.per_mib(quic_counts.total(str(counting / "out")))
+        shutil.rmtree(counting)
+    return Run(name, scenario, seconds, result, total, elapsed, syscalls, system, counts)
 
 
 def load(
@@ -645,6 +670,14 @@ def main(argv: list[str] | None = None) -> None:
         "--before",
         metavar="DIR",
         help=f"another Pounce source tree (e.g. git archive main | tar -x -C DIR): adds {BEFORE}",
+    )
+    parser.add_argument(
+        "--counts",
+        nargs="?",
+        const="on",
+        choices=("on", "time"),
+        help="count aioquic's datagrams, transmits and ACKs in the server per MiB"
+        " (quic_counts.py); 'time' adds the CPU time in them",
     )
     options = parser.parse_args(argv)
     if options.client == "gtls":

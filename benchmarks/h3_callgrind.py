@@ -5,6 +5,19 @@
     python benchmarks/h3_callgrind.py --servers pounce-h3 --downloads 2 --groups all  # smoke
     python benchmarks/h3_callgrind.py --servers pounce-h3 --groups plain \
         --pounce-args "--http3-max-datagram-size 1452"   # an opt-in setting's effect
+    python benchmarks/h3_callgrind.py --groups plain --counts --downloads 16 \
+        --gtls-args=--ack-thresh=10   # the client acknowledging as often as at full speed
+    python benchmarks/h3_callgrind.py --groups plain --counts --connections 3 --downloads 4
+
+Under valgrind the server runs some 50x slower than the client, and that
+changes how often the client acknowledges: Hypercorn's datagrams, one
+``sendto`` each, arrive one by one and gtlsclient (``--ack-thresh`` 2)
+acknowledges every 4 of them, ~227 ACKs per MiB; at full speed they arrive
+in bursts and it acknowledges every 10 to 14 (67 to 127 per MiB measured with
+``h3_bench.py --counts``). Pounce's flights leave in one ``sendmsg`` either
+way (~100 ACKs per MiB both ways). ``--counts`` (``quic_counts.py``) prints
+those counts for the measured connection; ``--gtls-args=--ack-thresh=10``
+makes the client acknowledge under callgrind about as often as at full speed.
 
 Each server of ``h3_bench.py`` (the same app, certificate and command line,
 Hypercorn with ``--workers 0`` so that it serves in the process valgrind
@@ -49,10 +62,12 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from h3_bench import HERE, MIB, ROOT, free_port, server_command, wait_listening
+import quic_counts
+from h3_bench import GTLS_WINDOW, HERE, MIB, ROOT, free_port, server_command, wait_listening
 
 GROUPS = {
     "none": 0, "aioquic": 1, "pounce": 2, "hypercorn": 3, "app": 4, "other": 5, "stdlib": 6,
@@ -96,10 +111,10 @@ def build(into: Path) -> None:
     subprocess.run([*command, str(HERE / "pysplit.c"), "-o", str(target)], check=True)
 
 
-def gtls(port: int, paths: list[str], into: Path) -> None:
+def gtls(port: int, paths: list[str], into: Path, *more: str) -> None:
     into.mkdir(exist_ok=True)
     uris = [f"https://127.0.0.1:{port}{path}" for path in paths]
-    command = [*GTLS, "--download", str(into), "127.0.0.1", str(port), *uris]
+    command = [*GTLS, *more, "--download", str(into), "127.0.0.1", str(port), *uris]
     subprocess.run(command, check=True, timeout=900, stdout=subprocess.DEVNULL)
 
 
@@ -130,6 +145,11 @@ def measure(
         "PYSPLIT_GROUP": str(group),
         "PYSPLIT_ARGV": json.dumps(argv),
     }
+    if options.counts:  # quic_counts.py in the server, zeroed and frozen with the count
+        (work / "sitecustomize.py").write_text(quic_counts.SITECUSTOMIZE)
+        shutil.rmtree(work / "counts", ignore_errors=True)
+        (work / "counts").mkdir()
+        env["QUIC_COUNTS_DIR"] = str(work / "counts")
     valgrind = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--dump-instr=no",
                 f"--callgrind-out-file={out}", "-q"]  # fmt: skip
     proc = subprocess.Popen(
@@ -139,12 +159,28 @@ def measure(
         wait_listening(port, proc, timeout=300)
         time.sleep(5)  # the UDP endpoint opens after the TCP one, slowly under valgrind
         gtls(port, ["/1mib"], work / "warm")
-        paths = ["/callgrind/zero"] + [f"/1mib?{n}" for n in range(downloads)]
-        gtls(port, paths, work / "load")
-        for n in range(downloads):
-            if (work / "load" / f"1mib?{n}").read_bytes() != MIB:
-                raise SystemExit(f"{name}: download {n} came back wrong")
+        paths = [f"/1mib?{n}" for n in range(downloads)]
+        more = shlex.split(options.gtls_args)
+        if options.connections == 1:
+            gtls(port, ["/callgrind/zero", *paths], work / "load", *more)
+            loads = [work / "load"]
+        else:  # the zero on a connection of its own; the load's handshakes count
+            gtls(port, ["/callgrind/zero"], work / "zero")
+            loads = [work / f"load{c}" for c in range(options.connections)]
+            more.append(f"--max-data={GTLS_WINDOW}")
+            threads = [threading.Thread(target=gtls, args=(port, paths, into, *more))
+                       for into in loads]  # fmt: skip
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        for into in loads:
+            for n in range(downloads):
+                if (into / f"1mib?{n}").read_bytes() != MIB:
+                    raise SystemExit(f"{name}: download {n} came back wrong")
         gtls(port, ["/callgrind/dump"], work / "dump")
+        if options.counts:
+            print(f"{name:14} {quic_counts.per_mib(quic_counts.total(str(work / 'counts')))}")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -163,6 +199,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--downloads", type=int, default=6, help="MiB on the measured connection")
     parser.add_argument("--pounce-args", default="", help="more pounce flags, one string")
     parser.add_argument("--keep", metavar="DIR", help="keep the callgrind dumps here")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="measured connections at once, each --downloads MiB (their handshakes count"
+        " when more than 1; the client's window is then h3_bench's 64 MiB)",
+    )
+    parser.add_argument(
+        "--gtls-args",
+        default="",
+        help="more gtlsclient flags for the measured connections, one string"
+        " (e.g. --ack-thresh=10: the client acknowledges less often)",
+    )
+    parser.add_argument(
+        "--counts",
+        action="store_true",
+        help="also count aioquic's datagrams, transmits and ACKs per MiB (quic_counts.py)",
+    )
     options = parser.parse_args(argv)
     if sys.version_info[:2] != (3, 11):  # pysplit.c reads 3.11's _PyInterpreterFrame
         raise SystemExit("h3_callgrind.py needs CPython 3.11 (pysplit.c uses its frame struct)")
@@ -184,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
             for group in options.groups.split(","):
                 number = {"all": ALL, "plain": PLAIN}.get(group) or GROUPS[group]
                 counts[group] = measure(name, number, options, files, work)
-                counts[group] /= options.downloads * 1e6  # M instructions per MiB
+                counts[group] /= options.downloads * options.connections * 1e6  # M per MiB
                 line = f"{name:14} {group:9} {counts[group]:8.1f} M instructions per MiB"
                 print(line, flush=True)
             parts = [g for g in counts if g in GROUPS]

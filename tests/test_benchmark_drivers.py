@@ -89,6 +89,31 @@ def test_h3_bench_with_c_load_clients() -> None:
     assert all(", 0 bad," in line and "(0 ok" not in line for line in lines), done.stdout
 
 
+@pytest.mark.skipif(
+    shutil.which("gtlsclient") is None,
+    reason="needs gtlsclient (apt-get install ngtcp2-client)",
+)
+def test_h3_bench_counts_aioquic_in_both_servers() -> None:
+    """--counts: quic_counts.py, loaded into each server through a sitecustomize, counts
+    what aioquic did per MiB — in Hypercorn's spawned worker too, not only in its parent."""
+    argv = ["h3_bench.py", "--client", "gtls", "--duration", "0.5", "--clients", "1"]
+    argv += ["--downloads", "2", "--servers", "pounce-h3,hypercorn-h3", "--scenarios", "1mib"]
+    done = subprocess.run(
+        [sys.executable, *argv, "--counts"],
+        cwd=BENCHMARKS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    counted = [line for line in done.stdout.splitlines() if "per MiB:" in line]
+    assert len(counted) == 2, done.stdout
+    for line in counted:
+        datagrams_in = int(line.split("per MiB: ")[1].split(" datagrams in")[0])
+        sent_mib = int(line.split(" MiB, ")[0].rsplit(" ", 1)[1])
+        assert datagrams_in > 0 and sent_mib >= 2, line
+
+
 def test_the_worker_scenarios_derive_their_servers() -> None:
     """workers2 and scaling.py: each server's own --workers flag, the efficiency arithmetic
     (the runs themselves need wrk and the peers: a quiet window, docs/performance.md)."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from pounce.asgi.exchange import Exchange
@@ -55,6 +56,24 @@ error_log = logging.getLogger("pounce.error")
 # client's window or the congestion window) before its app's `send` waits: as
 # the asyncio transport's write high-water mark.
 SEND_HIGH_WATER = 64 * 1024  # bytes
+
+
+def quic_now() -> float:
+    """The time given to aioquic: ``time.monotonic()``, the loop's clock to the nanosecond.
+
+    asyncio's ``loop.time()`` is ``time.monotonic()``; uvloop's is the same
+    clock cut to whole milliseconds and read once per loop turn. aioquic's
+    pacer refills its bucket by the time that passed, so on a millisecond
+    clock it refilled once a millisecond, at most its 16-datagram burst: a
+    connection sent at most ~16 datagrams a millisecond (~20 MiB/s), and its
+    pacing timer, due in less than a millisecond, fired again and again in
+    the same millisecond to find nothing to send (1,800 empty transmits per
+    MiB on one connection). RTT samples were whole milliseconds too. The
+    timer is still run with ``loop.call_at``: both clocks count from the same
+    origin, so it fires at most a millisecond off, and the pacer then sees
+    the time that really passed.
+    """
+    return time.monotonic()
 
 
 # -- one connection ------------------------------------------------------------------------------
@@ -96,20 +115,20 @@ class HTTP3Connection:
         self._addr = addr
         if self._observed is not None:
             self._observed.bytes_in += len(data)
-        self._handle(self._core.receive_datagram(data, addr, self._loop.time()))
+        self._handle(self._core.receive_datagram(data, addr, quic_now()))
         # The loop reads every datagram waiting on the socket before it runs what is
         # scheduled: the acknowledgements of one read answer with one flight.
         self._schedule_transmit()
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
-        self._handle(self._core.handle_timer(self._loop.time()))
+        self._handle(self._core.handle_timer(quic_now()))
         self._transmit()
 
     def _transmit(self) -> None:
         self._flush_scheduled = False
         core = self._core
-        datagrams = core.datagrams_to_send(self._loop.time())
+        datagrams = core.datagrams_to_send(quic_now())
         if datagrams:
             self._endpoint.send_batch(datagrams)
         observed = self._observed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 from collections.abc import Sequence
 
 import pytest
@@ -22,8 +23,11 @@ from tests.integration.test_udp import needs_gso
 
 pytest.importorskip("aioquic")
 
+from pounce.protocols.h3 import H3Core
 from tests.integration.h3client import h3_connect
 from tests.integration.test_http3 import builder, run
+
+needs_uvloop = pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="needs uvloop")
 
 BODY = bytes(range(256)) * 4096 * 2  # 2 MiB: many full flights
 SMALL = BODY[: 512 * 1024]  # over a slow path: several round trips after the app is done
@@ -95,3 +99,32 @@ def test_a_connection_still_delivering_is_not_idle(
 
     with TestServer(builder(pki).timeouts(keep_alive=0.2).asgi(download)) as server:
         asyncio.run(bounded())
+
+
+@pytest.mark.parametrize("loop", ["asyncio", pytest.param("uvloop", marks=needs_uvloop)])
+def test_aioquic_is_given_a_clock_finer_than_a_millisecond(
+    pki: PKI, loop: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop's loop.time() counts whole milliseconds: given it, aioquic's pacer refilled once
+    a millisecond (at most its 16-datagram burst: ~20 MiB/s a connection) and its pacing
+    timer fired again and again in the same millisecond. The driver gives aioquic
+    time.monotonic() on either loop; a download still arrives whole."""
+    seen: list[float] = []
+    real = H3Core.datagrams_to_send
+
+    def recording(self: H3Core, now: float) -> list[udp.Datagram]:
+        seen.append(now)
+        return real(self, now)
+
+    monkeypatch.setattr(H3Core, "datagrams_to_send", recording)
+
+    async def scenario() -> None:
+        async with h3_connect("127.0.0.1", server.port, str(pki.ca)) as client:
+            reply = await client.request("GET", "/big")
+            assert hashlib.sha256(reply.body).digest() == hashlib.sha256(BODY).digest()
+
+    with TestServer(builder(pki).asgi(download), loop=loop) as server:  # type: ignore[arg-type]
+        run(scenario)
+    assert len(seen) > 10
+    # on a millisecond clock every value is a whole number of milliseconds
+    assert any(abs(now * 1000 - round(now * 1000)) > 1e-6 for now in seen), seen[:10]
