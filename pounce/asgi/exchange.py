@@ -349,38 +349,7 @@ class Exchange:
                 await self._owner.drain(self.stream_id)
             return
         if state is _STARTING and kind == "http.response.start":
-            # (The start, inline: once per response.)
-            status = message.get("status")
-            # 1xx are not final responses; ASGI has no message that sends one.
-            if type(status) is not int or not 200 <= status <= 599:
-                if (
-                    isinstance(status, bool)
-                    or not isinstance(status, int)
-                    or not 200 <= status <= 599
-                ):
-                    raise ASGIContractError(
-                        f"invalid response status {status!r}", hint="an int from 200 to 599"
-                    )
-                status = int(status)  # an IntEnum such as HTTPStatus
-            app_headers = validate_response_headers(message.get("headers", ()))
-            headers = self._context.response_headers(app_headers)
-            if self.keep_alive_refused:
-                headers.append((b"connection", b"close"))
-            if self.request_id is not None:
-                ids = self._context.request_ids
-                if ids is not None and ids.echo is not None:
-                    headers.append((ids.echo, self.request_id.encode("latin-1")))
-            self._status = status
-            self._no_body = self._is_head or status in NO_CONTENT_STATUSES
-            framed = None  # (`_framing` inline: once per response)
-            for name, _ in headers:
-                if name == b"content-length" or name == b"transfer-encoding":
-                    framed = name
-                    break
-            self._framed = framed
-            self._held_head = send_response(self.stream_id, status, headers)
-            if message.get("trailers"):
-                self._announce_trailers(app_headers)
+            self._start(message)
             self.state = _STARTED
             return
         following = TRANSITIONS.get((state, str(kind)))
@@ -395,6 +364,30 @@ class Exchange:
             await self._file_message(message)
         else:
             self._early_hint(message)
+
+    def _start(self, message: Message) -> None:
+        status = message.get("status")
+        # 1xx are not final responses; ASGI has no message that sends one.
+        if type(status) is not int or not 200 <= status <= 599:
+            if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+                raise ASGIContractError(
+                    f"invalid response status {status!r}", hint="an int from 200 to 599"
+                )
+            status = int(status)  # an IntEnum such as HTTPStatus
+        app_headers = validate_response_headers(message.get("headers", ()))
+        headers = self._context.response_headers(app_headers)
+        if self.keep_alive_refused:
+            headers.append((b"connection", b"close"))
+        if self.request_id is not None:
+            ids = self._context.request_ids
+            if ids is not None and ids.echo is not None:
+                headers.append((ids.echo, self.request_id.encode("latin-1")))
+        self._status = status
+        self._no_body = self._is_head or status in NO_CONTENT_STATUSES
+        self._framed = _framing(headers)
+        self._held_head = send_response(self.stream_id, status, headers)
+        if message.get("trailers"):
+            self._announce_trailers(app_headers)
 
     def _body_message(self, message: Message) -> bool:
         """Hand one body message to the owner; True if the sender must then wait for drain.
@@ -813,3 +806,11 @@ def build_scope(request: RequestReceived, info: ConnectionInfo, context: Exchang
 def _encoded_root_path(root_path: str) -> bytes:
     """`root_path` as it appears on the wire (percent-encoded UTF-8), for `raw_path`."""
     return quote(root_path, safe="/!$&'()*+,;=:@").encode("ascii")
+
+
+def _framing(headers: Headers) -> bytes | None:
+    """The field that frames the body (Content-Length or Transfer-Encoding), if any."""
+    for name, _ in headers:
+        if name == b"content-length" or name == b"transfer-encoding":
+            return name
+    return None

@@ -838,16 +838,8 @@ class FastH1Core:
                 and not self.must_close
             ):
                 # The common end (what `_end_response` does here): ready for the
-                # next request. (`_reset_cycle` inline: keep the two alike.)
-                self._method = b""
-                self._client_version = b"1.1"
-                self._expects_continue = False
-                self._proposals = 0
-                self._body_remaining = 0
-                self._chunk_remaining = 0
-                self._response_started = False
-                self._response_done = False
-                # (`_keep_alive` is True, `_response_remaining` 0, `_framing` LENGTH.)
+                # next request.
+                self._reset_cycle()
                 self._state = _IDLE
                 self.idle = not self._buffer
             else:

@@ -25,6 +25,7 @@ from pounce import Server
 from pounce.asgi.types import Receive, Scope, Send
 from pounce.testing import TestServer
 from tests.integration.conftest import PKI
+from tests.integration.test_http3 import read_body
 
 pytest.importorskip("aioquic")
 
@@ -51,12 +52,7 @@ class Recorder:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         client = scope["client"]
         with self._lock:
             self.seen.append((client, scope["http_version"], scope["path"]))
