@@ -143,3 +143,20 @@ def test_every_byte_once_in_order_fin_last_budget_kept_no_stream_starved(
         s: bytes(d) for s, d in written.items() if d
     }
     assert fins == ended
+
+
+@settings(max_examples=50, deadline=None)
+@given(streams=st.integers(2, 8), quantum=st.integers(1, 500), rounds=st.integers(1, 5))
+def test_turns_go_round_across_takes(streams: int, quantum: int, rounds: int) -> None:
+    """One turn per take (a budget of one quantum): each of k streams once in every k takes."""
+    queue = SendQueue(quantum=quantum)
+    sids = [4 * n for n in range(streams)]
+    for sid in sids:
+        queue.hold(sid, b"q" * (quantum * (rounds + 1)), fin=True)
+    served = []
+    for _ in range(streams * rounds):
+        turns = queue.take(quantum, no_limit)
+        assert len(turns) == 1 and len(turns[0][1]) == quantum
+        served.append(turns[0][0])
+    for start in range(0, len(served), streams):
+        assert sorted(served[start : start + streams]) == sids
