@@ -245,6 +245,7 @@ class _CreditedQuic(QuicConnection):
         self._local_max_streams_bidi.value = settings.max_concurrent_streams
         self.held = SendQueue()  # response bytes not yet handed to aioquic
         self._fed: set[int] = set()  # streams given bytes from `held` that may have some unsent
+        self._parked: dict[int, Any] = {}  # streams taken out of aioquic's queue (`_park`)
 
     def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
         # aioquic calls this for every open stream in every packet it builds (a dozen
@@ -300,8 +301,9 @@ class _CreditedQuic(QuicConnection):
         super().reset_stream(stream_id, error_code)
 
     def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
-        if self.held:
+        if self.held or self._parked:
             self._top_up(now)
+            self._park()
         return super().datagrams_to_send(now)
 
     def _top_up(self, now: float) -> None:
@@ -314,6 +316,37 @@ class _CreditedQuic(QuicConnection):
             for stream_id, data, fin in self.held.take(budget, self._room):
                 QuicConnection.send_stream_data(self, stream_id, data, fin)  # type: ignore[arg-type]
                 self._fed.add(stream_id)
+
+    def _park(self) -> None:
+        """Out of aioquic's send queue while they wait their turn: the streams whose every
+        byte aioquic had is acknowledged and that have nothing else to send.
+
+        aioquic looks at every stream in its send queue for every packet it builds (is it
+        finished? a STOP_SENDING or RESET_STREAM to send? bytes?); a stream waiting here
+        has nothing there. Worked out afresh before each `datagrams_to_send`, the only
+        place aioquic reads the queue, so whatever changed since (a reset, a STOP_SENDING
+        to send or received, the stream's turn) puts it back first.
+        """
+        held = self.held
+        parked = self._parked
+        streams: list[Any] = self._streams_queue
+        if parked:
+            streams = [*streams, *parked.values()]
+        keep: list[Any] = []
+        self._parked = {}
+        for stream in streams:
+            sender = stream.sender
+            stream_id = stream.stream_id
+            if (
+                stream_id in held
+                and sender._buffer_start == sender._buffer_stop  # all acknowledged
+                and sender._reset_error_code is None
+                and not stream.receiver.stop_pending
+            ):
+                self._parked[stream_id] = stream
+            else:
+                keep.append(stream)
+        self._streams_queue = keep
 
     def _allowance(self, now: float) -> int:
         """Bytes the next `datagrams_to_send` can send at most: the congestion window

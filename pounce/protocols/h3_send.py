@@ -78,6 +78,10 @@ class SendQueue:
     def __contains__(self, stream_id: int) -> bool:
         return stream_id in self._streams
 
+    def turns(self) -> list[int]:
+        """The streams holding bytes, next turn first."""
+        return list(self._streams)
+
     def held(self, stream_id: int) -> int:
         held = self._streams.get(stream_id)
         return 0 if held is None else held.size

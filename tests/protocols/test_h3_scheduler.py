@@ -18,7 +18,7 @@ pytest.importorskip("aioquic")
 
 from aioquic.h3.events import DataReceived as H3Data
 from aioquic.h3.events import HeadersReceived
-from aioquic.quic.events import StreamReset
+from aioquic.quic.events import StopSendingReceived, StreamReset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +43,7 @@ class Counted:
 
     def __init__(self, pair: Pair) -> None:
         quic = pair.core._quic
-        self.tries = self.packets = 0
+        self.tries = self.packets = self.most_parked = 0
         write_frame = quic._write_stream_frame
         to_send = quic.datagrams_to_send
 
@@ -55,10 +55,33 @@ class Counted:
         def counted_send(now: float) -> list[tuple[bytes, Any]]:
             datagrams = to_send(now)
             self.packets += len(datagrams)  # one packet each, once the handshake is done
+            self.most_parked = max(self.most_parked, len(quic._parked))
             return datagrams
 
         quic._write_stream_frame = counted_frame  # type: ignore[method-assign]
         quic.datagrams_to_send = counted_send  # type: ignore[method-assign]
+
+
+def watch(pair: Pair) -> Pair:
+    """Check, after every `datagrams_to_send`, what taking streams out of aioquic's send
+    queue must keep: every stream is in the queue or parked, and a parked one is held,
+    has every byte aioquic had acknowledged, and nothing else to send."""
+    quic = pair.core._quic
+    to_send = quic.datagrams_to_send
+
+    def checked(now: float) -> list[tuple[bytes, Any]]:
+        datagrams = to_send(now)
+        queued = {stream.stream_id for stream in quic._streams_queue}
+        assert queued.isdisjoint(quic._parked)
+        assert set(quic._streams) <= queued | set(quic._parked)
+        for sid, stream in quic._parked.items():
+            sender = stream.sender
+            assert sid in quic.held and sender._buffer_start == sender._buffer_stop
+            assert not sender.reset_pending and not stream.receiver.stop_pending
+        return datagrams
+
+    quic.datagrams_to_send = checked  # type: ignore[method-assign]
+    return pair
 
 
 def pump(pair: Pair, rounds: int = 20_000) -> None:
@@ -90,6 +113,31 @@ def pump(pair: Pair, rounds: int = 20_000) -> None:
     raise AssertionError("the connection never went quiet")
 
 
+def flights(pair: Pair, count: int) -> None:
+    """`count` rounds of datagrams both ways, no more."""
+    for _ in range(count):
+        pair.now += 0.0005
+        for data, _addr in pair.core.datagrams_to_send(pair.now):
+            pair.quic.receive_datagram(data, SERVER, pair.now)
+        while (event := pair.quic.next_event()) is not None:
+            pair.client_events.append(event)
+            pair.client_events.extend(pair.client.handle_event(event))
+        for data, _addr in pair.quic.datagrams_to_send(pair.now):
+            pair.events += pair.core.receive_datagram(data, CLIENT, pair.now)
+
+
+def parked_stream(pair: Pair, sids: list[int]) -> int:
+    """Run flights until one of `sids` waits its turn out of aioquic's send queue; the
+    one whose turn is furthest."""
+    for _ in range(200):
+        flights(pair, 1)
+        quic = pair.core._quic
+        parked = [sid for sid in quic.held.turns() if sid in sids and sid in quic._parked]
+        if parked:
+            return parked[-1]  # the one whose turn is furthest
+    raise AssertionError("no stream was ever taken out of aioquic's queue")
+
+
 def bodies(pair: Pair) -> dict[int, bytes]:
     out: dict[int, bytearray] = {}
     for event in pair.client_events:
@@ -110,7 +158,7 @@ def respond(pair: Pair, sid: int, body: bytes, *, end: bool = True) -> None:
 def test_many_large_bodies_arrive_whole_and_few_streams_wait_in_aioquic(
     files: tuple[Path, Path, Path],
 ) -> None:
-    pair = Pair(files)
+    pair = watch(Pair(files))
     sids = [pair.request(f"/{n}") for n in range(12)]
     sent = {sid: body_of(sid, 150 * KiB + 1000 * n) for n, sid in enumerate(sids)}
     counted = Counted(pair)
@@ -127,6 +175,8 @@ def test_many_large_bodies_arrive_whole_and_few_streams_wait_in_aioquic(
     # Handed whole, all twelve bodies would be tried in every packet; in turns, about two.
     assert counted.packets > 1000
     assert counted.tries < 3 * counted.packets
+    assert counted.most_parked >= 6  # those waiting their turn were out of aioquic's queue
+    assert not pair.core._quic._parked
 
 
 def test_trailers_follow_a_held_body(files: tuple[Path, Path, Path]) -> None:
@@ -188,6 +238,63 @@ def test_stop_sending_drops_what_is_held(files: tuple[Path, Path, Path]) -> None
     assert len(bodies(pair).get(first, b"")) < len(body)
 
 
+@pytest.mark.parametrize("who", ["app", "client"])
+def test_a_reset_reaches_the_client_while_the_stream_waits_its_turn(
+    files: tuple[Path, Path, Path], who: str
+) -> None:
+    """A stream waiting its turn is out of aioquic's send queue, where aioquic finds a
+    RESET_STREAM to send: it is put back before the next packet is built."""
+    pair = watch(Pair(files))
+    sids = [pair.request(f"/{n}") for n in range(8)]
+    sent = {sid: body_of(sid, 200 * KiB) for sid in sids}
+    for sid in sids:
+        respond(pair, sid, sent[sid], end=False)
+    target = parked_stream(pair, sids)
+    if who == "app":
+        pair.core.send(ResetStream(stream_id=target))
+    else:
+        pair.quic.stop_stream(target, 0x10C)
+    flights(pair, 6)  # its turn is a round of 8 x 16 KiB away: some 80 packets
+    assert [e.stream_id for e in pair.client_events if isinstance(e, StreamReset)] == [target]
+    for sid in sids:
+        pair.core.send(SendData(stream_id=sid, data=b"", end_stream=True))
+    pump(pair)
+    assert [e.stream_id for e in pair.client_events if isinstance(e, StreamReset)] == [target]
+    got = bodies(pair)
+    assert all(got[sid] == sent[sid] for sid in sids if sid != target)
+    assert len(got.get(target, b"")) < len(sent[target])
+    assert not pair.core._quic._parked and pair.core.responses_delivered()
+
+
+def test_stop_sending_for_an_unwanted_request_body_leaves_while_the_response_waits(
+    files: tuple[Path, Path, Path],
+) -> None:
+    """The response ends before the request body did: STOP_SENDING (RFC 9114 §4.1) goes
+    out though the response's bytes still wait their turn."""
+    pair = watch(Pair(files))
+    uploads = [pair.request(f"/{n}", end=False) for n in range(12)]
+    sent = {sid: body_of(sid, 200 * KiB) for sid in uploads}
+    for sid in uploads:
+        pair.client.send_data(sid, b"u" * 1000, end_stream=False)
+        respond(pair, sid, sent[sid], end=False)
+    uploading = parked_stream(pair, uploads)
+    # Its response complete while it waits its turn: the rest of its upload is not wanted.
+    pair.core.send(SendData(stream_id=uploading, data=b"", end_stream=True))
+    held = pair.core._quic.held.held(uploading)
+    for _ in range(30):
+        flights(pair, 1)
+        stops = [e for e in pair.client_events if isinstance(e, StopSendingReceived)]
+        if stops:
+            break
+    assert [e.stream_id for e in stops] == [uploading]
+    assert pair.core._quic.held.held(uploading) == held  # it left before the stream's turn
+    for sid in uploads:
+        pair.core.send(SendData(stream_id=sid, data=b"", end_stream=True))
+    pump(pair)
+    stops = [e for e in pair.client_events if isinstance(e, StopSendingReceived)]
+    assert bodies(pair) == sent
+
+
 def test_goaway_waits_for_held_bytes_to_be_delivered(files: tuple[Path, Path, Path]) -> None:
     pair = Pair(files)
     sid = pair.request()
@@ -218,12 +325,13 @@ def test_goaway_waits_for_held_bytes_to_be_delivered(files: tuple[Path, Path, Pa
         ),
         min_size=1,
         max_size=8,
-    )
+    ),
+    before_resets=st.integers(0, 12),  # flights before the resets
 )
 def test_any_mix_of_sizes_streams_and_resets_delivers_what_it_should(
-    files: tuple[Path, Path, Path], plan: list[tuple[int, int, bool]]
+    files: tuple[Path, Path, Path], plan: list[tuple[int, int, bool]], before_resets: int
 ) -> None:
-    pair = Pair(files)
+    pair = watch(Pair(files))
     sids = [pair.request(f"/{n}") for n in range(len(plan))]
     expected: dict[int, bytes] = {}
     for sid, (size, more, reset) in zip(sids, plan, strict=True):
@@ -232,9 +340,7 @@ def test_any_mix_of_sizes_streams_and_resets_delivers_what_it_should(
         for k, chunk in enumerate(chunks):  # a stream to be reset is not ended first
             pair.core.send(SendData(stream_id=sid, data=chunk, end_stream=k == more and not reset))
         expected[sid] = b"".join(chunks)
-    pair.now += 0.0005
-    for data, _addr in pair.core.datagrams_to_send(pair.now):
-        pair.quic.receive_datagram(data, SERVER, pair.now)
+    flights(pair, before_resets)
     reset = {sid for sid, (_s, _m, r) in zip(sids, plan, strict=True) if r}
     for sid in reset:
         pair.core.send(ResetStream(stream_id=sid))
