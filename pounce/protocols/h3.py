@@ -19,7 +19,8 @@ What Pounce adds to aioquic, each at the line that does it:
 * response bodies held to their content-length (`DeclaredLengths`);
 * a send scheduler: aioquic is handed only the response bytes its next
   flight can carry, the rest wait in a `SendQueue` (`pounce.protocols.h3_send`
-  says why: aioquic's per-packet walk over every stream with bytes queued).
+  says why: aioquic's per-packet walk over every stream with bytes queued),
+  and the streams waiting their turn leave aioquic's send queue meanwhile.
 
 Those five reach into aioquic internals (`_CreditedQuic`, `_StreamErrors`,
 the control stream id, the sender buffer); the ``pounce[h3]`` extra pins

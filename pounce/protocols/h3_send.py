@@ -6,7 +6,9 @@ builds (and finds, for all but one, that the packet is full): with sixteen
 building (callgrind: ~120 M instructions per MiB of 325, docs/performance.md).
 So the core hands aioquic only what the next flight can carry — the
 congestion window, the pacer and the peer's flow control decide how much
-(`pounce.protocols.h3` computes that budget) — and keeps the rest here.
+(`pounce.protocols.h3` computes that budget) — and keeps the rest here;
+while a stream waits its turn the core also takes it out of aioquic's send
+queue, which aioquic walks per packet too (`_CreditedQuic._park`).
 
 Invariants, each tested (tests/protocols/test_h3_send.py):
 
