@@ -23,8 +23,9 @@ What Pounce adds to aioquic, each at the line that does it:
   and the streams waiting their turn leave aioquic's send queue meanwhile.
 
 Those five reach into aioquic internals (`_CreditedQuic`, `_StreamErrors`,
-the control stream id, the sender buffer); the ``pounce[h3]`` extra pins
-aioquic to 1.7.x and tests/protocols/test_h3.py proves each of them.
+the control stream id, the sender buffer, the pacer and the send queue); the
+``pounce[h3]`` extra pins aioquic to 1.7.x and tests/protocols/test_h3.py
+and test_h3_scheduler.py prove each of them.
 
 The amplification limit before address validation (RFC 9000 §8: three
 times the bytes received) is aioquic's, tested from outside.
