@@ -8,6 +8,8 @@
     python benchmarks/h3_callgrind.py --groups plain --counts --downloads 16 \
         --gtls-args=--ack-thresh=10   # the client acknowledging as often as at full speed
     python benchmarks/h3_callgrind.py --groups plain --counts --connections 3 --downloads 4
+    python benchmarks/h3_callgrind.py --servers pounce-h3 --downloads 16 \
+        --inclusive "connection.py:QuicConnection._write_stream_frame"  # one function, inclusive
 
 Under valgrind the server runs some 50x slower than the client, and that
 changes how often the client acknowledges: Hypercorn's datagrams, one
@@ -44,6 +46,11 @@ datagram transport, ``sendto``); ``none``, code of no known file (what
 everything without pysplit's hook, which slows the interpreter (it stops
 inlining Python calls): the total to compare servers by.
 
+``--inclusive`` counts, instead of groups, what one function costs with all it
+calls (a substring of ``file:qualname``, e.g.
+``quic/connection.py:QuicConnection._write_application``): callgrind collects
+while a frame of it is anywhere on the stack. The hook's slowdown applies.
+
 The bound: a server built on aioquic executes at least aioquic's share per
 MiB; a server whose own share were zero would beat Hypercorn by at most
 Hypercorn's total ÷ that server's aioquic share.
@@ -74,6 +81,7 @@ GROUPS = {
     "pounce.h3": 7, "pounce.http3": 8, "pounce.udp": 9, "pounce.asgi": 10,
 }  # fmt: skip
 ALL = 16  # pysplit's GROUPS: count every group
+FUNCTION = 11  # the group of --inclusive's function
 PLAIN = -1  # every group, no frame hook
 PATTERNS = [  # (group, substring of a code object's file name); first match wins
     (-1, "<string>"),  # made by exec (dataclasses' __init__ ...): counts for its caller
@@ -95,7 +103,7 @@ LAUNCH = """
 import json, os, runpy, sys
 import pysplit
 pysplit.install([tuple(p) for p in json.loads(os.environ["PYSPLIT_PATTERNS"])],
-                int(os.environ["PYSPLIT_GROUP"]))
+                int(os.environ["PYSPLIT_GROUP"]), os.environ.get("PYSPLIT_INCLUSIVE") == "1")
 sys.argv = json.loads(os.environ["PYSPLIT_ARGV"])
 runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 """
@@ -127,7 +135,12 @@ def total(dump: Path) -> int:
 
 
 def measure(
-    name: str, group: int, options: argparse.Namespace, files: tuple[str, str], work: Path
+    name: str,
+    group: int,
+    options: argparse.Namespace,
+    files: tuple[str, str],
+    work: Path,
+    function: str | None = None,
 ) -> int:
     """Instructions the server ran for `downloads` MiB on one connection, in `group`."""
     downloads = options.downloads
@@ -137,12 +150,13 @@ def measure(
         argv += ["--workers", "0"]
     else:
         argv += shlex.split(options.pounce_args)
-    out = work / f"{name}.{group}"
+    out = work / f"{name}.{group}.{'fn' if function else 'g'}"
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(work), str(HERE), str(ROOT)]),
-        "PYSPLIT_PATTERNS": json.dumps(PATTERNS),
+        "PYSPLIT_PATTERNS": json.dumps(PATTERNS if function is None else [(group, function)]),
         "PYSPLIT_GROUP": str(group),
+        "PYSPLIT_INCLUSIVE": "0" if function is None else "1",
         "PYSPLIT_ARGV": json.dumps(argv),
     }
     if options.counts:  # quic_counts.py in the server, zeroed and frozen with the count
@@ -198,6 +212,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--groups", default="all,aioquic", help=f"plain, all, {', '.join(GROUPS)}")
     parser.add_argument("--downloads", type=int, default=6, help="MiB on the measured connection")
     parser.add_argument("--pounce-args", default="", help="more pounce flags, one string")
+    parser.add_argument(
+        "--inclusive",
+        default="",
+        metavar="FUNCTIONS",
+        help="instead of groups: each function's inclusive count, comma-separated substrings"
+        " of file:qualname",
+    )
     parser.add_argument("--keep", metavar="DIR", help="keep the callgrind dumps here")
     parser.add_argument(
         "--connections",
@@ -234,6 +255,12 @@ def main(argv: list[str] | None = None) -> None:
         issued.cert_chain_pems[0].write_to_path(files[0])
         issued.private_key_pem.write_to_path(files[1])
         for name in options.servers.split(","):
+            if options.inclusive:
+                for function in options.inclusive.split(","):
+                    count = measure(name, FUNCTION, options, files, work, function)
+                    count /= options.downloads * options.connections * 1e6
+                    print(f"{name:14} {count:8.1f} M per MiB in {function}", flush=True)
+                continue
             counts = {}
             for group in options.groups.split(","):
                 number = {"all": ALL, "plain": PLAIN}.get(group) or GROUPS[group]

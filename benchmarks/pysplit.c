@@ -30,6 +30,8 @@ static Py_ssize_t extra_index = -1;
 static int measured = -1;   /* the group counted; GROUPS = every group */
 static int current = 0;     /* group of the innermost frame; 0 = none yet */
 static int collecting = 0;
+static int inclusive = 0;   /* count while a frame of the group is anywhere on the stack */
+static int depth = 0;       /* frames of the measured group on the stack (inclusive) */
 
 static void set_collecting(int group) {
     int want = measured == GROUPS || group == measured;
@@ -44,7 +46,9 @@ static int group_of(PyCodeObject *code) {
     if (_PyCode_GetExtra((PyObject *)code, extra_index, &cached) == 0 && cached != NULL)
         return (int)(Py_intptr_t)cached - 2;  /* stored + 2: NULL is "not cached" */
     int group = 0;
-    const char *file = PyUnicode_AsUTF8(code->co_filename);
+    /* "file:qualname", so a pattern can name one function ("connection.py:Quic...") */
+    PyObject *where = PyUnicode_FromFormat("%U:%U", code->co_filename, code->co_qualname);
+    const char *file = where == NULL ? NULL : PyUnicode_AsUTF8(where);
     if (file == NULL) {
         PyErr_Clear();
     } else {
@@ -57,8 +61,24 @@ static int group_of(PyCodeObject *code) {
             }
         }
     }
+    Py_XDECREF(where);
     _PyCode_SetExtra((PyObject *)code, extra_index, (void *)(Py_intptr_t)(group + 2));
     return group;
+}
+
+static PyObject *eval_inclusive(PyThreadState *tstate, struct _PyInterpreterFrame *frame,
+                                int exc) {
+    int mine = group_of(frame->f_code) == measured;
+    if (mine && depth++ == 0 && !collecting) {
+        CALLGRIND_TOGGLE_COLLECT;
+        collecting = 1;
+    }
+    PyObject *result = _PyEval_EvalFrameDefault(tstate, frame, exc);
+    if (mine && --depth == 0 && collecting) {
+        CALLGRIND_TOGGLE_COLLECT;
+        collecting = 0;
+    }
+    return result;
 }
 
 static PyObject *eval(PyThreadState *tstate, struct _PyInterpreterFrame *frame, int exc) {
@@ -74,13 +94,14 @@ static PyObject *eval(PyThreadState *tstate, struct _PyInterpreterFrame *frame, 
     return result;
 }
 
-/* install(patterns, measured): patterns, a list of (group, substring of a file name), first
+/* install(patterns, measured, inclusive=0): patterns, a list of (group, substring of a file name), first
  * match wins, no match is group 0, a negative group counts for the caller's; measured, the
  * group to count (GROUPS: all of them; -1: all of them with no hook installed, as the
- * interpreter runs without one). */
+ * interpreter runs without one); inclusive, count while any frame of the measured group is on
+ * the stack (a function with all it calls) rather than only while it is the innermost. */
 static PyObject *install(PyObject *self, PyObject *args) {
     PyObject *list;
-    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &list, &measured))
+    if (!PyArg_ParseTuple(args, "O!i|p", &PyList_Type, &list, &measured, &inclusive))
         return NULL;
     if (measured < 0) {  /* plain: every instruction, no frame hook (CPython inlines calls) */
         CALLGRIND_TOGGLE_COLLECT;
@@ -91,7 +112,8 @@ static PyObject *install(PyObject *self, PyObject *args) {
     extra_index = _PyEval_RequestCodeExtraIndex(NULL);
     if (extra_index < 0)
         return PyErr_Format(PyExc_RuntimeError, "no co_extra index left");
-    _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), eval);
+    _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(),
+                                         inclusive ? eval_inclusive : eval);
     Py_RETURN_NONE;
 }
 

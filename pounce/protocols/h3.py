@@ -16,11 +16,16 @@ What Pounce adds to aioquic, each at the line that does it:
 * GOAWAY on shutdown (RFC 9114 §5.2), which aioquic does not send;
 * budgets: the request head size (431), reset streams (Rapid Reset) —
   the same as HTTP/2's;
-* response bodies held to their content-length (`DeclaredLengths`).
+* response bodies held to their content-length (`DeclaredLengths`);
+* a send scheduler: aioquic is handed only the response bytes its next
+  flight can carry, the rest wait in a `SendQueue` (`pounce.protocols.h3_send`
+  says why: aioquic's per-packet walk over every stream with bytes queued),
+  and the streams waiting their turn leave aioquic's send queue meanwhile.
 
-Those four reach into aioquic internals (`_CreditedQuic`, `_StreamErrors`,
-the control stream id, the sender buffer); the ``pounce[h3]`` extra pins
-aioquic to 1.7.x and tests/protocols/test_h3.py proves each of them.
+Those five reach into aioquic internals (`_CreditedQuic`, `_StreamErrors`,
+the control stream id, the sender buffer, the pacer and the send queue); the
+``pounce[h3]`` extra pins aioquic to 1.7.x and tests/protocols/test_h3.py
+and test_h3_scheduler.py prove each of them.
 
 The amplification limit before address validation (RFC 9000 §8: three
 times the bytes received) is aioquic's, tested from outside.
@@ -28,6 +33,7 @@ times the bytes received) is aioquic's, tested from outside.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 from typing import Any
@@ -78,6 +84,7 @@ from pounce.protocols.events import (
 )
 from pounce.protocols.framing import DeclaredLengths
 from pounce.protocols.h2_fields import CONNECTION_SPECIFIC, parse_request, valid_trailers
+from pounce.protocols.h3_send import DIRECT, SendQueue
 from pounce.protocols.h3_settings import H3Settings
 
 Address = tuple[Any, ...]
@@ -238,6 +245,9 @@ class _CreditedQuic(QuicConnection):
         self._stream_slack = settings.stream_window - settings.stream_window // 2
         self._connection_window = settings.connection_window
         self._local_max_streams_bidi.value = settings.max_concurrent_streams
+        self.held = SendQueue()  # response bytes not yet handed to aioquic
+        self._fed: set[int] = set()  # streams given bytes from `held` that may have some unsent
+        self._parked: dict[int, Any] = {}  # streams taken out of aioquic's queue (`_park`)
 
     def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
         # aioquic calls this for every open stream in every packet it builds (a dozen
@@ -274,6 +284,116 @@ class _CreditedQuic(QuicConnection):
             super()._write_connection_limits(builder, space)
         finally:
             limit.used = used
+
+    # -- the send scheduler: see pounce.protocols.h3_send ---------------------------------------
+
+    def send_stream_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        # Request streams (client-initiated bidirectional: id % 4 == 0): a write joins
+        # what the stream holds, or is held itself unless it leaves little unsent (a head,
+        # a small body), so that only `_top_up`'s turns reach aioquic's per-packet walk.
+        if not stream_id & 3 and (
+            stream_id in self.held or self._unsent(stream_id) + len(data) > DIRECT
+        ):
+            self.held.hold(stream_id, data, end_stream)
+        else:
+            super().send_stream_data(stream_id, data, end_stream)
+
+    def reset_stream(self, stream_id: int, error_code: int) -> None:
+        self.held.drop(stream_id)
+        super().reset_stream(stream_id, error_code)
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Any]]:
+        if self.held or self._parked:
+            self._top_up(now)
+            self._park()
+        return super().datagrams_to_send(now)
+
+    def _top_up(self, now: float) -> None:
+        """Hand aioquic, in turns, what this call can send beyond what it has queued."""
+        if self._close_event is not None:
+            self.held.clear()  # closing: nothing more is sent
+            return
+        budget = self._allowance(now) - self._queued()
+        if budget > 0:
+            for stream_id, data, fin in self.held.take(budget, self._room):
+                QuicConnection.send_stream_data(self, stream_id, data, fin)  # type: ignore[arg-type]
+                self._fed.add(stream_id)
+
+    def _park(self) -> None:
+        """Out of aioquic's send queue while they wait their turn: the streams whose every
+        byte aioquic had is acknowledged and that have nothing else to send.
+
+        aioquic looks at every stream in its send queue for every packet it builds (is it
+        finished? a STOP_SENDING or RESET_STREAM to send? bytes?); a stream waiting here
+        has nothing there. Worked out afresh before each `datagrams_to_send`, the only
+        place aioquic reads the queue, so whatever changed since (a reset, a STOP_SENDING
+        to send or received, the stream's turn) puts it back first.
+        """
+        held = self.held
+        parked = self._parked
+        streams: list[Any] = self._streams_queue
+        if parked:
+            streams = [*streams, *parked.values()]
+        keep: list[Any] = []
+        self._parked = {}
+        for stream in streams:
+            sender = stream.sender
+            stream_id = stream.stream_id
+            if (
+                stream_id in held
+                and sender._buffer_start == sender._buffer_stop  # all acknowledged
+                and sender._reset_error_code is None
+                and not stream.receiver.stop_pending
+            ):
+                self._parked[stream_id] = stream
+            else:
+                keep.append(stream)
+        self._streams_queue = keep
+
+    def _allowance(self, now: float) -> int:
+        """Bytes the next `datagrams_to_send` can send at most: the congestion window
+        left, the pacer's burst (and a packet an ACK sends past it), the peer's MAX_DATA;
+        at least a datagram."""
+        loss = self._loss
+        allowance = loss.congestion_window - loss.bytes_in_flight
+        pacer = loss._pacer
+        if pacer.packet_time is not None:
+            pacer.update_bucket(now)  # as aioquic's first next_send_time(now) will
+            packets = math.ceil(pacer.bucket_time / pacer.packet_time) + 1
+            allowance = min(allowance, packets * self._max_datagram_size)
+        credit = self._remote_max_data - self._remote_max_data_used
+        return max(min(allowance, credit), self._max_datagram_size)
+
+    def _queued(self) -> int:
+        """Bytes of the streams fed from `held` that aioquic has and may send now (a reset
+        stream's bytes are never sent: they must not shrink the budget)."""
+        total = 0
+        for stream_id in list(self._fed):
+            stream = self._streams.get(stream_id)
+            waiting = 0
+            if stream is not None and stream.sender._reset_error_code is None:
+                sender = stream.sender
+                sendable = min(sender._buffer_stop, stream.max_stream_data_remote)
+                waiting = sendable - sender.highest_offset
+            if waiting > 0:
+                total += waiting
+            else:
+                self._fed.discard(stream_id)
+        return total
+
+    def _room(self, stream_id: int) -> int | None:
+        """What the stream's flow control lets it queue; None: it sends no more (reset, gone)."""
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.sender._reset_error_code is not None:
+            return None
+        return int(stream.max_stream_data_remote - stream.sender._buffer_stop)
+
+    def _unsent(self, stream_id: int) -> int:
+        """Bytes of the stream aioquic has queued and not sent."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return 0
+        return int(stream.sender._buffer_stop - stream.sender.highest_offset)
 
 
 def _h3_buffered(quic: _CreditedQuic, stream_id: int) -> int:
@@ -405,6 +525,8 @@ class H3Core:
 
     def _on_quic(self, event: qe.QuicEvent, out: list[InboundEvent]) -> None:
         if isinstance(event, qe.StreamReset | qe.StopSendingReceived):
+            if isinstance(event, qe.StopSendingReceived):  # aioquic reset our side
+                self._quic.held.drop(event.stream_id)
             self._on_reset(event.stream_id, event.error_code, out)
         elif isinstance(event, qe.HandshakeCompleted):
             self.cipher_suite = self._cipher_suite()
@@ -415,6 +537,7 @@ class H3Core:
         elif isinstance(event, qe.ConnectionTerminated):
             self.terminated = True
             self.close_error = (event.error_code, event.reason_phrase)
+            self._quic.held.clear()
             out.extend(StreamReset(stream_id=sid) for sid in sorted(self._active))
             self._active.clear()
             out.append(ConnectionLost())
@@ -602,14 +725,15 @@ class H3Core:
     # -- state for the driver ---------------------------------------------------------------------
 
     def unsent(self, sid: int) -> int:
-        """Response bytes of `sid` queued and not yet sent: what the peer's window or the
-        congestion window holds back (bytes sent and awaiting acknowledgement are not
-        counted: the congestion window bounds those, as a socket buffer does for TCP)."""
+        """Response bytes of `sid` queued and not yet sent, held by the scheduler or by
+        aioquic: what the peer's window or the congestion window holds back (bytes sent
+        and awaiting acknowledgement are not counted: the congestion window bounds those,
+        as a socket buffer does for TCP)."""
         stream = self._quic._streams.get(sid)
         if stream is None or sid not in self._active:
             return 0
         sender = stream.sender
-        return max(0, sender._buffer_stop - sender.highest_offset)
+        return max(0, sender._buffer_stop - sender.highest_offset) + self._quic.held.held(sid)
 
     def responses_delivered(self) -> bool:
         """Every response sent, and the GOAWAY, is acknowledged (or a stream's reset is):
