@@ -481,8 +481,8 @@ class EventBus:
         """
         if not self._switchable:
             return
-        off = tuple(s for s in self._switchable if not self._asks(s))
-        enabled = tuple(s for s in self.subscribers if s not in off)
+        off = {id(s) for s in self._switchable if not self._asks(s)}
+        enabled = tuple(s for s in self.subscribers if id(s) not in off)
         with self._lock:
             if enabled != self._enabled:
                 self._take(enabled)
