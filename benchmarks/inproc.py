@@ -23,7 +23,9 @@ the difference between two request counts (start-up cost cancels out)::
 ``--observe`` adds one no-op event subscriber (``.observe()``): what the
 lifecycle events cost before a subscriber does any work of its own.
 ``--access-log`` turns the standard stack's access log on, its lines
-formatted and written to /dev/null (the logging machinery included).
+formatted and written to /dev/null (the logging machinery included);
+``--access-log-level WARNING`` keeps it on with its logger above INFO, so
+that nothing is written (what a disabled access log still costs).
 
 ``--app starlette`` or ``--app fastapi`` serves the framework scenarios' apps
 (``framework_apps.py``; ``--path /hello`` or ``/json``) instead of the lean
@@ -180,6 +182,8 @@ def protocol_maker(
         builder = builder.observe(_no_op)
     built = builder.timeouts(keep_alive=600).asgi(asgi_app)
     events = built.events
+    if events is not None:
+        events.refresh()  # who is on (the access log: its logger's level), as a serve starts
     service = ServiceContext(built._wrap_app(Serving(events)), built.spec.http, events=events)
     factory = built._handler_factory(service, [])
     tracker = ConnectionTracker()
@@ -272,11 +276,11 @@ def check(transport: FakeTransport, n: int, body: bytes) -> None:
         raise SystemExit(f"{transport.size} bytes written, expected {n} x {size}")
 
 
-def _log_access_to_devnull() -> None:
+def _log_access_to_devnull(level: str = "INFO") -> None:
     import logging
 
     logger = logging.getLogger("pounce.access")
-    logger.setLevel(logging.INFO)
+    logger.setLevel(level)
     logger.propagate = False
     logger.addHandler(logging.StreamHandler(open(os.devnull, "w")))  # noqa: SIM115 - for the run
 
@@ -289,7 +293,7 @@ def run(args: argparse.Namespace) -> None:
     else:
         loop_factory = asyncio.new_event_loop
     if args.access_log:
-        _log_access_to_devnull()
+        _log_access_to_devnull(args.access_log_level)
     maker = maker_for(args)
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         if args.profile:
@@ -384,6 +388,7 @@ def callgrind(args: argparse.Namespace) -> None:
                 *(["--close"] if args.close else []),
                 *(["--observe"] if args.observe else []),
                 *(["--access-log"] if args.access_log else []),
+                *(["--access-log-level", args.access_log_level] if args.access_log else []),
             ]
             subprocess.run(cmd, check=True, capture_output=True)
             text = Path(out).read_text(errors="replace")
@@ -397,7 +402,8 @@ def callgrind(args: argparse.Namespace) -> None:
     app_name = "" if args.app == "lean" else f"{args.app} "
     print(
         f"{app_name}{args.path} {what} loop={args.loop}{' close' if args.close else ''}"
-        f"{' observed' if args.observe else ''}{' access-log' if args.access_log else ''}: "
+        f"{' observed' if args.observe else ''}{' access-log' if args.access_log else ''}"
+        f"{'' if args.access_log_level == 'INFO' else ' at ' + args.access_log_level}: "
         f"{per_request:,.0f} instructions per request"
     )
 
@@ -431,6 +437,13 @@ def main() -> None:
         "--access-log",
         action="store_true",
         help="the standard stack's access log on, its lines formatted and written to /dev/null",
+    )
+    parser.add_argument(
+        "--access-log-level",
+        default="INFO",
+        choices=("INFO", "WARNING"),
+        help="the pounce.access logger's level with --access-log (WARNING: the log is on, "
+        "but nothing is written)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the run")
     parser.add_argument(

@@ -265,6 +265,33 @@ HandlerFactory = Callable[[], ConnectionHandler]
 """Makes one `ConnectionHandler` per accepted connection."""
 
 
+class _Gone:
+    """The handler of a connection that is lost: hears nothing more."""
+
+    __slots__ = ()
+
+    def connection_made(self, conn: object) -> None:
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        pass
+
+    def begin_shutdown(self) -> None:
+        pass
+
+
+GONE: ConnectionHandler = _Gone()
+"""What a connection (a socket's adapter, an HTTP/2 stream's tunnel) holds in place of
+its handler once it is lost. The handler holds the connection too (to write), so
+keeping it would leave the pair a reference cycle for the collector to find."""
+
+
 def peer_name(client: tuple[str, int] | None, unix: str = "unix socket") -> str:
     """``host:port`` of a peer for a log line; `unix` for a peer without an address."""
     return f"{client[0]}:{client[1]}" if client else unix

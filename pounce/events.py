@@ -45,6 +45,13 @@ each emission point is one ``is not None`` test; no clock is read and no
 event is built. Durations are seconds from `EventBus.clock`
 (`time.perf_counter` unless a test injects another).
 
+A subscriber that is sometimes idle says so with an ``enabled()`` method
+(the access log: its logger above INFO). The bus asks it when a serve
+starts and then once a second (`REFRESH_INTERVAL`), never per event; while
+it answers False it gets no event, and the events only it takes are not
+built at all, so a disabled access log costs a request nothing. A change of
+its answer (a logging level lowered at run time) is seen within that second.
+
 Thread safety: one bus per built server, shared by its worker threads; it
 holds only immutable subscriber tuples, and events are immutable, so a
 subscriber that keeps state of its own must guard it (free-threaded Python).
@@ -319,6 +326,7 @@ class Refused(Event):
 SubscriberFn = Callable[[Event], object]
 
 FAILURE_LOG_INTERVAL = 60.0  # seconds between two lines about the same failing subscriber
+REFRESH_INTERVAL = 1.0  # seconds between two askings of the subscribers' ``enabled()``
 
 
 def _quick_init(cls: type[Event]) -> None:
@@ -382,6 +390,10 @@ class Subscriber:
     event_kinds: ClassVar[frozenset[type[Event]]] = frozenset()
     """The kinds this subscriber takes; any subscriber may declare it (absent: all)."""
 
+    # Any subscriber may also have ``enabled() -> bool``: would it do anything now?
+    # Asked when a serve starts and once a second (`REFRESH_INTERVAL`), never per event;
+    # while it answers False, it gets no event and the events only it takes are not built.
+
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         cls.event_kinds = frozenset(k for k in EVENT_TYPES if hasattr(cls, "on_" + k.kind))
@@ -407,8 +419,10 @@ class EventBus:
 
     __slots__ = (
         "_by_kind",
+        "_enabled",
         "_failures",
         "_lock",
+        "_switchable",
         "clock",
         "connection_protocol",
         "connections",
@@ -426,27 +440,66 @@ class EventBus:
     ) -> None:
         self.subscribers = tuple(subscribers)
         self.clock = clock
-        # Per kind, the subscribers that take it (`event_kinds`; absent: every kind).
-        self._by_kind: dict[type[Event], tuple[SubscriberFn, ...]] = {
-            kind: tuple(s for s in self.subscribers if _takes(s, kind)) for kind in EVENT_TYPES
-        }
-        # What the emission points ask before they build an event or read a clock.
+        # Those with an ``enabled()`` (the access log): asked by `refresh`, never per event.
+        self._switchable = tuple(
+            s for s in self.subscribers if callable(getattr(s, "enabled", None))
+        )
+        # Per failing subscriber (by id): failures not logged yet, when the next line may go.
+        self._failures: dict[int, list[float]] = {}
+        self._lock = threading.Lock()
+        self._enabled = self.subscribers  # every one, until `refresh` asks
+        self._by_kind: dict[type[Event], tuple[SubscriberFn, ...]] = {}
+        self._take(self.subscribers)
+        # Which transport adapter a serve makes is chosen once, when it starts: the
+        # connection events are wanted whenever a subscriber takes them, enabled or not.
         self.connections = self.wants(ConnectionOpened, ConnectionProtocol, ConnectionClosed)
+
+    def _take(self, enabled: tuple[SubscriberFn, ...]) -> None:
+        """Hand events to the `enabled` subscribers only, and build no other event."""
+        # Per kind, the subscribers that take it (`event_kinds`; absent: every kind).
+        self._by_kind = {kind: tuple(s for s in enabled if _takes(s, kind)) for kind in EVENT_TYPES}
+        self._enabled = enabled
+        # What the emission points ask before they build an event or read a clock.
         self.connection_protocol = self.wants(ConnectionProtocol)
         self.queue = self.wants(RequestQueued, RequestDequeued)
         self.request_started = self.wants(RequestStarted)
         self.response_started = self.wants(ResponseStarted)
         self.requests = self.wants(RequestStarted, ResponseStarted, RequestCompleted, RequestFailed)
-        # Per failing subscriber (by id): failures not logged yet, when the next line may go.
-        self._failures: dict[int, list[float]] = {}
-        self._lock = threading.Lock()
+
+    @property
+    def switchable(self) -> bool:
+        """Has a subscriber an ``enabled()`` to ask (then a serve calls `refresh`)?"""
+        return bool(self._switchable)
+
+    def refresh(self) -> None:
+        """Ask each subscriber with an ``enabled()`` whether it is on now, and emit to
+        those that are (and build only the events they take).
+
+        Called by every serve of the server when it starts and then every
+        `REFRESH_INTERVAL` seconds. Worker threads may call it at once: they
+        take turns, and a request that starts meanwhile sees either answer.
+        """
+        if not self._switchable:
+            return
+        off = {id(s) for s in self._switchable if not self._asks(s)}
+        enabled = tuple(s for s in self.subscribers if id(s) not in off)
+        with self._lock:
+            if enabled != self._enabled:
+                self._take(enabled)
+
+    def _asks(self, subscriber: SubscriberFn) -> bool:
+        try:
+            return bool(subscriber.enabled())  # type: ignore[attr-defined]
+        except Exception as exc:  # on, as if it had no enabled(); said like a failed event
+            self._report(subscriber, Event(), exc)
+            return True
 
     def wants(self, *kinds: type[Event]) -> bool:
-        """Does any subscriber take one of `kinds`?"""
+        """Does any enabled subscriber take one of `kinds`?"""
         return any(self._by_kind.get(kind) for kind in kinds)
 
     def emit(self, event: Event) -> None:
-        for subscriber in self._by_kind.get(type(event), self.subscribers):
+        for subscriber in self._by_kind.get(type(event), self._enabled):
             try:
                 subscriber(event)
             except Exception as exc:  # a subscriber never breaks a request

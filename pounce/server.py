@@ -31,7 +31,14 @@ from pounce.drivers.bridge import bridge_factory
 from pounce.drivers.http3_options import alt_svc
 from pounce.drivers.service import ServiceContext
 from pounce.errors import TLSError, TransportError
-from pounce.events import EventBus, WorkerStarted, WorkerStopped, bus_for, worker_name
+from pounce.events import (
+    REFRESH_INTERVAL,
+    EventBus,
+    WorkerStarted,
+    WorkerStopped,
+    bus_for,
+    worker_name,
+)
 from pounce.layer import Serving
 from pounce.layers.refusal import RefusalLog
 from pounce.layers.tls.config import ServerTLS
@@ -219,6 +226,7 @@ class Server:
         live_tls: list[_Reloadable] = []
         h3: HTTP3Listener | None = None
         acceptor: Acceptor | None = None
+        refresher = _keep_fresh(self.events)  # before the first request: who is on
         try:
             if given is None:
                 for bind in spec.binds:
@@ -293,6 +301,8 @@ class Server:
             if events is not None:
                 events.emit(WorkerStopped(worker=worker_name()))
         finally:
+            if refresher is not None:
+                refresher.cancel()
             if acceptor is not None:
                 acceptor.close()
             with self._live_lock:
@@ -474,3 +484,18 @@ def _freeze_startup_objects(addresses: list[Any]) -> None:
     inside someone else's loop leaves the collector alone.
     """
     gc.freeze()
+
+
+def _keep_fresh(events: EventBus | None) -> asyncio.Task[None] | None:
+    """Ask the subscribers that can be off whether they are on (`EventBus.refresh`): now,
+    then every `REFRESH_INTERVAL` seconds while this serve runs (None: none can be off)."""
+    if events is None or not events.switchable:
+        return None
+    events.refresh()
+    return asyncio.get_running_loop().create_task(_refresh_every(events))
+
+
+async def _refresh_every(events: EventBus) -> None:
+    while True:
+        await asyncio.sleep(REFRESH_INTERVAL)
+        events.refresh()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pounce.events import RequestCompleted
+from pounce.events import ConnectionOpened, Event, EventBus, RequestCompleted
 from pounce.observe.access_log import (
     _ESCAPES,
     DEFAULT_FORMAT,
@@ -140,3 +140,80 @@ def test_the_default_line_is_what_its_plan_writes(event: RequestCompleted) -> No
 def test_escape_is_the_translation(text: str) -> None:
     """The shortcut (printable, no backslash: unchanged) never skips a character to escape."""
     assert escape(text) == text.translate(_ESCAPES)
+
+
+# -- a disabled access log costs nothing: the bus builds no event for it ---------------------
+
+
+class Switchable:
+    """A subscriber with an ``enabled()`` the test turns, and the events it got."""
+
+    event_kinds = frozenset({RequestCompleted})
+
+    def __init__(self) -> None:
+        self.on = True
+        self.seen: list[Event] = []
+
+    def enabled(self) -> bool:
+        return self.on
+
+    def __call__(self, event: Event) -> None:
+        self.seen.append(event)
+
+
+def test_the_bus_builds_no_request_event_while_the_access_log_is_off(
+    records: list[logging.LogRecord],
+) -> None:
+    logger = logging.getLogger("pounce.access")
+    bus = EventBus([AccessLog()])
+    logger.setLevel(logging.WARNING)
+    bus.refresh()
+    assert not bus.requests  # the exchange builds no event, reads no clock
+    logger.setLevel(logging.INFO)
+    assert not bus.requests  # asked only when refreshed, never per request
+    bus.refresh()
+    assert bus.requests
+    bus.emit(completed())
+    assert len(records) == 1
+
+
+def test_a_subscriber_that_is_off_gets_nothing_and_others_still_do() -> None:
+    quiet, always = Switchable(), list[Event]()
+    bus = EventBus([quiet, always.append])  # (a plain function: always on)
+    quiet.on = False
+    bus.refresh()
+    assert bus.requests  # the other one takes request events
+    bus.emit(completed())
+    assert (quiet.seen, len(always)) == ([], 1)
+    quiet.on = True
+    bus.refresh()
+    bus.emit(completed())
+    assert (len(quiet.seen), len(always)) == (1, 2)
+
+
+def test_connection_events_stay_wanted_while_their_subscriber_is_off() -> None:
+    """The transport adapter a serve makes is chosen once, at its start."""
+
+    class Connections(Switchable):
+        event_kinds = frozenset({ConnectionOpened})
+
+    subscriber = Connections()
+    bus = EventBus([subscriber])
+    subscriber.on = False
+    bus.refresh()
+    assert bus.connections and not bus.requests
+
+
+def test_an_enabled_that_fails_counts_as_on_and_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Broken(Switchable):
+        def enabled(self) -> bool:
+            raise RuntimeError("cannot tell")
+
+    subscriber = Broken()
+    bus = EventBus([subscriber])
+    with caplog.at_level(logging.ERROR, logger="pounce.error"):
+        bus.refresh()
+    assert bus.requests
+    assert "cannot tell" in caplog.text

@@ -29,6 +29,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ["accept_inproc.py", "-n", "20", "--loop", "uvloop", "--accept", "drain"],
         ["accept_inproc.py", "-n", "20", "--server", "raw"],
         ["ws_inproc.py", "--messages", "50"],
+        # The collector's counts per 1,000 short connections (the server in-process).
+        ["gc_close.py", "--protocol", "h2c", "-n", "5"],
+        ["gc_close.py", "--protocol", "ws", "-n", "5", "--loop", "asyncio"],
+        ["inproc.py", "-n", "50", "--access-log", "--access-log-level", "WARNING"],
         ["supervisor_overhead.py", "--workers", "2", "--rolls", "1", "--mode", "fork"],
         # HTTP/3: one server, one short run (aioquic for the server and the load client).
         [

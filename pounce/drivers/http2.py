@@ -147,10 +147,12 @@ class HTTP2Driver(HTTPDriver):
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
+        self._h2.release()
         self._drop_tunnels()
         self._wake_windows()
-        if self._drain_watch is not None:
-            self._drain_watch.cancel()
+        watch, self._drain_watch = self._drain_watch, None  # (its end holds this driver)
+        if watch is not None:
+            watch.cancel()
         if self._goaway_timer is not None:
             self._goaway_timer.cancel()
             self._goaway_timer = None
@@ -206,6 +208,16 @@ class HTTP2Driver(HTTPDriver):
         for tunnel in list(self._tunnels.values()):
             tunnel.lost()
         self._tunnels.clear()
+
+    def _arm_head_timer(self) -> None:
+        """Not between streams: a frame that opens none (WINDOW_UPDATE, PING, a SETTINGS
+        ACK) on a connection waiting out its keep-alive time is no part of a request
+        head, and must not swap that clock for the longer head timeout (whose end was
+        then logged as a missing request head)."""
+        deadline = self._deadline
+        if deadline is not None and deadline.active and self._h2.opened_a_stream:
+            return
+        super()._arm_head_timer()
 
     def _head_timed_out(self) -> None:
         if not self._tunnels:  # an open tunnel keeps its own time (WebSocket pings)

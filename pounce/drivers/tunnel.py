@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from pounce.conn import ConnectionHandler, ConnectionInfo
+from pounce.conn import GONE, ConnectionHandler, ConnectionInfo
 from pounce.protocols.events import (
     AcknowledgeData,
     Headers,
@@ -159,7 +159,8 @@ class StreamTunnel:
             return
         self._lost = True
         self._held.clear()
-        self.handler.connection_lost(None)
+        handler, self.handler = self.handler, GONE  # it holds us: no cycle left
+        handler.connection_lost(None)
         self._owner.tunnel_closed(self.stream_id)
 
     def _finish(self) -> None:

@@ -210,8 +210,9 @@ class WebSocketHandler:
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._cancel_timers()
-        if self._session is not None:
-            self._session.disconnect(ABNORMAL_CLOSURE)
+        session, self._session = self._session, None
+        if session is not None:
+            session.disconnect(ABNORMAL_CLOSURE)
 
     def begin_shutdown(self) -> None:
         """Close every open WebSocket with 1001; one still in its handshake, once accepted."""

@@ -41,6 +41,7 @@ from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar, cast
 
 from pounce.conn import (
+    GONE,
     ConnectionHandler,
     ConnectionInfo,
     HandlerFactory,
@@ -351,30 +352,6 @@ def reset(transport: asyncio.Transport) -> None:
     transport.abort()
 
 
-class _Gone:
-    """The handler of a connection that is lost: hears nothing more."""
-
-    __slots__ = ()
-
-    def connection_made(self, conn: object) -> None:
-        pass
-
-    def data_received(self, data: bytes) -> None:
-        pass
-
-    def eof_received(self) -> bool | None:
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        pass
-
-    def begin_shutdown(self) -> None:
-        pass
-
-
-_GONE = _Gone()
-
-
 class TransportAdapter(asyncio.Protocol):
     """Bridges one asyncio transport to a `ConnectionHandler` chain."""
 
@@ -457,7 +434,7 @@ class TransportAdapter(asyncio.Protocol):
         self._tracker.discard(self)
         if self._drain_waiter is not None:
             self._wake_drain()
-        handler, self._handler = self._handler, _GONE
+        handler, self._handler = self._handler, GONE
         handler.connection_lost(exc)
 
     def pause_writing(self) -> None:

@@ -130,8 +130,14 @@ class AccessLog:
             lines = (_default_http_line, lines[1])  # the common line, in one expression
         object.__setattr__(self, "_lines", lines)
 
+    def enabled(self) -> bool:
+        """Would a line be written now? Asked by the event bus when a serve starts and
+        once a second (`pounce.events.REFRESH_INTERVAL`): while the ``pounce.access``
+        logger is above INFO, no request builds the event that makes a line."""
+        return access_log.isEnabledFor(logging.INFO)
+
     def __call__(self, event: Event) -> None:
-        if not access_log.isEnabledFor(logging.INFO):
+        if not access_log.isEnabledFor(logging.INFO):  # changed since the bus last asked
             return
         if type(event) is RequestCompleted:
             assert isinstance(event, RequestCompleted)

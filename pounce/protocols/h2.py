@@ -265,6 +265,13 @@ class H2Core:
         self._peer_gone = True
         return [ConnectionLost()]
 
+    def release(self) -> None:
+        """The connection is gone: nothing more is received. Breaks the cycle h2 makes
+        (its frame dispatch table holds the connection's own bound methods), so the
+        connection's state — streams, windows, HPACK tables — is freed by reference
+        counting instead of waiting for the cyclic collector."""
+        self._conn._frame_dispatch_table = {}
+
     def _map(self, event: h2.events.Event, out: list[InboundEvent]) -> None:
         if isinstance(event, h2.events.DataReceived):
             self._on_data(event, out)
@@ -391,10 +398,12 @@ class H2Core:
             self._recode_goaway(code)
         else:  # h2 queued no GOAWAY for our own errors: name the last stream we served
             self._conn.close_connection(error_code=code, last_stream_id=self._last_served)
-        self._error = RemoteProtocolError(str(exc) or "HTTP/2 protocol error", error_code=code)
+        message = str(exc) or "HTTP/2 protocol error"
+        # Kept, never raised: a raised one's traceback holds this frame, and so this core.
+        self._error = RemoteProtocolError(message, error_code=code)
         for sid in list(self._active):
             self._forget(sid)
-        return self._error
+        return RemoteProtocolError(message, error_code=code)
 
     def _recode_goaway(self, code: int) -> None:
         """Put `code` into the GOAWAY h2 just queued, where h2 picked a less exact one."""

@@ -9,6 +9,7 @@ before the app returns).
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 import threading
@@ -645,3 +646,32 @@ def test_a_file_sent_by_sendfile_is_counted(tmp_path: Any) -> None:
     done = recorder.wait_for(RequestCompleted)
     assert (done.status, done.bytes, done.complete) == (200, 1024 * 1024, True)
     assert closed.bytes_out == len(received)
+
+
+def test_the_access_log_follows_its_level_changed_while_serving() -> None:
+    """Off (logger at WARNING): no event is built for it. Lowered to INFO while serving:
+    lines appear within the bus's refresh interval (one second), no restart needed."""
+    logger = logging.getLogger("pounce.access")
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    try:
+        with TestServer(app, access_log=True) as ts, ts.client() as client:
+            assert ts.server.events is not None
+            assert client.get("/").status_code == 201
+            assert not ts.server.events.requests  # the exchange built no event
+            assert lines == []
+            logger.setLevel(logging.INFO)
+            deadline = time.monotonic() + TIMEOUT
+            while not lines and time.monotonic() < deadline:
+                assert client.get("/seen").status_code == 201
+                time.sleep(0.05)
+            assert lines and '"GET /seen HTTP/1.1" 201' in lines[-1]
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

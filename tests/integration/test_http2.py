@@ -647,3 +647,24 @@ def test_alpn_h2_over_tls(pki: PKI) -> None:
             assert response.text.startswith("2 GET /tls 0 ")
         with httpx.Client(verify=context, timeout=TIMEOUT) as client:
             assert client.get(url).text.startswith("1.1 GET /tls 0 ")
+
+
+def test_frames_between_streams_do_not_stretch_the_keep_alive_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An idle connection that sends PING and WINDOW_UPDATE still gets its GOAWAY after the
+    keep-alive time, not after the (here much longer) request-head timeout, and no line
+    about a missing request head."""
+    server = builder().timeouts(keep_alive=0.3, request_head=60).asgi(echo)
+    with TestServer(server) as ts, Wire(ts.port) as wire, caplog.at_level(logging.INFO):
+        wire.handshake()
+        sid = wire.headers()
+        wire.response(sid)  # sends WINDOW_UPDATEs for the body
+        wire.ping()
+        wire.expect(PingFrame)
+        goaway = wire.expect(GoAwayFrame)  # within TIMEOUT, far below the head timeout
+        assert goaway.error_code == NO_ERROR and goaway.last_stream_id == sid
+        with pytest.raises(ConnectionClosed):
+            while True:
+                wire.read_frame()
+    assert "no complete request head" not in caplog.text

@@ -6,6 +6,19 @@ normalisation, which stays on): they must accept and refuse the same ones,
 except where Pounce is stricter on purpose — an ordinary CONNECT (no
 tunnels), and a ``:path`` that is not origin-form (``*`` for OPTIONS; RFC
 9113 §8.3.1), where h2 refuses only an empty one.
+
+Every single-field change of a valid block is compared exhaustively
+(`test_every_single_field_change_is_judged_as_h2_judges_it`, a fraction of
+a second); hypothesis adds the combinations. Its example counts are sized
+so each test takes a few seconds: the generation is nearly all of the time
+(about 4 ms an example, the checks themselves tens of microseconds), and a
+test that ran past the suite's 60 s ``timeout`` on a loaded machine was
+interrupted by pytest-timeout inside hypothesis's own engine, which then
+failed with an internal error instead of a result (reproduced: three runs at
+once on a busy machine gave ``FlakyStrategyDefinition``, its record of the
+interrupted example half-written; the ``KeyError`` once seen is taken to be
+the same, though not reproduced itself: nothing in the code under test or in
+h2's checks raises one).
 """
 
 from __future__ import annotations
@@ -109,7 +122,38 @@ def request_blocks(draw: st.DrawFn) -> Block:
     return draw(st.lists(field, max_size=8))
 
 
-@settings(max_examples=3000, deadline=None)
+def blocks_judged_apart(blocks: list[Block]) -> list[Block]:
+    """The blocks (normalised) that Pounce and h2 judge differently, where they should not."""
+    wrong = []
+    for raw in blocks:
+        block = normalised(raw)
+        ours = pounce_accepts(block)
+        if ordinary_connect(block) or path_not_origin_form(block):
+            if ours:  # stricter on purpose: refused however h2 judges it
+                wrong.append(block)
+        elif ours != h2_accepts(block, REQUEST_FLAGS):
+            wrong.append(block)
+    return wrong
+
+
+def test_every_single_field_change_is_judged_as_h2_judges_it() -> None:
+    """Each field of the vocabulary added at each place of a valid GET and of a valid
+    extended CONNECT; each pseudo-header field left out or given twice."""
+    connect = [(b":method", b"CONNECT"), (b":protocol", b"websocket"), *good_start[1:]]
+    blocks: list[Block] = []
+    for start in (good_start, connect):
+        for name in NAMES + PSEUDO:
+            for value in VALUES:
+                for at in range(len(start) + 1):
+                    blocks.append([*start[:at], (name, value), *start[at:]])
+        for at in range(len(start)):
+            blocks.append(start[:at] + start[at + 1 :])
+            blocks.append([*start[: at + 1], start[at], *start[at + 1 :]])
+    assert len(blocks) > 6000
+    assert blocks_judged_apart(blocks) == []
+
+
+@settings(max_examples=1000, deadline=None)
 @given(request_blocks())
 def test_request_blocks_are_judged_as_h2_judges_them(block: Block) -> None:
     block = normalised(block)
@@ -123,7 +167,7 @@ def test_request_blocks_are_judged_as_h2_judges_them(block: Block) -> None:
         assert ours == theirs, block
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(request_blocks(), st.booleans(), st.integers(1, 99)), max_size=12))
 def test_remembered_verdicts_are_parse_requests(
     requests: list[tuple[Block, bool, int]],
@@ -141,7 +185,7 @@ def test_remembered_verdicts_are_parse_requests(
             seen.append(remembered[0].headers)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.lists(field, max_size=6))
 def test_trailer_blocks_are_judged_as_h2_judges_them(block: Block) -> None:
     assert valid_trailers(block) == h2_accepts(block, TRAILER_FLAGS), block
