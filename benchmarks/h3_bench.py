@@ -528,7 +528,8 @@ class Run:
             text += f"  server CPU {self.cost:7.1f} {unit}"
             if self.server_system is not None and self.server_cpu:
                 text += f" ({self.server_system / self.server_cpu:4.0%} kernel)"
-        text += f"  client CPU {r.cpu / per * scale:7.1f} {unit}"
+        if per:  # (a short run on a loaded machine may finish no request)
+            text += f"  client CPU {r.cpu / per * scale:7.1f} {unit}"
         if r.datagrams and self.scenario != "hello":
             text += f"  {r.datagrams / self.mib:5.0f} datagrams/MiB"
         text += f"  ({r.requests} ok, {r.errors} bad, {self.elapsed:.1f} s)"
