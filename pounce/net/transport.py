@@ -584,10 +584,11 @@ class TransportAdapter(asyncio.Protocol):
 
     def writelines(self, pieces: list[bytes]) -> None:
         """`GatherConn`: the pieces in order, in one write where the loop can gather them."""
+        transport = self._transport
         if self._after_file is not None:
             self._after_file.extend(pieces)
-        elif self._transport is not None and not self.is_closing():
-            self._transport.writelines(pieces)
+        elif transport is not None and not self._lingering and not transport.is_closing():
+            transport.writelines(pieces)  # (`is_closing` inline, as in `write`)
 
     def close(self) -> None:
         """Close after flushing: send FIN, then linger, reading and dropping.
