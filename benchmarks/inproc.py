@@ -256,6 +256,47 @@ async def drive(n: int, path: str, maker: ProtocolMaker, close: bool) -> float:
     return elapsed
 
 
+async def drive_together(n: int, path: str, maker: ProtocolMaker, connections: int) -> float:
+    """`n` requests over `connections` keep-alive connections, each turn feeding every
+    connection whose answer came: a turn reads many requests, as under ``wrk -c64``
+    (one request per turn leaves out what a turn's reads share)."""
+    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    remaining = n
+    protocols = [maker() for _ in range(connections)]
+    transports = [FakeTransport() for _ in range(connections)]
+    for protocol, transport in zip(protocols, transports, strict=True):
+        protocol.connection_made(transport)
+    fed_sizes = [-1] * connections  # what each transport had written when last fed
+    counts = [0] * connections
+
+    def feed() -> None:
+        nonlocal remaining
+        waiting = False
+        for i, transport in enumerate(transports):
+            if transport.size == fed_sizes[i]:
+                waiting = True  # not answered yet
+            elif remaining:
+                remaining -= 1
+                counts[i] += 1
+                fed_sizes[i] = transport.size
+                protocols[i].data_received(request)
+                waiting = True
+        if waiting:
+            loop.call_soon(feed)
+        else:
+            done.set_result(None)
+
+    start = time.perf_counter()
+    loop.call_soon(feed)
+    await done
+    elapsed = time.perf_counter() - start
+    for transport, count in zip(transports, counts, strict=True):
+        check(transport, count, BODIES[path])
+    return elapsed
+
+
 def check(transport: FakeTransport, n: int, body: bytes) -> None:
     """Every response the same size as the first, and the first and last well formed."""
     if n == 0:
@@ -319,7 +360,10 @@ def run(args: argparse.Namespace) -> None:
         # full collection lands in one of callgrind's two runs and not the other.
         gc.collect()
         gc.freeze()
-        elapsed = runner.run(drive(args.n, args.path, maker, args.close))
+        if args.connections > 1:
+            elapsed = runner.run(drive_together(args.n, args.path, maker, args.connections))
+        else:
+            elapsed = runner.run(drive(args.n, args.path, maker, args.close))
     print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
 
 
@@ -386,6 +430,7 @@ def callgrind(args: argparse.Namespace) -> None:
                 "--app",
                 args.app,
                 *(["--close"] if args.close else []),
+                *(["--connections", str(args.connections)] if args.connections > 1 else []),
                 *(["--observe"] if args.observe else []),
                 *(["--access-log"] if args.access_log else []),
                 *(["--access-log-level", args.access_log_level] if args.access_log else []),
@@ -403,7 +448,8 @@ def callgrind(args: argparse.Namespace) -> None:
     print(
         f"{app_name}{args.path} {what} loop={args.loop}{' close' if args.close else ''}"
         f"{' observed' if args.observe else ''}{' access-log' if args.access_log else ''}"
-        f"{'' if args.access_log_level == 'INFO' else ' at ' + args.access_log_level}: "
+        f"{'' if args.access_log_level == 'INFO' else ' at ' + args.access_log_level}"
+        f"{f' connections={args.connections}' if args.connections > 1 else ''}: "
         f"{per_request:,.0f} instructions per request"
     )
 
@@ -429,6 +475,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--close", action="store_true", help="a new connection per request (Connection: close)"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="keep-alive connections fed together, every turn (as wrk -c64 loads a server)",
     )
     parser.add_argument(
         "--observe", action="store_true", help="one no-op event subscriber (.observe())"

@@ -24,6 +24,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ["inproc.py", "-n", "50", "--app", "starlette", "--path", "/json"],
         ["inproc.py", "-n", "50", "--app", "fastapi", "--path", "/hello"],
         ["inproc.py", "-n", "20", "--close", "--opcodes"],
+        ["inproc.py", "-n", "200", "--connections", "16", "--loop", "uvloop", "--path", "/64k"],
         ["h2_inproc.py", "path", "20"],
         ["accept_inproc.py", "-n", "20", "--stack", "standard"],
         ["accept_inproc.py", "-n", "20", "--loop", "uvloop", "--accept", "drain"],
@@ -73,6 +74,31 @@ def test_driver_runs(argv: list[str]) -> None:
         [sys.executable, *argv], cwd=BENCHMARKS, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk (apt-get install wrk)")
+def test_answer_order_records_a_server_under_load() -> None:
+    argv = ["answer_order.py", "--servers", "pounce-fast-uvloop", "--duration", "1"]
+    argv += ["--connections", "8"]
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=BENCHMARKS, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "answers to others in between: p50 7 " in done.stdout, done.stdout
+
+
+def test_answers_between_counts_the_answers_to_others() -> None:
+    """Two answers to others between A's two, and between B's; a head and a body written apart
+    with no read between them are one answer."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from answer_order import answers_between
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    read, write = 0, 1
+    events = [(1, write, 10), (2, write, 20), (3, write, 20), (4, write, 30), (5, read, 10)]
+    events += [(6, write, 10), (7, read, 20), (8, write, 20)]
+    assert answers_between(events) == [2, 2]
 
 
 @pytest.mark.skipif(

@@ -62,6 +62,9 @@ class HTTPDriver(Upgradable):
     """Body bytes from a file may go around the core, by sendfile (HTTP/1.1). HTTP/2
     turns this off: every byte it sends is framed."""
 
+    _gather: bool | None = None
+    """Whether a large body chunk leaves gathered with its head (`_gathers`), once asked."""
+
     times_request_bodies = True
     """Answer 408 when a request body goes silent while we read it (HTTP/1.1). HTTP/2
     turns this off: its bodies are flow-controlled per stream on a shared connection."""
@@ -196,8 +199,10 @@ class HTTPDriver(Upgradable):
         """A stream with no exchange ended (HTTP/2 overrides this for its tunnels)."""
 
     def _app_exited(self) -> None:
-        # Cheaper than a done-callback, which costs the loop one more turn.
-        task = asyncio.current_task()
+        # Cheaper than a done-callback, which costs the loop one more turn. The loop
+        # is named: without it CPython 3.11 finds the running loop, which costs a
+        # getpid() system call (its fork check), once per request.
+        task = asyncio.current_task(self._loop)
         if task is not None:
             self._tasks.discard(task)
 
@@ -283,9 +288,13 @@ class HTTPDriver(Upgradable):
         if self._closed:
             return
         if type(event) is SendData:
-            if len(event.data) >= SEPARATE_WRITE and flush and self._gathers():
-                self._write_gathered(event)
-                return
+            if len(event.data) >= SEPARATE_WRITE and flush:
+                gather = self._gather
+                if gather is None:  # asked once per connection, at its first large chunk
+                    gather = self._gather = self._gathers()
+                if gather:
+                    self._write_gathered(event)
+                    return
             self._core.send(event)
             if not flush:
                 return
@@ -313,18 +322,20 @@ class HTTPDriver(Upgradable):
         gathered write, so the body is not copied to join them (`GatherConn`)."""
         self._coalesced = 0
         conn = cast(GatherConn, self._conn)
-        before = self._core.data_to_send()
+        core = self._core
+        before = core.data_to_send()
         try:
-            self._core.send(event)
+            core.send(event)
         except BaseException:
             if before:  # written as the close would have written it
                 conn.write(before)
             raise
-        data = self._core.data_to_send()
         if before:
-            conn.writelines([before, data])
-        elif data:
-            conn.write(data)
+            conn.writelines([before, core.data_to_send()])
+        else:
+            data = core.data_to_send()
+            if data:
+                conn.write(data)
 
     def _write_coalesced(self) -> None:
         self._flush_scheduled = False

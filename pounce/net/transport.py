@@ -17,7 +17,9 @@ the time bounds no protocol can enforce for itself:
   ``close()`` would wait for a reader that never comes).
 
 It sets ``TCP_NODELAY`` explicitly: on a pre-bound listening socket asyncio
-does not, and small responses would then wait out Nagle's delay.
+does not, and small responses would then wait out Nagle's delay. On uvloop it
+hands a small read to the handler one turn of the loop later
+(`ConnectionTracker.hold`), which keeps a keep-alive load's p99 at one turn.
 
 It is also the `SetupConn` seam for the layers that speak before any protocol
 (the PROXY protocol header, the TLS handshake): exact reads that consume
@@ -68,6 +70,56 @@ class ConnectionTracker:
         self._adapters: set[TransportAdapter] = set()
         self._emptied: asyncio.Future[None] | None = None  # only while someone waits
         self.lingering: Sweep[TransportAdapter] = Sweep(LINGER_TIMEOUT, _linger_over)
+        # Reads held for the next turn (`hold`), where the loop is uvloop; whether it
+        # is, asked at the first connection (one loop per serve).
+        self.holds_reads = False
+        self._loop_asked = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._held: list[TransportAdapter] = []
+
+    def ask_loop(self) -> bool:
+        """Whether this serve's reads are held for the next turn (`hold`): on uvloop."""
+        if not self._loop_asked:
+            self._loop_asked = True
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:  # driven by hand, outside a loop (a test)
+                return False
+            self.holds_reads = type(self._loop).__module__.startswith("uvloop")
+        return self.holds_reads
+
+    def hold(self, adapter: TransportAdapter) -> None:
+        """Hand `adapter`'s held read to its handler in the next turn of the loop.
+
+        uvloop runs a turn's callbacks (the app tasks: every response is
+        written there) and then polls at once, so a client whose answer was
+        among the last written has not sent its next request yet: it misses
+        that poll, and the kernel then lists its socket after every socket it
+        reported the turn before (level-triggered epoll puts those back at the
+        end of its ready list), so its request waits nearly two turns — the
+        p99 of a keep-alive load (docs/performance.md, "Speed round two — 64
+        KiB and the hello tail"). Handing a turn's reads on in one ``call_soon``
+        puts the parsing of the requests after the writes of the next turn,
+        which gives the last clients that time to answer before the poll, as
+        asyncio's own loop order does (it runs the reads' callbacks after the
+        tasks of the same turn). One callback hands on every read of the
+        turn, in the order they came: a callback per read costs twice as
+        much. (uvloop runs the reads of every connection of a listener in
+        that listener's one context, so this callback's is no different.)
+        """
+        held = self._held
+        if not held:
+            self._hand_on_next_turn()
+        held.append(adapter)
+
+    def _hand_on_next_turn(self) -> None:
+        assert self._loop is not None  # (`ask_loop` said this serve holds reads)
+        self._loop.call_soon(self._hand_on)
+
+    def _hand_on(self) -> None:
+        held, self._held = self._held, []
+        for adapter in held:
+            adapter._hand_on()
 
     def add(self, adapter: TransportAdapter) -> None:
         self._adapters.add(adapter)
@@ -282,6 +334,11 @@ class _ExactReader(asyncio.BufferedProtocol):
 # (`ConnectionTracker.lingering`), so a connection lingers 2 to 2.5 s.
 LINGER_TIMEOUT = 2.0  # seconds
 
+# The largest read handed on a turn later on uvloop (`ConnectionTracker.hold`):
+# request heads and small messages. A larger read is bulk (an upload) and goes to the
+# handler at once, as does any read behind a held one.
+HELD_READ_LIMIT = 16 * 1024  # bytes
+
 # How long the output of a connection may make no progress (its peer reads
 # nothing of it) before the connection is aborted: nginx's send_timeout.
 DEFAULT_SEND_TIMEOUT = 60.0  # seconds
@@ -362,6 +419,8 @@ class TransportAdapter(asyncio.Protocol):
         "_file_slice",
         "_handler",
         "_handshake",
+        "_held",
+        "_holds_reads",
         "_lingering",
         "_lost",
         "_peer_done",
@@ -399,21 +458,61 @@ class TransportAdapter(asyncio.Protocol):
         self._after_file: list[bytes] | None = None  # writes held while a file is sent
         self._close_after_file = False
         self._file_slice: asyncio.Task[int] | None = None
+        self._holds_reads = False  # reads after the first go to the handler a turn later
+        self._held: bytes | None = None  # a read not yet handed on
 
     # -- asyncio.Protocol callbacks -------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # (a stream transport)
         self.info = _peer(transport)
-        self._tracker._adapters.add(self)  # (`ConnectionTracker.add` inline: once per connection)
+        tracker = self._tracker
+        tracker._adapters.add(self)  # (`ConnectionTracker.add` inline: once per connection)
+        if not tracker._loop_asked:
+            tracker.ask_loop()
         self._handler.connection_made(self)
 
     def data_received(self, data: bytes) -> None:
-        if not self._lingering:
-            self._handler.data_received(data)
-        # else: closing; what the client still sends is dropped
+        if self._lingering:
+            return  # closing; what the client still sends is dropped
+        if self._held is None:
+            if self._holds_reads and len(data) <= HELD_READ_LIMIT:
+                self._held = data  # to the handler a turn later (`ConnectionTracker.hold`)
+                tracker = self._tracker
+                held = tracker._held
+                if not held:  # (`ConnectionTracker.hold` inline: once per read)
+                    tracker._hand_on_next_turn()
+                held.append(self)
+                return
+        else:
+            # A second read before the first was handed on (the loop read again at
+            # once: a large request, an upload): both now, in order, so the
+            # handler's flow control sees every byte as it comes.
+            self._hand_on()
+            if self._lingering:
+                return
+        self._handler.data_received(data)
+        # A connection's first read goes at once: a new connection's request (every
+        # one under `Connection: close`) waits for no other; the later ones are held.
+        self._holds_reads = self._tracker.holds_reads
+
+    def _hand_on(self) -> None:
+        """The held read to the handler, unless the connection closed or was lost since."""
+        data = self._held
+        if data is not None:
+            self._held = None
+            transport = self._transport
+            if (
+                not self._lost
+                and not self._lingering
+                and transport is not None
+                and not transport.is_closing()
+            ):
+                self._handler.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self._held is not None:
+            self._hand_on()  # the request before the FIN first
         if self._lingering:
             return None  # the client has seen our end and closed too: done
         keep = self._handler.eof_received()
@@ -561,10 +660,11 @@ class TransportAdapter(asyncio.Protocol):
 
     def writelines(self, pieces: list[bytes]) -> None:
         """`GatherConn`: the pieces in order, in one write where the loop can gather them."""
+        transport = self._transport
         if self._after_file is not None:
             self._after_file.extend(pieces)
-        elif self._transport is not None and not self.is_closing():
-            self._transport.writelines(pieces)
+        elif transport is not None and not self._lingering and not transport.is_closing():
+            transport.writelines(pieces)  # (`is_closing` inline, as in `write`)
 
     def close(self) -> None:
         """Close after flushing: send FIN, then linger, reading and dropping.
