@@ -59,6 +59,7 @@ from pounce.protocols.events import (
     stream_ended,
 )
 from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes, upgrade_event
+from pounce.protocols.h1_fields import check_outbound, field_lines
 from pounce.protocols.h1_syntax import CHUNK_HEADER, PLAIN_HOST, check_host, origin_form
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
@@ -135,8 +136,6 @@ _NO_BODY_STATUSES = frozenset((204, 304))
 _SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
-_FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connection"))
-_NAME_VALUE = b": ".join  # (name, value) -> b"name: value"
 # Final status lines, formatted once (immutable after import).
 _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status]) for status in REASONS}
 
@@ -234,22 +233,9 @@ def _normalize_fields(headers: Headers, *, remote: bool) -> tuple[Headers, bytes
     return out, length, chunked
 
 
-def _check_outbound(fields: bytes, count: int) -> None:
-    """Refuse a CR, LF or NUL inside an outbound name or value (response splitting).
-
-    `fields` is `count` fields as written: each adds one CRLF, so any more is
-    smuggled. The rest of the field grammar (token names, lower-cased; no
-    other control bytes; no whitespace at a value's ends) is checked once,
-    where an app hands fields over (`pounce.asgi.headers`), not again here:
-    three C-level scans instead of a regex over every response head.
-    """
-    if fields.count(b"\n") != count or fields.count(b"\r") != count or b"\x00" in fields:
-        raise LocalProtocolError(f"CR, LF or NUL in a header field: {fields!r}", status=500)
-
-
 def _checked_lines(headers: Headers) -> bytes:
     """The fields of a 1xx head or of trailers, checked and normalized as h11 does."""
-    _check_outbound(_header_lines(headers), len(headers))
+    check_outbound(_header_lines(headers), len(headers))
     return _header_lines(_normalize_fields(headers, remote=False)[0])
 
 
@@ -709,15 +695,8 @@ class FastH1Core:
             raise LocalProtocolError("cannot send a response now", status=500)
         if not 200 <= status < 1000:
             raise LocalProtocolError(f"invalid final response status {status}", status=500)
-        count = len(headers)
-        if count:
-            # All in C: "name: value" per field, CRLF after each.
-            fields = b"\r\n".join(map(_NAME_VALUE, headers)) + b"\r\n"
-            # Each field adds one CR and one LF; any other (or a NUL) would split the response.
-            if len(fields.translate(None, b"\r\n\x00")) != len(fields) - 2 * count:
-                _check_outbound(fields, count)  # raises, with the message
-        else:
-            fields = b""
+        # Checked for CR, LF and NUL; `framing` holds the fields of `FRAMING_FIELDS`.
+        fields, framing = field_lines(headers)
         method = self._method
         # RFC 9110 §6.4.1: these carry no body whatever the fields say.
         tunnel = method == b"CONNECT" and status < 300
@@ -732,9 +711,7 @@ class FastH1Core:
         length: bytes | None = None
         chunked = False
         if plain:
-            for name, value in headers:
-                if name not in _FRAMING_FIELDS:
-                    continue
+            for name, value in framing:
                 if (
                     name == b"content-length"
                     and length is None
