@@ -382,7 +382,9 @@ class HTTPDriver(Upgradable):
         if self._core.idle:
             if not self._exchanges and self._conn is not None and not self._conn.is_closing():
                 self._waiting_for_head = False
-                self._timer().set(self._options.keep_alive_timeout, self._close)
+                # (`_timer()` only for the first: one call fewer for every other response)
+                deadline = self._deadline or self._timer()
+                deadline.set(self._options.keep_alive_timeout, self._close)
             return
         # A pipelined request may wait in the core's buffer. It is parsed once
         # what we wrote has drained below the high-water mark: a client that
