@@ -90,6 +90,9 @@ _CONTENT_LENGTH_RE = re.compile(rb"[0-9]{1,20}")
 # Possessive repeats: a head that does not match fails at its first field that
 # needs care, without backtracking through the fields before it. Methods that
 # start with "P" (POST, PUT, PATCH: mostly with a body) fail at their first byte.
+# Host first and nothing after it (most clients' order; wrk's whole head) are
+# tried before the repeats, which cost more to enter than such a line to match;
+# the two field groups are then None instead of empty.
 _NOT_SPECIAL = rb"(?!(?i:content-length|transfer-encoding|host|connection|expect|upgrade):)"
 _PLAIN_FIELDS = (
     rb"((?:"
@@ -102,13 +105,13 @@ _PLAIN_FIELDS = (
 _PLAIN_HEAD_RE = re.compile(
     rb"(?!CONNECT |P)("
     + _TOKEN
-    + rb") (/[\x21-\x7e]*) HTTP/1\.1\r\n"
+    + rb") (/[\x21-\x7e]*) HTTP/1\.1\r\n(?:(?=(?i:host):)|"
     + _PLAIN_FIELDS
-    + rb"(?i:host):[ \t]*("
+    + rb")(?i:host):[ \t]*("
     + PLAIN_HOST
-    + rb")[ \t]*\r\n"
+    + rb")[ \t]*\r\n(?:\r\n|"
     + _PLAIN_FIELDS
-    + rb"\r\n"
+    + rb"\r\n)"
 )
 
 # Receive states.
