@@ -159,7 +159,8 @@ class HTTPDriver(Upgradable):
             else:  # ConnectionLost
                 for exchange in self._exchanges.values():
                     exchange.disconnect()
-        self._update_reading()
+        if self._reading_paused or self._core.read_paused or self._unread:
+            self._update_reading()  # (else reading goes on and nothing could pause it)
 
     def _on_request(self, request: RequestReceived) -> None:
         if self._deadline is not None:
@@ -380,7 +381,8 @@ class HTTPDriver(Upgradable):
         if self._closed:
             return
         if self._core.idle:
-            if not self._exchanges and self._conn is not None and not self._conn.is_closing():
+            # (A connection closing under us is lost soon, and that cancels the deadline.)
+            if not self._exchanges and self._conn is not None:
                 self._waiting_for_head = False
                 # (`_timer()` only for the first: one call fewer for every other response)
                 deadline = self._deadline or self._timer()
