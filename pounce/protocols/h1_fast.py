@@ -286,16 +286,19 @@ class FastH1Core:
         # Our response head took the rare path and said close: maybe our wish, not
         # the peer's (HTTP/1.0 always comes this way: kept alive or not, it lingers).
         self._we_close = False
-        self._reset_cycle()
-
-    def _reset_cycle(self) -> None:
-        self._method = b""  # empty until a request head arrives
+        # The request's own state: every request head sets it again (`_plain_request`,
+        # `_request`), and nothing reads it before one came (`_method` says so).
         self._client_version = b"1.1"
         self._keep_alive = True
         self._expects_continue = False
         self._proposals = 0
         self._body_remaining = 0
         self._chunk_remaining = 0
+        self._reset_cycle()
+
+    def _reset_cycle(self) -> None:
+        """Between requests: no request head yet, no response begun."""
+        self._method = b""  # empty until a request head arrives
         self._response_started = False
         self._response_done = False
         self._response_remaining = 0
