@@ -49,8 +49,9 @@ def validate_response_headers(headers: Iterable[object]) -> Headers:
         try:
             # A hit is a pair equal to one validated before, and the result
             # holds that pair: bytes, never a look-alike the app handed over.
-            # (`map` over the dict's lookup: no frame of a comprehension's own.)
-            return list(map(_memo_lookup, headers))
+            # (`map` over the dict's lookup: no frame of a comprehension's own; unpacked
+            # into a display, which skips the call of `list`.)
+            return [*map(_memo_lookup, headers)]
         except (KeyError, TypeError):  # a new pair, or an unhashable one
             pass
     fast = _validate_in_bulk(headers)

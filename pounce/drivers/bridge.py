@@ -231,9 +231,11 @@ class ProtocolBridge:
             data = self._buffer + data
         else:
             fallback = self._fallback
-            if fallback.factory is not None and data[:1] not in fallback.unless:
+            if fallback.factory is not None and data and data[0] not in fallback.unless:
                 # A first byte no sniffing protocol can start with (b"G" of a GET
                 # where only HTTP/2 sniffs): the fallback's, without asking them.
+                # (The byte as an int: ``bytes in bytes`` first tries its needle as an
+                # int, and the error it makes and clears costs ten times the search.)
                 self._choose(fallback.factory, data)
                 return
         self._buffer = data

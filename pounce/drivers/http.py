@@ -162,7 +162,8 @@ class HTTPDriver(Upgradable):
             else:  # ConnectionLost
                 for exchange in self._exchanges.values():
                     exchange.disconnect()
-        self._update_reading()
+        if self._reading_paused or self._core.read_paused or self._unread:
+            self._update_reading()  # (else reading goes on and nothing could pause it)
 
     def _on_request(self, request: RequestReceived) -> None:
         if self._deadline is not None:
@@ -391,9 +392,12 @@ class HTTPDriver(Upgradable):
         if self._closed:
             return
         if self._core.idle:
-            if not self._exchanges and self._conn is not None and not self._conn.is_closing():
+            # (A connection closing under us is lost soon, and that cancels the deadline.)
+            if not self._exchanges and self._conn is not None:
                 self._waiting_for_head = False
-                self._timer().set(self._options.keep_alive_timeout, self._close)
+                # (`_timer()` only for the first: one call fewer for every other response)
+                deadline = self._deadline or self._timer()
+                deadline.set(self._options.keep_alive_timeout, self._close)
             return
         # A pipelined request may wait in the core's buffer. It is parsed once
         # what we wrote has drained below the high-water mark: a client that

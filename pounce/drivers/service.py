@@ -277,9 +277,11 @@ class ServiceContext:
             names.add(b"date")
         self._default_names = frozenset(names)
         self._date_header = options.date_header
-        # The defaults with the current Date; rebuilt when DateHeader hands out a
-        # new value (once a second), recognised by identity.
+        # The defaults with the current Date, and the second they are good for (a
+        # clock that steps back is a new second too).
         self._defaults_cache: Headers = []
+        self._defaults_from = math.inf
+        self._defaults_until = -math.inf
 
     def begin_shutdown(self) -> None:
         """From now on, new requests are answered with ``connection: close``.
@@ -295,11 +297,14 @@ class ServiceContext:
         Returns a new list the caller may extend.
         """
         if self._date_header:
+            clock = self._date.clock  # (read, then called: as ``date.clock()`` it would be
+            now = clock()  # looked up as a method, which a slot holding a function is not)
+            if not self._defaults_from <= now < self._defaults_until:  # another second
+                date = self._date
+                self._defaults_cache = [*self._static_headers, (b"date", date.value())]
+                self._defaults_from = date.second
+                self._defaults_until = date.second + 1
             defaults = self._defaults_cache
-            date = self._date
-            if int(date.clock()) != date.second or not defaults:
-                defaults = [*self._static_headers, (b"date", date.value())]
-                self._defaults_cache = defaults
         else:
             defaults = self._static_headers
         default_names = self._default_names

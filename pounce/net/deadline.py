@@ -9,23 +9,25 @@ number, and the one handle re-schedules itself when it fires early.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 
 class Deadline:
     """Calls the callback once the deadline passes, unless cleared or moved first."""
 
-    __slots__ = ("_callback", "_handle", "_loop", "_when")
+    __slots__ = ("_callback", "_handle", "_loop", "_time", "_when")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._time = loop_clock(loop)
         self._handle: asyncio.TimerHandle | None = None
         self._when = 0.0
         self._callback: Callable[[], None] | None = None
 
     def set(self, delay: float, callback: Callable[[], None]) -> None:
         """Fire `callback` `delay` seconds from now (replacing any earlier setting)."""
-        when = self._loop.time() + delay
+        when = self._time() + delay
         self._when = when
         self._callback = callback
         handle = self._handle
@@ -49,7 +51,7 @@ class Deadline:
         """Seconds until it fires; 0 when it is not set."""
         if self._callback is None:
             return 0.0
-        return max(0.0, self._when - self._loop.time())
+        return max(0.0, self._when - self._time())
 
     @property
     def active(self) -> bool:
@@ -60,8 +62,21 @@ class Deadline:
         callback = self._callback
         if callback is None:
             return
-        if self._loop.time() < self._when:
+        if self._time() < self._when:
             self._handle = self._loop.call_at(self._when, self._fire)
             return
         self._callback = None
         callback()
+
+
+def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """``loop.time``, or `time.monotonic` itself where that is all it is.
+
+    asyncio's own loops read their clock through `BaseEventLoop.time`, a Python
+    method around ``time.monotonic()``: a frame per reading, and a deadline is
+    moved once a request. A loop that brings its own clock (uvloop's, a test's)
+    is read through it.
+    """
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time

@@ -899,6 +899,22 @@ def test_date_header_is_formatted_once_per_second() -> None:
     assert len(calls) == 3
 
 
+def test_response_headers_date_follows_the_clock_both_ways() -> None:
+    now = [5.5]
+    ctx = ServiceContext(_unused_app, HTTPOptions(), date=DateHeader(lambda: now[0]))
+
+    def date() -> bytes:
+        return dict(ctx.response_headers([]))[b"date"]
+
+    assert date() == b"Thu, 01 Jan 1970 00:00:05 GMT"
+    now[0] = 5.99
+    assert date() == b"Thu, 01 Jan 1970 00:00:05 GMT"
+    now[0] = 6.0
+    assert date() == b"Thu, 01 Jan 1970 00:00:06 GMT"
+    now[0] = 3.2  # the wall clock stepped back (NTP): so does the header
+    assert date() == b"Thu, 01 Jan 1970 00:00:03 GMT"
+
+
 def test_response_headers_defaults_and_extras() -> None:
     options = HTTPOptions(extra_headers=((b"x-frame-options", b"DENY"),))
     ctx = ServiceContext(_unused_app, options, date=DateHeader(lambda: 0.0))

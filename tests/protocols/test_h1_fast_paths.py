@@ -38,6 +38,11 @@ PLAIN_BORDER: list[tuple[str, bytes]] = [
     ("host-twice-apart", get(b"Host: a", b"X: 1", b"host: b")),
     ("no-host", get(b"X: 1")),
     ("hostx-not-host", get(b"Hostx: a", b"Host: h")),
+    # Host first and a bare end are tried before the field repeats: their near misses.
+    ("host-ipv6-first", get(b"Host: [::1]:80", b"X: 1")),
+    ("host-first-bad-value", get(b"Host: a/b")),
+    ("host-first-then-close-upper", get(b"HOST: h", b"CONNECTION: CLOSE")),
+    ("host-then-blank-then-more", get(b"Host: h") + b"X: 1\r\n\r\n"),
     ("x-host-not-host", get(b"X-Host: a")),
     ("host-space-colon", get(b"Host : h")),
     ("host-nul", get(b"Host: a\x00b")),
