@@ -119,7 +119,10 @@ class ConnectionTracker:
     def _hand_on(self) -> None:
         held, self._held = self._held, []
         for adapter in held:
-            adapter._hand_on()
+            try:
+                adapter._hand_on()
+            except Exception as exc:  # that connection's failure, not the others' reads
+                adapter._read_failed(exc)
 
     def add(self, adapter: TransportAdapter) -> None:
         self._adapters.add(adapter)
@@ -339,6 +342,13 @@ LINGER_TIMEOUT = 2.0  # seconds
 # handler at once, as does any read behind a held one.
 HELD_READ_LIMIT = 16 * 1024  # bytes
 
+# Reads are held only while the serve has at least this many connections open. With
+# few, a turn of the loop is short and so is the wait the hold removes, while the
+# hold's own cost — a turn of the loop more per read when each turn carries one —
+# is a tenth of a lone keep-alive connection's request (docs/performance.md,
+# "Speed round two — the wall clock after the fourth pass").
+HOLD_FROM_CONNECTIONS = 8
+
 # How long the output of a connection may make no progress (its peer reads
 # nothing of it) before the connection is aborted: nginx's send_timeout.
 DEFAULT_SEND_TIMEOUT = 60.0  # seconds
@@ -476,7 +486,11 @@ class TransportAdapter(asyncio.Protocol):
         if self._lingering:
             return  # closing; what the client still sends is dropped
         if self._held is None:
-            if self._holds_reads and len(data) <= HELD_READ_LIMIT:
+            if (
+                self._holds_reads
+                and len(data) <= HELD_READ_LIMIT
+                and len(self._tracker._adapters) >= HOLD_FROM_CONNECTIONS
+            ):
                 self._held = data  # to the handler a turn later (`ConnectionTracker.hold`)
                 tracker = self._tracker
                 held = tracker._held
@@ -509,6 +523,14 @@ class TransportAdapter(asyncio.Protocol):
                 and not transport.is_closing()
             ):
                 self._handler.data_received(data)
+
+    def _read_failed(self, exc: Exception) -> None:
+        """A held read's handler raised: what the loop does when ``data_received`` raises
+        (report it, abort this connection), so the turn's other reads still go on."""
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": "data_received() failed", "exception": exc, "protocol": self}
+        )
+        self.abort()
 
     def eof_received(self) -> bool | None:
         if self._held is not None:

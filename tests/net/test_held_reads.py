@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
+from pounce.net import transport as transport_module
 from pounce.net.transport import HELD_READ_LIMIT, ConnectionTracker, TransportAdapter
+
+
+@pytest.fixture(autouse=True)
+def _hold_from_one_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests drive one or a few connections: hold from the first."""
+    monkeypatch.setattr(transport_module, "HOLD_FROM_CONNECTIONS", 1)
 
 
 class _Transport(asyncio.Transport):
@@ -202,6 +209,46 @@ def test_reads_of_one_turn_reach_their_handlers_in_the_order_they_came() -> None
         assert order == []
         await asyncio.sleep(0)
         assert order == [3, 0, 4, 1, 2]
+
+    uvloop = pytest.importorskip("uvloop")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())
+
+
+def test_with_few_connections_open_a_read_goes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone keep-alive connection: the hold would cost a turn of the loop a request."""
+    monkeypatch.setattr(transport_module, "HOLD_FROM_CONNECTIONS", 2)
+
+    async def case(adapter: TransportAdapter, transport: _Transport, rec: _Recorder) -> None:
+        adapter.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert rec.seen == [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"]
+
+    run_on("uvloop", case)
+
+
+def test_a_handler_failing_on_a_held_read_leaves_the_other_reads_of_the_turn() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: reported.append(context))
+        tracker = ConnectionTracker()
+        recorders = [_Recorder() for _ in range(3)]
+        adapters = [TransportAdapter(lambda r=r: r, tracker) for r in recorders]  # type: ignore[misc]
+        transports = [_Transport() for _ in range(3)]
+        for adapter, transport in zip(adapters, transports, strict=True):
+            adapter.connection_made(transport)
+            adapter.data_received(b"first")
+
+        def fail(data: bytes) -> None:
+            raise RuntimeError("handler bug")
+
+        recorders[0].data_received = fail  # type: ignore[method-assign]
+        for adapter in adapters:
+            adapter.data_received(b"x")
+        await asyncio.sleep(0)
+        assert recorders[1].seen[-1] == b"x" and recorders[2].seen[-1] == b"x"
+        assert transports[0].closing and not transports[1].closing
+        assert [type(c["exception"]) for c in reported] == [RuntimeError]
 
     uvloop = pytest.importorskip("uvloop")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
