@@ -109,12 +109,9 @@ class ConnectionTracker:
         """
         held = self._held
         if not held:
-            self._hand_on_next_turn()
+            assert self._loop is not None  # (`ask_loop` said this serve holds reads)
+            self._loop.call_soon(self._hand_on)
         held.append(adapter)
-
-    def _hand_on_next_turn(self) -> None:
-        assert self._loop is not None  # (`ask_loop` said this serve holds reads)
-        self._loop.call_soon(self._hand_on)
 
     def _hand_on(self) -> None:
         held, self._held = self._held, []
@@ -491,12 +488,8 @@ class TransportAdapter(asyncio.Protocol):
                 and len(data) <= HELD_READ_LIMIT
                 and len(self._tracker._adapters) >= HOLD_FROM_CONNECTIONS
             ):
-                self._held = data  # to the handler a turn later (`ConnectionTracker.hold`)
-                tracker = self._tracker
-                held = tracker._held
-                if not held:  # (`ConnectionTracker.hold` inline: once per read)
-                    tracker._hand_on_next_turn()
-                held.append(self)
+                self._held = data  # to the handler a turn later
+                self._tracker.hold(self)
                 return
         else:
             # A second read before the first was handed on (the loop read again at

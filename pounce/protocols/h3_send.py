@@ -72,13 +72,17 @@ class SendQueue:
     def __init__(self, quantum: int = QUANTUM) -> None:
         self.quantum = quantum
         self._streams: dict[int, _Held] = {}  # insertion order is turn order
-        self.total = 0  # bytes held, all streams
 
     def __bool__(self) -> bool:
         return bool(self._streams)
 
     def __contains__(self, stream_id: int) -> bool:
         return stream_id in self._streams
+
+    @property
+    def total(self) -> int:
+        """Bytes held, all streams."""
+        return sum(held.size for held in self._streams.values())
 
     def turns(self) -> list[int]:
         """The streams holding bytes, next turn first."""
@@ -98,18 +102,14 @@ class SendQueue:
         if data:
             held.chunks.append(memoryview(data))
             held.size += len(data)
-            self.total += len(data)
         held.fin = held.fin or fin
 
     def drop(self, stream_id: int) -> None:
         """Forget what `stream_id` holds (its stream was reset)."""
-        held = self._streams.pop(stream_id, None)
-        if held is not None:
-            self.total -= held.size
+        self._streams.pop(stream_id, None)
 
     def clear(self) -> None:
         self._streams.clear()
-        self.total = 0
 
     def take(
         self, budget: int, room: Callable[[int], int | None]
@@ -138,7 +138,6 @@ class SendQueue:
                     continue  # its window is shut; the others go on
                 del streams[stream_id]
                 data = held.pop(n) if n > 0 else b""
-                self.total -= n
                 budget -= n
                 fin = held.fin and not held.size
                 if n > 0 or fin:

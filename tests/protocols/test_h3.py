@@ -84,19 +84,23 @@ class Pair:
     def exchange(self, rounds: int = 6) -> None:
         """Move every datagram both ways until both sides are quiet."""
         for _ in range(rounds):
-            self.now += 0.001
-            moved = False
-            for data, _addr in self.core.datagrams_to_send(self.now):
-                moved = True
-                self.quic.receive_datagram(data, SERVER, self.now)
-            while (event := self.quic.next_event()) is not None:
-                self.client_events.append(event)
-                self.client_events.extend(self.client.handle_event(event))
-            for data, _addr in self.quic.datagrams_to_send(self.now):
-                moved = True
-                self.events += self.core.receive_datagram(data, CLIENT, self.now)
-            if not moved:
+            if not self.flight(0.001):
                 return
+
+    def flight(self, step: float) -> bool:
+        """`step` seconds on, then one round of datagrams both ways: did any move?"""
+        self.now += step
+        moved = False
+        for data, _addr in self.core.datagrams_to_send(self.now):
+            moved = True
+            self.quic.receive_datagram(data, SERVER, self.now)
+        while (event := self.quic.next_event()) is not None:
+            self.client_events.append(event)
+            self.client_events.extend(self.client.handle_event(event))
+        for data, _addr in self.quic.datagrams_to_send(self.now):
+            moved = True
+            self.events += self.core.receive_datagram(data, CLIENT, self.now)
+        return moved
 
     def take(self) -> list[InboundEvent]:
         events, self.events = self.events, []

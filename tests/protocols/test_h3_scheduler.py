@@ -31,7 +31,7 @@ from pounce.protocols.events import (
 )
 from pounce.protocols.events import StreamReset as PounceReset
 from pounce.protocols.h3_send import DIRECT, QUANTUM
-from tests.protocols.test_h3 import CLIENT, SERVER, Pair, files
+from tests.protocols.test_h3 import SERVER, Pair, files
 
 __all__ = ["files"]  # the fixture, shared with test_h3
 
@@ -88,25 +88,15 @@ def pump(pair: Pair, rounds: int = 20_000) -> None:
     """Move datagrams both ways, timers included, until neither side has more to say."""
     quiet = 0
     for _ in range(rounds):
-        pair.now += 0.0005
-        moved = False
-        for data, _addr in pair.core.datagrams_to_send(pair.now):
+        moved = pair.flight(0.0005)
+        due = pair.core.timer()
+        if due is not None and due <= pair.now:
+            pair.events += pair.core.handle_timer(pair.now)
             moved = True
-            pair.quic.receive_datagram(data, SERVER, pair.now)
-        while (event := pair.quic.next_event()) is not None:
-            pair.client_events.append(event)
-            pair.client_events.extend(pair.client.handle_event(event))
-        for data, _addr in pair.quic.datagrams_to_send(pair.now):
+        due = pair.quic.get_timer()
+        if due is not None and due <= pair.now:
+            pair.quic.handle_timer(pair.now)
             moved = True
-            pair.events += pair.core.receive_datagram(data, CLIENT, pair.now)
-        for side in (pair.core, pair.quic):
-            due = side.timer() if side is pair.core else side.get_timer()  # type: ignore[union-attr]
-            if due is not None and due <= pair.now:
-                if side is pair.core:
-                    pair.events += pair.core.handle_timer(pair.now)
-                else:
-                    pair.quic.handle_timer(pair.now)
-                moved = True
         quiet = 0 if moved else quiet + 1
         if quiet > 3:
             return
@@ -116,14 +106,7 @@ def pump(pair: Pair, rounds: int = 20_000) -> None:
 def flights(pair: Pair, count: int) -> None:
     """`count` rounds of datagrams both ways, no more."""
     for _ in range(count):
-        pair.now += 0.0005
-        for data, _addr in pair.core.datagrams_to_send(pair.now):
-            pair.quic.receive_datagram(data, SERVER, pair.now)
-        while (event := pair.quic.next_event()) is not None:
-            pair.client_events.append(event)
-            pair.client_events.extend(pair.client.handle_event(event))
-        for data, _addr in pair.quic.datagrams_to_send(pair.now):
-            pair.events += pair.core.receive_datagram(data, CLIENT, pair.now)
+        pair.flight(0.0005)
 
 
 def parked_stream(pair: Pair, sids: list[int]) -> int:
