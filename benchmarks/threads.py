@@ -49,7 +49,9 @@ TICKS = os.sysconf("SC_CLK_TCK")
 @dataclass(frozen=True, slots=True)
 class ThreadSample:
     name: str
-    ticks: int  # utime + stime
+    user: int  # utime, clock ticks
+    system: int  # stime: the kernel's work for the thread (syscalls, the network stack)
+    faults: int  # minor page faults: memory the kernel mapped in on first touch
     voluntary: int  # context switches: the thread waited (a futex, epoll)
     involuntary: int  # context switches: the thread was preempted
 
@@ -78,7 +80,9 @@ def sample(pid: int) -> dict[int, ThreadSample]:
             }
             out[int(tid)] = ThreadSample(
                 f"{name} ({proc})",
-                int(fields[11]) + int(fields[12]),
+                int(fields[11]),
+                int(fields[12]),
+                int(fields[7]),
                 switches.get("voluntary_ctxt_switches", 0),
                 switches.get("nonvoluntary_ctxt_switches", 0),
             )
@@ -148,18 +152,29 @@ def probe(
         f"\n{spec.label}, {scenario_key} (-c{scenario.connections}), server CPUs {server_cpus}: "
         f"{result.rps:,.0f} req/s (noisy), {len(after)} threads"
     )
-    print(f"  {'thread':<36} {'core share':>10} {'vol. sw/req':>12} {'invol. sw/req':>14}")
-    total = 0.0
+    print(
+        f"  {'thread':<36} {'core share':>10} {'user us/req':>12} {'sys us/req':>11} "
+        f"{'faults/req':>10} {'vol. sw/req':>12} {'invol. sw/req':>14}"
+    )
+    total = user_total = system_total = 0.0
     for tid, now in sorted(after.items()):
-        then = before.get(tid, ThreadSample(now.name, 0, 0, 0))
-        share = (now.ticks - then.ticks) / TICKS / wall
+        then = before.get(tid, ThreadSample(now.name, 0, 0, 0, 0, 0))
+        user = (now.user - then.user) / TICKS
+        system = (now.system - then.system) / TICKS
+        share = (user + system) / wall
         total += share
+        user_total += user
+        system_total += system
         print(
-            f"  {now.name[:36]:<36} {share:>10.0%} "
+            f"  {now.name[:36]:<36} {share:>10.0%} {user * 1e6 / requests:>12.2f} "
+            f"{system * 1e6 / requests:>11.2f} {(now.faults - then.faults) / requests:>10.3f} "
             f"{(now.voluntary - then.voluntary) / requests:>12.3f} "
             f"{(now.involuntary - then.involuntary) / requests:>14.3f}"
         )
-    print(f"  {'all threads':<36} {total:>10.0%}")
+    print(
+        f"  {'all threads':<36} {total:>10.0%} {user_total * 1e6 / requests:>12.2f} "
+        f"{system_total * 1e6 / requests:>11.2f}"
+    )
     if gc_lines:
         print(f"  collections during the run (generation=count/CPU): {gc_lines[-1]}")
         _per_request(gc_lines[-1])
