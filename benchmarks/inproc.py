@@ -33,6 +33,16 @@ one, so a count shows what the server costs under a framework::
 
     python inproc.py --callgrind --app fastapi --path /json --loop uvloop
 
+``--head browser`` sends the request head headless Chromium sends for a
+top-level navigation (``browser_head.py``: Host and 14 fields, a Cookie of two
+cookies the last, ~740 bytes) instead of wrk's lean one (``GET`` and a Host
+field), to Pounce and to Uvicorn alike; with ``--close`` its ``Connection``
+field says ``close``::
+
+    python inproc.py --callgrind --loop uvloop --head browser
+    .peers-venv/bin/python inproc.py --callgrind --loop uvloop --head browser \
+        --server uvicorn-httptools
+
 ``--close`` opens a new connection per request instead (``Connection:
 close``: the connection's objects, the request, the close, ``connection_lost``).
 ``--server uvicorn-h11`` or ``--server uvicorn-httptools`` drives Uvicorn's own
@@ -72,6 +82,7 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(1, str(HERE.parent))
 
 from apps import HELLO_BODY, JSON_BODY, LARGE_BODY, app  # noqa: E402
+from browser_head import HEADS, request_head  # noqa: E402
 
 from pounce.drivers.service import ServiceContext  # noqa: E402
 from pounce.layer import Serving  # noqa: E402
@@ -82,6 +93,7 @@ from pounce.net.transport import (  # noqa: E402
 )
 from pounce.presets import StandardOptions, standard  # noqa: E402
 
+HOST = "127.0.0.1:8000"  # the Host field of every request (the fake transport's sockname)
 BODIES = {"/hello": HELLO_BODY, "/receive": HELLO_BODY, "/64k": LARGE_BODY, "/json": JSON_BODY}
 APPS = ("lean", "starlette", "fastapi")
 
@@ -209,10 +221,10 @@ def uvicorn_maker(http: str, asgi_app: Any = app) -> ProtocolMaker:
     return lambda: protocol_class(config=config, server_state=state, app_state={})  # type: ignore[no-any-return]
 
 
-async def drive(n: int, path: str, maker: ProtocolMaker, close: bool) -> float:
-    """`n` requests, one at a time: on one keep-alive connection, or one connection each."""
-    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
-    request += b"Connection: close\r\n\r\n" if close else b"\r\n"
+async def drive(n: int, path: str, maker: ProtocolMaker, close: bool, head: str = "lean") -> float:
+    """`n` requests, one at a time: on one keep-alive connection, or one connection each;
+    `head`: wrk's lean request head or a browser's (browser_head.py)."""
+    request = request_head(head, path, HOST, close=close)
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     remaining = n
@@ -256,11 +268,13 @@ async def drive(n: int, path: str, maker: ProtocolMaker, close: bool) -> float:
     return elapsed
 
 
-async def drive_together(n: int, path: str, maker: ProtocolMaker, connections: int) -> float:
+async def drive_together(
+    n: int, path: str, maker: ProtocolMaker, connections: int, head: str = "lean"
+) -> float:
     """`n` requests over `connections` keep-alive connections, each turn feeding every
     connection whose answer came: a turn reads many requests, as under ``wrk -c64``
     (one request per turn leaves out what a turn's reads share)."""
-    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+    request = request_head(head, path, HOST)
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     remaining = n
@@ -341,10 +355,10 @@ def run(args: argparse.Namespace) -> None:
             import cProfile
             import pstats
 
-            runner.run(drive(200, args.path, maker, args.close))  # warm up
+            runner.run(drive(200, args.path, maker, args.close, args.head))  # warm up
             profiler = cProfile.Profile()
             profiler.enable()
-            runner.run(drive(args.n, args.path, maker, args.close))
+            runner.run(drive(args.n, args.path, maker, args.close, args.head))
             profiler.disable()
             stats = pstats.Stats(profiler)
             total = sum(entry[1] for entry in stats.stats.values())  # type: ignore[attr-defined]
@@ -352,7 +366,7 @@ def run(args: argparse.Namespace) -> None:
             stats.sort_stats("tottime").print_stats(args.top)
             return
         if args.opcodes:
-            runner.run(drive(200, args.path, maker, args.close))  # warm up
+            runner.run(drive(200, args.path, maker, args.close, args.head))  # warm up
             count_opcodes(runner, args)
             return
         # As `Server.run()` does once it listens: the start-up heap (a framework's
@@ -361,9 +375,11 @@ def run(args: argparse.Namespace) -> None:
         gc.collect()
         gc.freeze()
         if args.connections > 1:
-            elapsed = runner.run(drive_together(args.n, args.path, maker, args.connections))
+            elapsed = runner.run(
+                drive_together(args.n, args.path, maker, args.connections, args.head)
+            )
         else:
-            elapsed = runner.run(drive(args.n, args.path, maker, args.close))
+            elapsed = runner.run(drive(args.n, args.path, maker, args.close, args.head))
     print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
 
 
@@ -388,7 +404,7 @@ def count_opcodes(runner: asyncio.Runner, args: argparse.Namespace) -> None:
 
     sys.settrace(tracer)
     try:
-        runner.run(drive(args.n, args.path, maker_for(args), args.close))
+        runner.run(drive(args.n, args.path, maker_for(args), args.close, args.head))
     finally:
         sys.settrace(None)
     mine = {k: v for k, v in counts.items() if not k[0].endswith(("inproc.py", "apps.py"))}
@@ -429,6 +445,8 @@ def callgrind(args: argparse.Namespace) -> None:
                 args.server,
                 "--app",
                 args.app,
+                "--head",
+                args.head,
                 *(["--close"] if args.close else []),
                 *(["--connections", str(args.connections)] if args.connections > 1 else []),
                 *(["--observe"] if args.observe else []),
@@ -449,7 +467,8 @@ def callgrind(args: argparse.Namespace) -> None:
         f"{app_name}{args.path} {what} loop={args.loop}{' close' if args.close else ''}"
         f"{' observed' if args.observe else ''}{' access-log' if args.access_log else ''}"
         f"{'' if args.access_log_level == 'INFO' else ' at ' + args.access_log_level}"
-        f"{f' connections={args.connections}' if args.connections > 1 else ''}: "
+        f"{f' connections={args.connections}' if args.connections > 1 else ''}"
+        f"{'' if args.head == 'lean' else f' head={args.head}'}: "
         f"{per_request:,.0f} instructions per request"
     )
 
@@ -464,6 +483,12 @@ def main() -> None:
         choices=APPS,
         default="lean",
         help="the lean app of apps.py, or a framework scenario's (framework_apps.py)",
+    )
+    parser.add_argument(
+        "--head",
+        choices=HEADS,
+        default="lean",
+        help="the request head: wrk's lean one (Host only) or a browser's (browser_head.py)",
     )
     parser.add_argument("--stack", choices=("standard", "minimal"), default="standard")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")

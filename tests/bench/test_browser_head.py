@@ -2,18 +2,21 @@
 
 The ``browser`` scenario must send Chromium's fields (benchmarks/browser_head.py)
 in their order, once each, after wrk's one Host field: wrk runs the scenario's
-own script against a socket that records the raw bytes. And the capture tool
-still reads Chromium's head.
+own script against a socket that records the raw bytes. ``inproc.py --head
+browser`` must hand every field to Pounce and to Uvicorn: an app on each records
+the headers its scope got. And the capture tool still reads Chromium's head.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,7 @@ from pounce.bench.scenario import Scenario
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))  # the harness imports its apps as top-level modules
+import inproc  # noqa: E402
 from browser_head import BROWSER_FIELDS, request_head  # noqa: E402
 from capture_browser_head import capture, fields  # noqa: E402
 from harness.scenarios import SCENARIOS  # noqa: E402
@@ -122,6 +126,42 @@ def test_the_lean_head_is_wrks() -> None:
     assert b"\r\nConnection: close\r\n" in closing and b"keep-alive" not in closing
     with pytest.raises(ValueError, match="want one of lean, browser"):
         request_head("firefox", "/", "h:1")
+
+
+def _recording_app(seen: list[list[tuple[bytes, bytes]]]) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(list(scope["headers"]))
+        await inproc.app(scope, receive, send)
+
+    return app
+
+
+SERVERS = ["pounce", "uvicorn-h11"]
+try:
+    import httptools  # noqa: F401
+except ImportError:  # the peers' venv has it (benchmarks/.peers-venv); the dev group does not
+    pass
+else:
+    SERVERS.append("uvicorn-httptools")
+
+
+@pytest.mark.parametrize("server", SERVERS)
+@pytest.mark.parametrize("driver", ["drive", "drive_together", "close"])
+def test_inproc_feeds_every_browser_field_to_the_server(server: str, driver: str) -> None:
+    seen: list[list[tuple[bytes, bytes]]] = []
+    maker = inproc.protocol_maker(server, "fast", "standard", asgi_app=_recording_app(seen))
+    if driver == "drive_together":
+        run = inproc.drive_together(12, "/hello", maker, 4, "browser")
+    else:
+        run = inproc.drive(5, "/hello", maker, driver == "close", "browser")
+    with asyncio.Runner() as runner:
+        runner.run(run)  # drive() checks every answer
+    want = [(b"host", b"127.0.0.1:8000")]
+    want += [(name.lower().encode(), value.encode()) for name, value in BROWSER_FIELDS]
+    if driver == "close":
+        want[1] = (b"connection", b"close")
+    assert len(seen) == (12 if driver == "drive_together" else 5)
+    assert all([(n.lower(), v) for n, v in headers] == want for headers in seen)
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs chromium (apt-get install)")
