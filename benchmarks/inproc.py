@@ -57,7 +57,10 @@ under the peers' environment the same for Uvicorn's protocol.
 
 ``--callgrind`` runs itself twice under ``valgrind --tool=callgrind`` (with
 ``-n 2000`` and ``-n 12000`` unless ``--counts`` says otherwise) and prints
-``(Ir(n2) - Ir(n1)) / (n2 - n1)``. It needs valgrind (``apt-get install
+``(Ir(n2) - Ir(n1)) / (n2 - n1)``. Both runs load every module's bytecode
+from a private cache that one plain run fills first (``PYTHONPYCACHEPREFIX``):
+``.pyc`` files written by another process between the two runs would otherwise
+take a whole compile out of one of them. It needs valgrind (``apt-get install
 valgrind``) and takes a minute or two.
 """
 
@@ -419,42 +422,62 @@ def maker_for(args: argparse.Namespace) -> ProtocolMaker:
     )
 
 
+def _child_argv(args: argparse.Namespace, n: int) -> list[str]:
+    """This script with `args`, for `n` requests (a run callgrind counts)."""
+    return [
+        sys.executable,
+        __file__,
+        "-n",
+        str(n),
+        "--path",
+        args.path,
+        "--parser",
+        args.parser,
+        "--stack",
+        args.stack,
+        "--loop",
+        args.loop,
+        "--server",
+        args.server,
+        "--app",
+        args.app,
+        "--head",
+        args.head,
+        *(["--close"] if args.close else []),
+        *(["--connections", str(args.connections)] if args.connections > 1 else []),
+        *(["--observe"] if args.observe else []),
+        *(["--access-log"] if args.access_log else []),
+        *(["--access-log-level", args.access_log_level] if args.access_log else []),
+    ]
+
+
+def _bytecode_env(cache: str) -> dict[str, str]:
+    """The children's environment: every module's bytecode in a cache of their own.
+
+    A count is the difference of two runs, so both must import alike. Compiling
+    a module from source costs far more than loading its ``.pyc``; if another
+    process writes the ``.pyc`` files between the two runs (or one of them runs
+    with PYTHONDONTWRITEBYTECODE and the other finds some), the difference is off
+    by the whole compile (tens of thousands per request). A private cache, filled
+    by one plain run first, makes both runs load every module from it."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=cache)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def callgrind(args: argparse.Namespace) -> None:
     low, high = args.counts
     totals = []
-    for n in (low, high):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "callgrind.out")
-            cmd = [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "-n",
-                str(n),
-                "--path",
-                args.path,
-                "--parser",
-                args.parser,
-                "--stack",
-                args.stack,
-                "--loop",
-                args.loop,
-                "--server",
-                args.server,
-                "--app",
-                args.app,
-                "--head",
-                args.head,
-                *(["--close"] if args.close else []),
-                *(["--connections", str(args.connections)] if args.connections > 1 else []),
-                *(["--observe"] if args.observe else []),
-                *(["--access-log"] if args.access_log else []),
-                *(["--access-log-level", args.access_log_level] if args.access_log else []),
-            ]
-            subprocess.run(cmd, check=True, capture_output=True)
-            text = Path(out).read_text(errors="replace")
+    with tempfile.TemporaryDirectory() as cache:
+        env = _bytecode_env(cache)
+        subprocess.run(_child_argv(args, 10), check=True, capture_output=True, env=env)
+        for n in (low, high):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "callgrind.out")
+                valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+                cmd = [*valgrind, *_child_argv(args, n)]
+                subprocess.run(cmd, check=True, capture_output=True, env=env)
+                text = Path(out).read_text(errors="replace")
             match = re.search(r"^summary: (\d+)", text, re.MULTILINE) or re.search(
                 r"^totals: (\d+)", text, re.MULTILINE
             )
