@@ -33,6 +33,16 @@ one, so a count shows what the server costs under a framework::
 
     python inproc.py --callgrind --app fastapi --path /json --loop uvloop
 
+``--head browser`` sends the request head headless Chromium sends for a
+top-level navigation (``browser_head.py``: Host and 14 fields, a Cookie of two
+cookies the last, ~740 bytes) instead of wrk's lean one (``GET`` and a Host
+field), to Pounce and to Uvicorn alike; with ``--close`` its ``Connection``
+field says ``close``::
+
+    python inproc.py --callgrind --loop uvloop --head browser
+    .peers-venv/bin/python inproc.py --callgrind --loop uvloop --head browser \
+        --server uvicorn-httptools
+
 ``--close`` opens a new connection per request instead (``Connection:
 close``: the connection's objects, the request, the close, ``connection_lost``).
 ``--server uvicorn-h11`` or ``--server uvicorn-httptools`` drives Uvicorn's own
@@ -47,7 +57,10 @@ under the peers' environment the same for Uvicorn's protocol.
 
 ``--callgrind`` runs itself twice under ``valgrind --tool=callgrind`` (with
 ``-n 2000`` and ``-n 12000`` unless ``--counts`` says otherwise) and prints
-``(Ir(n2) - Ir(n1)) / (n2 - n1)``. It needs valgrind (``apt-get install
+``(Ir(n2) - Ir(n1)) / (n2 - n1)``. Both runs load every module's bytecode
+from a private cache that one plain run fills first (``PYTHONPYCACHEPREFIX``):
+``.pyc`` files written by another process between the two runs would otherwise
+take a whole compile out of one of them. It needs valgrind (``apt-get install
 valgrind``) and takes a minute or two.
 """
 
@@ -72,6 +85,7 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(1, str(HERE.parent))
 
 from apps import HELLO_BODY, JSON_BODY, LARGE_BODY, app  # noqa: E402
+from browser_head import HEADS, request_head  # noqa: E402
 
 from pounce.drivers.service import ServiceContext  # noqa: E402
 from pounce.layer import Serving  # noqa: E402
@@ -82,6 +96,7 @@ from pounce.net.transport import (  # noqa: E402
 )
 from pounce.presets import StandardOptions, standard  # noqa: E402
 
+HOST = "127.0.0.1:8000"  # the Host field of every request (the fake transport's sockname)
 BODIES = {"/hello": HELLO_BODY, "/receive": HELLO_BODY, "/64k": LARGE_BODY, "/json": JSON_BODY}
 APPS = ("lean", "starlette", "fastapi")
 
@@ -209,10 +224,10 @@ def uvicorn_maker(http: str, asgi_app: Any = app) -> ProtocolMaker:
     return lambda: protocol_class(config=config, server_state=state, app_state={})  # type: ignore[no-any-return]
 
 
-async def drive(n: int, path: str, maker: ProtocolMaker, close: bool) -> float:
-    """`n` requests, one at a time: on one keep-alive connection, or one connection each."""
-    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
-    request += b"Connection: close\r\n\r\n" if close else b"\r\n"
+async def drive(n: int, path: str, maker: ProtocolMaker, close: bool, head: str = "lean") -> float:
+    """`n` requests, one at a time: on one keep-alive connection, or one connection each;
+    `head`: wrk's lean request head or a browser's (browser_head.py)."""
+    request = request_head(head, path, HOST, close=close)
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     remaining = n
@@ -256,11 +271,13 @@ async def drive(n: int, path: str, maker: ProtocolMaker, close: bool) -> float:
     return elapsed
 
 
-async def drive_together(n: int, path: str, maker: ProtocolMaker, connections: int) -> float:
+async def drive_together(
+    n: int, path: str, maker: ProtocolMaker, connections: int, head: str = "lean"
+) -> float:
     """`n` requests over `connections` keep-alive connections, each turn feeding every
     connection whose answer came: a turn reads many requests, as under ``wrk -c64``
     (one request per turn leaves out what a turn's reads share)."""
-    request = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+    request = request_head(head, path, HOST)
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     remaining = n
@@ -341,10 +358,10 @@ def run(args: argparse.Namespace) -> None:
             import cProfile
             import pstats
 
-            runner.run(drive(200, args.path, maker, args.close))  # warm up
+            runner.run(drive(200, args.path, maker, args.close, args.head))  # warm up
             profiler = cProfile.Profile()
             profiler.enable()
-            runner.run(drive(args.n, args.path, maker, args.close))
+            runner.run(drive(args.n, args.path, maker, args.close, args.head))
             profiler.disable()
             stats = pstats.Stats(profiler)
             total = sum(entry[1] for entry in stats.stats.values())  # type: ignore[attr-defined]
@@ -352,7 +369,7 @@ def run(args: argparse.Namespace) -> None:
             stats.sort_stats("tottime").print_stats(args.top)
             return
         if args.opcodes:
-            runner.run(drive(200, args.path, maker, args.close))  # warm up
+            runner.run(drive(200, args.path, maker, args.close, args.head))  # warm up
             count_opcodes(runner, args)
             return
         # As `Server.run()` does once it listens: the start-up heap (a framework's
@@ -361,9 +378,11 @@ def run(args: argparse.Namespace) -> None:
         gc.collect()
         gc.freeze()
         if args.connections > 1:
-            elapsed = runner.run(drive_together(args.n, args.path, maker, args.connections))
+            elapsed = runner.run(
+                drive_together(args.n, args.path, maker, args.connections, args.head)
+            )
         else:
-            elapsed = runner.run(drive(args.n, args.path, maker, args.close))
+            elapsed = runner.run(drive(args.n, args.path, maker, args.close, args.head))
     print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
 
 
@@ -388,7 +407,7 @@ def count_opcodes(runner: asyncio.Runner, args: argparse.Namespace) -> None:
 
     sys.settrace(tracer)
     try:
-        runner.run(drive(args.n, args.path, maker_for(args), args.close))
+        runner.run(drive(args.n, args.path, maker_for(args), args.close, args.head))
     finally:
         sys.settrace(None)
     mine = {k: v for k, v in counts.items() if not k[0].endswith(("inproc.py", "apps.py"))}
@@ -403,40 +422,62 @@ def maker_for(args: argparse.Namespace) -> ProtocolMaker:
     )
 
 
+def _child_argv(args: argparse.Namespace, n: int) -> list[str]:
+    """This script with `args`, for `n` requests (a run callgrind counts)."""
+    return [
+        sys.executable,
+        __file__,
+        "-n",
+        str(n),
+        "--path",
+        args.path,
+        "--parser",
+        args.parser,
+        "--stack",
+        args.stack,
+        "--loop",
+        args.loop,
+        "--server",
+        args.server,
+        "--app",
+        args.app,
+        "--head",
+        args.head,
+        *(["--close"] if args.close else []),
+        *(["--connections", str(args.connections)] if args.connections > 1 else []),
+        *(["--observe"] if args.observe else []),
+        *(["--access-log"] if args.access_log else []),
+        *(["--access-log-level", args.access_log_level] if args.access_log else []),
+    ]
+
+
+def _bytecode_env(cache: str) -> dict[str, str]:
+    """The children's environment: every module's bytecode in a cache of their own.
+
+    A count is the difference of two runs, so both must import alike. Compiling
+    a module from source costs far more than loading its ``.pyc``; if another
+    process writes the ``.pyc`` files between the two runs (or one of them runs
+    with PYTHONDONTWRITEBYTECODE and the other finds some), the difference is off
+    by the whole compile (tens of thousands per request). A private cache, filled
+    by one plain run first, makes both runs load every module from it."""
+    env = dict(os.environ, PYTHONPYCACHEPREFIX=cache)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def callgrind(args: argparse.Namespace) -> None:
     low, high = args.counts
     totals = []
-    for n in (low, high):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = os.path.join(tmp, "callgrind.out")
-            cmd = [
-                "valgrind",
-                "--tool=callgrind",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                __file__,
-                "-n",
-                str(n),
-                "--path",
-                args.path,
-                "--parser",
-                args.parser,
-                "--stack",
-                args.stack,
-                "--loop",
-                args.loop,
-                "--server",
-                args.server,
-                "--app",
-                args.app,
-                *(["--close"] if args.close else []),
-                *(["--connections", str(args.connections)] if args.connections > 1 else []),
-                *(["--observe"] if args.observe else []),
-                *(["--access-log"] if args.access_log else []),
-                *(["--access-log-level", args.access_log_level] if args.access_log else []),
-            ]
-            subprocess.run(cmd, check=True, capture_output=True)
-            text = Path(out).read_text(errors="replace")
+    with tempfile.TemporaryDirectory() as cache:
+        env = _bytecode_env(cache)
+        subprocess.run(_child_argv(args, 10), check=True, capture_output=True, env=env)
+        for n in (low, high):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "callgrind.out")
+                valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+                cmd = [*valgrind, *_child_argv(args, n)]
+                subprocess.run(cmd, check=True, capture_output=True, env=env)
+                text = Path(out).read_text(errors="replace")
             match = re.search(r"^summary: (\d+)", text, re.MULTILINE) or re.search(
                 r"^totals: (\d+)", text, re.MULTILINE
             )
@@ -449,7 +490,8 @@ def callgrind(args: argparse.Namespace) -> None:
         f"{app_name}{args.path} {what} loop={args.loop}{' close' if args.close else ''}"
         f"{' observed' if args.observe else ''}{' access-log' if args.access_log else ''}"
         f"{'' if args.access_log_level == 'INFO' else ' at ' + args.access_log_level}"
-        f"{f' connections={args.connections}' if args.connections > 1 else ''}: "
+        f"{f' connections={args.connections}' if args.connections > 1 else ''}"
+        f"{'' if args.head == 'lean' else f' head={args.head}'}: "
         f"{per_request:,.0f} instructions per request"
     )
 
@@ -464,6 +506,12 @@ def main() -> None:
         choices=APPS,
         default="lean",
         help="the lean app of apps.py, or a framework scenario's (framework_apps.py)",
+    )
+    parser.add_argument(
+        "--head",
+        choices=HEADS,
+        default="lean",
+        help="the request head: wrk's lean one (Host only) or a browser's (browser_head.py)",
     )
     parser.add_argument("--stack", choices=("standard", "minimal"), default="standard")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")

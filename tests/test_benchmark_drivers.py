@@ -24,6 +24,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
         ["inproc.py", "-n", "50", "--app", "starlette", "--path", "/json"],
         ["inproc.py", "-n", "50", "--app", "fastapi", "--path", "/hello"],
         ["inproc.py", "-n", "20", "--close", "--opcodes"],
+        # A browser's request head (browser_head.py), to Pounce and to Uvicorn, each driver.
+        ["inproc.py", "-n", "50", "--head", "browser", "--loop", "uvloop"],
+        ["inproc.py", "-n", "50", "--head", "browser", "--close", "--server", "uvicorn-h11"],
+        ["inproc.py", "-n", "100", "--head", "browser", "--connections", "8", "--parser", "h11"],
         ["inproc.py", "-n", "200", "--connections", "16", "--loop", "uvloop", "--path", "/64k"],
         ["h2_inproc.py", "path", "20"],
         ["accept_inproc.py", "-n", "20", "--stack", "standard"],

@@ -24,10 +24,11 @@ GOALS: tuple[tuple[str, str, str, str], ...] = (
     ("workers2", "pounce-fast-uvloop-w2", "uvicorn-httptools-uvloop-w2", "≥ 1.0× (workers)"),
 )
 P99_GOAL = ("hello", "pounce-fast-uvloop", "uvicorn-httptools-uvloop", "≤ 1.2× (goal 1)")
-# Issue 19, item 5: the goals held for what users run, an app that awaits receive()
-# once and the Starlette and FastAPI endpoints: at least Uvicorn httptools+uvloop, and
-# the moonshot of item 4, Granian's req/s with no worse a p99.
+# Issue 19, item 5: the goals held for what users run, a browser's request head, an app
+# that awaits receive() once and the Starlette and FastAPI endpoints: at least Uvicorn
+# httptools+uvloop, and the moonshot of item 4, Granian's req/s with no worse a p99.
 USER_APP_SCENARIOS = (
+    "browser",
     "receive",
     "starlette-hello",
     "starlette-json",

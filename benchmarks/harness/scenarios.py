@@ -8,6 +8,7 @@ requests this harness times, against ``apps.py`` and ``framework_apps.py``.
 from __future__ import annotations
 
 import apps
+from browser_head import BROWSER_FIELDS
 
 from harness.servers import APP
 from pounce.bench.scenario import Scenario, close_check, keep_alive_check
@@ -46,6 +47,18 @@ SCENARIOS: tuple[Scenario, ...] = (
         path="/hello",
         connections=64,
         headers=(),
+        body=b"",
+        response_size=len(apps.HELLO_BODY),
+        check=_check_hello,
+    ),
+    Scenario(
+        app=APP,
+        key="browser",
+        title="hello keep-alive, the request head a browser sends (Chromium's, ~740 bytes)",
+        method="GET",
+        path="/hello",
+        connections=64,
+        headers=BROWSER_FIELDS,  # Host first, wrk's; then these in order (browser_head.py)
         body=b"",
         response_size=len(apps.HELLO_BODY),
         check=_check_hello,

@@ -78,10 +78,8 @@ class Scenario:
         ]
         if self.body:
             lines.append(f"wrk.body = {lua_string(self.body)}")
-        lines += [
-            f"wrk.headers[{lua_string(name.encode())}] = {lua_string(value.encode())}"
-            for name, value in self.headers
-        ]
+        if self.headers:
+            lines.append(_ordered_format_lua(self.headers))
         return "\n".join(lines) + "\n" + _DONE_LUA
 
     def write_lua(self, directory: Path) -> Path:
@@ -94,6 +92,33 @@ class Scenario:
 
     def request_body(self) -> bytes:
         return self.body
+
+
+def _ordered_format_lua(headers: tuple[tuple[str, str], ...]) -> str:
+    """A ``wrk.format`` that writes the fields in the order given, where wrk's own writes
+    its ``wrk.headers`` table in Lua's hash order: Host first (wrk's, unless one is
+    given), the fields, and Content-Length for a body (unless one is given). wrk calls
+    it once, from ``wrk.init``, and sends what it returns on every request."""
+    names = {name.lower() for name, _ in headers}
+    rows = [f"  {{{lua_string(n.encode())}, {lua_string(v.encode())}}}," for n, v in headers]
+    lines = ["local fields = {", *rows, "}", "wrk.format = function()"]
+    lines.append('  local lines = {wrk.method .. " " .. wrk.path .. " HTTP/1.1"}')
+    if "host" not in names:
+        lines.append('  lines[#lines + 1] = "Host: " .. wrk.headers["Host"]')
+    lines += [
+        "  for _, field in ipairs(fields) do",
+        '    lines[#lines + 1] = field[1] .. ": " .. field[2]',
+        "  end",
+    ]
+    if "content-length" not in names:
+        lines.append('  if wrk.body then lines[#lines + 1] = "Content-Length: " .. #wrk.body end')
+    lines += [
+        '  lines[#lines + 1] = ""',
+        '  lines[#lines + 1] = wrk.body or ""',
+        '  return table.concat(lines, "\\r\\n")',
+        "end",
+    ]
+    return "\n".join(lines)
 
 
 def lua_string(data: bytes) -> str:
