@@ -60,6 +60,7 @@ from pounce.protocols.events import (
 )
 from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes, upgrade_event
 from pounce.protocols.h1_fields import check_outbound, field_lines
+from pounce.protocols.h1_head import field_lines as split_field_lines
 from pounce.protocols.h1_syntax import CHUNK_HEADER, PLAIN_HOST, check_host, origin_form
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
@@ -139,6 +140,9 @@ _NO_BODY_STATUSES = frozenset((204, 304))
 _SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
+# A read this long has its head's fields split (`_split_request`), not matched by
+# `_PLAIN_HEAD_RE`, whose repeats cost more per field (curl's and httpx's heads fit).
+_PLAIN_HEAD_MAX = 256
 # Final status lines, formatted once (immutable after import).
 _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status]) for status in REASONS}
 
@@ -308,7 +312,7 @@ class FastH1Core:
 
     def receive_data(self, data: bytes) -> list[InboundEvent]:
         state = self._state
-        if state == _IDLE and data and not self._buffer:
+        if state == _IDLE and data and not self._buffer and len(data) <= _PLAIN_HEAD_MAX:
             # A new read with the next request in it: most often a plain
             # request whole (what `_parse` would find first, without its loop).
             plain = _PLAIN_HEAD_RE.match(data)
@@ -327,6 +331,33 @@ class FastH1Core:
                 self.idle = False
                 return events
             self._skip_plain = True  # `_parse` need not try again
+        elif state == _IDLE and not self._buffer:
+            # A long read (a browser's head): its fields split, without `_parse`'s loop
+            # when it ends in the head (a GET's).
+            self._skip_plain = True
+            end = data.find(b"\r\n\r\n")
+            if end > 0:
+                events = []
+                try:
+                    split = self._split_request(data, end, events)
+                except RemoteProtocolError:
+                    self._state = _ERROR
+                    self.must_close = True
+                    self.idle = False
+                    raise
+                if split and self._state == _DONE:
+                    self.read_paused = bool(self._buffer)
+                    self.idle = False
+                    return events
+                if split:
+                    try:
+                        events += self._parse()  # the body after the head
+                    except RemoteProtocolError:
+                        self._state = _ERROR
+                        self.must_close = True
+                        self.idle = False
+                        raise
+                    return events
         if state == _ERROR:
             raise RemoteProtocolError("cannot receive data after a protocol error")
         if data:
@@ -387,6 +418,9 @@ class FastH1Core:
             if plain is not None:
                 self._plain_request(plain, events)
                 return True
+        end = buffer.find(b"\r\n\r\n")
+        if end > 0 and self._split_request(buffer, end, events):
+            return True
         match = _BLANK_LINE_RE.search(buffer)
         head_size = len(buffer) if match is None else match.end()
         limits = self._limits
@@ -411,6 +445,29 @@ class FastH1Core:
         if line is None:
             raise RemoteProtocolError(f"illegal request line: {request_line!r}")
         headers = _parse_header_block(buffer[line_end + 1 : head_size])
+        events.append(self._request(line[1], line[2], line[3], headers))
+        return True
+
+    def _split_request(self, buffer: bytes, end: int, events: list[InboundEvent]) -> bool:
+        """The head before the first CRLF CRLF at `end`, if it is all CRLF lines of a
+        valid request line and field lines (`h1_head.field_lines`); else False, and the general
+        path below decides with h11's answer (a bare LF may end an earlier head)."""
+        line_end = buffer.find(b"\r\n", 0, end + 2)
+        line = _REQUEST_LINE_RE.fullmatch(buffer, 0, line_end)
+        if line is None:
+            return False
+        headers: Headers = []
+        if line_end != end:
+            fields = split_field_lines(buffer, line_end + 2, end + 2)
+            if fields is None:
+                return False
+            headers = fields
+        head_size = end + 4
+        limits = self._limits
+        if head_size > limits.max_request_line or head_size > limits.max_incomplete_event_size:
+            self._check_head(buffer, head_size)
+        self._skip_plain = False
+        self._buffer = buffer[head_size:]
         events.append(self._request(line[1], line[2], line[3], headers))
         return True
 

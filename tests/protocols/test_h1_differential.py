@@ -494,6 +494,64 @@ def test_big_corpus_with_default_limits(data: bytes) -> None:
         run_both(pieces, limits=DEFAULT)
 
 
+# A browser's head (Chromium 156's navigation, as `benchmarks/browser_head.py` has it):
+# over `_PLAIN_HEAD_MAX` bytes, so `FastH1Core` splits its fields (`h1_head`).
+BROWSER = (
+    b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nConnection: keep-alive\r\n"
+    b'sec-ch-ua: "Chromium";v="156", "Not)A;Brand";v="99"\r\nsec-ch-ua-mobile: ?0\r\n'
+    b'sec-ch-ua-platform: "Linux"\r\nUpgrade-Insecure-Requests: 1\r\n'
+    b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    b" HeadlessChrome/156.0.0.0 Safari/537.36\r\n"
+    b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    b"image/apng,*/*;q=0.8,application/signed-exchange;v=b3;q=0.7\r\n"
+    b"Sec-Fetch-Site: none\r\nSec-Fetch-Mode: navigate\r\nSec-Fetch-User: ?1\r\n"
+    b"Sec-Fetch-Dest: document\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n"
+    b"Accept-Language: en-US,en;q=0.9\r\nCookie: a=1; b=2\r\n\r\n"
+)
+# What breaks (or does not break) a field line: h11's grammar at each byte of the head.
+BROWSER_INSERTS = [b"\x00", b"\x0b", b"\x0c", b"\r", b"\n", b" ", b"\t", b":", b"\x7f", b"\xff"]
+
+
+@pytest.mark.parametrize("insert", BROWSER_INSERTS)
+def test_browser_head_with_a_byte_inserted_anywhere(insert: bytes) -> None:
+    """The browser's head as sent, then with `insert` at every position of its head,
+    alone and followed by a second request (pipelined): the same answer from both."""
+    run_both([BROWSER], limits=DEFAULT)
+    for at in range(len(BROWSER) - 1):
+        data = BROWSER[:at] + insert + BROWSER[at:]
+        run_both([data + GET], limits=DEFAULT)
+
+
+def test_browser_head_variants() -> None:
+    """Field-level changes to the browser's head: whitespace around values, empty values,
+    a body, a second Host, Connection: close, HTTP/1.0, a bare-LF head before it."""
+    head, _, _ = BROWSER.partition(b"\r\n\r\n")
+    variants = [
+        head.replace(b"Accept-Language: ", b"Accept-Language:\t ") + b"\r\n\r\n",
+        head.replace(b"?1\r\n", b"?1 \r\n") + b"\r\n\r\n",
+        head.replace(b"?1\r\n", b"\r\n") + b"\r\n\r\n",
+        head.replace(b"?1\r\n", b"  \r\n") + b"\r\n\r\n",
+        head + b"\r\nContent-Length: 5\r\n\r\nhello",
+        head + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        head + b"\r\nHost: other\r\n\r\n",
+        head.replace(b"keep-alive", b"close") + b"\r\n\r\n",
+        head.replace(b"HTTP/1.1", b"HTTP/1.0") + b"\r\n\r\n",
+        head.replace(b"Host: 127.0.0.1:8000\r\n", b"") + b"\r\n\r\n",
+        head + b"\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+        head + b"\r\nUpgrade: websocket\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: a\n\n" + BROWSER,
+        b"GET / HTTP/1.1\r\nHost: a\n\r\n" + BROWSER,
+        head.replace(b"GET /hello", b"GET http://a.example/hello") + b"\r\n\r\n",
+        head.replace(b"Cookie", b"Cook ie") + b"\r\n\r\n",
+        head.replace(b"Cookie: ", b"Cookie : ") + b"\r\n\r\n",
+        head.replace(b"\r\nCookie", b"\r\n Cookie") + b"\r\n\r\n",
+    ]
+    for data in variants:
+        for pieces in chunkings(data):
+            run_both(pieces, limits=DEFAULT)
+        run_both([data], limits=SMALL)
+
+
 # -- hypothesis: valid requests and their mutations -------------------------------------
 
 TCHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -529,7 +587,9 @@ SPECIAL_FIELDS: list[tuple[bytes, list[bytes]]] = [
 @st.composite
 def header_lines(draw: st.DrawFn) -> list[bytes]:
     lines = []
-    for _ in range(draw(st.integers(0, 4))):
+    # A few fields (wrk's, curl's: `_PLAIN_HEAD_RE`), or a browser's many (a read
+    # over `_PLAIN_HEAD_MAX` bytes: its fields are split, `h1_head.field_lines`).
+    for _ in range(draw(st.one_of(st.integers(0, 4), st.integers(10, 18)))):
         if draw(st.booleans()):
             name, values = draw(st.sampled_from(SPECIAL_FIELDS))
             value = draw(st.sampled_from(values))
@@ -575,7 +635,10 @@ def requests(draw: st.DrawFn) -> bytes:
     return head + b"".join(line + eol for line in lines) + eol + body
 
 
-INSERTS = [b"\r", b"\n", b" ", b"\x00", b"\t", b"\r\n", b"\r\n ", b"\n\n"]
+INSERTS = [
+    *(b"\r", b"\n", b" ", b"\x00", b"\t", b"\r\n", b"\r\n ", b"\n\n"),
+    *(b"\x0b", b"\x0c", b":", b" \r\n", b"\t\r\n", b"\r\nX:", b"\r\n:"),
+]
 
 
 @st.composite
