@@ -1,4 +1,4 @@
-"""Hello keep-alive and ``Connection: close``: one tree against another, in one run.
+"""Hello keep-alive, ``Connection: close`` and a browser's head: one tree against another.
 
 For changes that must not cost speed ("no hello regression beyond 2 %"): the
 standard CLI stack (``pounce apps:app``, access log off) from two source
@@ -10,6 +10,7 @@ run with this environment's Python and packages, so only the code differs.
     cd benchmarks
     ../.venv/bin/python before_after.py HEAD~3               # asyncio and uvloop, 3 rounds
     ../.venv/bin/python before_after.py main --loops uvloop --rounds 5
+    ../.venv/bin/python before_after.py HEAD~1 --loops uvloop --scenarios browser
 
 Needs Linux, 2+ CPUs, ``wrk`` and ``taskset`` on PATH, git.
 """
@@ -28,8 +29,18 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from browser_head import BROWSER_FIELDS  # noqa: E402
+
 ROOT = HERE.parent
-SCENARIOS = {"hello": (), "close": ("-H", "Connection: close")}
+SCENARIOS = {
+    "hello": (),
+    "close": ("-H", "Connection: close"),
+    # The harness's `browser` head (wrk's -H writes the fields in its own order, which
+    # changes nothing for a head this long: its fields are split whatever their order).
+    "browser": tuple(arg for name, value in BROWSER_FIELDS for arg in ("-H", f"{name}: {value}")),
+}
 START_TIMEOUT_S = 20.0
 
 

@@ -87,7 +87,7 @@ def _forwarding_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, l
     """The forwarding headers' values by name; empty when there are none."""
     found: dict[bytes, list[str]] = {}
     if _FORWARDING.isdisjoint(map(_name, headers)):
-        # Most requests (a browser's sixteen fields): no Python step per field.
+        # Most requests (a browser's fifteen fields): no Python step per field.
         return found
     for name, value in headers:
         if name in _FORWARDING:
