@@ -339,25 +339,18 @@ class FastH1Core:
             if end > 0:
                 events = []
                 try:
-                    split = self._split_request(data, end, events)
+                    if self._split_request(data, end, events):
+                        if self._state == _DONE:
+                            self.read_paused = bool(self._buffer)
+                            self.idle = False
+                        else:
+                            events += self._parse()  # the body after the head
+                        return events
                 except RemoteProtocolError:
                     self._state = _ERROR
                     self.must_close = True
                     self.idle = False
                     raise
-                if split and self._state == _DONE:
-                    self.read_paused = bool(self._buffer)
-                    self.idle = False
-                    return events
-                if split:
-                    try:
-                        events += self._parse()  # the body after the head
-                    except RemoteProtocolError:
-                        self._state = _ERROR
-                        self.must_close = True
-                        self.idle = False
-                        raise
-                    return events
         if state == _ERROR:
             raise RemoteProtocolError("cannot receive data after a protocol error")
         if data:
