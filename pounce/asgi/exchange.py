@@ -21,6 +21,7 @@ import enum
 import logging
 from collections.abc import Callable
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote_to_bytes
 
@@ -61,6 +62,8 @@ HTTP_SPEC_VERSION = "2.4"
 NO_CONTENT_STATUSES = frozenset({204, 304})
 # The fields that frame a response body.
 _FRAMING_NAMES = frozenset((b"content-length", b"transfer-encoding"))
+_is_framing_name = _FRAMING_NAMES.__contains__
+_name_of = itemgetter(0)
 
 # Scope extensions Pounce fills (documented in docs/observability.md).
 REQUEST_ID_EXTENSION = "pounce.request_id"  # {"id": str}, with .request_id()
@@ -71,6 +74,13 @@ class StreamOwner(Protocol):
     """What an exchange needs from the driver that owns its stream."""
 
     def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None: ...
+
+    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+        """The held `head` and all of the response's `body`, ending it, at once; False,
+        with nothing sent, where the owner has no such path (the exchange then sends
+        them as two events). Raises as `send_event` of the head would, having sent
+        nothing."""
+        ...
 
     async def drain(self, stream_id: int = 0) -> None:
         """Wait until `stream_id` may send more: socket buffer, HTTP/2 window."""
@@ -342,9 +352,14 @@ class Exchange:
                         head.headers.append((b"content-length", b"%d" % len(body)))
                     owner = self._owner
                     stream_id = self.stream_id
-                    owner.send_event(head, flush=False)  # leaves with the body: one write
-                    self._held_head = None  # (after: a refused head leaves room for a 500)
-                    owner.send_event(send_data(stream_id, body, True))
+                    # Head and body in one call where the owner can (one write); a
+                    # refused head raises before anything is sent, and leaves it held
+                    # for the 500.
+                    if not owner.send_whole(head, body):
+                        owner.send_event(head, flush=False)  # leaves with the body
+                        self._held_head = None  # (after: a refused head leaves room for a 500)
+                        owner.send_event(send_data(stream_id, body, True))
+                    self._held_head = None
                     self.bytes_sent += len(body)
                     self.state = _DONE
                     if self._waiters:
@@ -390,14 +405,9 @@ class Exchange:
                 headers.append((ids.echo, self.request_id.encode("latin-1")))
         self._status = status
         self._no_body = self._is_head or status in NO_CONTENT_STATUSES
-        # The field that frames the body (Content-Length or Transfer-Encoding), if any.
-        # (Inline rather than a helper: one Python call fewer per response.)
-        framed = None
-        for name, _ in headers:
-            if name in _FRAMING_NAMES:
-                framed = name
-                break
-        self._framed = framed
+        # The field that frames the body (Content-Length or Transfer-Encoding), if any:
+        # the first such name, found at C level (no bytecode per field).
+        self._framed = next(filter(_is_framing_name, map(_name_of, headers)), None)
         self._held_head = send_response(self.stream_id, status, headers)
         if message.get("trailers"):
             self._announce_trailers(app_headers)

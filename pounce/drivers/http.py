@@ -28,6 +28,7 @@ from pounce.net.transport import TransportAdapter, run_eagerly
 from pounce.protocols.base import ProtocolCore
 from pounce.protocols.events import (
     DataReceived,
+    Headers,
     InboundEvent,
     OutboundEvent,
     RejectRequest,
@@ -35,6 +36,7 @@ from pounce.protocols.events import (
     ResetStream,
     SendData,
     SendDataAside,
+    SendResponse,
     StreamEnded,
     StreamReset,
     UpgradeRequested,
@@ -71,6 +73,10 @@ class HTTPDriver(Upgradable):
 
     def __init__(self, core: ProtocolCore, service: ServiceContext) -> None:
         self._core = core
+        # The core's one-call whole response (`FastH1Core.send_whole`), if it has one.
+        self._core_whole: Callable[[int, Headers, bytes], bool] | None = getattr(
+            core, "send_whole", None
+        )
         self._service = service
         self._options = service.options
         self._conn: Conn | None = None
@@ -311,6 +317,23 @@ class HTTPDriver(Upgradable):
             if not flush:
                 return
         self._write_out()
+
+    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+        """The held head and the whole body, the response's end, in one write; False,
+        with nothing sent, where the core has no such path or declines it (then the
+        exchange sends them as two events)."""
+        if self._closed:
+            return True  # as `send_event` drops both
+        whole = self._core_whole
+        if whole is None or len(body) >= SEPARATE_WRITE:  # (a large body is not copied)
+            return False
+        if not whole(head.status, head.headers, body):
+            return False
+        self._coalesced = 0
+        data = self._core.data_to_send()
+        if self._conn is not None:
+            self._conn.write(data)
+        return True
 
     def _gathers(self) -> bool:
         """Can a large chunk and the head before it leave uncopied (`GatherConn`)?"""

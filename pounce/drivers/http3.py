@@ -41,6 +41,7 @@ from pounce.protocols.events import (
     RejectRequest,
     RequestReceived,
     ResetStream,
+    SendResponse,
     StreamEnded,
     StreamReset,
     UpgradeRequested,
@@ -339,6 +340,9 @@ class HTTP3Connection:
         self._core.send(event)
         if flush:
             self._schedule_transmit()
+
+    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+        return False  # (QUIC frames the head and the body apart: two events)
 
     async def drain(self, stream_id: int = 0) -> None:
         """Wait while more than `SEND_HIGH_WATER` bytes of the stream wait to be sent."""

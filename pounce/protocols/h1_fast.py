@@ -145,6 +145,14 @@ _SPECIAL = frozenset(
 _PLAIN_HEAD_MAX = 256
 # Final status lines, formatted once (immutable after import).
 _STATUS_LINES = {status: b"HTTP/1.1 %d %s\r\n" % (status, REASONS[status]) for status in REASONS}
+# The final statuses whose response has a body, for `send_whole`.
+_WHOLE_STATUS_LINES = {
+    status: line
+    for status, line in _STATUS_LINES.items()
+    if status >= 200 and status not in _NO_BODY_STATUSES
+}
+# A response to these has no body of its own (HEAD), or makes a tunnel (CONNECT).
+_BODILESS_METHODS = frozenset((b"HEAD", b"CONNECT"))
 
 
 def _comma_values(headers: Headers, name: bytes) -> list[bytes]:
@@ -725,6 +733,46 @@ class FastH1Core:
             self._response_started = self._response_done = True
             self.idle = False
             raise
+
+    def send_whole(self, status: int, headers: Headers, body: bytes) -> bool:
+        """A whole response, its head and all its body, as one queued write; False, with
+        nothing done, where this path does not apply (the caller then sends the head and
+        the body as two events, which reach the same state).
+
+        The common response to a GET: a kept-alive connection, the request read to its
+        end, one Content-Length field that says ``len(body)``. It is what `send` of the
+        head then of the body with ``end_stream`` does for it, in one call instead of
+        six: the Python a server runs per request slows the app's own Python down
+        (docs/performance.md, "the framework increment"), so the common path is short.
+        Raises `LocalProtocolError`, as `send` of the head would, for a head that may not
+        be sent; then nothing was queued.
+        """
+        line = _WHOLE_STATUS_LINES.get(status)  # (None: 1xx, 204, 304, unknown)
+        if (
+            line is None
+            or not self._keep_alive
+            or self._state != _DONE
+            or self._response_started
+            or self.must_close
+            or self._method in _BODILESS_METHODS
+        ):
+            return False
+        try:
+            fields, framing = field_lines(headers)
+        except LocalProtocolError:
+            self.must_close = True  # as `send` does for a refused head
+            raise
+        if framing != [(b"content-length", b"%d" % len(body))]:
+            return False
+        self._out.append(line + fields + b"\r\n" + body)
+        # What `_send_head` then `_send_data(body, True)` leave: the next cycle. (Of
+        # `_reset_cycle`, only the method: no response had started, so the rest holds.)
+        self._method = b""
+        self._expects_continue = False
+        self._proposals = 0
+        self._state = _IDLE
+        self.idle = not self._buffer
+        return True
 
     def _may_respond(self) -> bool:
         """A request head arrived, it is unanswered and the peer broke nothing."""

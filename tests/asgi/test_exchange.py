@@ -55,6 +55,9 @@ class RecordingOwner:
     def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
         self.events.append(event)
 
+    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+        return False  # every event recorded apart
+
     async def drain(self, stream_id: int = 0) -> None:
         self.drains += 1
 
@@ -85,6 +88,22 @@ class RefusingOwner(RecordingOwner):
         if isinstance(event, SendResponse):
             raise LocalProtocolError("refused", status=500)
         super().send_event(event, flush=flush)
+
+
+class WholeOwner(RecordingOwner):
+    """An owner that takes a whole response in one call (HTTP/1.1's common path)."""
+
+    def __init__(self, *, refuse: bool = False) -> None:
+        super().__init__()
+        self.wholes: list[tuple[SendResponse, bytes]] = []
+        self.refuse = refuse
+
+    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+        if self.refuse:  # a head the core will not send: nothing sent
+            self.refuse = False
+            raise LocalProtocolError("refused", status=500)
+        self.wholes.append((head, body))
+        return True
 
 
 def context(
@@ -785,6 +804,29 @@ async def test_contract_error_is_logged_and_answered_500(caplog: pytest.LogCaptu
     (record,) = error_records(caplog)
     assert "asgi.contract" in record.getMessage()
     assert "'http.response.body'" in record.getMessage()
+
+
+async def test_a_whole_response_goes_to_the_owner_in_one_call() -> None:
+    ex, owner = exchange(owner=WholeOwner())
+    await ex.run(app_sending(START, BODY))
+    ((head, body),) = owner.wholes
+    assert (head.status, body) == (200, b"hello")
+    assert (b"content-length", b"5") in head.headers
+    assert owner.events == []  # nothing apart
+    assert owner.done == [1]
+    assert ex.state is ResponseState.DONE
+    assert ex.bytes_sent == 5
+
+
+async def test_a_whole_response_whose_head_is_refused_leaves_room_for_the_500(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ex, owner = exchange(owner=WholeOwner(refuse=True))
+    with caplog.at_level(logging.ERROR, logger="pounce.error"):
+        await ex.run(app_sending(START, BODY))
+    assert owner.wholes == []
+    assert_internal_error(owner)  # the head was held, so the 500 could still go out
+    assert ex.state is ResponseState.DONE
 
 
 async def test_a_core_that_refuses_the_500_gets_a_reset(caplog: pytest.LogCaptureFixture) -> None:
