@@ -74,7 +74,7 @@ class HTTPDriver(Upgradable):
     def __init__(self, core: ProtocolCore, service: ServiceContext) -> None:
         self._core = core
         # The core's one-call whole response (`FastH1Core.send_whole`), if it has one.
-        self._core_whole: Callable[[int, Headers, bytes], bool] | None = getattr(
+        self._core_whole: Callable[[int, Headers, bytes], bytes | None] | None = getattr(
             core, "send_whole", None
         )
         self._service = service
@@ -327,10 +327,10 @@ class HTTPDriver(Upgradable):
         whole = self._core_whole
         if whole is None or len(body) >= SEPARATE_WRITE:  # (a large body is not copied)
             return False
-        if not whole(head.status, head.headers, body):
+        data = whole(head.status, head.headers, body)
+        if data is None:
             return False
         self._coalesced = 0
-        data = self._core.data_to_send()
         if self._conn is not None:
             self._conn.write(data)
         return True

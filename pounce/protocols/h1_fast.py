@@ -734,8 +734,9 @@ class FastH1Core:
             self.idle = False
             raise
 
-    def send_whole(self, status: int, headers: Headers, body: bytes) -> bool:
-        """A whole response, its head and all its body, as one queued write; False, with
+    def send_whole(self, status: int, headers: Headers, body: bytes) -> bytes | None:
+        """A whole response, its head and all its body: the bytes to write now (what was
+        queued before it, then it), as `data_to_send` would give them; None, with
         nothing done, where this path does not apply (the caller then sends the head and
         the body as two events, which reach the same state).
 
@@ -756,15 +757,14 @@ class FastH1Core:
             or self.must_close
             or self._method in _BODILESS_METHODS
         ):
-            return False
+            return None
         try:
             fields, framing = field_lines(headers)
         except LocalProtocolError:
             self.must_close = True  # as `send` does for a refused head
             raise
         if framing != [(b"content-length", b"%d" % len(body))]:
-            return False
-        self._out.append(line + fields + b"\r\n" + body)
+            return None
         # What `_send_head` then `_send_data(body, True)` leave: the next cycle. (Of
         # `_reset_cycle`, only the method: no response had started, so the rest holds.)
         self._method = b""
@@ -772,7 +772,12 @@ class FastH1Core:
         self._proposals = 0
         self._state = _IDLE
         self.idle = not self._buffer
-        return True
+        whole = line + fields + b"\r\n" + body
+        out = self._out
+        if out:  # (a 100 Continue, say, waits before it)
+            out.append(whole)
+            return self.data_to_send()
+        return whole
 
     def _may_respond(self) -> bool:
         """A request head arrived, it is unanswered and the peer broke nothing."""

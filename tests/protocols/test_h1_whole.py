@@ -5,7 +5,7 @@ after the head); everything else goes through `send`, which the differential
 tests hold to h11. So here the one call is held to the two: after the same
 request, the same bytes queued and the same state in every slot, the same
 events for the request after it, and the same refusal; where the one call
-declines (False) it must have changed nothing, for the caller then sends the
+declines (None) it must have changed nothing, for the caller then sends the
 two events itself.
 """
 
@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pounce.errors import LocalProtocolError
-from pounce.protocols.events import Headers, SendData, SendResponse
+from pounce.protocols.events import Headers, SendData, SendInformational, SendResponse
 from pounce.protocols.h1_fast import FastH1Core
 
 REQUESTS = [
@@ -91,7 +91,7 @@ def test_the_one_call_is_the_two_events(request: bytes, head: tuple[int, Headers
     before = state(one)
 
     whole = outcome(lambda: one.send_whole(status, list(headers), body))
-    if whole == ("ok", False):
+    if whole == ("ok", None):
         assert state(one) == before  # declined: nothing done, the caller sends both
         return
 
@@ -102,23 +102,35 @@ def test_the_one_call_is_the_two_events(request: bytes, head: tuple[int, Headers
     apart = outcome(both)
     if whole[0] == "refused":
         assert apart == whole
+        assert one.data_to_send() == two.data_to_send()
     else:
         assert apart == ("ok", None)
-    assert one.data_to_send() == two.data_to_send()
-    assert state(one) == state(two)
-    if whole == ("ok", True):
+        written = whole[1]
+        assert isinstance(written, bytes)
+        assert written + one.data_to_send() == two.data_to_send()  # nothing left queued
         assert one.receive_data(NEXT) == two.receive_data(NEXT)
-        assert state(one) == state(two)
+    assert state(one) == state(two)
 
 
 def test_the_common_response_takes_the_one_call() -> None:
     core = fed(REQUESTS[0])
     headers = [(b"content-type", b"text/plain"), (b"content-length", b"13")]
-    assert core.send_whole(200, headers, b"Hello, world!")
-    assert core.data_to_send() == (
+    assert core.send_whole(200, headers, b"Hello, world!") == (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n\r\nHello, world!"
     )
+    assert core.data_to_send() == b""
     assert core.idle
+
+
+def test_what_was_queued_before_leaves_first() -> None:
+    core = fed(REQUESTS[0])
+    core.send(SendInformational(stream_id=1, status=103, headers=[(b"link", b"</a>")]))
+    written = core.send_whole(200, [(b"content-length", b"1")], b"x")
+    assert written == (
+        b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nx"
+    )
+    assert core.data_to_send() == b""
 
 
 @pytest.mark.parametrize(
@@ -136,5 +148,5 @@ def test_the_one_call_declines_off_its_path(
     request_bytes: bytes, status: int, headers: Headers, why: str
 ) -> None:
     core = fed(request_bytes)
-    assert not core.send_whole(status, headers, b"Hello, world!"), why
+    assert core.send_whole(status, headers, b"Hello, world!") is None, why
     assert core.data_to_send() == b""
