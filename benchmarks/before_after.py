@@ -1,4 +1,5 @@
-"""Hello keep-alive, ``Connection: close`` and a browser's head: one tree against another.
+"""Hello keep-alive, ``Connection: close``, a browser's head, Starlette and FastAPI: one
+tree against another.
 
 For changes that must not cost speed ("no hello regression beyond 2 %"): the
 standard CLI stack (``pounce apps:app``, access log off) from two source
@@ -11,6 +12,10 @@ run with this environment's Python and packages, so only the code differs.
     ../.venv/bin/python before_after.py HEAD~3               # asyncio and uvloop, 3 rounds
     ../.venv/bin/python before_after.py main --loops uvloop --rounds 5
     ../.venv/bin/python before_after.py HEAD~1 --loops uvloop --scenarios browser
+    ../.venv/bin/python before_after.py HEAD~1 --loops uvloop --scenarios starlette,fastapi
+
+``starlette`` and ``fastapi`` serve the framework scenarios' apps
+(``framework_apps.py``, ``GET /hello``) instead of the lean one.
 
 Needs Linux, 2+ CPUs, ``wrk`` and ``taskset`` on PATH, git.
 """
@@ -40,7 +45,11 @@ SCENARIOS = {
     # The harness's `browser` head (wrk's -H writes the fields in its own order, which
     # changes nothing for a head this long: its fields are split whatever their order).
     "browser": tuple(arg for name, value in BROWSER_FIELDS for arg in ("-H", f"{name}: {value}")),
+    "starlette": (),
+    "fastapi": (),
 }
+# The app each scenario serves (the lean one unless named here).
+APPS = {"starlette": "framework_apps:starlette_app", "fastapi": "framework_apps:fastapi_app"}
 START_TIMEOUT_S = 20.0
 
 
@@ -50,10 +59,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve(tree: Path, loop: str, port: int) -> subprocess.Popen[bytes]:
+def serve(tree: Path, loop: str, port: int, app: str = "apps:app") -> subprocess.Popen[bytes]:
     """The CLI server of `tree` (its directory first on sys.path), pinned to CPU 0."""
     command = [
-        "taskset", "-c", "0", sys.executable, "-m", "pounce", "apps:app",
+        "taskset", "-c", "0", sys.executable, "-m", "pounce", app,
         "--app-dir", str(HERE), "--port", str(port), "--loop", loop,
         "--no-access-log", "--timeout-keep-alive", "600", "--log-level", "warning",
     ]  # fmt: skip
@@ -84,7 +93,7 @@ def wrk(port: int, scenario: str, seconds: int) -> float:
 
 def measure(tree: Path, loop: str, scenario: str, seconds: int) -> float:
     port = free_port()
-    proc = serve(tree, loop, port)
+    proc = serve(tree, loop, port, APPS.get(scenario, "apps:app"))
     try:
         wrk(port, scenario, 1)  # warm-up
         return wrk(port, scenario, seconds)
