@@ -21,7 +21,6 @@ import enum
 import logging
 from collections.abc import Callable
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, unquote_to_bytes
 
@@ -62,8 +61,6 @@ HTTP_SPEC_VERSION = "2.4"
 NO_CONTENT_STATUSES = frozenset({204, 304})
 # The fields that frame a response body.
 _FRAMING_NAMES = frozenset((b"content-length", b"transfer-encoding"))
-_is_framing_name = _FRAMING_NAMES.__contains__
-_name_of = itemgetter(0)
 
 # Scope extensions Pounce fills (documented in docs/observability.md).
 REQUEST_ID_EXTENSION = "pounce.request_id"  # {"id": str}, with .request_id()
@@ -405,9 +402,14 @@ class Exchange:
                 headers.append((ids.echo, self.request_id.encode("latin-1")))
         self._status = status
         self._no_body = self._is_head or status in NO_CONTENT_STATUSES
-        # The field that frames the body (Content-Length or Transfer-Encoding), if any:
-        # the first such name, found at C level (no bytecode per field).
-        self._framed = next(filter(_is_framing_name, map(_name_of, headers)), None)
+        # The field that frames the body (Content-Length or Transfer-Encoding), if any.
+        # (Inline rather than a helper: one Python call fewer per response.)
+        framed = None
+        for name, _ in headers:
+            if name in _FRAMING_NAMES:
+                framed = name
+                break
+        self._framed = framed
         self._held_head = send_response(self.stream_id, status, headers)
         if message.get("trailers"):
             self._announce_trailers(app_headers)

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from operator import itemgetter
 from typing import Any, Protocol
 
 from pounce.asgi.exchange import RequestIds
@@ -26,8 +25,6 @@ from pounce.events import EventBus
 from pounce.net.sweep import Sweep
 from pounce.options import Check, option, seconds, whole
 from pounce.protocols.events import Headers
-
-_name_of = itemgetter(0)
 
 KiB = 1024
 
@@ -310,10 +307,11 @@ class ServiceContext:
             defaults = self._defaults_cache
         else:
             defaults = self._static_headers
-        # (The names looked at C level: no bytecode per field for the common answer.)
-        if self._default_names.isdisjoint(map(_name_of, app_headers)):
-            return defaults + app_headers
-        names = {name for name, _ in app_headers}
-        result = [pair for pair in defaults if pair[0] not in names]
-        result.extend(app_headers)
-        return result
+        default_names = self._default_names
+        for name, _ in app_headers:
+            if name in default_names:
+                names = {name for name, _ in app_headers}
+                result = [pair for pair in defaults if pair[0] not in names]
+                result.extend(app_headers)
+                return result
+        return defaults + app_headers

@@ -49,7 +49,7 @@ def test_a_refused_field_is_never_remembered() -> None:
     for _ in range(2):
         with pytest.raises(LocalProtocolError):
             field_lines([bad])
-    assert bad not in h1_fields._LINES
+    assert bad not in h1_fields._PLAIN_LINES
 
 
 def test_pairs_of_lists_and_bytes_subclasses_are_written_but_not_remembered() -> None:
@@ -60,13 +60,13 @@ def test_pairs_of_lists_and_bytes_subclasses_are_written_but_not_remembered() ->
     subclassed = (Name(b"x-subclassed"), b"2")
     fields, _ = field_lines([listed, subclassed])  # type: ignore[list-item]
     assert fields == b"x-listed: 1\r\nx-subclassed: 2\r\n"
-    assert subclassed not in h1_fields._LINES
+    assert subclassed not in h1_fields._PLAIN_LINES
 
 
 def test_the_memo_is_bounded_and_starts_afresh_when_full() -> None:
     for i in range(h1_fields.MEMO_FIELDS * 2 + 5):
         field_lines([(b"x-count", b"%d" % i)])
-        assert len(h1_fields._LINES) <= h1_fields.MEMO_FIELDS
+        assert len(h1_fields._PLAIN_LINES) <= h1_fields.MEMO_FIELDS
     long_value = b"v" * h1_fields.MEMO_LINE
     field_lines([(b"x-long", long_value)])
-    assert (b"x-long", long_value) not in h1_fields._LINES
+    assert (b"x-long", long_value) not in h1_fields._PLAIN_LINES
