@@ -774,7 +774,7 @@ class FastH1Core:
         self.idle = not self._buffer
         whole = line + fields + b"\r\n" + body
         out = self._out
-        if out:  # (a 100 Continue, say, waits before it)
+        if out:  # (an early hint, say, waits before it)
             out.append(whole)
             return self.data_to_send()
         return whole
