@@ -32,12 +32,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import uvloop
 from apps import app as lean_app
-from inproc import drive, protocol_maker, uvicorn_maker
+from inproc import drive, opcode_tracer, protocol_maker, uvicorn_maker
 
 from pounce.protocols.events import SendData, SendResponse
 from pounce.protocols.h1_fast import FastH1Core
@@ -97,26 +98,14 @@ def bytecodes(extra: Callable[[bytes], None] | None, request: bytes) -> int:
     """Python bytecodes `extra` executes for one request (0 for none)."""
     if extra is None:
         return 0
-    count = 0
-
-    def tracer(frame: Any, event: str, arg: object) -> Any:
-        frame.f_trace_opcodes = True
-
-        def each(frame: Any, event: str, arg: object) -> Any:
-            nonlocal count
-            if event == "opcode":
-                count += 1
-            return each
-
-        return each
-
+    counts: Counter[tuple[str, int, str]] = Counter()
     extra(request)  # warm, then counted
-    sys.settrace(tracer)
+    sys.settrace(opcode_tracer(counts))
     try:
         extra(request)
     finally:
         sys.settrace(None)
-    return count
+    return sum(counts.values())
 
 
 def best_us(maker: Callable[[], Any], n: int, tries: int) -> float:

@@ -75,8 +75,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -386,12 +388,9 @@ def run(args: argparse.Namespace) -> None:
     print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
 
 
-def count_opcodes(runner: asyncio.Runner, args: argparse.Namespace) -> None:
-    """Bytecodes executed per request, by function (``--opcodes``)."""
-    from collections import Counter
-    from types import FrameType
-
-    counts: Counter[tuple[str, int, str]] = Counter()
+def opcode_tracer(counts: Counter[tuple[str, int, str]]) -> Callable[..., Any]:
+    """A ``sys.settrace`` function that counts into `counts` the bytecodes each function
+    runs, keyed by (the last two parts of its file's path, its first line, its name)."""
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:
         frame.f_trace_opcodes = True
@@ -405,7 +404,13 @@ def count_opcodes(runner: asyncio.Runner, args: argparse.Namespace) -> None:
 
         return each
 
-    sys.settrace(tracer)
+    return tracer
+
+
+def count_opcodes(runner: asyncio.Runner, args: argparse.Namespace) -> None:
+    """Bytecodes executed per request, by function (``--opcodes``)."""
+    counts: Counter[tuple[str, int, str]] = Counter()
+    sys.settrace(opcode_tracer(counts))
     try:
         runner.run(drive(args.n, args.path, maker_for(args), args.close, args.head))
     finally:

@@ -352,11 +352,12 @@ class Exchange:
                     # Head and body in one call where the owner can (one write); a
                     # refused head raises before anything is sent, and leaves it held
                     # for the 500.
-                    if not owner.send_whole(head, body):
+                    if owner.send_whole(head, body):
+                        self._held_head = None
+                    else:
                         owner.send_event(head, flush=False)  # leaves with the body
                         self._held_head = None  # (after: a refused head leaves room for a 500)
                         owner.send_event(send_data(stream_id, body, True))
-                    self._held_head = None
                     self.bytes_sent += len(body)
                     self.state = _DONE
                     if self._waiters:
