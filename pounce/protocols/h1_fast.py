@@ -54,7 +54,6 @@ from pounce.protocols.events import (
     SendInformational,
     SendResponse,
     SendTrailers,
-    StreamEnded,
     request_received,
     stream_ended,
 )
@@ -446,7 +445,7 @@ class FastH1Core:
         if line is None:
             raise RemoteProtocolError(f"illegal request line: {request_line!r}")
         headers = _parse_header_block(buffer[line_end + 1 : head_size])
-        events.append(self._request(line[1], line[2], line[3], headers))
+        self._request(line[1], line[2], line[3], headers, events)
         return True
 
     def _split_request(self, buffer: bytes, end: int, events: list[InboundEvent]) -> bool:
@@ -469,7 +468,7 @@ class FastH1Core:
             self._check_head(buffer, head_size)
         self._skip_plain = False
         self._buffer = buffer[head_size:]
-        events.append(self._request(line[1], line[2], line[3], headers))
+        self._request(line[1], line[2], line[3], headers, events)
         return True
 
     def _plain_request(self, plain: re.Match[bytes], events: list[InboundEvent]) -> None:
@@ -523,8 +522,16 @@ class FastH1Core:
             raise RemoteProtocolError("request head too large", status=431)
 
     def _request(
-        self, method: bytes, target: bytes, version: bytes, headers: Headers
-    ) -> InboundEvent:
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        headers: Headers,
+        events: list[InboundEvent],
+    ) -> None:
+        """A request head's fields checked and normalized; its event, and its end too
+        when it has no body (what `_read_length_body` would find next, without a turn
+        of `_parse`'s loop)."""
         length: bytes | None = None
         chunked = False
         host: bytes | None = None
@@ -596,24 +603,32 @@ class FastH1Core:
         # RFC 9110 §10.1.1: an HTTP/1.0 client's 100-continue is ignored.
         expects = expects and version >= b"1.1"
         self._expects_continue = expects
+        remaining = 0
         if chunked:
             self._state = _BODY_CHUNKED
             self._chunk_remaining = 0
         else:
-            self._body_remaining = int(length) if length is not None else 0
+            remaining = self._body_remaining = int(length) if length is not None else 0
             self._state = _BODY_LENGTH
-        request = RequestReceived(
-            stream_id=self._stream_id,
-            method=method,
-            target=target,
-            headers=normalized,
-            http_version="1.0" if version == b"1.0" else "1.1",
-            expects_continue=expects,
-            has_body=chunked or (length is not None and length != b"0"),
-        )
+        has_body = chunked or (length is not None and length != b"0")
+        if version == b"1.1" and not expects:
+            request = request_received(self._stream_id, method, target, normalized, has_body)
+        else:
+            request = RequestReceived(
+                stream_id=self._stream_id,
+                method=method,
+                target=target,
+                headers=normalized,
+                http_version="1.0" if version == b"1.0" else "1.1",
+                expects_continue=expects,
+                has_body=has_body,
+            )
         if proposals & _UPGRADE:  # rare: only a request with an Upgrade field pays more
-            return upgrade_event(request, self._buffer)
-        return request
+            events.append(upgrade_event(request, self._buffer))
+        else:
+            events.append(request)
+        if not (chunked or remaining):
+            self._finish_request(events)
 
     def _read_length_body(self, events: list[InboundEvent]) -> bool:
         remaining = self._body_remaining
@@ -692,7 +707,7 @@ class FastH1Core:
         return True
 
     def _finish_request(self, events: list[InboundEvent]) -> None:
-        events.append(StreamEnded(stream_id=self._stream_id))
+        events.append(stream_ended(self._stream_id))
         self._state = _DONE
         self._expects_continue = False
         if self._response_done:
