@@ -75,8 +75,9 @@ class StreamOwner(Protocol):
     def send_whole(self, head: SendResponse, body: bytes) -> bool:
         """The held `head` and all of the response's `body`, ending it, at once; False,
         with nothing sent, where the owner has no such path (the exchange then sends
-        them as two events). Raises as `send_event` of the head would, having sent
-        nothing."""
+        them as two events). A head with no field that frames the body is sent with a
+        Content-Length of ``len(body)`` (as the two events would carry it). Raises as
+        `send_event` of the head would, having sent nothing."""
         ...
 
     async def drain(self, stream_id: int = 0) -> None:
@@ -159,6 +160,7 @@ class Exchange:
         "_waiters",
         "bytes_sent",
         "keep_alive_refused",
+        "received_body",
         "request_id",
         "scope",
         "state",
@@ -195,6 +197,7 @@ class Exchange:
         # fewer objects wait for the app's task (see `_request`).
         self._body: list[bytes] | None = None
         self.unread_body = 0  # bytes of request body received, not yet read by the app
+        self.received_body = 0  # bytes of request body received (the owner's count)
         self._body_complete = not request.has_body
         self._body_delivered = False
         self._disconnected = False
@@ -342,19 +345,19 @@ class Exchange:
                     # bytes, no trailers, no subscribers. What `_body_message` does for
                     # it, inline, without the branches it cannot take: the same events
                     # reach the owner in the same order.
-                    if self._no_body:
-                        body = b""  # ASGI: the server strips the body of a HEAD response
-                    elif not self._framed:
-                        # A whole body in one message: a Content-Length, not chunked.
-                        head.headers.append((b"content-length", b"%d" % len(body)))
                     owner = self._owner
                     stream_id = self.stream_id
-                    # Head and body in one call where the owner can (one write); a
-                    # refused head raises before anything is sent, and leaves it held
-                    # for the 500.
-                    if owner.send_whole(head, body):
+                    # Head and body in one call where the owner can (one write; the owner
+                    # adds the Content-Length a head without framing gets); a refused
+                    # head raises before anything is sent, and leaves it held for the 500.
+                    if not self._no_body and owner.send_whole(head, body):
                         self._held_head = None
                     else:
+                        if self._no_body:
+                            body = b""  # ASGI: the server strips the body of a HEAD response
+                        elif not framing_field(head.headers):
+                            # A whole body in one message: a Content-Length, not chunked.
+                            head.headers.append((b"content-length", b"%d" % len(body)))
                         owner.send_event(head, flush=False)  # leaves with the body
                         self._held_head = None  # (after: a refused head leaves room for a 500)
                         owner.send_event(send_data(stream_id, body, True))
@@ -403,14 +406,8 @@ class Exchange:
                 headers.append((ids.echo, self.request_id.encode("latin-1")))
         self._status = status
         self._no_body = self._is_head or status in NO_CONTENT_STATUSES
-        # The field that frames the body (Content-Length or Transfer-Encoding), if any.
-        # (Inline rather than a helper: one Python call fewer per response.)
-        framed = None
-        for name, _ in headers:
-            if name in _FRAMING_NAMES:
-                framed = name
-                break
-        self._framed = framed
+        # (The field that frames the body is looked for when the head is sent, and not
+        # at all by the one-call response: its owner looks at every field anyway.)
         self._held_head = send_response(self.stream_id, status, headers)
         if message.get("trailers"):
             self._announce_trailers(app_headers)
@@ -438,7 +435,8 @@ class Exchange:
             # write; a whole body in one message gets a Content-Length instead
             # of chunked framing (cheaper for every client to read).
             # HEAD: the length of the GET body is unknown here, so none is made up.
-            if not (more or self._no_body or self._trailers or self._framed):
+            framed = self._framed = framing_field(head.headers)
+            if not (more or self._no_body or self._trailers or framed):
                 head.headers.append((b"content-length", b"%d" % len(body)))
             owner.send_event(head, flush=not (body or not more))
             self._held_head = None
@@ -524,6 +522,8 @@ class Exchange:
 
     async def _file_body(self, body: FileBody) -> None:
         head = self._held_head
+        if head is not None:
+            self._framed = framing_field(head.headers)
         if head is not None and not (body.more or self._framed or self._trailers):
             # The whole body is this file: its length is known, so no chunked framing.
             head.headers.append((b"content-length", b"%d" % body.count))
@@ -775,6 +775,15 @@ def is_disconnect_error(exc: BaseException, *, any_oserror: bool = False) -> boo
     if isinstance(exc, ClientDisconnectedError) or (any_oserror and isinstance(exc, OSError)):
         return True
     return any(kind.__name__ == "ClientDisconnect" for kind in type(exc).__mro__)
+
+
+def framing_field(headers: Headers) -> bytes | None:
+    """The name of the field that frames the body (Content-Length or Transfer-Encoding),
+    if the head has one."""
+    for name, _ in headers:
+        if name in _FRAMING_NAMES:
+            return name
+    return None
 
 
 def _type_name(kind: type[BaseException]) -> str:

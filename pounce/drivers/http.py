@@ -81,7 +81,6 @@ class HTTPDriver(Upgradable):
         self._options = service.options
         self._conn: Conn | None = None
         self._exchanges: dict[int, Exchange] = {}
-        self._received: dict[int, int] = {}
         # Strong references to running app tasks (the loop keeps only weak
         # ones); each task removes itself when its app returns.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -188,7 +187,6 @@ class HTTPDriver(Upgradable):
         if self._service.shutting_down:
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
-        self._received[request.stream_id] = 0
         self._tasks.add(self._loop.create_task(exchange.run(self._service.app, self._app_exited)))
         if request.has_body and not request.expects_continue and self.times_request_bodies:
             self._arm_body_timer(request.stream_id)  # (with 100-continue: at the first byte)
@@ -235,8 +233,7 @@ class HTTPDriver(Upgradable):
         if exchange is None:
             self._other_stream_data(event)
             return
-        received = self._received[event.stream_id] + len(event.data)
-        self._received[event.stream_id] = received
+        received = exchange.received_body = exchange.received_body + len(event.data)
         if self._body_too_large(received):
             self._reject(event.stream_id, 413)
             return
@@ -406,7 +403,6 @@ class HTTPDriver(Upgradable):
         if self._body_stream == stream_id:
             self._stop_body_timer()  # answered before its body was read
         exchange = self._exchanges.pop(stream_id, None)
-        self._received.pop(stream_id, None)
         if exchange is not None:
             self._unread -= exchange.unread_body
         if self._core.must_close or self._service.shutting_down:

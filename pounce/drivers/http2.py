@@ -269,7 +269,6 @@ class HTTP2Driver(HTTPDriver):
 
     def stream_done(self, stream_id: int) -> None:
         exchange = self._exchanges.pop(stream_id, None)
-        self._received.pop(stream_id, None)
         if exchange is not None:
             self._unread -= exchange.unread_body
         self._flush()

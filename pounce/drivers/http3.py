@@ -94,7 +94,6 @@ class HTTP3Connection:
         self._loop = asyncio.get_running_loop()
         self._exchanges: dict[int, Exchange] = {}
         self._tunnels: dict[int, StreamTunnel] = {}  # RFC 9220 streams, by stream id
-        self._received: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
@@ -233,7 +232,6 @@ class HTTP3Connection:
         if self._service.shutting_down or self._core.going_away:
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
-        self._received[request.stream_id] = 0
         self._tasks.add(self._loop.create_task(exchange.run(self._service.app, self._app_exited)))
 
     def _on_upgrade(self, upgrade: UpgradeRequested) -> None:
@@ -270,8 +268,7 @@ class HTTP3Connection:
             else:
                 self._core.credit(sid, len(event.data))
             return
-        received = self._received[sid] + len(event.data)
-        self._received[sid] = received
+        received = exchange.received_body = exchange.received_body + len(event.data)
         limit = self._options.max_request_body
         if limit is not None and received > limit:
             self._reject(sid, 413)
@@ -283,7 +280,6 @@ class HTTP3Connection:
         if tunnel is not None:
             tunnel.lost()
         exchange = self._exchanges.pop(sid, None)
-        self._received.pop(sid, None)
         if exchange is not None:
             exchange.disconnect()  # the app hears http.disconnect
         self._wake_senders()
@@ -292,7 +288,6 @@ class HTTP3Connection:
     def _reject(self, sid: int, status: int) -> None:
         """Answer `status` on the stream if no response has started, else reset it."""
         exchange = self._exchanges.pop(sid, None)
-        self._received.pop(sid, None)
         if exchange is not None and exchange.response_started:
             self._core.send(ResetStream(stream_id=sid))
         else:
@@ -365,7 +360,6 @@ class HTTP3Connection:
 
     def stream_done(self, stream_id: int) -> None:
         self._exchanges.pop(stream_id, None)
-        self._received.pop(stream_id, None)
         self._schedule_transmit()
         self._maybe_close()
 

@@ -756,12 +756,15 @@ class FastH1Core:
         the body as two events, which reach the same state).
 
         The common response to a GET: a kept-alive connection, the request read to its
-        end, one Content-Length field that says ``len(body)``. It is what `send` of the
-        head then of the body with ``end_stream`` does for it, in one call instead of
-        six: the Python a server runs per request slows the app's own Python down
-        (docs/performance.md, "the framework increment"), so the common path is short.
-        Raises `LocalProtocolError`, as `send` of the head would, for a head that may not
-        be sent; then nothing was queued.
+        end, and either one Content-Length field that says ``len(body)`` or no field that
+        frames the body (no Content-Length, Transfer-Encoding or Connection), when this
+        adds ``content-length: len(body)`` after the others, as the exchange would for a
+        whole body (`Exchange._body_message`). It is what `send` of that head then of the
+        body with ``end_stream`` does for it, in one call instead of six: the Python a
+        server runs per request slows the app's own Python down (docs/performance.md,
+        "the framework increment"), so the common path is short. Raises
+        `LocalProtocolError`, as `send` of the head would, for a head that may not be
+        sent; then nothing was queued.
         """
         line = _WHOLE_STATUS_LINES.get(status)  # (None: 1xx, 204, 304, unknown)
         if (
@@ -778,7 +781,11 @@ class FastH1Core:
         except LocalProtocolError:
             self.must_close = True  # as `send` does for a refused head
             raise
-        if framing != [(b"content-length", b"%d" % len(body))]:
+        if not framing:
+            end = b"content-length: %d\r\n\r\n" % len(body)
+        elif framing == [(b"content-length", b"%d" % len(body))]:
+            end = b"\r\n"
+        else:
             return None
         # What `_send_head` then `_send_data(body, True)` leave: the next cycle. (Of
         # `_reset_cycle`, only the method: no response had started, so the rest holds.)
@@ -787,7 +794,7 @@ class FastH1Core:
         self._proposals = 0
         self._state = _IDLE
         self.idle = not self._buffer
-        whole = line + fields + b"\r\n" + body
+        whole = line + fields + end + body
         out = self._out
         if out:  # (an early hint, say, waits before it)
             out.append(whole)

@@ -811,11 +811,21 @@ async def test_a_whole_response_goes_to_the_owner_in_one_call() -> None:
     await ex.run(app_sending(START, BODY))
     ((head, body),) = owner.wholes
     assert (head.status, body) == (200, b"hello")
-    assert (b"content-length", b"5") in head.headers
+    # No Content-Length added: the owner frames a head without one (`send_whole`).
+    assert all(name != b"content-length" for name, _ in head.headers)
     assert owner.events == []  # nothing apart
     assert owner.done == [1]
     assert ex.state is ResponseState.DONE
     assert ex.bytes_sent == 5
+
+
+async def test_a_response_to_head_is_not_offered_as_a_whole() -> None:
+    ex, owner = exchange(request(method=b"HEAD"), owner=WholeOwner())
+    await ex.run(app_sending(START, BODY))
+    assert owner.wholes == []
+    (head,) = owner.of(SendResponse)
+    assert all(name != b"content-length" for name, _ in head.headers)  # no made-up length
+    assert [(e.data, e.end_stream) for e in owner.of(SendData)] == [(b"", True)]
 
 
 async def test_a_whole_response_whose_head_is_refused_leaves_room_for_the_500(

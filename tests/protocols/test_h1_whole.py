@@ -2,7 +2,8 @@
 
 The driver takes it for the common whole response (one ASGI body message
 after the head); everything else goes through `send`, which the differential
-tests hold to h11. So here the one call is held to the two: after the same
+tests hold to h11. So here the one call is held to the two (with the
+Content-Length the exchange gives a head that has no framing): after the same
 request, the same bytes queued and the same state in every slot, the same
 events for the request after it, and the same refusal; where the one call
 declines (None) it must have changed nothing, for the caller then sends the
@@ -96,7 +97,10 @@ def test_the_one_call_is_the_two_events(request: bytes, head: tuple[int, Headers
         return
 
     def both() -> None:
-        two.send(SendResponse(stream_id=1, status=status, headers=list(headers)))
+        framed = list(headers)
+        if not any(name in (b"content-length", b"transfer-encoding") for name, _ in framed):
+            framed.append((b"content-length", b"%d" % len(body)))  # as the exchange adds it
+        two.send(SendResponse(stream_id=1, status=status, headers=framed))
         two.send(SendData(stream_id=1, data=body, end_stream=True))
 
     apart = outcome(both)
@@ -122,6 +126,15 @@ def test_the_common_response_takes_the_one_call() -> None:
     assert core.idle
 
 
+def test_a_head_without_framing_gets_the_body_length() -> None:
+    core = fed(REQUESTS[0])
+    assert core.send_whole(200, [(b"content-type", b"text/plain")], b"Hello, world!") == (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n\r\nHello, world!"
+    )
+    assert core.idle
+    assert fed(REQUESTS[0]).send_whole(204, [], b"") is None  # no body, no length: declined
+
+
 def test_what_was_queued_before_leaves_first() -> None:
     core = fed(REQUESTS[0])
     core.send(SendInformational(stream_id=1, status=103, headers=[(b"link", b"</a>")]))
@@ -136,7 +149,8 @@ def test_what_was_queued_before_leaves_first() -> None:
 @pytest.mark.parametrize(
     ("request_bytes", "status", "headers", "why"),
     [
-        (REQUESTS[0], 200, [], "no Content-Length (the two events frame it chunked)"),
+        (REQUESTS[0], 200, [(b"transfer-encoding", b"chunked")], "framed by the app, chunked"),
+        (REQUESTS[0], 200, [(b"connection", b"close")], "a Connection field"),
         (REQUESTS[0], 200, [(b"content-length", b"12")], "a length that is not the body's"),
         (REQUESTS[0], 204, [(b"content-length", b"13")], "a status without a body"),
         (REQUESTS[1], 200, [(b"content-length", b"13")], "a connection that closes"),
