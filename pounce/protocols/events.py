@@ -41,7 +41,8 @@ class RequestReceived:
     expects_continue: bool = False
     """The client sent ``Expect: 100-continue`` and waits for a 100."""
     has_body: bool = True
-    """False when the framing says there is no body at all."""
+    """False when the framing says there is no body at all: the request is then
+    complete with its head, and HTTP/1.1's cores send no `StreamEnded` for it."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -54,7 +55,12 @@ class DataReceived:
 
 @dataclass(slots=True, kw_only=True)
 class StreamEnded:
-    """The request body is complete (trailers, if any, are ignored)."""
+    """The request body is complete (trailers, if any, are ignored).
+
+    HTTP/1.1's cores send it only for a request with a body (``has_body``); the
+    HTTP/2 and HTTP/3 cores for every stream the peer ends. A driver takes a
+    request without a body as complete with its head, whichever comes.
+    """
 
     stream_id: int
 

@@ -106,6 +106,8 @@ class H11Core:
         self._error: RemoteProtocolError | None = None
         # The chunk headers of the request body being read, when it is chunked.
         self._chunks: ChunkHeaders | None = None
+        # The request being read has a body: only then does its end become a StreamEnded.
+        self._has_body = False
         # A buffer no longer than this holds at most a head within both limits.
         self._short_head = min(
             self._limits.max_request_line, self._limits.max_incomplete_event_size
@@ -164,7 +166,8 @@ class H11Core:
             if kind is h11.Request:
                 events.append(self._request(event))  # type: ignore[arg-type]
             elif kind is h11.EndOfMessage:
-                events.append(StreamEnded(stream_id=self._stream_id))
+                if self._has_body:  # (a request without one was complete with its head)
+                    events.append(StreamEnded(stream_id=self._stream_id))
             elif event is h11.PAUSED:
                 # Paused with nothing buffered (an Upgrade or CONNECT request
                 # waiting for its answer) holds back nothing: reading goes on
@@ -241,6 +244,7 @@ class H11Core:
             # RFC 9112 §7.1.1: h11 would take a bare CR or a NUL in a chunk extension.
             chunks = ChunkHeaders()
             self._chunks = chunks if chunks.feed(self._conn.trailing_data[0]) else None
+        self._has_body = has_body
         request = RequestReceived(
             stream_id=self._stream_id,
             method=method,

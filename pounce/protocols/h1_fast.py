@@ -506,7 +506,6 @@ class FastH1Core:
         self._expects_continue = False
         self._state = _DONE
         events.append(request_received(stream_id, method, target, headers, False))
-        events.append(stream_ended(stream_id))
 
     def _check_head(self, buffer: bytes, head_size: int) -> None:
         """Size limits on the (possibly incomplete) head: line → 414, whole head → 431."""
@@ -529,9 +528,9 @@ class FastH1Core:
         headers: Headers,
         events: list[InboundEvent],
     ) -> None:
-        """A request head's fields checked and normalized; its event, and its end too
-        when it has no body (what `_read_length_body` would find next, without a turn
-        of `_parse`'s loop)."""
+        """A request head's fields checked and normalized, and its event; a request with
+        no body ends with it (`RequestReceived.has_body`), without a turn of `_parse`'s
+        loop."""
         length: bytes | None = None
         chunked = False
         host: bytes | None = None
@@ -628,7 +627,13 @@ class FastH1Core:
         else:
             events.append(request)
         if not (chunked or remaining):
-            self._finish_request(events)
+            # Read whole with its head: what `_finish_request` does, but a request
+            # without a body gets no StreamEnded (a Content-Length of 00 has an empty
+            # one, and gets it, as h11 says).
+            self._state = _DONE
+            self._expects_continue = False
+            if has_body:
+                events.append(stream_ended(self._stream_id))
 
     def _read_length_body(self, events: list[InboundEvent]) -> bool:
         remaining = self._body_remaining

@@ -146,8 +146,7 @@ def test_simple_get() -> None:
             headers=[(b"host", b"x"), (b"x-y", b"Z")],
             http_version="1.1",
             has_body=False,
-        ),
-        StreamEnded(stream_id=1),
+        ),  # complete with its head: no StreamEnded for a request without a body
     ]
     assert not pair.core.idle
 
@@ -188,7 +187,7 @@ def test_zero_content_length_declares_no_body() -> None:
     events = H11Core().receive_data(request_bytes(b"POST", body=b""))
     assert isinstance(events[0], RequestReceived)
     assert not events[0].has_body
-    assert events[1:] == [StreamEnded(stream_id=1)]
+    assert events[1:] == []  # complete with its head
 
 
 def test_http_1_0_request() -> None:
@@ -203,7 +202,6 @@ def test_http_1_0_request() -> None:
             http_version="1.0",
             has_body=False,
         ),
-        StreamEnded(stream_id=1),
     ]
     core.send(SendResponse(stream_id=1, status=200, headers=[]))
     core.send(SendData(stream_id=1, data=b"hi", end_stream=True))
@@ -231,7 +229,7 @@ def test_stream_ids_count_up_and_keep_alive_reuses_the_connection() -> None:
             h11.Request(method="GET", target=f"/{stream_id}", headers=[("host", "x")]),
             h11.EndOfMessage(),
         )
-        assert [type(e) for e in events] == [RequestReceived, StreamEnded]
+        assert [type(e) for e in events] == [RequestReceived]
         assert all(e.stream_id == stream_id for e in events)
         response = pair.respond(*ok(stream_id, b"r%d" % stream_id))
         assert isinstance(response[0], h11.Response)
@@ -247,7 +245,7 @@ def test_pipelined_request_waits_for_the_response() -> None:
     core = H11Core()
     data = request_bytes(target=b"/1") + request_bytes(b"POST", b"/2", body=b"xyz")
     events = core.receive_data(data)
-    assert [type(e) for e in events] == [RequestReceived, StreamEnded]
+    assert [type(e) for e in events] == [RequestReceived]
     assert core.read_paused
     # Nothing more comes out while the first response is unfinished.
     assert core.receive_data(b"") == []
@@ -552,7 +550,7 @@ def test_bytes_after_a_closing_request_are_ignored(first: bytes) -> None:
     # request that asked to close still gets its answer, not a 400.
     core = H11Core()
     events = core.receive_data(first + request_bytes(target=b"/ignored"))
-    assert [type(e) for e in events] == [RequestReceived, StreamEnded]
+    assert [type(e) for e in events] == [RequestReceived]
     assert core.read_paused
     assert core.receive_data(b"more") == []
     core.send(SendResponse(stream_id=1, status=200, headers=[(b"content-length", b"0")]))
@@ -577,7 +575,7 @@ def test_upgrade_request_answered_normally_keeps_the_connection() -> None:
     )
     # The switch is proposed as an event; a driver with no protocol for it
     # answers the request inside as plain HTTP.
-    assert [type(e) for e in events] == [UpgradeRequested, StreamEnded]
+    assert [type(e) for e in events] == [UpgradeRequested]
     core.send(SendResponse(stream_id=1, status=404, headers=[(b"content-length", b"0")]))
     core.send(SendData(stream_id=1, data=b"", end_stream=True))
     assert not core.must_close
@@ -724,7 +722,7 @@ def serve(core: H11Core, pieces: list[bytes]) -> list[InboundEvent]:
         batch = core.receive_data(pending.pop(0) if pending else b"")
         events.extend(batch)
         for event in batch:
-            if isinstance(event, StreamEnded):
+            if completes(event):
                 core.send(SendResponse(stream_id=event.stream_id, status=204, headers=[]))
                 core.send(SendData(stream_id=event.stream_id, data=b"", end_stream=True))
         if core.must_close:
@@ -828,6 +826,13 @@ def requests(draw: st.DrawFn) -> tuple[bytes, list[InboundEvent]]:
     return raw, events
 
 
+def completes(event: InboundEvent) -> bool:
+    """The request is read whole: its body's end, or a head without a body."""
+    return isinstance(event, StreamEnded) or (
+        isinstance(event, RequestReceived) and not event.has_body
+    )
+
+
 def numbered(events: list[InboundEvent], stream_id: int) -> list[InboundEvent]:
     out: list[InboundEvent] = []
     for event in events:
@@ -844,7 +849,9 @@ def numbered(events: list[InboundEvent], stream_id: int) -> list[InboundEvent]:
             )
         elif isinstance(event, DataReceived):
             out.append(DataReceived(stream_id=stream_id, data=event.data))
-    out.append(StreamEnded(stream_id=stream_id))
+    head = events[0]
+    if isinstance(head, RequestReceived) and head.has_body:  # (else complete with its head)
+        out.append(StreamEnded(stream_id=stream_id))
     return out
 
 

@@ -139,8 +139,13 @@ class Driver:
                 self.send(SendInformational(stream_id=event.stream_id, status=100))
             if isinstance(event, RequestReceived):
                 self.method = event.method
-            due = RequestReceived if self.answer_at == "head" else StreamEnded
-            if isinstance(event, due):
+            # At the end: a StreamEnded, or the head of a request without a body.
+            if (
+                isinstance(event, RequestReceived)
+                if self.answer_at == "head"
+                else isinstance(event, StreamEnded)
+                or (isinstance(event, RequestReceived) and not event.has_body)
+            ):
                 body = b"" if self.method == b"HEAD" else b"ok"
                 head = [(b"content-length", b"2")]
                 if not self.send(SendResponse(stream_id=event.stream_id, status=200, headers=head)):

@@ -14,7 +14,7 @@ import pytest
 
 from pounce.asgi.headers import _VALID_PAIRS, validate_response_headers
 from pounce.errors import ASGIContractError
-from pounce.protocols.events import RequestReceived, StreamEnded
+from pounce.protocols.events import RequestReceived
 from pounce.protocols.h1_fast import FastH1Core
 from tests.protocols.test_h1_differential import DEFAULT, chunkings, run_both
 
@@ -113,8 +113,8 @@ def test_plain_head_border(data: bytes, answer_at: str) -> None:
 def test_plain_head_fields_in_order_with_names_lowered() -> None:
     core = FastH1Core()
     events = core.receive_data(get(b"Accept: */*", b"HOST: h", b"X-B: Two  Words "))
-    request, end = events
-    assert isinstance(request, RequestReceived) and isinstance(end, StreamEnded)
+    (request,) = events  # no body: complete with its head, no StreamEnded
+    assert isinstance(request, RequestReceived)
     assert request.headers == [(b"accept", b"*/*"), (b"host", b"h"), (b"x-b", b"Two  Words")]
     assert (request.method, request.target, request.has_body) == (b"GET", b"/p?q=1", False)
 
@@ -132,7 +132,7 @@ def test_plain_head_fields_in_order_with_names_lowered() -> None:
 )
 def test_close_after_host_fields(fields: tuple[bytes, ...], expected: list[object]) -> None:
     core = FastH1Core()
-    request, _end = core.receive_data(get(*fields))
+    (request,) = core.receive_data(get(*fields))
     assert isinstance(request, RequestReceived)
     assert request.headers == expected
 
@@ -142,7 +142,7 @@ def test_a_head_that_trickles_in_is_parsed_once_complete() -> None:
     data = get(b"Host: h", b"X: 1")
     for byte in data[:-1]:
         assert core.receive_data(bytes([byte])) == []
-    request, _ = core.receive_data(data[-1:])
+    (request,) = core.receive_data(data[-1:])
     assert isinstance(request, RequestReceived)
     assert request.headers == [(b"host", b"h"), (b"x", b"1")]
 
