@@ -5,16 +5,22 @@ and NUL (response splitting) cost about as much as the rest of a response head.
 Apps send the same few fields over and over (Server, Date within its second,
 Content-Type, a fixed Content-Length), so each field's line is made and checked
 once and then looked up: a dict lookup per field instead of a join and a scan.
+A whole head is remembered too, keyed by the tuple of its pairs: one lookup for
+a head seen before (within its second, for the Date line), instead of a Python
+step per field.
 
 What is remembered is a pure function of two immutable byte strings (the line
 and whether it frames the body), so the memo is shared by every connection and
 thread; it holds at most `MEMO_FIELDS` lines of at most `MEMO_LINE` bytes and
-starts afresh when full (the Date line changes every second). Only exact
-`bytes` pairs are remembered, and a lookup returns the line made from the pair
-that was checked, never bytes a look-alike object handed over.
+starts afresh when full (the Date line changes every second); likewise at most
+`MEMO_HEADS` heads of at most `MEMO_HEAD` bytes. Only exact `bytes` pairs are
+remembered, and a lookup returns the line made from the pair that was checked,
+never bytes a look-alike object handed over.
 """
 
 from __future__ import annotations
+
+from itertools import chain
 
 from pounce.errors import LocalProtocolError
 from pounce.protocols.events import Headers
@@ -24,6 +30,8 @@ FRAMING_FIELDS = frozenset((b"content-length", b"transfer-encoding", b"connectio
 
 MEMO_FIELDS = 512  # lines remembered, of each kind
 MEMO_LINE = 256  # bytes: a longer line is made each time
+MEMO_HEADS = 256  # whole heads remembered
+MEMO_HEAD = 4096  # bytes of field lines: a longer head is made each time
 
 # (name, value) → b"name: value\r\n", for checked pairs: those that frame the body
 # apart, so that a hit in the first says the field needs no further look.
@@ -31,13 +39,45 @@ _PLAIN_LINES: dict[object, bytes] = {}
 _FRAMING_LINES: dict[object, bytes] = {}
 _plain_line = _PLAIN_LINES.get
 _framing_line = _FRAMING_LINES.get
+# The same for a whole head, keyed by the tuple of its pairs: an app's responses
+# repeat their fields and the server's defaults repeat within a second, so most heads
+# are one lookup instead of a Python step per field (a step the framework's own Python
+# pays for too: docs/performance.md, "the framework increment").
+_HEADS: dict[tuple[object, ...], tuple[bytes, Headers]] = {}
+_head_lines = _HEADS.get
 
 
 def field_lines(headers: Headers) -> tuple[bytes, Headers]:
     """The fields as written, CRLF after each, and those among them in `FRAMING_FIELDS`.
 
-    Raises `LocalProtocolError` (500) for a CR, LF or NUL in a name or value.
+    Raises `LocalProtocolError` (500) for a CR, LF or NUL in a name or value. The
+    framing list returned may be shared: read it, never change it.
     """
+    try:
+        key = tuple(headers)
+        known = _head_lines(key)
+    except TypeError:  # an unhashable pair (a list)
+        return _field_lines(headers)
+    if known is not None:
+        return known
+    known = _field_lines(headers)
+    if len(known[0]) <= MEMO_HEAD and _exact_pairs(key):
+        if len(_HEADS) >= MEMO_HEADS:
+            _HEADS.clear()  # (a race between threads only costs a head made again)
+        _HEADS[key] = known
+    return known
+
+
+def _exact_pairs(key: tuple[object, ...]) -> bool:
+    """Every pair a tuple of exact `bytes` (in C, without a Python step per pair): a
+    look-alike's equality is its own to decide, so no head holding one is remembered."""
+    return {tuple} >= set(map(type, key)) and {bytes} >= set(
+        map(type, chain.from_iterable(key))  # type: ignore[arg-type]
+    )
+
+
+def _field_lines(headers: Headers) -> tuple[bytes, Headers]:
+    """`field_lines` of a head not remembered, field by field."""
     lines: list[bytes] = []
     append = lines.append
     framing: Headers = []

@@ -1,7 +1,8 @@
-"""`pounce.protocols.h1_fields`: a response head's field lines, remembered per field.
+"""`pounce.protocols.h1_fields`: a response head's field lines, remembered per field
+and per head.
 
 The lines must be what joining the pairs gives, the CR/LF/NUL check must hold
-on a hit as on a miss, and the memo must stay bounded and hold only what was
+on a hit as on a miss, and the memos must stay bounded and hold only what was
 checked.
 """
 
@@ -61,6 +62,24 @@ def test_pairs_of_lists_and_bytes_subclasses_are_written_but_not_remembered() ->
     fields, _ = field_lines([listed, subclassed])  # type: ignore[list-item]
     assert fields == b"x-listed: 1\r\nx-subclassed: 2\r\n"
     assert subclassed not in h1_fields._PLAIN_LINES
+    assert (tuple(listed), subclassed) not in h1_fields._HEADS
+    alike = ((Name(b"x-subclassed"), b"2"),)
+    field_lines(list(alike))
+    assert alike not in h1_fields._HEADS  # (equal to an exact head, so looked for by key)
+    assert not any(type(pair[0]) is Name for head in h1_fields._HEADS for pair in head)
+
+
+def test_a_head_is_remembered_whole_and_a_refused_one_never() -> None:
+    head = [(b"content-type", b"text/x-head"), (b"content-length", b"3")]
+    first = field_lines(head)
+    assert h1_fields._HEADS[tuple(head)] == first
+    assert field_lines(list(head)) is first  # one lookup
+    assert first == (b"content-type: text/x-head\r\ncontent-length: 3\r\n", [head[1]])
+    bad = [(b"content-type", b"text/x-head"), (b"x-evil", b"a\r\nb")]
+    for _ in range(2):
+        with pytest.raises(LocalProtocolError):
+            field_lines(bad)
+    assert tuple(bad) not in h1_fields._HEADS
 
 
 def test_the_memo_is_bounded_and_starts_afresh_when_full() -> None:
@@ -70,3 +89,9 @@ def test_the_memo_is_bounded_and_starts_afresh_when_full() -> None:
     long_value = b"v" * h1_fields.MEMO_LINE
     field_lines([(b"x-long", long_value)])
     assert (b"x-long", long_value) not in h1_fields._PLAIN_LINES
+    for i in range(h1_fields.MEMO_HEADS * 2 + 5):
+        field_lines([(b"x-head", b"%d" % i), (b"x-other", b"1")])
+        assert len(h1_fields._HEADS) <= h1_fields.MEMO_HEADS
+    huge = [(b"x-huge-%d" % i, b"v" * 200) for i in range(h1_fields.MEMO_HEAD // 200 + 1)]
+    field_lines(huge)
+    assert tuple(huge) not in h1_fields._HEADS
