@@ -72,8 +72,8 @@ class StreamOwner(Protocol):
 
     def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None: ...
 
-    def send_whole(self, head: SendResponse, body: bytes) -> bool:
-        """The held `head` and all of the response's `body`, ending it, at once; False,
+    def send_whole(self, status: int, headers: Headers, body: bytes) -> bool:
+        """The held head and all of the response's `body`, ending it, at once; False,
         with nothing sent, where the owner has no such path (the exchange then sends
         them as two events). A head with no field that frames the body is sent with a
         Content-Length of ``len(body)`` (as the two events would carry it). Raises as
@@ -190,7 +190,9 @@ class Exchange:
         self._no_body = False  # HEAD, 204 or 304: whatever body the app sends is dropped
         # The response head's Content-Length or Transfer-Encoding field name, if it has one.
         self._framed: bytes | None = None
-        self._held_head: SendResponse | None = None
+        # The response head's fields, from `_start` until the head is sent (its status is
+        # `_status`): it waits for the first body message, to leave in the same write.
+        self._held_head: Headers | None = None
         self._trailers = _TRAILERS_NONE
         self._expects_continue = request.expects_continue
         # Made at the first body chunk and the first wait: a GET needs neither, and
@@ -350,15 +352,16 @@ class Exchange:
                     # Head and body in one call where the owner can (one write; the owner
                     # adds the Content-Length a head without framing gets); a refused
                     # head raises before anything is sent, and leaves it held for the 500.
-                    if not self._no_body and owner.send_whole(head, body):
+                    if not self._no_body and owner.send_whole(self._status, head, body):
                         self._held_head = None
                     else:
                         if self._no_body:
                             body = b""  # ASGI: the server strips the body of a HEAD response
-                        elif not framing_field(head.headers):
+                        elif not framing_field(head):
                             # A whole body in one message: a Content-Length, not chunked.
-                            head.headers.append((b"content-length", b"%d" % len(body)))
-                        owner.send_event(head, flush=False)  # leaves with the body
+                            head.append((b"content-length", b"%d" % len(body)))
+                        # (leaves with the body)
+                        owner.send_event(send_response(stream_id, self._status, head), flush=False)
                         self._held_head = None  # (after: a refused head leaves room for a 500)
                         owner.send_event(send_data(stream_id, body, True))
                     self.bytes_sent += len(body)
@@ -408,7 +411,7 @@ class Exchange:
         self._no_body = self._is_head or status in NO_CONTENT_STATUSES
         # (The field that frames the body is looked for when the head is sent, and not
         # at all by the one-call response: its owner looks at every field anyway.)
-        self._held_head = send_response(self.stream_id, status, headers)
+        self._held_head = headers
         if message.get("trailers"):
             self._announce_trailers(app_headers)
 
@@ -435,10 +438,12 @@ class Exchange:
             # write; a whole body in one message gets a Content-Length instead
             # of chunked framing (cheaper for every client to read).
             # HEAD: the length of the GET body is unknown here, so none is made up.
-            framed = self._framed = framing_field(head.headers)
+            framed = self._framed = framing_field(head)
             if not (more or self._no_body or self._trailers or framed):
-                head.headers.append((b"content-length", b"%d" % len(body)))
-            owner.send_event(head, flush=not (body or not more))
+                head.append((b"content-length", b"%d" % len(body)))
+            owner.send_event(
+                send_response(self.stream_id, self._status, head), flush=not (body or not more)
+            )
             self._held_head = None
             if self._events is not None:
                 self._response_started(self._events)
@@ -523,15 +528,15 @@ class Exchange:
     async def _file_body(self, body: FileBody) -> None:
         head = self._held_head
         if head is not None:
-            self._framed = framing_field(head.headers)
+            self._framed = framing_field(head)
         if head is not None and not (body.more or self._framed or self._trailers):
             # The whole body is this file: its length is known, so no chunked framing.
-            head.headers.append((b"content-length", b"%d" % body.count))
+            head.append((b"content-length", b"%d" % body.count))
             self._framed = b"content-length"
         if body.count and not self._no_body and self._framed == b"content-length":
             owner = self._owner
             if head is not None:
-                owner.send_event(head, flush=False)
+                owner.send_event(send_response(self.stream_id, self._status, head), flush=False)
                 self._held_head = None
             if isinstance(owner, FileOwner) and await owner.send_file(
                 self.stream_id, body.fd, body.offset, body.count

@@ -36,7 +36,6 @@ from pounce.protocols.events import (
     ResetStream,
     SendData,
     SendDataAside,
-    SendResponse,
     StreamEnded,
     StreamReset,
     UpgradeRequested,
@@ -182,8 +181,8 @@ class HTTPDriver(Upgradable):
         ):
             self._reject(request.stream_id, 413)
             return
-        assert self._conn is not None
-        exchange = Exchange(self, request, self._conn.info, self._service)
+        # (A request comes only from a connection: no assert, which costs every request.)
+        exchange = Exchange(self, request, self._conn.info, self._service)  # type: ignore[union-attr]
         if self._service.shutting_down:
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
@@ -315,7 +314,7 @@ class HTTPDriver(Upgradable):
                 return
         self._write_out()
 
-    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+    def send_whole(self, status: int, headers: Headers, body: bytes) -> bool:
         """The held head and the whole body, the response's end, in one write; False,
         with nothing sent, where the core has no such path or declines it (then the
         exchange sends them as two events)."""
@@ -324,7 +323,7 @@ class HTTPDriver(Upgradable):
         whole = self._core_whole
         if whole is None or len(body) >= SEPARATE_WRITE:  # (a large body is not copied)
             return False
-        data = whole(head.status, head.headers, body)
+        data = whole(status, headers, body)
         if data is None:
             return False
         self._coalesced = 0
@@ -413,8 +412,9 @@ class HTTPDriver(Upgradable):
         if self._core.idle:
             # (A connection closing under us is lost soon, and that cancels the deadline.)
             if not self._exchanges and self._conn is not None:
-                self._waiting_for_head = False
-                # (`_timer()` only for the first: one call fewer for every other response)
+                # (`_waiting_for_head` is False: `_on_request` cleared it, and nothing sets
+                # it while an exchange runs. `_timer()` only for the first deadline: one
+                # call fewer for every other response.)
                 deadline = self._deadline or self._timer()
                 deadline.set(self._options.keep_alive_timeout, self._close)
             return

@@ -36,12 +36,12 @@ from pounce.protocols.events import (
     CloseConnection,
     ConnectionLost,
     DataReceived,
+    Headers,
     InboundEvent,
     OutboundEvent,
     RejectRequest,
     RequestReceived,
     ResetStream,
-    SendResponse,
     StreamEnded,
     StreamReset,
     UpgradeRequested,
@@ -336,7 +336,7 @@ class HTTP3Connection:
         if flush:
             self._schedule_transmit()
 
-    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+    def send_whole(self, status: int, headers: Headers, body: bytes) -> bool:
         return False  # (QUIC frames the head and the body apart: two events)
 
     async def drain(self, stream_id: int = 0) -> None:

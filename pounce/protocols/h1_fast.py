@@ -267,6 +267,7 @@ class FastH1Core:
         "_limits",
         "_method",
         "_out",
+        "_plain_max",
         "_proposals",
         "_response_done",
         "_response_remaining",
@@ -281,7 +282,12 @@ class FastH1Core:
     )
 
     def __init__(self, limits: H1Limits | None = None) -> None:
-        self._limits = limits or H1Limits()
+        limits = self._limits = limits or H1Limits()
+        # A read this long or shorter is tried against `_PLAIN_HEAD_RE` at once; its
+        # head is then within both size limits, unchecked.
+        self._plain_max = min(
+            _PLAIN_HEAD_MAX, limits.max_request_line, limits.max_incomplete_event_size
+        )
         self._buffer = b""
         self._state = _IDLE
         self._stream_id = 0
@@ -319,20 +325,13 @@ class FastH1Core:
 
     def receive_data(self, data: bytes) -> list[InboundEvent]:
         state = self._state
-        if state == _IDLE and data and not self._buffer and len(data) <= _PLAIN_HEAD_MAX:
+        if state == _IDLE and data and not self._buffer and len(data) <= self._plain_max:
             # A new read with the next request in it: most often a plain
             # request whole (what `_parse` would find first, without its loop).
             plain = _PLAIN_HEAD_RE.match(data)
             if plain is not None:
                 events: list[InboundEvent] = []
-                self._buffer = data
-                try:
-                    self._plain_request(plain, events)
-                except RemoteProtocolError:  # a size limit
-                    self._state = _ERROR
-                    self.must_close = True
-                    self.idle = False
-                    raise
+                self._plain_request(plain, data, events)  # (within the limits: `_plain_max`)
                 # Pipelined bytes behind it wait until it is answered.
                 self.read_paused = bool(self._buffer)
                 self.idle = False
@@ -416,7 +415,14 @@ class FastH1Core:
             # Tried once per head (a head that trickles in takes the path below).
             plain = _PLAIN_HEAD_RE.match(buffer)
             if plain is not None:
-                self._plain_request(plain, events)
+                head_size = plain.end()
+                limits = self._limits
+                if (
+                    head_size > limits.max_request_line
+                    or head_size > limits.max_incomplete_event_size
+                ):
+                    self._check_head(buffer, head_size)
+                self._plain_request(plain, buffer, events)
                 return True
         end = buffer.find(b"\r\n\r\n")
         if end > 0 and self._split_request(buffer, end, events):
@@ -471,18 +477,16 @@ class FastH1Core:
         self._request(line[1], line[2], line[3], headers, events)
         return True
 
-    def _plain_request(self, plain: re.Match[bytes], events: list[InboundEvent]) -> None:
-        """The common request `_PLAIN_HEAD_RE` matched: HTTP/1.1, one Host, no body.
+    def _plain_request(
+        self, plain: re.Match[bytes], buffer: bytes, events: list[InboundEvent]
+    ) -> None:
+        """The common request `_PLAIN_HEAD_RE` matched at the start of `buffer`: HTTP/1.1,
+        one Host, no body. The caller checked the head's size limits.
 
         `_request` would reach the same state and events; this skips its
         per-field checks, which none of these fields needs.
         """
-        buffer = self._buffer
-        head_size = plain.end()
-        limits = self._limits
-        if head_size > limits.max_request_line or head_size > limits.max_incomplete_event_size:
-            self._check_head(buffer, head_size)
-        self._buffer = buffer[head_size:]
+        self._buffer = buffer[plain.end() :]
         method, target, before, close, host, after, close_after = plain.groups()
         headers: Headers
         if before or after:

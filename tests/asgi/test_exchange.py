@@ -55,7 +55,7 @@ class RecordingOwner:
     def send_event(self, event: OutboundEvent, *, flush: bool = True) -> None:
         self.events.append(event)
 
-    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+    def send_whole(self, status: int, headers: Headers, body: bytes) -> bool:
         return False  # every event recorded apart
 
     async def drain(self, stream_id: int = 0) -> None:
@@ -95,14 +95,14 @@ class WholeOwner(RecordingOwner):
 
     def __init__(self, *, refuse: bool = False) -> None:
         super().__init__()
-        self.wholes: list[tuple[SendResponse, bytes]] = []
+        self.wholes: list[tuple[int, Headers, bytes]] = []
         self.refuse = refuse
 
-    def send_whole(self, head: SendResponse, body: bytes) -> bool:
+    def send_whole(self, status: int, headers: Headers, body: bytes) -> bool:
         if self.refuse:  # a head the core will not send: nothing sent
             self.refuse = False
             raise LocalProtocolError("refused", status=500)
-        self.wholes.append((head, body))
+        self.wholes.append((status, headers, body))
         return True
 
 
@@ -809,10 +809,10 @@ async def test_contract_error_is_logged_and_answered_500(caplog: pytest.LogCaptu
 async def test_a_whole_response_goes_to_the_owner_in_one_call() -> None:
     ex, owner = exchange(owner=WholeOwner())
     await ex.run(app_sending(START, BODY))
-    ((head, body),) = owner.wholes
-    assert (head.status, body) == (200, b"hello")
+    ((status, headers, body),) = owner.wholes
+    assert (status, body) == (200, b"hello")
     # No Content-Length added: the owner frames a head without one (`send_whole`).
-    assert all(name != b"content-length" for name, _ in head.headers)
+    assert all(name != b"content-length" for name, _ in headers)
     assert owner.events == []  # nothing apart
     assert owner.done == [1]
     assert ex.state is ResponseState.DONE
