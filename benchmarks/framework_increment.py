@@ -12,7 +12,9 @@ transport, no kernel), best of rounds — for:
 * ``uvicorn + parse``: the same, made to run Pounce's request parse
   (`FastH1Core.receive_data` on a fresh core) in each ``data_received`` as well;
 * ``uvicorn + parse + head``: and Pounce's response path on that core too (the
-  head then the body, as two events: what a streamed response takes).
+  head then the body, as two events: what a streamed response takes);
+* ``uvicorn + a loop``: as many bytecodes as the row above, from a loop of a
+  few places instead (sixteen distinct bytecodes).
 
 The added work is Pounce's Python; it serves nothing and does none of
 Uvicorn's. If the framework increment of the last two rows grows towards
@@ -20,8 +22,11 @@ Pounce's, the framework's code runs slower because of the *server's* Python
 that runs around it, not because of anything the server does to the app — the
 CPU's predictors and caches are shared by the interpreter's dispatch of both.
 The ``bytecodes`` column is what the injected work executes per request
-(``sys.settrace`` opcode events). docs/performance.md ("the framework
-increment") has a run and what was done about it::
+(``sys.settrace`` opcode events), ``distinct`` how many places in the code
+those are. If the loop leaves the increment where it was while the parse and
+head grow it, what costs the framework is the number of *distinct* steps the
+server's Python takes, not their count. docs/performance.md ("the framework
+increment", "fewer distinct steps") has runs and what was done about it::
 
     cd benchmarks
     .peers-venv/bin/python framework_increment.py            # starlette, 3 rounds
@@ -58,10 +63,17 @@ def _parse_and_head(data: bytes) -> None:
     core.data_to_send()
 
 
+def _loop(data: bytes) -> None:
+    total = 0
+    for step in range(96):  # seven bytecodes a turn: about as many as `_parse_and_head`
+        total += step
+
+
 EXTRAS: dict[str, Callable[[bytes], None] | None] = {
     "uvicorn": None,
     "uvicorn + parse": _parse,
     "uvicorn + parse + head": _parse_and_head,
+    "uvicorn + a loop": _loop,
 }
 
 
@@ -94,18 +106,20 @@ def with_extra(
     return make
 
 
-def bytecodes(extra: Callable[[bytes], None] | None, request: bytes) -> int:
-    """Python bytecodes `extra` executes for one request (0 for none)."""
+def bytecodes(extra: Callable[[bytes], None] | None, request: bytes) -> tuple[int, int]:
+    """Python bytecodes `extra` executes for one request, and how many distinct ones
+    (places in the code) they are; (0, 0) for none."""
     if extra is None:
-        return 0
+        return 0, 0
     counts: Counter[tuple[str, int, str]] = Counter()
+    sites: Counter[tuple[str, int, str, int]] = Counter()
     extra(request)  # warm, then counted
-    sys.settrace(opcode_tracer(counts))
+    sys.settrace(opcode_tracer(counts, sites))
     try:
         extra(request)
     finally:
         sys.settrace(None)
-    return sum(counts.values())
+    return sum(counts.values()), len(sites)
 
 
 def best_us(maker: Callable[[], Any], n: int, tries: int) -> float:
@@ -122,10 +136,10 @@ def main() -> None:
 
     framework = getattr(framework_apps, f"{args.app}_app")
     http = uvicorn_http()
-    rows: dict[str, tuple[Callable[[Any], Callable[[], Any]], int]] = {
+    rows: dict[str, tuple[Callable[[Any], Callable[[], Any]], tuple[int, int]]] = {
         "pounce": (
             lambda app: protocol_maker("pounce", "fast", "standard", asgi_app=app),
-            0,
+            (0, 0),
         )
     }
     for name, extra in EXTRAS.items():
@@ -141,11 +155,13 @@ def main() -> None:
                 key = (name, app_name)
                 best[key] = min(best.get(key, took), took)
     print(f"in-process, uvloop, µs a request (best of {args.rounds} rounds); Uvicorn: {http}")
-    print(f"| server | bytecodes added | lean | {args.app} | increment |")
-    print("|---|---|---|---|---|")
-    for name, (_, added) in rows.items():
+    print(f"| server | bytecodes added | distinct | lean | {args.app} | increment |")
+    print("|---|---|---|---|---|---|")
+    for name, (_, (added, distinct)) in rows.items():
         lean, framed = best[(name, "lean")], best[(name, args.app)]
-        print(f"| {name} | {added} | {lean:.2f} | {framed:.2f} | {framed - lean:.2f} |")
+        print(
+            f"| {name} | {added} | {distinct} | {lean:.2f} | {framed:.2f} | {framed - lean:.2f} |"
+        )
 
 
 if __name__ == "__main__":

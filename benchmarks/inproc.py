@@ -53,7 +53,10 @@ inproc.py --server uvicorn-h11 --callgrind``).
 ``--opcodes`` counts the Python bytecodes each function executes per request
 (``sys.settrace`` opcode events; the feeder and the app left out): where the
 interpreter's share of the instructions goes, function by function, and run
-under the peers' environment the same for Uvicorn's protocol.
+under the peers' environment the same for Uvicorn's protocol. It also prints
+how many *distinct* bytecodes (places in the code) every request runs: a loop's
+steps count once there, and that number, not the total, is what follows the
+framework increment (docs/performance.md).
 
 ``--callgrind`` runs itself twice under ``valgrind --tool=callgrind`` (with
 ``-n 2000`` and ``-n 12000`` unless ``--counts`` says otherwise) and prints
@@ -388,9 +391,13 @@ def run(args: argparse.Namespace) -> None:
     print(f"{args.n} requests in {elapsed:.3f} s: {args.n / elapsed:,.0f} req/s (noisy)")
 
 
-def opcode_tracer(counts: Counter[tuple[str, int, str]]) -> Callable[..., Any]:
+def opcode_tracer(
+    counts: Counter[tuple[str, int, str]],
+    sites: Counter[tuple[str, int, str, int]] | None = None,
+) -> Callable[..., Any]:
     """A ``sys.settrace`` function that counts into `counts` the bytecodes each function
-    runs, keyed by (the last two parts of its file's path, its first line, its name)."""
+    runs, keyed by (the last two parts of its file's path, its first line, its name);
+    and into `sites`, if given, each bytecode by its place (that key and its offset)."""
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:
         frame.f_trace_opcodes = True
@@ -400,6 +407,8 @@ def opcode_tracer(counts: Counter[tuple[str, int, str]]) -> Callable[..., Any]:
         def each(frame: FrameType, event: str, arg: object) -> Any:
             if event == "opcode":
                 counts[key] += 1
+                if sites is not None:
+                    sites[(*key, frame.f_lasti)] += 1
             return each
 
         return each
@@ -408,15 +417,21 @@ def opcode_tracer(counts: Counter[tuple[str, int, str]]) -> Callable[..., Any]:
 
 
 def count_opcodes(runner: asyncio.Runner, args: argparse.Namespace) -> None:
-    """Bytecodes executed per request, by function (``--opcodes``)."""
+    """Bytecodes executed per request, by function (``--opcodes``); and how many distinct
+    ones (places in the code) every request runs, which is what slows a framework's
+    own Python (docs/performance.md, "fewer distinct steps")."""
     counts: Counter[tuple[str, int, str]] = Counter()
-    sys.settrace(opcode_tracer(counts))
+    sites: Counter[tuple[str, int, str, int]] = Counter()
+    sys.settrace(opcode_tracer(counts, sites))
     try:
         runner.run(drive(args.n, args.path, maker_for(args), args.close, args.head))
     finally:
         sys.settrace(None)
-    mine = {k: v for k, v in counts.items() if not k[0].endswith(("inproc.py", "apps.py"))}
+    theirs = ("inproc.py", "apps.py")
+    mine = {k: v for k, v in counts.items() if not k[0].endswith(theirs)}
+    every = sum(1 for k, v in sites.items() if v >= args.n and not k[0].endswith(theirs))
     print(f"{sum(mine.values()) / args.n:,.1f} bytecodes per request (the server's Python)")
+    print(f"{every:,} distinct bytecodes (places in the code) run in every request")
     for (path, line, name), count in sorted(mine.items(), key=lambda kv: -kv[1])[: args.top]:
         print(f"{count / args.n:8.1f}  {path}:{line} {name}")
 
