@@ -165,8 +165,12 @@ class Exchange:
         "scope",
         "state",
         "stream_id",
+        "task",
         "unread_body",
     )
+
+    task: asyncio.Task[None]
+    """The task that runs the app (`run`), set by the owner that starts it."""
 
     def __init__(
         self,
@@ -558,8 +562,9 @@ class Exchange:
 
     # -- running the app ---------------------------------------------------------------
 
-    async def run(self, app: ASGIApp, on_exit: Callable[[], None] | None = None) -> None:
-        """Run the app to its end; `on_exit` is called last, whatever happened."""
+    async def run(self, app: ASGIApp, on_exit: Callable[[Exchange], None] | None = None) -> None:
+        """Run the app to its end; `on_exit` is called last, with this exchange, whatever
+        happened. (The owner that runs it as a task sets `task` first.)"""
         request = self._request
         if request is not None:  # (`_build_scope` inline: once per request)
             scope = self.scope = build_scope(request, self._info, self._context)
@@ -587,7 +592,7 @@ class Exchange:
                 self._abort()
         finally:
             if on_exit is not None:
-                on_exit()
+                on_exit(self)
 
     def _fail(self, exc: Exception) -> None:
         # The client left and the app failed on it; or, its response complete, the app

@@ -232,7 +232,9 @@ class HTTP3Connection:
         if self._service.shutting_down or self._core.going_away:
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
-        self._tasks.add(self._loop.create_task(exchange.run(self._service.app, self._app_exited)))
+        task = self._loop.create_task(exchange.run(self._service.app, self._app_exited))
+        self._tasks.add(task)
+        exchange.task = task
 
     def _on_upgrade(self, upgrade: UpgradeRequested) -> None:
         """Extended CONNECT (RFC 9220, as RFC 8441 over HTTP/2): the protocol named by
@@ -298,10 +300,8 @@ class HTTP3Connection:
         self._schedule_transmit()
         self._maybe_close()
 
-    def _app_exited(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.discard(task)
+    def _app_exited(self, exchange: Exchange) -> None:
+        self._tasks.discard(exchange.task)
 
     def _client(self) -> tuple[str, int] | None:
         addr = self._addr
