@@ -56,7 +56,9 @@ interpreter's share of the instructions goes, function by function, and run
 under the peers' environment the same for Uvicorn's protocol. It also prints
 how many *distinct* bytecodes (places in the code) every request runs: a loop's
 steps count once there, and that number, not the total, is what follows the
-framework increment (docs/performance.md).
+framework increment (docs/performance.md). With ``--connections 64`` it counts
+the many-connection path (reads held a turn and handed on together), as wrk
+loads a server.
 
 ``--callgrind`` runs itself twice under ``valgrind --tool=callgrind`` (with
 ``-n 2000`` and ``-n 12000`` unless ``--counts`` says otherwise) and prints
@@ -422,9 +424,13 @@ def count_opcodes(runner: asyncio.Runner, args: argparse.Namespace) -> None:
     own Python (docs/performance.md, "fewer distinct steps")."""
     counts: Counter[tuple[str, int, str]] = Counter()
     sites: Counter[tuple[str, int, str, int]] = Counter()
+    maker = maker_for(args)
     sys.settrace(opcode_tracer(counts, sites))
     try:
-        runner.run(drive(args.n, args.path, maker_for(args), args.close, args.head))
+        if args.connections > 1:  # (held reads and the loop's turn shared by many)
+            runner.run(drive_together(args.n, args.path, maker, args.connections, args.head))
+        else:
+            runner.run(drive(args.n, args.path, maker, args.close, args.head))
     finally:
         sys.settrace(None)
     theirs = ("inproc.py", "apps.py")
