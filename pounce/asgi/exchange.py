@@ -533,10 +533,10 @@ class Exchange:
         head = self._held_head
         if head is not None:
             self._framed = framing_field(head)
-        if head is not None and not (body.more or self._framed or self._trailers):
-            # The whole body is this file: its length is known, so no chunked framing.
-            head.append((b"content-length", b"%d" % body.count))
-            self._framed = b"content-length"
+            if not (body.more or self._framed or self._trailers):
+                # The whole body is this file: its length is known, so no chunked framing.
+                head.append((b"content-length", b"%d" % body.count))
+                self._framed = b"content-length"
         if body.count and not self._no_body and self._framed == b"content-length":
             owner = self._owner
             if head is not None:

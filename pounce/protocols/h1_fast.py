@@ -630,14 +630,12 @@ class FastH1Core:
             events.append(upgrade_event(request, self._buffer))
         else:
             events.append(request)
-        if not (chunked or remaining):
-            # Read whole with its head: what `_finish_request` does, but a request
-            # without a body gets no StreamEnded (a Content-Length of 00 has an empty
-            # one, and gets it, as h11 says).
-            self._state = _DONE
-            self._expects_continue = False
+        if not (chunked or remaining):  # read whole with its head
             if has_body:
-                events.append(stream_ended(self._stream_id))
+                self._finish_request(events)  # an empty body (Content-Length: 00), as h11 has
+            else:  # complete with its head: no StreamEnded (`RequestReceived.has_body`)
+                self._state = _DONE
+                self._expects_continue = False
 
     def _read_length_body(self, events: list[InboundEvent]) -> bool:
         remaining = self._body_remaining
