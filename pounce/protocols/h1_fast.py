@@ -60,6 +60,9 @@ from pounce.protocols.events import (
 from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes, upgrade_event
 from pounce.protocols.h1_fields import check_outbound, field_lines
 from pounce.protocols.h1_head import field_lines as split_field_lines
+from pounce.protocols.h1_request_fields import FieldFacts, field_facts
+from pounce.protocols.h1_request_fields import remember as remember_fields
+from pounce.protocols.h1_request_fields import remembered as remembered_fields
 from pounce.protocols.h1_syntax import CHUNK_HEADER, PLAIN_HOST, check_host, origin_form
 
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
@@ -136,9 +139,8 @@ _UPGRADE = 1
 _CONNECT = 2
 
 _NO_BODY_STATUSES = frozenset((204, 304))
-_SPECIAL = frozenset(
-    (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
-)
+# A head without fields (its request line alone: an HTTP/1.0 client's).
+_NO_FIELDS = FieldFacts((), None, False, None, 0, False, False, False)
 # A read this long has its head's fields split (`_split_request`), not matched by
 # `_PLAIN_HEAD_RE`, whose repeats cost more per field (curl's and httpx's heads fit).
 _PLAIN_HEAD_MAX = 256
@@ -164,11 +166,6 @@ def _comma_values(headers: Headers, name: bytes) -> list[bytes]:
                 if part:
                     out.append(part)
     return out
-
-
-def _comma_split(value: bytes) -> list[bytes]:
-    """The members of one comma-separated field value, lower-cased and stripped."""
-    return [part.strip() for part in value.lower().split(b",")]
 
 
 def _split_lines(head: bytes) -> list[bytes]:
@@ -457,24 +454,33 @@ class FastH1Core:
     def _split_request(self, buffer: bytes, end: int, events: list[InboundEvent]) -> bool:
         """The head before the first CRLF CRLF at `end`, if it is all CRLF lines of a
         valid request line and field lines (`h1_head.field_lines`); else False, and the general
-        path below decides with h11's answer (a bare LF may end an earlier head)."""
+        path below decides with h11's answer (a bare LF may end an earlier head).
+
+        What the field lines say is remembered by their bytes
+        (`pounce.protocols.h1_request_fields`): a block seen before is not split or
+        checked again. The size limits are checked first either way, as before."""
         line_end = buffer.find(b"\r\n", 0, end + 2)
         line = _REQUEST_LINE_RE.fullmatch(buffer, 0, line_end)
         if line is None:
             return False
-        headers: Headers = []
+        facts: FieldFacts | None = _NO_FIELDS
         if line_end != end:
-            fields = split_field_lines(buffer, line_end + 2, end + 2)
-            if fields is None:
-                return False
-            headers = fields
+            block = buffer[line_end + 2 : end + 2]
+            facts = remembered_fields(block)
+            if facts is None:
+                fields = split_field_lines(buffer, line_end + 2, end + 2)
+                if fields is None:
+                    return False
+                unread = (block, fields)
         head_size = end + 4
         limits = self._limits
         if head_size > limits.max_request_line or head_size > limits.max_incomplete_event_size:
             self._check_head(buffer, head_size)
         self._skip_plain = False
         self._buffer = buffer[head_size:]
-        self._request(line[1], line[2], line[3], headers, events)
+        if facts is None:  # (read after the limits, whose errors come first)
+            facts = remember_fields(*unread)
+        self._head_request(line[1], line[2], line[3], facts, events)
         return True
 
     def _plain_request(
@@ -532,56 +538,26 @@ class FastH1Core:
         headers: Headers,
         events: list[InboundEvent],
     ) -> None:
-        """A request head's fields checked and normalized, and its event; a request with
-        no body ends with it (`RequestReceived.has_body`), without a turn of `_parse`'s
-        loop."""
-        length: bytes | None = None
-        chunked = False
-        host: bytes | None = None
-        host_count = 0
+        """A request head's fields checked and normalized, and its event."""
+        self._head_request(method, target, version, field_facts(headers), events)
+
+    def _head_request(
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        facts: FieldFacts,
+        events: list[InboundEvent],
+    ) -> None:
+        """A request head, its fields read (`FieldFacts`), checked with its request line,
+        and its event; a request with no body ends with it (`RequestReceived.has_body`),
+        without a turn of `_parse`'s loop."""
+        fields, length, chunked, host, host_count, close, expects, upgrade = facts
+        normalized = list(fields)  # (the request's own: an app may change its scope's)
         proposals = _CONNECT if method == b"CONNECT" else 0
-        keep_alive = version >= b"1.1"  # h11 keeps no HTTP/1.0 connection alive
-        expects = False
-        normalized: Headers = []
-        append = normalized.append
-        for name, value in headers:
-            name = name.lower()
-            if name not in _SPECIAL:
-                append((name, value))
-                continue
-            if name == b"content-length":
-                lengths = {part.strip() for part in value.split(b",")}
-                if len(lengths) != 1:
-                    raise RemoteProtocolError("conflicting Content-Length headers")
-                value = lengths.pop()
-                if _CONTENT_LENGTH_RE.fullmatch(value) is None:
-                    raise RemoteProtocolError("bad Content-Length")
-                if length is None:
-                    length = value
-                elif length != value:
-                    raise RemoteProtocolError("conflicting Content-Length headers")
-                else:
-                    continue  # an identical duplicate is dropped, as h11 does
-            elif name == b"transfer-encoding":
-                if chunked:
-                    raise RemoteProtocolError("multiple Transfer-Encoding headers", status=501)
-                value = value.lower()
-                if value != b"chunked":
-                    raise RemoteProtocolError(
-                        "Only Transfer-Encoding: chunked is supported", status=501
-                    )
-                chunked = True
-            elif name == b"host":
-                host_count += 1
-                host = value
-            elif name == b"connection":
-                if b"close" in _comma_split(value):
-                    keep_alive = False
-            elif name == b"expect":
-                expects = expects or b"100-continue" in _comma_split(value)
-            elif name == b"upgrade" and value.replace(b",", b" ").strip():
-                proposals |= _UPGRADE
-            append((name, value))
+        if upgrade:
+            proposals |= _UPGRADE
+        keep_alive = version >= b"1.1" and not close  # h11 keeps no HTTP/1.0 one alive
         if version == b"1.1" and host_count == 0:
             raise RemoteProtocolError("Missing mandatory Host: header")
         if host_count > 1:

@@ -44,6 +44,7 @@ from pounce.protocols.events import (
     UpgradeRequested,
 )
 from pounce.protocols.h1 import H1Limits, H11Core
+from pounce.protocols import h1_request_fields
 from pounce.protocols.h1_fast import FastH1Core
 
 CoreFactory = Callable[[H1Limits], ProtocolCore]
@@ -693,6 +694,17 @@ def test_mutated_requests(
     data: bytes, cuts: list[int], eof: bool, answer_at: str, limits: H1Limits
 ) -> None:
     run_both(splits(data, cuts), limits=limits, eof=eof, answer_at=answer_at)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+@given(data=st.one_of(pipelines, pipelines.flatmap(mutated)), cuts=cut_lists)
+def test_remembered_field_blocks_answer_as_h11(data: bytes, cuts: list[int]) -> None:
+    """A head's field block read before (`h1_request_fields`) answers as it did the first
+    time, which is h11's answer: whole and split, the memo cold, then warm."""
+    h1_request_fields._BLOCKS.clear()
+    run_both([data], limits=DEFAULT)
+    run_both([data], limits=DEFAULT)
+    run_both(splits(data, cuts), limits=DEFAULT)
 
 
 # -- hypothesis: the send side ----------------------------------------------------------
