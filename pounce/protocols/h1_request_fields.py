@@ -14,8 +14,9 @@ What is remembered is a pure function of the block's bytes: `field_facts` of
 the lines `pounce.protocols.h1_head.field_lines` split it into (a block it does
 not read is not remembered either: the core's general path takes it). A block whose fields are refused is never
 remembered (its error is raised again each time, in the same order), nor is
-one over `MEMO_BLOCK` bytes; at most `MEMO_BLOCKS` are kept, all forgotten when
-full (as the response-side memos of `pounce.protocols.h1_fields`), so a client
+one over `MEMO_BLOCK` bytes or `MEMO_FIELDS` fields (a block of many tiny fields
+would hold many objects); at most `MEMO_BLOCKS` are kept — a few MiB at the
+worst — all forgotten when full (as the response-side memos of `pounce.protocols.h1_fields`), so a client
 sending ever-new blocks costs each request a failed lookup and no memory. The
 memo is shared by every connection and thread of a process: its values are
 immutable (tuples), and a race between threads only costs a block read again.
@@ -30,6 +31,7 @@ from pounce.protocols.events import Headers
 
 MEMO_BLOCKS = 256  # field blocks remembered
 MEMO_BLOCK = 4096  # bytes: a longer block is read every time
+MEMO_FIELDS = 64  # a block of more fields is read every time (a browser sends ~15-25)
 
 _SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
@@ -129,7 +131,7 @@ def remember(block: bytes, fields: Headers) -> FieldFacts:
     (`pounce.protocols.h1_head.field_lines`), kept for the next time `block` comes.
     Raises as `field_facts` does; a refused block is not kept."""
     facts = field_facts(fields)
-    if len(block) <= MEMO_BLOCK:
+    if len(block) <= MEMO_BLOCK and len(fields) <= MEMO_FIELDS:
         if len(_BLOCKS) >= MEMO_BLOCKS:
             _BLOCKS.clear()  # (a race between threads only costs a block read again)
         _BLOCKS[block] = facts

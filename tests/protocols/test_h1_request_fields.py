@@ -79,10 +79,18 @@ def test_a_refused_block_is_not_remembered_and_refused_every_time(field: bytes) 
     assert not h1_request_fields._BLOCKS
 
 
-def test_a_block_over_the_bound_is_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(h1_request_fields, "MEMO_BLOCK", len(FIELDS) - 1)
-    request_of(HEAD)
-    assert not h1_request_fields._BLOCKS
+@pytest.mark.parametrize("bound", ["MEMO_BLOCK", "MEMO_FIELDS"])
+def test_a_block_over_a_bound_is_not_remembered(
+    bound: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over `MEMO_BLOCK` bytes, or `MEMO_FIELDS` fields (tiny fields, many objects)."""
+    over = len(FIELDS) - 1 if bound == "MEMO_BLOCK" else 5
+    monkeypatch.setattr(h1_request_fields, bound, over)
+    request_of(HEAD)  # 6 fields of 251 bytes: one over either bound
+    assert h1_request_fields._BLOCKS == {}
+    monkeypatch.setattr(h1_request_fields, bound, over + 1)
+    request_of(HEAD)  # at both
+    assert len(h1_request_fields._BLOCKS) == 1
 
 
 def test_a_full_memo_is_emptied_before_the_next_block(monkeypatch: pytest.MonkeyPatch) -> None:
