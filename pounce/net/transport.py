@@ -363,6 +363,10 @@ HELD_READ_LIMIT = 16 * 1024  # bytes
 # is a tenth of a lone keep-alive connection's request (docs/performance.md,
 # "Speed round two — the wall clock after the fourth pass").
 HOLD_FROM_CONNECTIONS = 8
+# While reads are held, a connection's writes of a turn wait for the turn's hand-on
+# while they come to at most this many bytes (`TransportAdapter.write`): responses, not
+# a large body.
+HELD_WRITE_LIMIT = 16 * 1024  # bytes
 
 # How long the output of a connection may make no progress (its peer reads
 # nothing of it) before the connection is aborted: nginx's send_timeout.
@@ -441,6 +445,7 @@ class TransportAdapter(asyncio.Protocol):
         "_after_file",
         "_close_after_file",
         "_deferred",
+        "_deferred_size",
         "_drain_waiter",
         "_file_slice",
         "_handler",
@@ -487,6 +492,7 @@ class TransportAdapter(asyncio.Protocol):
         self._holds_reads = False  # reads after the first go to the handler a turn later
         self._held: bytes | None = None  # a read not yet handed on
         self._deferred: list[bytes] | None = None  # writes waiting for the turn's hand-on
+        self._deferred_size = 0  # their bytes
 
     # -- asyncio.Protocol callbacks -------------------------------------------
 
@@ -693,15 +699,24 @@ class TransportAdapter(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         deferred = self._deferred
         if deferred is not None:
-            deferred.append(data)  # after what this connection wrote earlier in the turn
-            return
-        tracker = self._tracker
-        if tracker._held and self._after_file is None:
-            # A hand-on of held reads waits behind this turn's tasks: it writes this, with
-            # the other tasks' writes, before it parses (`ConnectionTracker.hold`).
-            self._deferred = [data]
-            tracker._writing.append(self)
-            return
+            # More in the same turn (HTTP/2's streams, pipelined responses): it waits
+            # too, while what waits stays within `HELD_WRITE_LIMIT` bytes; else all of
+            # it goes now, so a large or long response keeps its backpressure.
+            size = self._deferred_size + len(data)
+            if size <= HELD_WRITE_LIMIT:
+                deferred.append(data)
+                self._deferred_size = size
+                return
+            self._write_deferred()
+        elif len(data) <= HELD_WRITE_LIMIT and self._after_file is None:
+            tracker = self._tracker
+            if tracker._held:
+                # A hand-on of held reads waits behind this turn's tasks: it writes this,
+                # with the other tasks' writes, before it parses (`ConnectionTracker.hold`).
+                self._deferred = [data]
+                self._deferred_size = len(data)
+                tracker._writing.append(self)
+                return
         self._write_through(data)
 
     def _write_through(self, data: bytes) -> None:
@@ -802,9 +817,7 @@ class TransportAdapter(asyncio.Protocol):
 
     async def drain(self) -> None:
         if self._deferred is not None:
-            # Written now: a transport that sees them can pause us, so a sender that
-            # waits for drain after each chunk holds at most a chunk back.
-            self._write_deferred()
+            self._write_deferred()  # (a transport that sees it can pause us)
         if not self._write_paused or self.is_closing():
             return
         if self._drain_waiter is None:

@@ -132,12 +132,38 @@ def test_writes_of_a_turn_with_held_reads_leave_together_before_the_reads_are_pa
         adapters[0].data_received(b"next request")  # held for the hand-on
         adapters[1].write(b"one")  # a task's response, in the same turn
         adapters[0].write(b"two")
-        adapters[1].write(b"three")
+        adapters[1].write(b"three")  # (HTTP/2: another stream's)
         assert log == []
         await asyncio.sleep(0)
         assert log == [("c1", b"onethree"), ("c0", b"two"), ("c0", "read", b"next request")]
         adapters[0].write(b"after")  # the turn's hand-on is over: at once
         assert log[-1] == ("c0", b"after")
+
+    run(case, connections=2)
+
+
+def test_what_waits_stays_within_the_limit() -> None:
+    """A write that would take what waits over `HELD_WRITE_LIMIT` sends all of it at once,
+    and a large write goes at once: the transport sees a long or large response as it
+    comes, and can push back."""
+    limit = transport_module.HELD_WRITE_LIMIT
+
+    async def case(
+        adapters: list[TransportAdapter], _: list[_Transport], log: list[object]
+    ) -> None:
+        adapters[0].data_received(b"held")
+        adapters[0].write(b"a" * (limit - 1))
+        adapters[0].write(b"b")  # exactly at the limit: waits
+        assert log == []
+        adapters[0].write(b"c")
+        assert log == [("c0", b"a" * (limit - 1) + b"b"), ("c0", b"c")]
+        large = b"x" * (limit + 1)
+        adapters[1].write(large)
+        assert log[-1] == ("c1", large)
+        adapters[1].write(b"small")
+        assert log[-1] == ("c1", large)  # this one waits
+        await asyncio.sleep(0)
+        assert log[-2:] == [("c1", b"small"), ("c0", "read", b"held")]
 
     run(case, connections=2)
 
