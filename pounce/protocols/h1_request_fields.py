@@ -12,12 +12,13 @@ before costs a slice, a hash and a lookup.
 
 What is remembered is a pure function of the block's bytes: `field_facts` of
 the lines `pounce.protocols.h1_head.field_lines` split it into (a block it does
-not read is not remembered either: the core's general path takes it). A block whose fields are refused is never
-remembered (its error is raised again each time, in the same order), nor is
-one over `MEMO_BLOCK` bytes or `MEMO_FIELDS` fields (a block of many tiny fields
-would hold many objects); at most `MEMO_BLOCKS` are kept — a few MiB at the
-worst — all forgotten when full (as the response-side memos of `pounce.protocols.h1_fields`), so a client
-sending ever-new blocks costs each request a failed lookup and no memory. The
+not read is not remembered either: the core's general path takes it). A block
+whose fields are refused is never remembered (its error is raised again each
+time, in the same order), nor is one over `MEMO_BLOCK` bytes or `MEMO_FIELDS`
+fields (a block of many tiny fields would hold many objects); at most
+`MEMO_BLOCKS` are kept — a few MiB at the worst — all forgotten when full (as
+the response-side memos of `pounce.protocols.h1_fields`), so a client sending
+ever-new blocks costs each request a failed lookup and no more memory. The
 memo is shared by every connection and thread of a process: its values are
 immutable (tuples), and a race between threads only costs a block read again.
 """

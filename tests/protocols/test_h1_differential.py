@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from pounce.asgi.headers import validate_response_headers
 from pounce.errors import ASGIContractError, LocalProtocolError, RemoteProtocolError
+from pounce.protocols import h1_request_fields
 from pounce.protocols.base import ProtocolCore
 from pounce.protocols.events import (
     DataReceived,
@@ -44,7 +45,6 @@ from pounce.protocols.events import (
     UpgradeRequested,
 )
 from pounce.protocols.h1 import H1Limits, H11Core
-from pounce.protocols import h1_request_fields
 from pounce.protocols.h1_fast import FastH1Core
 
 CoreFactory = Callable[[H1Limits], ProtocolCore]
