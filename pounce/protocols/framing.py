@@ -34,7 +34,7 @@ from pounce.protocols.events import Headers
 
 # RFC 9110 §15.3.5, §15.4.5: these responses have no content, whatever their fields say.
 NO_CONTENT_STATUSES = frozenset((204, 304))
-# Digits in a content-length: as many as h1_fast's _CONTENT_LENGTH_RE takes (and
+# Digits in a content-length: as many as h1_request_fields' CONTENT_LENGTH_RE takes (and
 # int() refuses a string of more than 4300).
 _MAX_DIGITS = 20
 

@@ -60,7 +60,7 @@ from pounce.protocols.events import (
 from pounce.protocols.h1 import REASONS, H1Limits, error_response_bytes, upgrade_event
 from pounce.protocols.h1_fields import check_outbound, field_lines
 from pounce.protocols.h1_head import field_lines as split_field_lines
-from pounce.protocols.h1_request_fields import FieldFacts, field_facts
+from pounce.protocols.h1_request_fields import CONTENT_LENGTH_RE, FieldFacts, field_facts
 from pounce.protocols.h1_request_fields import remember as remember_fields
 from pounce.protocols.h1_request_fields import remembered as remembered_fields
 from pounce.protocols.h1_syntax import CHUNK_HEADER, PLAIN_HOST, check_host, origin_form
@@ -80,7 +80,6 @@ _HEADER_BLOCK_RE = re.compile(rb"(?:" + _HEADER_LINE + rb"\r\n)*")
 _HEADER_FINDALL_RE = re.compile(_HEADER_LINE + rb"\r\n")
 _BLANK_LINE_RE = re.compile(rb"\n\r?\n")
 _OBS_FOLD_RE = re.compile(rb"\n[ \t]")
-_CONTENT_LENGTH_RE = re.compile(rb"[0-9]{1,20}")
 # The common request in one match: an HTTP/1.1 request line (not CONNECT) with
 # an origin-form target, CRLF line ends, exactly one Host of a name or IPv4
 # address and optional port (`PLAIN_HOST`), and none of the other fields that need care
@@ -230,7 +229,7 @@ def _normalize_fields(headers: Headers, *, remote: bool) -> tuple[Headers, bytes
             value = lengths.pop()
             if lengths or (length is not None and length != value):
                 raise error("conflicting Content-Length headers", status=bad)
-            if _CONTENT_LENGTH_RE.fullmatch(value) is None:
+            if CONTENT_LENGTH_RE.fullmatch(value) is None:
                 raise error("bad Content-Length", status=bad)
             if length is not None:
                 continue  # an identical repeat is dropped

@@ -25,6 +25,7 @@ immutable (tuples), and a race between threads only costs a block read again.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from pounce.errors import RemoteProtocolError
@@ -33,6 +34,9 @@ from pounce.protocols.events import Headers
 MEMO_BLOCKS = 256  # field blocks remembered
 MEMO_BLOCK = 4096  # bytes: a longer block is read every time
 MEMO_FIELDS = 64  # a block of more fields is read every time (a browser sends ~15-25)
+
+# RFC 9110 §8.6: Content-Length = 1*DIGIT (at most 20: h11's bound).
+CONTENT_LENGTH_RE = re.compile(rb"[0-9]{1,20}")
 
 _SPECIAL = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
@@ -84,7 +88,7 @@ def field_facts(fields: Headers) -> FieldFacts:
             if len(lengths) != 1:
                 raise RemoteProtocolError("conflicting Content-Length headers")
             value = lengths.pop()
-            if not (0 < len(value) <= 20 and value.isdigit()):  # 1*DIGIT, at most 20
+            if CONTENT_LENGTH_RE.fullmatch(value) is None:
                 raise RemoteProtocolError("bad Content-Length")
             if length is None:
                 length = value

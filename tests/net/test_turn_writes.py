@@ -16,6 +16,7 @@ import pytest
 
 from pounce.net import transport as transport_module
 from pounce.net.transport import ConnectionTracker, TransportAdapter
+from tests.net import test_held_reads
 
 uvloop = pytest.importorskip("uvloop")
 
@@ -25,33 +26,18 @@ def _hold_from_one_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transport_module, "HOLD_FROM_CONNECTIONS", 1)
 
 
-class _Transport(asyncio.Transport):
-    """Records writes, the end of the write side and closing, in one shared log."""
+class _Transport(test_held_reads._Transport):
+    """Records writes, the end of the write side and aborts, in one shared log."""
 
     def __init__(self, log: list[object], name: str) -> None:
         super().__init__()
         self.log = log
         self.name = name
-        self.closing = False
         self.fail = False
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
-            name, default
-        )
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def close(self) -> None:
-        self.closing = True
-
     def abort(self) -> None:
-        self.closing = True
+        super().abort()
         self.log.append((self.name, "abort"))
-
-    def can_write_eof(self) -> bool:
-        return True
 
     def write_eof(self) -> None:
         self.log.append((self.name, "eof"))
@@ -63,12 +49,6 @@ class _Transport(asyncio.Transport):
 
     def writelines(self, pieces: Any) -> None:
         self.log.append((self.name, b"|".join(pieces)))
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 class _Handler:
