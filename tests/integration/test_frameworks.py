@@ -68,8 +68,18 @@ MATRIX = [(framework, protocol) for framework in SITES for protocol in PROTOCOLS
 def served(request: pytest.FixtureRequest) -> Iterator[Served]:
     framework, protocol = request.param
     site = SITES[framework]()
-    with start(site, protocol) as server:
-        yield Served(site, protocol, server)
+    # The event bus asks at the serve's start (then once a second) whether an access line
+    # would be written: a test right after the start must find the logger as `logs` sets it.
+    access = logging.getLogger("pounce.access")
+    level, disabled = access.level, access.disabled
+    access.setLevel(logging.INFO)
+    access.disabled = False
+    try:
+        with start(site, protocol) as server:
+            yield Served(site, protocol, server)
+    finally:
+        access.setLevel(level)
+        access.disabled = disabled
 
 
 @pytest.fixture
