@@ -80,8 +80,13 @@ class HTTPDriver(Upgradable):
         self._options = service.options
         self._conn: Conn | None = None
         self._exchanges: dict[int, Exchange] = {}
-        # Strong references to running app tasks (the loop keeps only weak
-        # ones); each task removes itself when its app returns.
+        # Strong references to the exchanges whose apps run, so to their tasks (the loop
+        # keeps only weak ones to a task): each removes itself when its app returns, by
+        # this set's own ``discard`` (no Python frame of ours per request). Added before
+        # its task is made, so an eager task factory's app that ends at once is gone too.
+        self._running: set[Exchange] = set()
+        self._app_exited = self._running.discard
+        # Other tasks of this connection (a pipelined request waiting for a drain).
         self._tasks: set[asyncio.Task[None]] = set()
         self._unread = 0
         self._reading_paused = False
@@ -93,6 +98,10 @@ class HTTPDriver(Upgradable):
         self._deadline: Deadline | None = None
         self._waiting_for_head = False
         self._head_clocked = False  # in the serve's clock of connections with no first head
+        # Keep-alive (`IdleMember`): the serve's idle clock's tick when the connection last
+        # went idle, None while it is busy; joined at its first idle spell.
+        self.idle_since: int | None = None
+        self._idle_clocked = False
         self._body_stream: int | None = None  # whose body the deadline is timing
         # The body's rate clock: when it started (moved on by the time reading
         # was paused for the app, which is not the client's fault) and its bytes.
@@ -138,6 +147,8 @@ class HTTPDriver(Upgradable):
             self._deadline.cancel()
         if self._head_clocked:
             self._end_head_clock()
+        if self._idle_clocked:
+            self._leave_idle_clock()
         for exchange in self._exchanges.values():
             exchange.disconnect()
 
@@ -170,8 +181,9 @@ class HTTPDriver(Upgradable):
             self._update_reading()  # (else reading goes on and nothing could pause it)
 
     def _on_request(self, request: RequestReceived) -> None:
+        self.idle_since = None  # (busy: the idle clock's mark, not a timer to move)
         if self._deadline is not None:
-            self._deadline.clear()
+            self._deadline.clear()  # (a head timer; most connections never make one)
         self._waiting_for_head = False
         if self._head_clocked:  # (inline: the first request of every connection)
             self._head_clocked = False
@@ -186,9 +198,8 @@ class HTTPDriver(Upgradable):
         if self._service.shutting_down:
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
-        task = self._loop.create_task(exchange.run(self._service.app, self._app_exited))
-        self._tasks.add(task)
-        exchange.task = task
+        self._running.add(exchange)
+        exchange.task = self._loop.create_task(exchange.run(self._service.app, self._app_exited))
         if request.has_body and not request.expects_continue and self.times_request_bodies:
             self._arm_body_timer(request.stream_id)  # (with 100-continue: at the first byte)
 
@@ -204,11 +215,6 @@ class HTTPDriver(Upgradable):
     def _other_stream_ended(self, stream_id: int) -> None:
         """A stream with no exchange ended (HTTP/2 overrides this for its tunnels)."""
 
-    def _app_exited(self, exchange: Exchange) -> None:
-        # Cheaper than a done-callback, which costs the loop one more turn; and than
-        # `asyncio.current_task`, a Python call of its own in CPython 3.11.
-        self._tasks.discard(exchange.task)
-
     def _hand_over(self, upgrade: UpgradeRequested) -> None:
         """The connection speaks another protocol from here on: step aside for good.
 
@@ -220,6 +226,8 @@ class HTTPDriver(Upgradable):
             self._deadline.cancel()
         if self._head_clocked:
             self._end_head_clock()
+        if self._idle_clocked:
+            self._leave_idle_clock()
         if self._reading_paused and self._conn is not None:
             self._reading_paused = False
             self._conn.resume_reading()
@@ -409,13 +417,16 @@ class HTTPDriver(Upgradable):
         if self._closed:
             return
         if self._core.idle:
-            # (A connection closing under us is lost soon, and that cancels the deadline.)
+            # (A connection closing under us is lost soon, and leaves the clock then.)
             if not self._exchanges and self._conn is not None:
-                # (`_waiting_for_head` is False: `_on_request` cleared it, and nothing sets
-                # it while an exchange runs. `_timer()` only for the first deadline: one
-                # call fewer for every other response.)
-                deadline = self._deadline or self._timer()
-                deadline.set(self._options.keep_alive_timeout, self._close)
+                # Idle until the next request head: the serve's idle clock's tick, inline
+                # (`_go_idle`: once a response). `_waiting_for_head` is False: `_on_request`
+                # cleared it, and nothing sets it while an exchange runs.
+                clock = self._service.idle_clock
+                self.idle_since = clock.tick
+                if not self._idle_clocked:
+                    self._idle_clocked = True
+                    clock.join(self)
             return
         # A pipelined request may wait in the core's buffer. It is parsed once
         # what we wrote has drained below the high-water mark: a client that
@@ -439,8 +450,7 @@ class HTTPDriver(Upgradable):
         if self._exchanges or self._closed or conn.is_closing():
             return  # (closed: a pipelined Upgrade handed the connection over)
         if self._core.idle:
-            self._waiting_for_head = False
-            self._timer().set(self._options.keep_alive_timeout, self._close)
+            self._go_idle()
         else:
             # Part of a pipelined head is already buffered: it gets the head
             # timeout, or a slow client could hold the connection forever.
@@ -471,6 +481,7 @@ class HTTPDriver(Upgradable):
 
     def _head_arrived(self) -> None:
         """A request head came whole: its clock stops."""
+        self.idle_since = None
         if self._deadline is not None:
             self._deadline.clear()
         self._waiting_for_head = False
@@ -489,14 +500,34 @@ class HTTPDriver(Upgradable):
 
     def _arm_head_timer(self) -> None:
         self._waiting_for_head = True
+        self.idle_since = None  # a head has begun: its own timeout now
         timeout = self._options.request_head_timeout
         if self._service.shutting_down:  # a head begun while draining gets only the grace
             timeout = min(timeout, SHUTDOWN_HEAD_GRACE)
         self._set_timer(timeout, self._head_timed_out)
 
-    def _arm_keep_alive_timer(self) -> None:
+    def _go_idle(self) -> None:
+        """Nothing in flight and no head begun: the keep-alive timeout runs (`IdleClock`)."""
         self._waiting_for_head = False
-        self._set_timer(self._options.keep_alive_timeout, self._close)
+        if self._deadline is not None:
+            self._deadline.clear()  # (no head or body timer runs while idle)
+        clock = self._service.idle_clock
+        self.idle_since = clock.tick
+        if not self._idle_clocked:
+            self._idle_clocked = True
+            clock.join(self)
+
+    def idle_timed_out(self) -> None:
+        """`IdleMember`: idle for the keep-alive timeout (the clock let us go): close."""
+        self._idle_clocked = False
+        self.idle_since = None
+        if not self._closed:
+            self._close()
+
+    def _leave_idle_clock(self) -> None:
+        self._idle_clocked = False
+        self.idle_since = None
+        self._service.idle_clock.leave(self)
 
     def _timer(self) -> Deadline:
         deadline = self._deadline
@@ -593,11 +624,11 @@ class HTTPDriver(Upgradable):
                 grace = min(SHUTDOWN_HEAD_GRACE, self._options.request_head_timeout)
                 self._set_timer(grace, self._close)
                 return
-            deadline = self._deadline
-            left = deadline.remaining() if deadline is not None else 0.0
+            since = self.idle_since
+            left = self._service.idle_clock.remaining(since) if since is not None else 0.0
             grace = min(self._options.shutdown_idle_timeout, left)
             if grace > 0:
-                self._set_timer(grace, self._close)
+                self._set_timer(grace, self._close)  # (the idle clock may close it later)
                 return
             self._close()
             return
@@ -609,6 +640,8 @@ class HTTPDriver(Upgradable):
             self._deadline.clear()
         if self._head_clocked:
             self._end_head_clock()
+        if self._idle_clocked:
+            self._leave_idle_clock()
         conn = self._conn
         if conn is not None and not conn.is_closing():
             data = self._core.data_to_send()

@@ -214,8 +214,7 @@ class HTTP2Driver(HTTPDriver):
         ACK) on a connection waiting out its keep-alive time is no part of a request
         head, and must not swap that clock for the longer head timeout (whose end was
         then logged as a missing request head)."""
-        deadline = self._deadline
-        if deadline is not None and deadline.active and self._h2.opened_a_stream:
+        if self.idle_since is not None and self._h2.opened_a_stream:
             return
         super()._arm_head_timer()
 
@@ -283,7 +282,7 @@ class HTTP2Driver(HTTPDriver):
         elif self._h2.must_close:
             self._close()
         elif self._h2.idle:
-            self._arm_keep_alive_timer()
+            self._go_idle()
 
     def _close_if_done(self) -> None:
         if not self._exchanges and not self._tunnels and not self._closed and self._h2.must_close:

@@ -94,7 +94,10 @@ class HTTP3Connection:
         self._loop = asyncio.get_running_loop()
         self._exchanges: dict[int, Exchange] = {}
         self._tunnels: dict[int, StreamTunnel] = {}  # RFC 9220 streams, by stream id
-        self._tasks: set[asyncio.Task[None]] = set()
+        # The exchanges whose apps run, so their tasks (the loop keeps only weak references
+        # to a task); each leaves by this set's ``discard`` when its app returns.
+        self._running: set[Exchange] = set()
+        self._app_exited = self._running.discard
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -232,9 +235,8 @@ class HTTP3Connection:
         if self._service.shutting_down or self._core.going_away:
             exchange.keep_alive_refused = True
         self._exchanges[request.stream_id] = exchange
-        task = self._loop.create_task(exchange.run(self._service.app, self._app_exited))
-        self._tasks.add(task)
-        exchange.task = task
+        self._running.add(exchange)
+        exchange.task = self._loop.create_task(exchange.run(self._service.app, self._app_exited))
 
     def _on_upgrade(self, upgrade: UpgradeRequested) -> None:
         """Extended CONNECT (RFC 9220, as RFC 8441 over HTTP/2): the protocol named by
@@ -299,9 +301,6 @@ class HTTP3Connection:
             exchange.disconnect()
         self._schedule_transmit()
         self._maybe_close()
-
-    def _app_exited(self, exchange: Exchange) -> None:
-        self._tasks.discard(exchange.task)
 
     def _client(self) -> tuple[str, int] | None:
         addr = self._addr

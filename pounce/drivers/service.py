@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from pounce.asgi.exchange import RequestIds
 from pounce.asgi.types import ASGIApp
 from pounce.events import EventBus
+from pounce.net.idle_clock import IdleClock
 from pounce.net.sweep import Sweep
 from pounce.options import Check, option, seconds, whole
 from pounce.protocols.events import Headers
@@ -49,7 +50,8 @@ class Timeouts:
         5.0,
         unit="s",
         name="timeout_keep_alive",
-        help="an idle keep-alive connection stays open this long (Uvicorn's default)",
+        help="an idle keep-alive connection stays open this long (Uvicorn's default), "
+        "to a quarter more",
         check=seconds(),
     )
     request_head: float = option(
@@ -267,6 +269,8 @@ class ServiceContext:
         self.head_clock: Sweep[HeadWaiter] = Sweep(
             options.request_head_timeout, _first_head_timed_out
         )
+        # The clock of idle keep-alive connections: one mark a request instead of a timer.
+        self.idle_clock = IdleClock(options.keep_alive_timeout)
         defaults: Headers = []
         if options.server_header:
             defaults.append((b"server", SERVER_HEADER))

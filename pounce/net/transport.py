@@ -19,7 +19,7 @@ the time bounds no protocol can enforce for itself:
 It sets ``TCP_NODELAY`` explicitly: on a pre-bound listening socket asyncio
 does not, and small responses would then wait out Nagle's delay. On uvloop it
 hands a small read to the handler one turn of the loop later
-(`ConnectionTracker.hold`), which keeps a keep-alive load's p99 at one turn.
+(`ConnectionTracker._hand_on`), which keeps a keep-alive load's p99 at one turn.
 
 It is also the `SetupConn` seam for the layers that speak before any protocol
 (the PROXY protocol header, the TLS handshake): exact reads that consume
@@ -90,8 +90,11 @@ class ConnectionTracker:
             self.holds_reads = type(self._loop).__module__.startswith("uvloop")
         return self.holds_reads
 
-    def hold(self, adapter: TransportAdapter) -> None:
-        """Hand `adapter`'s held read to its handler in the next turn of the loop.
+    def _hand_on(self) -> None:
+        """Hand the turn's held reads to their handlers, after writing the turn's writes.
+
+        A read is held (`TransportAdapter.data_received`) for this callback, made once
+        a turn by the turn's first held read.
 
         uvloop runs a turn's callbacks (the app tasks: every response is
         written there) and then polls at once, so a client whose answer was
@@ -117,13 +120,6 @@ class ConnectionTracker:
         response (docs/performance.md, "Speed round two — a turn's writes
         together"). No response waits longer than the rest of its turn's tasks.
         """
-        held = self._held
-        if not held:
-            assert self._loop is not None  # (`ask_loop` said this serve holds reads)
-            self._loop.call_soon(self._hand_on)
-        held.append(adapter)
-
-    def _hand_on(self) -> None:
         writing = self._writing
         if writing:
             self._writing = []
@@ -134,8 +130,16 @@ class ConnectionTracker:
                     adapter._read_failed(exc)
         held, self._held = self._held, []
         for adapter in held:
+            # `adapter._hand_on()`, inline: once a request under load.
+            data = adapter._held
+            if data is None:
+                continue
+            adapter._held = None
+            transport = adapter._transport
+            if adapter._lost or adapter._lingering or transport is None or transport.is_closing():
+                continue
             try:
-                adapter._hand_on()
+                adapter._handler.data_received(data)
             except Exception as exc:  # that connection's failure, not the others' reads
                 adapter._read_failed(exc)
 
@@ -352,7 +356,7 @@ class _ExactReader(asyncio.BufferedProtocol):
 # (`ConnectionTracker.lingering`), so a connection lingers 2 to 2.5 s.
 LINGER_TIMEOUT = 2.0  # seconds
 
-# The largest read handed on a turn later on uvloop (`ConnectionTracker.hold`):
+# The largest read handed on a turn later on uvloop (`ConnectionTracker._hand_on`):
 # request heads and small messages. A larger read is bulk (an upload) and goes to the
 # handler at once, as does any read behind a held one.
 HELD_READ_LIMIT = 16 * 1024  # bytes
@@ -509,13 +513,18 @@ class TransportAdapter(asyncio.Protocol):
         if self._lingering:
             return  # closing; what the client still sends is dropped
         if self._held is None:
+            tracker = self._tracker
             if (
                 self._holds_reads
                 and len(data) <= HELD_READ_LIMIT
-                and len(self._tracker._adapters) >= HOLD_FROM_CONNECTIONS
+                and len(tracker._adapters) >= HOLD_FROM_CONNECTIONS
             ):
                 self._held = data  # to the handler a turn later
-                self._tracker.hold(self)
+                # (made once a turn: `ConnectionTracker._hand_on`)
+                if not tracker._held:
+                    assert tracker._loop is not None  # (`ask_loop` said this serve holds reads)
+                    tracker._loop.call_soon(tracker._hand_on)
+                tracker._held.append(self)
                 return
         else:
             # A second read before the first was handed on (the loop read again at
@@ -712,7 +721,7 @@ class TransportAdapter(asyncio.Protocol):
             tracker = self._tracker
             if tracker._held:
                 # A hand-on of held reads waits behind this turn's tasks: it writes this,
-                # with the other tasks' writes, before it parses (`ConnectionTracker.hold`).
+                # with the other tasks' writes, before it parses (`ConnectionTracker._hand_on`).
                 self._deferred = [data]
                 self._deferred_size = len(data)
                 tracker._writing.append(self)

@@ -8,8 +8,10 @@ server's app is bounded, so a regression fails a test instead of hanging it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,7 @@ import pytest
 
 from pounce import Server, ServerBuilder
 from pounce.asgi.types import ASGIApp, Receive, Scope, Send
+from pounce.drivers.http import HTTPDriver
 from pounce.drivers.http1 import H1Parser
 from pounce.testing import TestServer
 
@@ -280,6 +283,37 @@ def test_keep_alive_on_a_raw_socket(echo_server: TestServer) -> None:
             assert response.status == 200
             assert response.body == b"%d" % i
             assert response.header(b"x-path") == b"/%d" % i
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="asyncio.eager_task_factory: 3.12+")
+def test_an_eager_task_factory_runs_each_app_to_its_end() -> None:
+    """An app that sets ``asyncio.eager_task_factory`` (3.12+) at startup runs each request
+    inside the read that brought it; requests that end at once, and one that waits, are all
+    answered, and the driver holds no exchange once its app returned."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            factory = asyncio.eager_task_factory  # type: ignore[attr-defined,unused-ignore]
+            asyncio.get_running_loop().set_task_factory(factory)
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["path"] == "/wait":
+            await asyncio.sleep(0.01)
+        await echo(scope, receive, send)
+
+    with serve(app) as ts:
+        sock = connect(ts)
+        with sock:
+            reader = Reader(sock)
+            for path in ("/", "/wait", "/", "/"):
+                sock.sendall(raw_request(target=path))
+                response = reader.response()
+                assert response.status == 200 and response.header(b"x-path") == path.encode()
+            drivers = [d for d in gc.get_objects() if isinstance(d, HTTPDriver)]
+            assert drivers and not any(driver._running for driver in drivers)
 
 
 def test_pipelined_requests_are_answered_in_order() -> None:
@@ -777,6 +811,48 @@ def test_keep_alive_timeout_closes_an_idle_connection() -> None:
         with reader.sock:
             assert response.status == 200
             assert reader.closed()  # within the socket timeout, long before it
+
+
+def test_keep_alive_timeout_never_closes_before_its_time() -> None:
+    """The serve's idle clock (`IdleClock`) closes an idle connection between 1 and 1.25
+    times the timeout after its last response, never before it."""
+    with serve(echo, http1().timeouts(keep_alive=0.4)) as ts:
+        response, reader = exchange(ts, raw_request())
+        answered = time.monotonic()  # (just after the server's own mark)
+        with reader.sock:
+            assert response.status == 200
+            assert reader.closed()
+            assert time.monotonic() - answered >= 0.4 - 0.02
+
+
+def test_requests_within_the_keep_alive_timeout_keep_the_connection_open() -> None:
+    """Each response starts the idle time afresh: a connection used every half timeout
+    outlives several timeouts, then closes once it goes quiet."""
+    with serve(echo, http1().timeouts(keep_alive=0.3)) as ts:
+        sock = connect(ts)
+        with sock:
+            reader = Reader(sock)
+            for _ in range(6):  # 0.9 s in all: three timeouts' worth
+                sock.sendall(raw_request())
+                assert reader.response().status == 200
+                time.sleep(0.15)
+            assert reader.closed()
+
+
+def test_a_partial_head_after_keep_alive_gets_the_head_timeout() -> None:
+    """Bytes of a head after an idle spell stop the keep-alive clock: the head has its own
+    (longer) timeout, and the request then completes."""
+    with serve(echo, http1().timeouts(keep_alive=0.2, request_head=5)) as ts:
+        sock = connect(ts)
+        with sock:
+            reader = Reader(sock)
+            sock.sendall(raw_request())
+            assert reader.response().status == 200
+            head = raw_request()
+            sock.sendall(head[:5])  # the keep-alive clock would close within 0.25 s
+            time.sleep(0.6)
+            sock.sendall(head[5:])
+            assert reader.response().status == 200
 
 
 def test_idle_new_connection_is_closed_after_the_head_timeout() -> None:

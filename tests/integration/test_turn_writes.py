@@ -1,5 +1,5 @@
 """Many keep-alive connections on uvloop: their reads are held a turn and the turn's
-writes leave together (`ConnectionTracker.hold`), and every client still gets its own
+writes leave together (`ConnectionTracker._hand_on`), and every client still gets its own
 responses, whole and in order — one-call responses, streamed ones, pipelined ones and
 a last one that closes.
 """

@@ -1,5 +1,5 @@
 """On uvloop a small read after a connection's first reaches the handler one turn of the
-loop later (`ConnectionTracker.hold`).
+loop later (`ConnectionTracker._hand_on`).
 
 The adapter is driven as the loop drives it (its protocol callbacks, called by
 hand on a running loop) over a transport that records nothing but closing;

@@ -1,5 +1,5 @@
 """While a turn's reads are held (uvloop), the turn's writes wait for the same hand-on,
-which writes them before it parses (`ConnectionTracker.hold`, `TransportAdapter.write`).
+which writes them before it parses (`ConnectionTracker._hand_on`, `TransportAdapter.write`).
 
 Driven as `test_held_reads` drives the adapter (its protocol callbacks by hand on a
 running uvloop), over a transport that records what is written and when; the real

@@ -62,11 +62,13 @@ class ProxyHeadersLayer(AppLayer):
         # inside the same ``try`` as the app's own).
         def forwarded(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
             if scope["type"] in ("http", "websocket"):
-                # Headers first: most requests carry none, and then whom we
-                # trust does not matter.
-                found = _forwarding_headers(scope["headers"])
-                if found and trusted.trusts_peer(scope.get("client")):
-                    apply_forwarded(scope, trusted, found)
+                # Headers first: most requests carry none (no Python step per field, and
+                # no call), and then whom we trust does not matter.
+                headers = scope["headers"]
+                if not _FORWARDING.isdisjoint(map(_name, headers)):
+                    found = _forwarding_headers(headers)
+                    if trusted.trusts_peer(scope.get("client")):
+                        apply_forwarded(scope, trusted, found)
             return inner(scope, receive, send)
 
         return forwarded
