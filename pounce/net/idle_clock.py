@@ -29,8 +29,9 @@ import math
 from typing import Protocol
 
 # The shortest period between sweeps (seconds): a timeout of 0 closes an idle
-# connection within this, without a timer that fires every turn of the loop.
-MIN_PERIOD = 0.01
+# connection within this, and a sweep (a step per connection of the serve, busy ones
+# too) runs at most 20 times a second, not every turn of the loop.
+MIN_PERIOD = 0.05
 
 
 class IdleMember(Protocol):

@@ -8,7 +8,7 @@ import pytest
 
 from pounce.net.idle_clock import MIN_PERIOD, IdleClock
 
-TIMEOUT = 0.08  # seconds, the clock's; the test waits are generous
+TIMEOUT = 0.2  # seconds, the clock's (a quarter of it: `MIN_PERIOD`); the test waits are generous
 WAIT = 10.0  # seconds any awaited expiry may take on a busy machine
 
 
