@@ -737,25 +737,28 @@ class FastH1Core:
         nothing done, where this path does not apply (the caller then sends the head and
         the body as two events, which reach the same state).
 
-        The common response to a GET: a kept-alive connection, the request read to its
-        end, and either one Content-Length field that says ``len(body)`` or no field that
-        frames the body (no Content-Length, Transfer-Encoding or Connection), when this
-        adds ``content-length: len(body)`` after the others, as the exchange would for a
-        whole body (`Exchange._body_message`). It is what `send` of that head then of the
-        body with ``end_stream`` does for it, in one call instead of six: the Python a
-        server runs per request slows the app's own Python down (docs/performance.md,
-        "the framework increment"), so the common path is short. Raises
-        `LocalProtocolError`, as `send` of the head would, for a head that may not be
-        sent; then nothing was queued.
+        The common response to a GET: the request read to its end, and either one
+        Content-Length field that says ``len(body)`` or no field that frames the body (no
+        Content-Length, Transfer-Encoding or Connection), when this adds
+        ``content-length: len(body)`` after the others, as the exchange would for a whole
+        body (`Exchange._body_message`); on a kept-alive connection, or on an HTTP/1.1 one
+        that closes after it (``Connection: close``: the head then says so, and every
+        new connection of a load balancer or a health check takes this path too). It is
+        what `send` of that head then of the body with ``end_stream`` does for it, in one
+        call instead of six: the Python a server runs per request slows the app's own
+        Python down (docs/performance.md, "the framework increment"), so the common path
+        is short. Raises `LocalProtocolError`, as `send` of the head would, for a head
+        that may not be sent; then nothing was queued.
         """
         line = _WHOLE_STATUS_LINES.get(status)  # (None: 1xx, 204, 304, unknown)
+        keep_alive = self._keep_alive
         if (
             line is None
-            or not self._keep_alive
             or self._state != _DONE
             or self._response_started
             or self.must_close
             or self._method in _BODILESS_METHODS
+            or not (keep_alive or self._client_version >= b"1.1")  # (HTTP/1.0: `_rare_head`)
         ):
             return None
         try:
@@ -769,13 +772,24 @@ class FastH1Core:
             end = b"\r\n"
         else:
             return None
-        # What `_send_head` then `_send_data(body, True)` leave: the next cycle. (Of
-        # `_reset_cycle`, only the method: no response had started, so the rest holds.)
-        self._method = b""
-        self._expects_continue = False
-        self._proposals = 0
-        self._state = _IDLE
-        self.idle = not self._buffer
+        if keep_alive:
+            # What `_send_head` then `_send_data(body, True)` leave: the next cycle. (Of
+            # `_reset_cycle`, only the method: no response had started, so the rest holds.)
+            self._method = b""
+            self._expects_continue = False
+            self._proposals = 0
+            self._state = _IDLE
+            self.idle = not self._buffer
+        else:
+            # What they leave when the connection closes after it (`_end_response`): the
+            # response done, its Content-Length met, nothing more to read or send.
+            self._response_started = self._response_done = True
+            self._expects_continue = False
+            self._proposals = 0
+            self._framing = _FRAMING_LENGTH
+            self._response_remaining = 0
+            self.must_close = True
+            end = end[:-2] + b"connection: close\r\n\r\n"  # (after the fields, as h11)
         whole = line + fields + end + body
         out = self._out
         if out:  # (an early hint, say, waits before it)

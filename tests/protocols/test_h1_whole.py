@@ -135,6 +135,18 @@ def test_a_head_without_framing_gets_the_body_length() -> None:
     assert fed(REQUESTS[0]).send_whole(204, [], b"") is None  # no body, no length: declined
 
 
+def test_a_connection_that_closes_takes_the_one_call_and_says_so() -> None:
+    core = fed(REQUESTS[1])  # Connection: close
+    assert core.send_whole(200, [(b"content-type", b"text/plain")], b"Hello, world!") == (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 13\r\n"
+        b"connection: close\r\n\r\nHello, world!"
+    )
+    assert core.must_close and not core.idle
+    assert core.peer_finished()  # it said it was the last: no lingering close
+    with pytest.raises(LocalProtocolError):
+        core.send(SendData(stream_id=1, data=b"more", end_stream=True))
+
+
 def test_what_was_queued_before_leaves_first() -> None:
     core = fed(REQUESTS[0])
     core.send(SendInformational(stream_id=1, status=103, headers=[(b"link", b"</a>")]))
@@ -153,7 +165,7 @@ def test_what_was_queued_before_leaves_first() -> None:
         (REQUESTS[0], 200, [(b"connection", b"close")], "a Connection field"),
         (REQUESTS[0], 200, [(b"content-length", b"12")], "a length that is not the body's"),
         (REQUESTS[0], 204, [(b"content-length", b"13")], "a status without a body"),
-        (REQUESTS[1], 200, [(b"content-length", b"13")], "a connection that closes"),
+        (REQUESTS[2], 200, [(b"content-length", b"13")], "an HTTP/1.0 client"),
         (REQUESTS[4], 200, [(b"content-length", b"13")], "a HEAD"),
         (REQUESTS[7], 200, [(b"content-length", b"13")], "a body not read to its end"),
     ],
