@@ -130,16 +130,8 @@ class ConnectionTracker:
                     adapter._read_failed(exc)
         held, self._held = self._held, []
         for adapter in held:
-            # `adapter._hand_on()`, inline: once a request under load.
-            data = adapter._held
-            if data is None:
-                continue
-            adapter._held = None
-            transport = adapter._transport
-            if adapter._lost or adapter._lingering or transport is None or transport.is_closing():
-                continue
             try:
-                adapter._handler.data_received(data)
+                adapter._hand_on()
             except Exception as exc:  # that connection's failure, not the others' reads
                 adapter._read_failed(exc)
 
