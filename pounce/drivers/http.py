@@ -315,6 +315,9 @@ class HTTPDriver(Upgradable):
                         self._flush_scheduled = True
                         self._loop.call_soon(self._write_coalesced)
                     return
+            elif self._core.must_close:
+                self._write_last()  # (the response that ends the connection)
+                return
         else:
             self._core.send(event)
             if not flush:
@@ -334,8 +337,12 @@ class HTTPDriver(Upgradable):
         if data is None:
             return False
         self._coalesced = 0
-        if self._conn is not None:
-            self._conn.write(data)
+        conn = self._conn
+        if conn is not None:
+            if self._core.must_close and isinstance(conn, TransportAdapter):
+                conn.write_last(data)  # (as `_write_last`: the response ends the connection)
+            else:
+                conn.write(data)
         return True
 
     def _gathers(self) -> bool:
@@ -367,6 +374,19 @@ class HTTPDriver(Upgradable):
     def _write_coalesced(self) -> None:
         self._flush_scheduled = False
         self._write_out()
+
+    def _write_last(self) -> None:
+        """`_write_out` for a response that ends the connection: `stream_done` closes it
+        next (the exchange calls it right after the response's end), so its bytes may wait
+        for the FIN and leave with it (`TransportAdapter.write_last`)."""
+        self._coalesced = 0
+        conn = self._conn
+        data = self._core.data_to_send()
+        if data and conn is not None and not self._closed:
+            if isinstance(conn, TransportAdapter):
+                conn.write_last(data)
+            else:
+                conn.write(data)
 
     def _write_out(self) -> None:
         self._coalesced = 0

@@ -303,3 +303,122 @@ async def _close_after_peer_reset() -> None:
     conn.close()  # shutdown(SHUT_WR) on a reset socket: ENOTCONN
     await asyncio.wait_for(lost, 5)
     server.close()
+
+
+async def _serve_one(
+    family: int = socket.AF_INET, path: str | None = None
+) -> tuple[asyncio.AbstractServer, socket.socket, Conn]:
+    """A `TransportAdapter` over one real accepted connection, and the client's socket."""
+    from pounce.net.transport import ConnectionTracker, TransportAdapter
+
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future[Conn] = loop.create_future()
+    tracker = ConnectionTracker()
+    if family == socket.AF_UNIX:
+        assert path is not None
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(path)
+        listener.listen()
+        address: object = path
+    else:
+        listener = socket.create_server(("127.0.0.1", 0))
+        address = listener.getsockname()
+    server = await loop.create_server(
+        lambda: TransportAdapter(lambda: _Record(accepted), tracker), sock=listener
+    )
+    client = socket.socket(family)
+    client.settimeout(5)
+    client.connect(address)
+    conn = await asyncio.wait_for(accepted, 5)
+    return server, client, conn
+
+
+async def _read_to_eof(client: socket.socket) -> bytes:
+    received = b""
+    while chunk := await asyncio.to_thread(client.recv, 1024):  # (the client's 5 s timeout)
+        received += chunk
+    return received
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
+@pytest.mark.parametrize("peer_done", [True, False], ids=["peer-done", "lingering"])
+def test_write_last_holds_the_bytes_for_the_close(loop_name: str, peer_done: bool) -> None:
+    """The connection's last response waits in the kernel (``TCP_CORK``) for the close,
+    which sends it — after the client's ``Connection: close`` (a close at once) or before
+    lingering (the half-close sends it)."""
+    from pounce.net.loops import loop_factory
+
+    async def scenario() -> None:
+        server, client, conn = await _serve_one()
+        assert isinstance(conn, TransportAdapter)
+        with client:
+            conn.write_last(b"the last response")
+            sock = conn._transport.get_extra_info("socket") if conn._transport else None
+            assert sock is not None
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
+            if peer_done:
+                conn.input_finished()
+            conn.close()
+            assert await _read_to_eof(client) == b"the last response"
+        server.close()
+
+    from pounce.net.transport import TransportAdapter
+
+    with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:  # type: ignore[arg-type]
+        runner.run(scenario())
+
+
+def test_write_last_on_a_unix_socket_writes_as_write_does(loop_name: str, tmp_path: Path) -> None:
+    """No TCP there to cork: the bytes go at once, before any close."""
+    from pounce.net.loops import loop_factory
+
+    async def scenario() -> None:
+        server, client, conn = await _serve_one(socket.AF_UNIX, str(tmp_path / "s.sock"))
+        with client:
+            assert isinstance(conn, TransportAdapter)
+            conn.write_last(b"the last response")
+            assert await asyncio.to_thread(client.recv, 1024) == b"the last response"
+            conn.close()
+            assert await _read_to_eof(client) == b""
+        server.close()
+
+    from pounce.net.transport import TransportAdapter
+
+    with asyncio.Runner(loop_factory=loop_factory(loop_name)) as runner:  # type: ignore[arg-type]
+        runner.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "closing",
+    [b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"],
+    ids=["one-call", "two-events"],
+)
+def test_the_response_that_ends_a_connection_is_its_last_write(
+    monkeypatch: pytest.MonkeyPatch, closing: bytes
+) -> None:
+    """The driver writes a response that ends the connection by `write_last` (so it leaves
+    with the FIN) — by `send_whole`'s one call or as head and body events (HTTP/1.0) — and a
+    kept-alive one by `write`."""
+    from pounce.net.transport import TransportAdapter
+
+    last: list[bytes] = []
+    write_last = TransportAdapter.write_last
+
+    def recording(self: TransportAdapter, data: bytes) -> None:
+        last.append(data)
+        write_last(self, data)
+
+    monkeypatch.setattr(TransportAdapter, "write_last", recording)
+    server = Server.builder().bind("127.0.0.1", 0).h1().asgi(hello)
+    with TestServer(server) as ts, socket.create_connection((ts.host, ts.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        first = sock.recv(4096)
+        assert first.endswith(b"hello from 127.0.0.1")
+        assert last == []
+        sock.sendall(closing)
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert received.endswith(b"hello from 127.0.0.1")
+    assert last == [received]
