@@ -61,6 +61,7 @@ from pounce.drivers.service import ServiceContext  # noqa: E402
 from pounce.layer import Serving  # noqa: E402
 from pounce.net.accept import Acceptor  # noqa: E402
 from pounce.net.backlog import BacklogDrain  # noqa: E402
+from pounce.net.binds import listener_address  # noqa: E402
 from pounce.net.loops import loop_factory  # noqa: E402
 from pounce.net.transport import ConnectionTracker, TransportAdapter  # noqa: E402
 from pounce.presets import StandardOptions, standard  # noqa: E402
@@ -103,7 +104,9 @@ async def drive(n: int, accept: str, cap: int | None, server_name: str, stack: s
         )
     elif accept == "drain":
         tracker = ConnectionTracker()
-        drain = BacklogDrain(listener, lambda: TransportAdapter(factory, tracker))
+        # As a serve makes it: the listener's address for its connections' own.
+        address = listener_address(listener)
+        drain = BacklogDrain(listener, lambda: TransportAdapter(factory, tracker, listener=address))
         server = await loop.create_server(drain.factory, sock=listener, backlog=128)
     else:
         acceptor = Acceptor(cap, lambda reason: None)

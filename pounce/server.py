@@ -45,7 +45,7 @@ from pounce.layers.tls.config import ServerTLS
 from pounce.layers.tls.layer import TLSLayer
 from pounce.net.accept import Acceptor, loop_accepts_safely
 from pounce.net.backlog import BacklogDrain
-from pounce.net.binds import Bind, cleanup, display_address, open_socket
+from pounce.net.binds import Bind, cleanup, display_address, listener_address, open_socket
 from pounce.net.loops import loop_factory
 from pounce.net.transport import ConnectionTracker, ObservedTransportAdapter, TransportAdapter
 from pounce.net.udp import open_udp
@@ -273,7 +273,11 @@ class Server:
             servers: list[asyncio.Server | Acceptor] = []
             if acceptor is None:  # uvloop's own server: its accept loop is in C
                 for sock in own:  # one accept per turn: a busy loop catches up (net/backlog.py)
-                    drain = BacklogDrain(sock, make_adapter)
+                    listener = listener_address(sock)
+                    make = make_adapter
+                    if listener is not None:  # (its connections' local address: no getsockname)
+                        make = functools.partial(make_adapter, listener=listener)
+                    drain = BacklogDrain(sock, make)
                     servers.append(
                         await loop.create_server(drain.factory, sock=sock, backlog=spec.backlog)
                     )

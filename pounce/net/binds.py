@@ -8,9 +8,11 @@ future supervisor can open them once and share them with its workers.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import socket
 import stat
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -237,3 +239,31 @@ def display_address(sock: socket.socket) -> str:
     if sock.family == socket.AF_INET6:
         return f"http://[{name[0]}]:{name[1]}"
     return f"http://{name[0]}:{name[1]}"
+
+
+# Linux's IP_TRANSPARENT and IPV6_TRANSPARENT (not all in the socket module): a listener
+# with either takes connections to addresses that are not its own (TPROXY).
+_TRANSPARENT = {socket.AF_INET: (socket.IPPROTO_IP, 19), socket.AF_INET6: (socket.IPPROTO_IPV6, 75)}
+
+
+def listener_address(sock: socket.socket) -> tuple[str, int] | None:
+    """The local address of every connection `sock` accepts, where that is one address: a
+    TCP listener bound to one IP, on Linux. A connection on it then need not ask the kernel
+    for its own (``getsockname``: a system call and an address object per connection).
+
+    None for a wildcard bind (``0.0.0.0``, ``::``: connections to any of the host's
+    addresses), a transparent listener (TPROXY hands it other hosts' connections), a Unix
+    socket, and elsewhere than Linux (whose transparency this can ask about).
+    """
+    option = _TRANSPARENT.get(sock.family)
+    if option is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        if sock.getsockopt(*option):
+            return None
+        host, port = sock.getsockname()[:2]
+    except OSError:
+        return None
+    if ipaddress.ip_address(host.partition("%")[0]).is_unspecified:
+        return None
+    return (host, port)

@@ -32,6 +32,7 @@ before asyncio would report the loss itself.
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import contextlib
 import logging
@@ -198,20 +199,23 @@ def _transport_kind(cls: type) -> tuple[bool, bool]:
 _KINDS: dict[type, tuple[bool, bool]] = {}
 
 
-def _peer(transport: asyncio.BaseTransport) -> ConnectionInfo:
+def _peer(transport: asyncio.BaseTransport, listener: tuple[str, int] | None) -> ConnectionInfo:
+    """The connection's addresses and scheme; `listener`: its local address where the
+    listener says it (`pounce.net.binds.listener_address`), so no ``getsockname``."""
     get = transport.get_extra_info
     peername = get("peername")
-    sockname = get("sockname")
     client: tuple[str, int] | None = None
-    server: tuple[str, int | None] | None = None
+    server: tuple[str, int | None] | None = listener
     # The socket module's own (host, port) pairs, kept as they are; IPv6 adds
     # flow info and scope id, which are not part of the address ASGI reports.
     if type(peername) is tuple:
         client = peername if len(peername) == 2 else peername[:2]
-    if type(sockname) is tuple:
-        server = sockname if len(sockname) == 2 else sockname[:2]
-    elif isinstance(sockname, str) and sockname:
-        server = (sockname, None)
+    if server is None:
+        sockname = get("sockname")
+        if type(sockname) is tuple:
+            server = sockname if len(sockname) == 2 else sockname[:2]
+        elif isinstance(sockname, str) and sockname:
+            server = (sockname, None)
     cls = type(transport)
     kind = _KINDS.get(cls)
     if kind is None:
@@ -228,6 +232,25 @@ def _peer(transport: asyncio.BaseTransport) -> ConnectionInfo:
     if may_be_tls and get("sslcontext") is not None:
         return connection_info(client, server, "https")
     return connection_info(client, server, "http")
+
+
+def _cork(fd: int, option: int) -> None:
+    """``TCP_CORK`` (`option`) on the socket `fd`, through a socket object of our own that
+    borrows the descriptor for the call and gives it back (``detach``: never closes it).
+
+    The loops' own socket objects set it at three times the cost: uvloop's makes a
+    `socket.socket` for each call (``PseudoSocket``), a tenth of what the cork saves.
+    The borrowing object's family is nominal: a TCP-level option does not read it.
+    """
+    borrowed = None
+    try:
+        borrowed = _socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fd)
+        borrowed.setsockopt(socket.IPPROTO_TCP, option, 1)
+    except OSError:
+        pass  # (a PROXY-protocol peer on a Unix socket: written as `write` does)
+    finally:
+        if borrowed is not None:
+            borrowed.detach()
 
 
 def start_eagerly(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -453,6 +476,7 @@ class TransportAdapter(asyncio.Protocol):
         "_held",
         "_holds_reads",
         "_lingering",
+        "_listener",
         "_lost",
         "_peer_done",
         "_read_paused",
@@ -470,10 +494,12 @@ class TransportAdapter(asyncio.Protocol):
         factory: HandlerFactory,
         tracker: ConnectionTracker,
         send_timeout: float | None = DEFAULT_SEND_TIMEOUT,
+        listener: tuple[str, int] | None = None,
     ) -> None:
         self._handler: ConnectionHandler = factory()
         self._tracker = tracker
         self._send_timeout = send_timeout
+        self._listener = listener  # the local address, where the listener knows it
         self._transport: asyncio.Transport | None = None
         # An attribute, not a property: the driver reads it for every request.
         self.info: ConnectionInfo = _NO_INFO
@@ -498,7 +524,7 @@ class TransportAdapter(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # (a stream transport)
-        self.info = _peer(transport)
+        self.info = _peer(transport, self._listener)
         tracker = self._tracker
         tracker._adapters.add(self)  # (`ConnectionTracker.add` inline: once per connection)
         if not tracker._loop_asked:
@@ -804,10 +830,7 @@ class TransportAdapter(asyncio.Protocol):
         ):
             sock = transport.get_extra_info("socket")
             if sock is not None:
-                try:  # (not contextlib.suppress: a context manager per connection)  # noqa: SIM105
-                    sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
-                except OSError:
-                    pass  # (a PROXY-protocol peer on a Unix socket: written as `write` does)
+                _cork(sock.fileno(), _TCP_CORK)
         self.write(data)
 
     def input_finished(self) -> None:
@@ -913,8 +936,9 @@ class ObservedTransportAdapter(TransportAdapter):
         tracker: ConnectionTracker,
         send_timeout: float | None,
         events: EventBus,
+        listener: tuple[str, int] | None = None,
     ) -> None:
-        super().__init__(factory, tracker, send_timeout)
+        super().__init__(factory, tracker, send_timeout, listener)
         self._events = events
         self._bytes_in = 0
         self._bytes_out = 0
