@@ -238,9 +238,11 @@ def _cork(fd: int, option: int) -> None:
     """``TCP_CORK`` (`option`) on the socket `fd`, through a socket object of our own that
     borrows the descriptor for the call and gives it back (``detach``: never closes it).
 
-    The loops' own socket objects set it at three times the cost: uvloop's makes a
-    `socket.socket` for each call (``PseudoSocket``), a tenth of what the cork saves.
-    The borrowing object's family is nominal: a TCP-level option does not read it.
+    uvloop's own socket object (``PseudoSocket``) makes a `socket.socket` for each call,
+    whose Python ``__init__`` and ``detach`` cost more than the option itself; this is
+    the C object alone (its constructor still checks the descriptor with a
+    ``getsockname``). The borrowing object's family is nominal: a TCP-level option does
+    not read it. (``ctypes``' ``setsockopt`` was timed too: no cheaper.)
     """
     borrowed = None
     try:
@@ -817,8 +819,9 @@ class TransportAdapter(asyncio.Protocol):
         — a fifth of a ``Connection: close`` request's cost on loopback
         (docs/performance.md, "Speed round two — the response and the FIN in one
         segment"). Nothing waits long: the close, or the half-close `close` makes before
-        lingering, sends what waits, and the kernel never holds a corked segment past
-        200 ms. TLS, a Unix socket and a file being sent write as `write` does.
+        lingering, sends what waits (the loop carries it out at once or at its next
+        turn), and the kernel never holds a corked segment past 200 ms. TLS, a Unix
+        socket and a file being sent write as `write` does.
         """
         transport = self._transport
         if (
