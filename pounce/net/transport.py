@@ -816,7 +816,7 @@ class TransportAdapter(asyncio.Protocol):
         On plain TCP under Linux they wait in the kernel for that close (``TCP_CORK``),
         which sends them with the FIN in one segment instead of two: one segment, and
         one wake-up of the client, fewer for every connection that ends with a response
-        — a fifth of a ``Connection: close`` request's cost on loopback
+        — a quarter of a ``Connection: close`` request's cost on loopback
         (docs/performance.md, "Speed round two — the response and the FIN in one
         segment"). Nothing waits long: the close, or the half-close `close` makes before
         lingering, sends what waits (the loop carries it out at once or at its next
