@@ -316,7 +316,7 @@ class HTTPDriver(Upgradable):
                         self._loop.call_soon(self._write_coalesced)
                     return
             elif self._core.must_close:
-                self._write_last()  # (the response that ends the connection)
+                self._write_last(self._core.data_to_send())  # (it ends the connection)
                 return
         else:
             self._core.send(event)
@@ -336,13 +336,12 @@ class HTTPDriver(Upgradable):
         data = whole(status, headers, body)
         if data is None:
             return False
-        self._coalesced = 0
-        conn = self._conn
-        if conn is not None:
-            if self._core.must_close and isinstance(conn, TransportAdapter):
-                conn.write_last(data)  # (as `_write_last`: the response ends the connection)
-            else:
-                conn.write(data)
+        if self._core.must_close:
+            self._write_last(data)  # (it ends the connection)
+        else:
+            self._coalesced = 0
+            if self._conn is not None:
+                self._conn.write(data)
         return True
 
     def _gathers(self) -> bool:
@@ -375,18 +374,18 @@ class HTTPDriver(Upgradable):
         self._flush_scheduled = False
         self._write_out()
 
-    def _write_last(self) -> None:
-        """`_write_out` for a response that ends the connection: `stream_done` closes it
+    def _write_last(self, data: bytes) -> None:
+        """Write the end of a response that ends the connection: `stream_done` closes it
         next (the exchange calls it right after the response's end), so its bytes may wait
         for the FIN and leave with it (`TransportAdapter.write_last`)."""
         self._coalesced = 0
         conn = self._conn
-        data = self._core.data_to_send()
-        if data and conn is not None and not self._closed:
-            if isinstance(conn, TransportAdapter):
-                conn.write_last(data)
-            else:
-                conn.write(data)
+        if not data or conn is None:
+            return
+        if isinstance(conn, TransportAdapter):
+            conn.write_last(data)
+        else:
+            conn.write(data)
 
     def _write_out(self) -> None:
         self._coalesced = 0
